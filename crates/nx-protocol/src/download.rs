@@ -1,0 +1,278 @@
+//! Streamed integrity checks for downloads: feed the chunks as they arrive, learn at the end
+//! whether the bytes are the ones promised. Shared by every transport and both APIs.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+/// A SHA-256 digest, e.g. the `sha256` an inbound webhook gives for a media file.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Sha256Digest([u8; 32]);
+
+impl Sha256Digest {
+    /// From raw bytes.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Parses 64 hex characters (either case).
+    ///
+    /// ```
+    /// use nx_protocol::download::Sha256Digest;
+    /// let hex = "0ed3d9d4db83ed7751314af5f2e9bf008edc49a101bebb9054a97f824cf2136b";
+    /// assert_eq!(Sha256Digest::from_hex(hex).unwrap().to_string(), hex);
+    /// assert!(Sha256Digest::from_hex("0ed3").is_none());
+    /// ```
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(hex, &mut out).ok()?;
+        Some(Self(out))
+    }
+
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(Sha256::digest(bytes).into())
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Display for Sha256Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut hex = [0u8; 64];
+        let _ = hex::encode_to_slice(self.0, &mut hex);
+        f.write_str(std::str::from_utf8(&hex).unwrap_or_default())
+    }
+}
+
+impl fmt::Debug for Sha256Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sha256Digest({self})")
+    }
+}
+
+impl std::str::FromStr for Sha256Digest {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::from_hex(s).ok_or("a SHA-256 digest is 64 hex characters")
+    }
+}
+
+/// Why downloaded bytes were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IntegrityError {
+    /// More bytes than the configured maximum were announced or received.
+    #[error(
+        "the download is larger than the allowed {limit} bytes (at least {size} bytes); raise the maximum download size if this file is expected"
+    )]
+    TooLarge {
+        /// The maximum.
+        limit: u64,
+        /// The size announced or reached.
+        size: u64,
+    },
+    /// The body ended with a different number of bytes than `Content-Length` announced.
+    #[error(
+        "the download ended after {received} bytes but {expected} were announced; the connection was cut or the server lied; retry"
+    )]
+    LengthMismatch {
+        /// Announced.
+        expected: u64,
+        /// Received.
+        received: u64,
+    },
+    /// The bytes' SHA-256 differs from the expected one.
+    #[error(
+        "SHA-256 mismatch: expected {expected}, got {actual}; the file is corrupt or not the one the id names; it was not kept"
+    )]
+    Sha256Mismatch {
+        /// Expected digest.
+        expected: Sha256Digest,
+        /// Digest of what arrived.
+        actual: Sha256Digest,
+    },
+}
+
+/// What a finished, verified download was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    /// Bytes received.
+    pub len: u64,
+    /// Their SHA-256, when it was computed (an expected digest was given, or it was asked for).
+    pub sha256: Option<Sha256Digest>,
+}
+
+/// The checks a download must pass, fed chunk by chunk.
+///
+/// ```
+/// use nx_protocol::download::{DownloadCheck, Sha256Digest};
+/// let mut check = DownloadCheck::new(1024).expect_sha256(Sha256Digest::of(b"hello"));
+/// check.begin(Some(5)).unwrap();
+/// check.update(b"hel").unwrap();
+/// check.update(b"lo").unwrap();
+/// assert_eq!(check.finish().unwrap().len, 5);
+/// ```
+#[derive(Clone, Debug)]
+pub struct DownloadCheck {
+    max_bytes: u64,
+    announced: Option<u64>,
+    expected_sha256: Option<Sha256Digest>,
+    hasher: Option<Sha256>,
+    received: u64,
+}
+
+impl DownloadCheck {
+    /// Checks for a download of at most `max_bytes`.
+    pub fn new(max_bytes: u64) -> Self {
+        Self {
+            max_bytes,
+            announced: None,
+            expected_sha256: None,
+            hasher: None,
+            received: 0,
+        }
+    }
+
+    /// Also require this SHA-256.
+    pub fn expect_sha256(mut self, digest: Sha256Digest) -> Self {
+        self.expected_sha256 = Some(digest);
+        self.hasher = Some(Sha256::new());
+        self
+    }
+
+    /// Compute the SHA-256 even without an expected value (reported in [`Verified`]).
+    pub fn compute_sha256(mut self) -> Self {
+        self.hasher.get_or_insert_with(Sha256::new);
+        self
+    }
+
+    /// Records the announced `Content-Length` (if any), refusing one over the maximum before a
+    /// single byte is read.
+    pub fn begin(&mut self, content_length: Option<u64>) -> Result<(), IntegrityError> {
+        if let Some(len) = content_length {
+            if len > self.max_bytes {
+                return Err(IntegrityError::TooLarge {
+                    limit: self.max_bytes,
+                    size: len,
+                });
+            }
+        }
+        self.announced = content_length;
+        Ok(())
+    }
+
+    /// Feeds a chunk.
+    pub fn update(&mut self, chunk: &[u8]) -> Result<(), IntegrityError> {
+        self.received += chunk.len() as u64;
+        if self.received > self.max_bytes {
+            return Err(IntegrityError::TooLarge {
+                limit: self.max_bytes,
+                size: self.received,
+            });
+        }
+        if let Some(announced) = self.announced {
+            if self.received > announced {
+                return Err(IntegrityError::LengthMismatch {
+                    expected: announced,
+                    received: self.received,
+                });
+            }
+        }
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(chunk);
+        }
+        Ok(())
+    }
+
+    /// Bytes fed so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// The announced length, if any.
+    pub fn announced(&self) -> Option<u64> {
+        self.announced
+    }
+
+    /// Ends the download: the length must match what was announced and the digest what was
+    /// expected.
+    pub fn finish(self) -> Result<Verified, IntegrityError> {
+        if let Some(expected) = self.announced {
+            if expected != self.received {
+                return Err(IntegrityError::LengthMismatch {
+                    expected,
+                    received: self.received,
+                });
+            }
+        }
+        let sha256 = self.hasher.map(|h| Sha256Digest(h.finalize().into()));
+        if let (Some(expected), Some(actual)) = (self.expected_sha256, sha256) {
+            if expected != actual {
+                return Err(IntegrityError::Sha256Mismatch { expected, actual });
+            }
+        }
+        Ok(Verified {
+            len: self.received,
+            sha256,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_short_long_and_wrong_bodies() {
+        let mut short = DownloadCheck::new(100);
+        short.begin(Some(10)).unwrap();
+        short.update(b"12345").unwrap();
+        assert_eq!(
+            short.finish(),
+            Err(IntegrityError::LengthMismatch {
+                expected: 10,
+                received: 5
+            })
+        );
+
+        let mut long = DownloadCheck::new(100);
+        long.begin(Some(3)).unwrap();
+        assert!(matches!(
+            long.update(b"1234"),
+            Err(IntegrityError::LengthMismatch { .. })
+        ));
+
+        assert_eq!(
+            DownloadCheck::new(4).begin(Some(5)),
+            Err(IntegrityError::TooLarge { limit: 4, size: 5 })
+        );
+        let mut unannounced = DownloadCheck::new(4);
+        unannounced.begin(None).unwrap();
+        assert!(matches!(
+            unannounced.update(b"12345"),
+            Err(IntegrityError::TooLarge { .. })
+        ));
+
+        let mut wrong = DownloadCheck::new(100).expect_sha256(Sha256Digest::of(b"right"));
+        wrong.begin(None).unwrap();
+        wrong.update(b"wrong").unwrap();
+        assert!(matches!(
+            wrong.finish(),
+            Err(IntegrityError::Sha256Mismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn known_digest() {
+        // SHA-256("abc") from FIPS 180-2.
+        assert_eq!(
+            Sha256Digest::of(b"abc").to_string(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -1,0 +1,220 @@
+//! The two ways a call fails in nx-protocol: input refused before sending, and an answer that is
+//! not a success.
+
+use std::fmt;
+
+use http::StatusCode;
+
+use crate::code::ApiCode;
+use crate::onprem::MetaError;
+use crate::sign::SigningError;
+
+/// Input refused before any byte is sent. Each variant names the field and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidInput {
+    /// `business_phone` is not 6 to 20 ASCII digits.
+    #[error(
+        "business_phone must be 6 to 20 digits with the country code and no `+` or spaces (e.g. 8615800001795); got {len} characters: {reason}"
+    )]
+    Phone {
+        /// Why it was refused.
+        reason: &'static str,
+        /// How many characters it had.
+        len: usize,
+    },
+    /// The media id is empty, too long, or holds control characters.
+    #[error("media id {reason}")]
+    MediaId {
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// The MIME type is not in WhatsApp's media table.
+    #[error("MIME type `{mime}` is not accepted by WhatsApp; accepted: {accepted}")]
+    MimeType {
+        /// The type given (printable characters only).
+        mime: String,
+        /// The accepted types.
+        accepted: &'static str,
+    },
+    /// The file is larger than its kind allows.
+    #[error("{kind} files may be at most {limit} bytes; this one has {actual} bytes")]
+    TooLarge {
+        /// The media kind (`image`, `sticker`, ...).
+        kind: &'static str,
+        /// Its limit in bytes.
+        limit: u64,
+        /// The file's size in bytes.
+        actual: u64,
+    },
+    /// The file is empty.
+    #[error("the file is empty; WhatsApp does not accept empty media")]
+    EmptyFile,
+    /// A URL the caller gave cannot be used.
+    #[error("URL `{url}` is not usable: {reason}")]
+    Url {
+        /// The URL, with any query removed.
+        url: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A header value holds characters HTTP does not allow (control characters, non-ASCII).
+    #[error("header `{name}` holds characters that HTTP headers cannot carry")]
+    HeaderValue {
+        /// The header's name.
+        name: String,
+    },
+    /// The request could not be signed.
+    #[error(transparent)]
+    Signing(#[from] SigningError),
+    /// A request field could not be serialized.
+    #[error("request body could not be serialized: {0}")]
+    Serialize(String),
+}
+
+/// A short, printable excerpt of an answer body for error messages: at most 200 characters,
+/// control characters escaped, never a panic on any bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Snippet(String);
+
+impl Snippet {
+    const MAX_CHARS: usize = 200;
+
+    /// The excerpt of `body`.
+    pub fn of(body: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(&body[..body.len().min(Self::MAX_CHARS * 4)]);
+        let mut out = String::new();
+        for (i, c) in text.chars().enumerate() {
+            if i == Self::MAX_CHARS {
+                out.push('…');
+                return Self(out);
+            }
+            if c.is_control() {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+        }
+        if body.len() > Self::MAX_CHARS * 4 {
+            out.push('…');
+        }
+        Self(out)
+    }
+
+    /// The excerpt.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Snippet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("(empty body)")
+        } else {
+            f.write_str(&self.0)
+        }
+    }
+}
+
+impl fmt::Debug for Snippet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+/// An answer that is not a success.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResponseError {
+    /// NXCloud answered its envelope with a non-zero code.
+    #[error("NXCloud answered code {code}{}", message_suffix(message))]
+    Api {
+        /// The code (unknown ones keep their number).
+        code: ApiCode,
+        /// The envelope's `message`, as sent.
+        message: String,
+        /// The HTTP status it came with.
+        status: StatusCode,
+    },
+    /// The On-Premises API answered its error shape.
+    #[error("WhatsApp On-Premises answered HTTP {status}: {error}")]
+    OnPrem {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The first error object.
+        error: MetaError,
+    },
+    /// An HTTP error status without a body we understand (a gateway's HTML page, an empty 502, a
+    /// 404 with no body).
+    #[error("HTTP {status} with a body that is not the API's answer: {snippet}")]
+    Http {
+        /// The status.
+        status: StatusCode,
+        /// What the body began with.
+        snippet: Snippet,
+    },
+    /// A success status whose body is not the answer's expected shape.
+    #[error("HTTP {status}: the answer is not valid ({what}): {snippet}")]
+    Malformed {
+        /// The status.
+        status: StatusCode,
+        /// What is wrong with it.
+        what: String,
+        /// What the body began with.
+        snippet: Snippet,
+    },
+}
+
+fn message_suffix(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(" (server said: {message})")
+    }
+}
+
+impl ResponseError {
+    /// The HTTP status the answer came with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ResponseError::Api { status, .. }
+            | ResponseError::OnPrem { status, .. }
+            | ResponseError::Http { status, .. }
+            | ResponseError::Malformed { status, .. } => *status,
+        }
+    }
+
+    /// The NXCloud code, if the answer carried one.
+    pub fn api_code(&self) -> Option<ApiCode> {
+        match self {
+            ResponseError::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn malformed(status: StatusCode, what: impl Into<String>, body: &[u8]) -> Self {
+        ResponseError::Malformed {
+            status,
+            what: what.into(),
+            snippet: Snippet::of(body),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snippet_is_short_printable_and_total() {
+        assert_eq!(Snippet::of(b"").to_string(), "(empty body)");
+        assert_eq!(Snippet::of(b"<html>\r\n").as_str(), "<html>\\r\\n");
+        let long = vec![b'a'; 10_000];
+        assert_eq!(Snippet::of(&long).as_str().chars().count(), 201);
+        assert_eq!(
+            Snippet::of(&[0xff, 0xfe, b'x']).as_str(),
+            "\u{fffd}\u{fffd}x"
+        );
+    }
+}

@@ -1,0 +1,338 @@
+//! The sans-IO request machinery every NXCloud API call goes through.
+//!
+//! An [`Operation`] says what it is (business line, action, path), how its body is produced and
+//! how its `data` is parsed. [`build_request`] turns it, a [`BaseUrl`], [`Credentials`] and a
+//! [`Timestamp`] into a signed `http::Request` whose body bytes are exactly the bytes that were
+//! signed; [`parse_response`] turns status + body bytes into the typed output or a
+//! [`ResponseError`]. Transports only move bytes.
+//!
+//! Adding another NXCloud API (SMS, voice, ...) is implementing [`Operation`]:
+//!
+//! ```
+//! use nx_protocol::operation::{build_request, deserialize_data, parse_response, BaseUrl, Operation, RequestBody};
+//! use nx_protocol::{BizType, Credentials, InvalidInput, Timestamp};
+//!
+//! /// A hypothetical SMS send call.
+//! struct SendSms<'a> { phone: &'a str, text: &'a str }
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Sent { message_id: String }
+//!
+//! impl Operation for SendSms<'_> {
+//!     type Output = Sent;
+//!     fn biz_type(&self) -> BizType { BizType::SMS }
+//!     fn action(&self) -> &str { "send" }
+//!     fn path(&self) -> &str { "/api/sms/send" }
+//!     fn body(&self) -> Result<RequestBody, InvalidInput> {
+//!         RequestBody::json(&serde_json::json!({ "phone": self.phone, "content": self.text }))
+//!     }
+//!     fn parse_data(&self, data: Option<&serde_json::value::RawValue>) -> Result<Sent, String> {
+//!         deserialize_data(data)
+//!     }
+//! }
+//!
+//! let op = SendSms { phone: "8613800000000", text: "hi" };
+//! let creds = Credentials::new("key", "secret");
+//! let base = BaseUrl::parse("https://api2.nxcloud.com").unwrap();
+//! let request = build_request(&op, &base, &creds, Timestamp::from_millis(1_700_000_000_000)).unwrap();
+//! assert_eq!(request.uri(), "https://api2.nxcloud.com/api/sms/send");
+//! assert_eq!(request.headers()["action"], "send");
+//! assert_eq!(request.headers()["sign"].len(), 32);
+//!
+//! let answer = br#"{"code":0,"message":"ok","data":{"message_id":"m1"}}"#;
+//! let sent = parse_response(&op, http::StatusCode::OK, answer).unwrap();
+//! assert_eq!(sent.message_id, "m1");
+//! ```
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderValue, Method, StatusCode, Uri};
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+use crate::body::{OutgoingBody, StreamedBody};
+use crate::code::BizType;
+use crate::envelope::RawEnvelope;
+use crate::error::{InvalidInput, ResponseError, Snippet};
+use crate::secret::Credentials;
+use crate::sign::{self, SignableBody, SignableRequest};
+use crate::time::Timestamp;
+
+/// `Content-Type` of NXCloud's JSON requests.
+pub const JSON_CONTENT_TYPE: &str = "application/json";
+
+/// The names of NXCloud's common headers.
+pub mod headers {
+    /// The account's public key id.
+    pub const ACCESS_KEY: &str = "accessKey";
+    /// Request time in milliseconds.
+    pub const TS: &str = "ts";
+    /// Business line.
+    pub const BIZ_TYPE: &str = "bizType";
+    /// Operation.
+    pub const ACTION: &str = "action";
+    /// The signature.
+    pub const SIGN: &str = crate::sign::SIGN_HEADER;
+}
+
+/// How an operation's request body is produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestBody {
+    /// No body.
+    Empty,
+    /// JSON bytes, serialized once: they are signed and sent as they are.
+    Json(Bytes),
+    /// A `multipart/form-data` body (never signed), with its `Content-Type` (boundary included).
+    Multipart {
+        /// `multipart/form-data; boundary=...`.
+        content_type: String,
+        /// The form, its file part streamed by the transport.
+        body: StreamedBody,
+    },
+}
+
+impl RequestBody {
+    /// Serializes `value` as compact JSON, once.
+    pub fn json(value: &impl serde::Serialize) -> Result<Self, InvalidInput> {
+        serde_json::to_vec(value)
+            .map(|v| RequestBody::Json(Bytes::from(v)))
+            .map_err(|e| InvalidInput::Serialize(e.to_string()))
+    }
+}
+
+/// One NXCloud open-platform API call, described without any I/O.
+pub trait Operation {
+    /// The typed `data` of a successful answer.
+    type Output;
+
+    /// The `bizType` header.
+    fn biz_type(&self) -> BizType;
+
+    /// The `action` header.
+    fn action(&self) -> &str;
+
+    /// The path below the base URL, e.g. `/api/wa/getMedia`.
+    fn path(&self) -> &str;
+
+    /// The request body. Validation of the call's inputs happens here, before anything is sent.
+    fn body(&self) -> Result<RequestBody, InvalidInput>;
+
+    /// Parses a successful answer's `data` (`None` when it is absent or `null`); the error says
+    /// what is wrong with it. [`deserialize_data`] is the usual body.
+    fn parse_data(&self, data: Option<&RawValue>) -> Result<Self::Output, String>;
+
+    /// Whether sending the call twice has the same effect as sending it once. Only such calls
+    /// are retried after a failure that may have reached the server (a reset, a timeout).
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+}
+
+/// A validated base URL (`http` or `https`, no query or fragment), e.g. `https://api2.nxcloud.com`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    /// Scheme and authority with any path prefix, without a trailing `/`.
+    prefix: String,
+    scheme_https: bool,
+}
+
+impl BaseUrl {
+    /// Parses and checks a base URL.
+    pub fn parse(url: &str) -> Result<Self, InvalidInput> {
+        let bad = |reason| InvalidInput::Url {
+            url: strip_query(url).to_owned(),
+            reason,
+        };
+        let uri: Uri = url
+            .parse()
+            .map_err(|_| bad("it is not a valid absolute URL"))?;
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return Err(bad("the scheme must be http or https")),
+        };
+        let authority = uri.authority().ok_or_else(|| bad("it has no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(bad("credentials in the URL are not supported"));
+        }
+        if uri.query().is_some() || url.contains('#') {
+            return Err(bad("a base URL cannot have a query or fragment"));
+        }
+        let path = uri.path().trim_end_matches('/');
+        let scheme = if https { "https" } else { "http" };
+        Ok(Self {
+            prefix: format!("{scheme}://{authority}{path}"),
+            scheme_https: https,
+        })
+    }
+
+    /// Whether it is `https`.
+    pub fn is_https(&self) -> bool {
+        self.scheme_https
+    }
+
+    /// The host, without port.
+    pub fn host(&self) -> &str {
+        let rest = self.prefix.split_once("://").map_or("", |(_, r)| r);
+        let authority = rest.split('/').next().unwrap_or("");
+        if let Some(v6) = authority.strip_prefix('[') {
+            return v6.split(']').next().unwrap_or("");
+        }
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    }
+
+    /// Whether the host is a loopback address (`localhost`, 127.0.0.0/8, `::1`), where plain
+    /// HTTP is harmless.
+    pub fn is_loopback(&self) -> bool {
+        let host = self.host();
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
+    /// The URL of `path_and_query` (which starts with `/`) below this base.
+    pub fn join(&self, path_and_query: &str) -> Result<Uri, InvalidInput> {
+        format!("{}{}", self.prefix, path_and_query)
+            .parse()
+            .map_err(|_| InvalidInput::Url {
+                url: format!("{}{}", self.prefix, strip_query(path_and_query)),
+                reason: "the path does not form a valid URL",
+            })
+    }
+
+    /// The base as text.
+    pub fn as_str(&self) -> &str {
+        &self.prefix
+    }
+}
+
+impl std::fmt::Debug for BaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BaseUrl({})", self.prefix)
+    }
+}
+
+impl std::fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.prefix)
+    }
+}
+
+pub(crate) fn strip_query(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
+
+/// Builds the signed request for `op`: `POST base + path`, the four common headers plus `sign`,
+/// `Content-Type` and `Content-Length`, and the body whose bytes were signed.
+pub fn build_request<O: Operation + ?Sized>(
+    op: &O,
+    base: &BaseUrl,
+    credentials: &Credentials,
+    ts: Timestamp,
+) -> Result<http::Request<OutgoingBody>, InvalidInput> {
+    let body = op.body()?;
+    let (signable, content_type, outgoing) = match &body {
+        RequestBody::Empty => (SignableBody::Empty, None, OutgoingBody::Empty),
+        RequestBody::Json(bytes) => (
+            SignableBody::Json(bytes),
+            Some(JSON_CONTENT_TYPE),
+            OutgoingBody::Bytes(bytes.clone()),
+        ),
+        RequestBody::Multipart { content_type, body } => (
+            SignableBody::Multipart,
+            Some(content_type.as_str()),
+            OutgoingBody::Streamed(body.clone()),
+        ),
+    };
+    let ts_digits = ts.digits();
+    let biz_digits = op.biz_type().digits();
+    let params = [
+        (headers::ACCESS_KEY, credentials.access_key()),
+        (headers::ACTION, op.action()),
+        (headers::BIZ_TYPE, biz_digits.as_str()),
+        (headers::TS, ts_digits.as_str()),
+    ];
+    let signature = sign::sign(
+        &SignableRequest::new(&params, signable),
+        credentials.access_secret(),
+    )?;
+
+    let mut builder = http::Request::builder()
+        .method(Method::POST)
+        .uri(base.join(op.path())?);
+    let headers = builder
+        .headers_mut()
+        .ok_or(InvalidInput::HeaderValue { name: "uri".into() })?;
+    for (name, value) in params
+        .iter()
+        .copied()
+        .chain([(headers::SIGN, signature.as_str())])
+    {
+        let value = HeaderValue::from_str(value).map_err(|_| InvalidInput::HeaderValue {
+            name: name.to_owned(),
+        })?;
+        headers.insert(name, value);
+    }
+    if let Some(content_type) = content_type {
+        let value = HeaderValue::from_str(content_type).map_err(|_| InvalidInput::HeaderValue {
+            name: CONTENT_TYPE.to_string(),
+        })?;
+        headers.insert(CONTENT_TYPE, value);
+    }
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(outgoing.content_length()));
+    builder
+        .body(outgoing)
+        .map_err(|_| InvalidInput::HeaderValue {
+            name: "request".into(),
+        })
+}
+
+/// Deserializes a success answer's `data` as `T`, refusing an absent or `null` one.
+pub fn deserialize_data<T: DeserializeOwned>(data: Option<&RawValue>) -> Result<T, String> {
+    let data = data.ok_or_else(|| "success answer without `data`".to_owned())?;
+    serde_json::from_str(data.get()).map_err(|e| format!("`data`: {e}"))
+}
+
+/// Parses an answer to `op` from its status and body bytes.
+///
+/// An envelope with a non-zero code is [`ResponseError::Api`] whatever the status; a body that is
+/// not an envelope is [`ResponseError::Http`] on an error status and [`ResponseError::Malformed`]
+/// on a success status. Never panics, whatever the bytes.
+pub fn parse_response<O: Operation + ?Sized>(
+    op: &O,
+    status: StatusCode,
+    body: &[u8],
+) -> Result<O::Output, ResponseError> {
+    let envelope = match RawEnvelope::parse(body) {
+        Ok(envelope) => envelope,
+        Err(_) if !status.is_success() => {
+            return Err(ResponseError::Http {
+                status,
+                snippet: Snippet::of(body),
+            });
+        }
+        Err(e) => {
+            return Err(ResponseError::malformed(
+                status,
+                format!("not an NXCloud envelope: {e}"),
+                body,
+            ));
+        }
+    };
+    if !envelope.code.is_success() {
+        return Err(ResponseError::Api {
+            code: envelope.code,
+            message: envelope.message.unwrap_or_default(),
+            status,
+        });
+    }
+    if !status.is_success() {
+        return Err(ResponseError::Http {
+            status,
+            snippet: Snippet::of(body),
+        });
+    }
+    op.parse_data(envelope.data)
+        .map_err(|what| ResponseError::malformed(status, what, body))
+}

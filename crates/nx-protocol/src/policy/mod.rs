@@ -1,0 +1,1 @@
+//! Retry, backoff and clock-skew policy as plain functions: the transports ask, these answer.

@@ -1,0 +1,246 @@
+//! NXCloud's MD5 request signature, for every NXCloud open-platform API.
+//!
+//! The string to sign is
+//! `name1=value1&name2=value2...[&body=<json bytes>]&accessSecret=<secret>`, with the header
+//! parameters sorted by name in ascending ASCII order and `sign` itself left out; the `&body=`
+//! segment is present only for a non-empty JSON body. `sign` is the lower-case hex MD5 of it.
+//!
+//! Like aws-sigv4, the signer takes a borrowed, client-neutral view of the request
+//! ([`SignableRequest`]) and returns a [`Signature`] instead of touching any client's request.
+//! The string to sign is never built on the hot path: its pieces are fed to MD5 one by one.
+//!
+//! ```
+//! use nx_protocol::sign::{sign, SignableBody, SignableRequest};
+//! use nx_protocol::AccessSecret;
+//!
+//! // The vendor's worked example.
+//! let params = [
+//!     ("accessKey", "fme2na3kdi3ki"),
+//!     ("ts", "1655710885431"),
+//!     ("bizType", "1"),
+//!     ("action", "send"),
+//! ];
+//! let body = r#"{"name":"牛小信","id":10001}"#.as_bytes();
+//! let request = SignableRequest::new(&params, SignableBody::Json(body));
+//! let signature = sign(&request, &AccessSecret::new("abciiiko2k3")).unwrap();
+//! assert_eq!(signature.as_str(), "87c3560d3331ae23f1021e2025722354");
+//! ```
+
+use std::fmt;
+
+use md5::{Digest, Md5};
+
+use crate::secret::{AccessSecret, REDACTED};
+
+/// The header parameter that carries the signature; never part of the string to sign.
+pub const SIGN_HEADER: &str = "sign";
+
+/// The request body as the signer sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignableBody<'a> {
+    /// An `application/json` body: exactly the bytes that go on the wire. An empty slice is
+    /// treated like [`SignableBody::Empty`].
+    Json(&'a [u8]),
+    /// No body.
+    Empty,
+    /// A `multipart/form-data` body, which is never part of the signature.
+    Multipart,
+}
+
+impl<'a> SignableBody<'a> {
+    /// The bytes that the `&body=` segment carries, if the segment is present.
+    fn signed_bytes(self) -> Option<&'a [u8]> {
+        match self {
+            SignableBody::Json(bytes) if !bytes.is_empty() => Some(bytes),
+            _ => None,
+        }
+    }
+}
+
+/// A borrowed, client-neutral view of what NXCloud signs: the header parameters that are sent
+/// (in any order; a parameter named `sign` is skipped) and the body.
+#[derive(Clone, Copy, Debug)]
+pub struct SignableRequest<'a> {
+    params: &'a [(&'a str, &'a str)],
+    body: SignableBody<'a>,
+}
+
+/// Why a request cannot be signed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SigningError {
+    /// Two header parameters share a name, so their order in the string to sign is undefined.
+    #[error("header parameter `{0}` is given twice; each parameter may appear once")]
+    DuplicateParam(String),
+}
+
+impl<'a> SignableRequest<'a> {
+    /// A request with these header parameters and this body.
+    pub fn new(params: &'a [(&'a str, &'a str)], body: SignableBody<'a>) -> Self {
+        Self { params, body }
+    }
+
+    /// The parameters that are signed, in signing order (ascending ASCII by name, `sign` skipped).
+    ///
+    /// Sorting is done by repeated selection over the borrowed slice, so it needs no allocation;
+    /// the handful of parameters a request carries makes the quadratic cost irrelevant.
+    fn sorted(&self) -> Result<SortedParams<'a>, SigningError> {
+        let signed = |(name, _): &&(&str, &str)| *name != SIGN_HEADER;
+        for (i, (name, _)) in self.params.iter().enumerate().filter(|(_, p)| signed(p)) {
+            if self.params[i + 1..].iter().any(|(other, _)| other == name) {
+                return Err(SigningError::DuplicateParam((*name).to_owned()));
+            }
+        }
+        Ok(SortedParams {
+            params: self.params,
+            last: None,
+        })
+    }
+
+    /// Stage 1: the sorted `name=value&...` header string.
+    pub fn header_string(&self) -> Result<String, SigningError> {
+        let mut out = Vec::new();
+        self.feed_headers(&mut |b| out.extend_from_slice(b))?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// Stage 2: the body segment, `&body=<bytes>` or nothing.
+    pub fn body_segment(&self) -> String {
+        match self.body.signed_bytes() {
+            Some(bytes) => format!("&body={}", String::from_utf8_lossy(bytes)),
+            None => String::new(),
+        }
+    }
+
+    fn feed_headers(&self, sink: &mut impl FnMut(&[u8])) -> Result<(), SigningError> {
+        for (i, (name, value)) in self.sorted()?.enumerate() {
+            if i > 0 {
+                sink(b"&");
+            }
+            sink(name.as_bytes());
+            sink(b"=");
+            sink(value.as_bytes());
+        }
+        Ok(())
+    }
+
+    /// Feeds the whole string to sign, with `secret` in the secret's place, to `sink`.
+    /// The one definition of the string: the hash, the masked string and the tests all use it.
+    fn feed(&self, secret: &[u8], sink: &mut impl FnMut(&[u8])) -> Result<(), SigningError> {
+        self.feed_headers(sink)?;
+        if let Some(body) = self.body.signed_bytes() {
+            sink(b"&body=");
+            sink(body);
+        }
+        sink(b"&accessSecret=");
+        sink(secret);
+        Ok(())
+    }
+}
+
+/// Iterator over parameters in ascending name order, skipping `sign`.
+struct SortedParams<'a> {
+    params: &'a [(&'a str, &'a str)],
+    last: Option<&'a str>,
+}
+
+impl<'a> Iterator for SortedParams<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let next = self
+            .params
+            .iter()
+            .filter(|(name, _)| *name != SIGN_HEADER && self.last.is_none_or(|last| *name > last))
+            .min_by(|a, b| a.0.cmp(b.0))
+            .copied()?;
+        self.last = Some(next.0);
+        Some(next)
+    }
+}
+
+/// An NXCloud signature: 32 lower-case hex characters, held inline (no heap).
+///
+/// `Debug` is redacted so that a signature never lands in a log by accident; use
+/// [`Signature::as_str`] to send or print it on purpose.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Signature([u8; 32]);
+
+impl Signature {
+    fn from_digest(digest: &[u8]) -> Self {
+        let mut hex = [0u8; 32];
+        // Both lengths are fixed (16 bytes in, 32 out), so encoding cannot fail.
+        let _ = hex::encode_to_slice(digest, &mut hex);
+        Self(hex)
+    }
+
+    /// The 32 lower-case hex characters.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// Compares with a received `sign` value in constant time (ASCII case-insensitively, since
+    /// hex digits carry the same value in either case).
+    pub fn matches(&self, received: &str) -> bool {
+        let received = received.as_bytes();
+        if received.len() != self.0.len() {
+            return false;
+        }
+        let diff = self
+            .0
+            .iter()
+            .zip(received)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b.to_ascii_lowercase()));
+        diff == 0
+    }
+}
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({REDACTED})")
+    }
+}
+
+/// Signs `request` with `secret`: lower-case hex MD5 of the string to sign, streamed into the hash.
+pub fn sign(
+    request: &SignableRequest<'_>,
+    secret: &AccessSecret,
+) -> Result<Signature, SigningError> {
+    let mut md5 = Md5::new();
+    request.feed(secret.expose().as_bytes(), &mut |bytes| md5.update(bytes))?;
+    Ok(Signature::from_digest(&md5.finalize()))
+}
+
+/// The whole string to sign with the secret replaced by [`REDACTED`]: for debugging a 1003
+/// ("invalid signature") answer. Non-UTF-8 body bytes are shown lossily.
+///
+/// ```
+/// use nx_protocol::sign::{canonical_string, SignableBody, SignableRequest};
+/// let params = [("ts", "1"), ("accessKey", "k"), ("action", "getMedia"), ("bizType", "2")];
+/// let request = SignableRequest::new(&params, SignableBody::Json(b"{}"));
+/// assert_eq!(
+///     canonical_string(&request).unwrap(),
+///     "accessKey=k&action=getMedia&bizType=2&ts=1&body={}&accessSecret=<redacted>"
+/// );
+/// ```
+pub fn canonical_string(request: &SignableRequest<'_>) -> Result<String, SigningError> {
+    let mut out = Vec::new();
+    request.feed(REDACTED.as_bytes(), &mut |b| out.extend_from_slice(b))?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The string to sign with the real secret in it. Test-only: it must never reach a log.
+#[cfg(test)]
+pub(crate) fn canonical_string_unmasked(
+    request: &SignableRequest<'_>,
+    secret: &AccessSecret,
+) -> Result<Vec<u8>, SigningError> {
+    let mut out = Vec::new();
+    request.feed(secret.expose().as_bytes(), &mut |b| {
+        out.extend_from_slice(b)
+    })?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

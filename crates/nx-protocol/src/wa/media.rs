@@ -1,0 +1,145 @@
+//! getMedia and deleteMedia.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::code::BizType;
+use crate::error::InvalidInput;
+use crate::operation::{Operation, RequestBody, deserialize_data};
+use crate::wa::url::DownloadUrl;
+use crate::wa::validate::{validate_media_id, validate_phone};
+
+/// `messaging_product`: always `whatsapp`.
+pub const MESSAGING_PRODUCT: &str = "whatsapp";
+
+/// The JSON body getMedia and deleteMedia share, in the spec's field order. Note the field name
+/// `Media-ID`, with a hyphen and capitals.
+#[derive(Serialize)]
+struct MediaBody<'a> {
+    business_phone: &'a str,
+    #[serde(rename = "Media-ID")]
+    media_id: &'a str,
+    messaging_product: &'static str,
+}
+
+fn media_body(phone: &str, media_id: &str) -> Result<RequestBody, InvalidInput> {
+    validate_phone(phone)?;
+    validate_media_id(media_id)?;
+    RequestBody::json(&MediaBody {
+        business_phone: phone,
+        media_id,
+        messaging_product: MESSAGING_PRODUCT,
+    })
+}
+
+/// `POST /api/wa/getMedia`: a media file's metadata and download URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GetMedia {
+    business_phone: String,
+    media_id: String,
+}
+
+impl GetMedia {
+    /// getMedia for `media_id` on the merchant number `business_phone` (digits only).
+    pub fn new(business_phone: impl Into<String>, media_id: impl Into<String>) -> Self {
+        Self {
+            business_phone: business_phone.into(),
+            media_id: media_id.into(),
+        }
+    }
+
+    /// The media id.
+    pub fn media_id(&self) -> &str {
+        &self.media_id
+    }
+
+    /// The merchant number.
+    pub fn business_phone(&self) -> &str {
+        &self.business_phone
+    }
+}
+
+/// What getMedia answers.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct MediaInfo {
+    /// e.g. `image/webp`.
+    pub mime_type: String,
+    /// The file's name (empty when the server gives none).
+    #[serde(default)]
+    pub file_name: String,
+    /// The pre-signed download URL (a secret until it expires).
+    pub url: DownloadUrl,
+}
+
+impl Operation for GetMedia {
+    type Output = MediaInfo;
+
+    fn biz_type(&self) -> BizType {
+        BizType::WHATSAPP
+    }
+    fn action(&self) -> &str {
+        "getMedia"
+    }
+    fn path(&self) -> &str {
+        "/api/wa/getMedia"
+    }
+    fn body(&self) -> Result<RequestBody, InvalidInput> {
+        media_body(&self.business_phone, &self.media_id)
+    }
+    fn parse_data(&self, data: Option<&RawValue>) -> Result<MediaInfo, String> {
+        deserialize_data(data)
+    }
+}
+
+/// `POST /api/wa/deleteMedia`: deletes a media file from WhatsApp's storage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeleteMedia {
+    business_phone: String,
+    media_id: String,
+}
+
+impl DeleteMedia {
+    /// deleteMedia for `media_id` on the merchant number `business_phone` (digits only).
+    pub fn new(business_phone: impl Into<String>, media_id: impl Into<String>) -> Self {
+        Self {
+            business_phone: business_phone.into(),
+            media_id: media_id.into(),
+        }
+    }
+}
+
+/// deleteMedia's `data`: `{"success": true}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Deleted {
+    /// Always true in a value this crate returns: an answer of code 0 whose `success` is false
+    /// is refused as malformed, since the deletion cannot be taken as done.
+    pub success: bool,
+}
+
+impl Operation for DeleteMedia {
+    type Output = Deleted;
+
+    fn biz_type(&self) -> BizType {
+        BizType::WHATSAPP
+    }
+    fn action(&self) -> &str {
+        "deleteMedia"
+    }
+    fn path(&self) -> &str {
+        "/api/wa/deleteMedia"
+    }
+    fn body(&self) -> Result<RequestBody, InvalidInput> {
+        media_body(&self.business_phone, &self.media_id)
+    }
+    fn parse_data(&self, data: Option<&RawValue>) -> Result<Deleted, String> {
+        let deleted: Deleted = deserialize_data(data)?;
+        if deleted.success {
+            Ok(deleted)
+        } else {
+            Err(
+                "deleteMedia answered code 0 with `success: false`; the media may still exist"
+                    .into(),
+            )
+        }
+    }
+}

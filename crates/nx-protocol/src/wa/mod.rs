@@ -1,0 +1,22 @@
+//! NXCloud's WhatsApp media API (bizType 2): getMedia, deleteMedia, uploadMedia, and the inbound
+//! webhook that hands out media ids.
+//!
+//! The usual inbound flow: the webhook gives id + sha256 ([`parse_inbound_webhook`]) ->
+//! [`GetMedia`] gives a [`DownloadUrl`] -> GET it -> check with
+//! [`crate::download::DownloadCheck`] -> store -> [`DeleteMedia`].
+
+mod kind;
+mod media;
+mod upload;
+mod url;
+mod validate;
+mod webhook;
+
+pub use kind::{KB, MB, MediaKind};
+pub use media::{DeleteMedia, Deleted, GetMedia, MESSAGING_PRODUCT, MediaInfo};
+pub use upload::{UploadMedia, UploadedMedia};
+pub use url::DownloadUrl;
+pub use validate::{MAX_MEDIA_ID_LEN, validate_media_id, validate_phone};
+pub use webhook::{
+    InboundMedia, InboundWebhook, MEDIA_MESSAGE_TYPES, WebhookError, parse_inbound_webhook,
+};

@@ -1,0 +1,2 @@
+//! Shared conformance cases, run against every transport (see `tests/tests/`).
+#![forbid(unsafe_code)]
