@@ -51,6 +51,9 @@ pub mod sign;
 pub mod time;
 pub mod wa;
 
+#[cfg(test)]
+mod proptests;
+
 pub use body::{OutgoingBody, StreamedBody};
 pub use code::{ApiCode, BizType};
 pub use error::{InvalidInput, ResponseError, Snippet};

@@ -1,0 +1,629 @@
+//! Property tests across modules: the requests built for the WhatsApp media calls (checked
+//! against a signature recomputed here by hand), parsers that must never panic, and inputs that
+//! must be refused before anything is sent.
+
+use http::StatusCode;
+use md5::{Digest, Md5};
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+
+use crate::body::OutgoingBody;
+use crate::code::ApiCode;
+use crate::error::{InvalidInput, ResponseError, Snippet};
+use crate::onprem::{MetaCode, MetaError};
+use crate::operation::{BaseUrl, Operation, build_request, parse_response};
+use crate::secret::Credentials;
+use crate::time::Timestamp;
+use crate::wa::{
+    DeleteMedia, DownloadUrl, GetMedia, MAX_MEDIA_ID_LEN, MEDIA_MESSAGE_TYPES, MediaKind,
+    UploadMedia, parse_inbound_webhook,
+};
+
+const BASE: &str = "https://api2.nxcloud.com";
+
+fn base() -> BaseUrl {
+    BaseUrl::parse(BASE).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strategies
+// ---------------------------------------------------------------------------------------------
+
+fn valid_phone() -> impl Strategy<Value = String> {
+    "[0-9]{6,20}"
+}
+
+/// A character of a valid media id: anything but control characters, with JSON's special
+/// characters and multibyte ones made frequent.
+fn id_char() -> impl Strategy<Value = char> {
+    prop_oneof![
+        2 => prop::sample::select(vec!['"', '\\', '/', '?', '%', '#', '&', '=', '\'', ' ', '\u{7e}']),
+        2 => prop::sample::select(vec!['é', '牛', '😀', '\u{2028}', '\u{200b}', '\u{feff}', '\u{a0}']),
+        3 => prop::char::range('!', '~'),
+        3 => any::<char>().prop_filter("no control characters", |c| !c.is_control()),
+    ]
+}
+
+/// A valid media id: 1..=512 bytes, no control characters, no white space at either end.
+fn valid_media_id() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+        prop::collection::vec(id_char(), 1..48).prop_map(|cs| cs.into_iter().collect()),
+        // Right at the byte limit.
+        "[a-z]{1,8}".prop_map(|s| {
+            let mut id = "x".repeat(MAX_MEDIA_ID_LEN - s.len());
+            id.push_str(&s);
+            id
+        }),
+    ]
+    .prop_filter("valid ids only", |id| {
+        !id.is_empty() && id.len() <= MAX_MEDIA_ID_LEN && id.trim() == id
+    })
+}
+
+fn credentials() -> impl Strategy<Value = (String, String)> {
+    ("[A-Za-z0-9]{1,20}", "\\PC{0,32}")
+}
+
+fn timestamp() -> impl Strategy<Value = u64> {
+    prop_oneof![1_600_000_000_000u64..1_900_000_000_000, any::<u64>()]
+}
+
+/// A MIME type from the media table, with its kind.
+fn table_mime() -> impl Strategy<Value = (MediaKind, &'static str)> {
+    let all: Vec<(MediaKind, &'static str)> = MediaKind::ALL
+        .into_iter()
+        .flat_map(|kind| kind.mime_types().iter().map(move |m| (kind, *m)))
+        .collect();
+    prop::sample::select(all)
+}
+
+/// A MIME type, a size within its kind's limit (the edges made frequent).
+fn valid_upload() -> impl Strategy<Value = (&'static str, u64)> {
+    table_mime().prop_flat_map(|(kind, mime)| {
+        let max = kind.max_bytes();
+        (
+            Just(mime),
+            prop_oneof![Just(1u64), Just(max), Just(max - 1), 1..=max],
+        )
+    })
+}
+
+fn file_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        "[A-Za-z0-9_.-]{1,24}",
+        prop::collection::vec(
+            prop_oneof![id_char(), Just('\r'), Just('\n'), Just('"')],
+            1..24
+        )
+        .prop_map(|cs| cs.into_iter().collect()),
+    ]
+}
+
+fn any_status() -> impl Strategy<Value = StatusCode> {
+    prop_oneof![
+        Just(StatusCode::OK),
+        Just(StatusCode::OK),
+        Just(StatusCode::UNAUTHORIZED),
+        Just(StatusCode::NOT_FOUND),
+        Just(StatusCode::BAD_GATEWAY),
+        (100u16..1000).prop_map(|s| StatusCode::from_u16(s).unwrap()),
+    ]
+}
+
+fn json_key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => prop::sample::select(vec![
+            "code", "message", "data", "mime_type", "file_name", "url", "success", "id",
+            "messages", "type", "image", "sticker", "document", "sha256", "caption", "filename",
+            "from", "timestamp", "merchant_phone", "errors", "title", "details",
+        ])
+        .prop_map(str::to_owned),
+        1 => "\\PC{0,8}",
+    ]
+}
+
+fn json_string() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "\\PC{0,16}",
+        ".{0,8}",
+        Just("image".to_owned()),
+        "[0-9a-f]{64}",
+        "https?://[a-z.]{1,12}(:[0-9]{1,6})?/[a-z/]{0,8}(\\?Expires=[0-9]{0,24}&Signature=x)?",
+        "[a-z]{0,5}:[^ ]{0,12}",
+    ]
+}
+
+fn json_number() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        (-2i64..10_000).prop_map(Value::from),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+    ]
+}
+
+/// Any JSON value, biased towards the keys and values the parsers look at.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        json_number(),
+        json_string().prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::vec((json_key(), inner), 0..6)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+        ]
+    })
+}
+
+/// An NXCloud envelope around any `data`, with a code that is often 0.
+fn envelope() -> impl Strategy<Value = Value> {
+    (
+        prop_oneof![
+            Just(json!(0)),
+            Just(json!(1004)),
+            json_number(),
+            json_value()
+        ],
+        prop::option::of(json_value()),
+        json_value(),
+    )
+        .prop_map(|(code, message, data)| {
+            let mut env = json!({ "code": code, "data": data });
+            if let Some(message) = message {
+                env["message"] = message;
+            }
+            env
+        })
+}
+
+/// A webhook-shaped body: messages whose `type` names a media kind, with anything inside.
+fn webhook() -> impl Strategy<Value = Value> {
+    let message = (
+        prop::sample::select(MEDIA_MESSAGE_TYPES.to_vec()),
+        json_value(),
+        json_value(),
+        json_value(),
+    )
+        .prop_map(|(kind, media, sha, from)| {
+            let mut media = media;
+            if let Value::Object(map) = &mut media {
+                map.insert("sha256".into(), sha);
+            }
+            json!({ "type": kind, kind: media, "from": from, "id": "m" })
+        });
+    (prop::collection::vec(message, 0..4), json_value())
+        .prop_map(|(messages, phone)| json!({ "messages": messages, "merchant_phone": phone }))
+}
+
+/// Bytes: arbitrary, or JSON text with a byte flipped or cut short.
+fn body_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..256),
+        (envelope(), any::<usize>(), any::<u8>()).prop_map(|(v, at, b)| {
+            let mut bytes = serde_json::to_vec(&v).unwrap();
+            let at = at % (bytes.len() + 1);
+            if b % 2 == 0 {
+                bytes.truncate(at);
+            } else if at < bytes.len() {
+                bytes[at] = b;
+            }
+            bytes
+        }),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Expected values computed by hand
+// ---------------------------------------------------------------------------------------------
+
+/// JSON string contents as serde_json writes them for text without control characters: only
+/// `"` and `\` are escaped; everything else (`/`, non-ASCII, U+2028) is written as is.
+fn json_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// The signature as the spec defines it, computed with MD5 over a string built by hand.
+fn expected_sign(key: &str, secret: &str, action: &str, ts: u64, body: Option<&[u8]>) -> String {
+    let mut s = format!("accessKey={key}&action={action}&bizType=2&ts={ts}").into_bytes();
+    if let Some(body) = body {
+        s.extend_from_slice(b"&body=");
+        s.extend_from_slice(body);
+    }
+    s.extend_from_slice(b"&accessSecret=");
+    s.extend_from_slice(secret.as_bytes());
+    hex::encode(Md5::digest(&s))
+}
+
+fn header<'r>(request: &'r http::Request<OutgoingBody>, name: &str) -> &'r str {
+    request.headers()[name].to_str().unwrap()
+}
+
+fn check_json_call<O: Operation>(
+    op: &O,
+    action: &str,
+    phone: &str,
+    id: &str,
+    (key, secret): &(String, String),
+    ts: u64,
+) -> Result<(), TestCaseError> {
+    let creds = Credentials::new(key.as_str(), secret.as_str());
+    let request = build_request(op, &base(), &creds, Timestamp::from_millis(ts)).unwrap();
+    let OutgoingBody::Bytes(body) = request.body() else {
+        return Err(TestCaseError::fail("a JSON call must have a complete body"));
+    };
+
+    let expected = format!(
+        r#"{{"business_phone":"{phone}","Media-ID":"{}","messaging_product":"whatsapp"}}"#,
+        json_escape(id)
+    );
+    prop_assert_eq!(&body[..], expected.as_bytes());
+    prop_assert_eq!(
+        header(&request, "sign"),
+        expected_sign(key, secret, action, ts, Some(&body[..]))
+    );
+
+    let parsed: Value = serde_json::from_slice(body).unwrap();
+    prop_assert_eq!(
+        parsed,
+        json!({ "business_phone": phone, "Media-ID": id, "messaging_product": "whatsapp" })
+    );
+
+    prop_assert_eq!(request.method(), http::Method::POST);
+    prop_assert_eq!(request.uri().to_string(), format!("{BASE}/api/wa/{action}"));
+    prop_assert_eq!(header(&request, "accessKey"), key.as_str());
+    prop_assert_eq!(header(&request, "action"), action);
+    prop_assert_eq!(header(&request, "bizType"), "2");
+    prop_assert_eq!(header(&request, "ts"), ts.to_string());
+    prop_assert_eq!(header(&request, "content-type"), "application/json");
+    prop_assert_eq!(header(&request, "content-length"), body.len().to_string());
+    Ok(())
+}
+
+/// The multipart quoted-string escaping of file names (WHATWG): `"`, CR, LF.
+fn escape_file_name(name: &str) -> String {
+    name.replace('"', "%22")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Built requests
+// ---------------------------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn get_media_signs_exactly_the_bytes_it_sends(
+        phone in valid_phone(),
+        id in valid_media_id(),
+        creds in credentials(),
+        ts in timestamp(),
+    ) {
+        check_json_call(&GetMedia::new(&phone, &id), "getMedia", &phone, &id, &creds, ts)?;
+    }
+
+    #[test]
+    fn delete_media_signs_exactly_the_bytes_it_sends(
+        phone in valid_phone(),
+        id in valid_media_id(),
+        creds in credentials(),
+        ts in timestamp(),
+    ) {
+        check_json_call(&DeleteMedia::new(&phone, &id), "deleteMedia", &phone, &id, &creds, ts)?;
+    }
+
+    #[test]
+    fn upload_media_builds_the_form_and_signs_no_body(
+        phone in valid_phone(),
+        (mime, len) in valid_upload(),
+        name in file_name(),
+        boundary in prop::option::of("[A-Za-z0-9'()+_,./:=?-]{1,60}[A-Za-z0-9]"),
+        (key, secret) in credentials(),
+        ts in timestamp(),
+    ) {
+        let mut op = UploadMedia::new(&phone, mime, &name, len);
+        if let Some(boundary) = &boundary {
+            op = op.with_boundary(boundary);
+        }
+        let creds = Credentials::new(key.as_str(), secret.as_str());
+        let request = build_request(&op, &base(), &creds, Timestamp::from_millis(ts)).unwrap();
+
+        prop_assert_eq!(header(&request, "sign"), expected_sign(&key, &secret, "uploadMedia", ts, None));
+        prop_assert_eq!(header(&request, "action"), "uploadMedia");
+        prop_assert_eq!(header(&request, "bizType"), "2");
+        prop_assert_eq!(header(&request, "ts"), ts.to_string());
+        prop_assert_eq!(request.uri().to_string(), format!("{BASE}/api/wa/uploadMedia"));
+
+        let content_type = header(&request, "content-type");
+        let used = content_type
+            .strip_prefix("multipart/form-data; boundary=")
+            .expect("a multipart content type");
+        if let Some(boundary) = &boundary {
+            prop_assert_eq!(used, boundary.as_str());
+        }
+
+        let OutgoingBody::Streamed(body) = request.body() else {
+            return Err(TestCaseError::fail("an upload streams its file"));
+        };
+        prop_assert_eq!(body.stream_len, len);
+        let length = body.head.len() as u64 + len + body.tail.len() as u64;
+        prop_assert_eq!(header(&request, "content-length"), length.to_string());
+        prop_assert_eq!(request.body().content_length(), length);
+
+        let head = std::str::from_utf8(&body.head).unwrap();
+        let field = |name: &str, value: &str| {
+            format!("--{used}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+        };
+        let shown_name = if name.is_empty() { "file".to_owned() } else { escape_file_name(&name) };
+        let expected_head = [
+            field("messaging_product", "whatsapp"),
+            field("business_phone", &phone),
+            field("type", mime),
+            format!(
+                "--{used}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{shown_name}\"\r\nContent-Type: {mime}\r\n\r\n"
+            ),
+        ]
+        .concat();
+        prop_assert_eq!(head, expected_head.as_str());
+        // The same order, seen as positions (what a multipart reader relies on).
+        let at = |name: &str| head.find(&format!("name=\"{name}\"")).unwrap();
+        prop_assert!(at("messaging_product") < at("business_phone"));
+        prop_assert!(at("business_phone") < at("type"));
+        prop_assert!(at("type") < at("file"));
+        let tail = format!("\r\n--{used}--\r\n");
+        prop_assert_eq!(&body.tail[..], tail.as_bytes());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsers never panic
+// ---------------------------------------------------------------------------------------------
+
+/// Which kind of outcome a parse result is, by name (for readable assertions).
+fn outcome<T>(result: &Result<T, ResponseError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(ResponseError::Api { .. }) => "api",
+        Err(ResponseError::OnPrem { .. }) => "onprem",
+        Err(ResponseError::Http { .. }) => "http",
+        Err(ResponseError::Malformed { .. }) => "malformed",
+    }
+}
+
+/// Parses `body` as an answer to each operation; errors must display without panicking.
+fn parse_all(status: StatusCode, body: &[u8]) {
+    fn show<T: std::fmt::Debug>(r: Result<T, ResponseError>) {
+        match r {
+            Ok(v) => {
+                let _ = format!("{v:?}");
+            }
+            Err(e) => {
+                let _ = format!("{e} {e:?} {:?}", e.status());
+            }
+        }
+    }
+    show(parse_response(
+        &GetMedia::new("8615800001795", "x"),
+        status,
+        body,
+    ));
+    show(parse_response(
+        &DeleteMedia::new("8615800001795", "x"),
+        status,
+        body,
+    ));
+    show(parse_response(
+        &UploadMedia::new("8615800001795", "image/png", "a", 1),
+        status,
+        body,
+    ));
+}
+
+fn check_webhook(body: &[u8]) {
+    match parse_inbound_webhook(body) {
+        Ok(hook) => {
+            let _ = format!("{hook:?}");
+        }
+        Err(e) => {
+            let _ = format!("{e} {e:?}");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn answers_of_any_bytes_never_panic(status in any_status(), body in body_bytes()) {
+        parse_all(status, &body);
+        check_webhook(&body);
+    }
+
+    #[test]
+    fn answers_of_any_json_never_panic(status in any_status(), value in prop_oneof![envelope(), json_value()]) {
+        let body = serde_json::to_vec(&value).unwrap();
+        parse_all(status, &body);
+    }
+
+    #[test]
+    fn success_answers_parse_or_are_malformed(data in json_value()) {
+        // Code 0 on 200: either the typed output, or Malformed, never another kind of error.
+        let body = serde_json::to_vec(&json!({ "code": 0, "message": "ok", "data": data })).unwrap();
+        let get = parse_response(&GetMedia::new("8615800001795", "x"), StatusCode::OK, &body);
+        prop_assert!(["ok", "malformed"].contains(&outcome(&get)), "{:?}", get);
+        let del = parse_response(&DeleteMedia::new("8615800001795", "x"), StatusCode::OK, &body);
+        prop_assert!(["ok", "malformed"].contains(&outcome(&del)), "{:?}", del);
+        prop_assert!(del.map_or(true, |d| d.success));
+        let up = parse_response(&UploadMedia::new("8615800001795", "image/png", "a", 1), StatusCode::OK, &body);
+        prop_assert!(["ok", "malformed"].contains(&outcome(&up)), "{:?}", up);
+        prop_assert!(up.map_or(true, |u| !u.id.is_empty()));
+    }
+
+    #[test]
+    fn error_codes_survive_whatever_the_status(status in any_status(), code in any::<i64>(), message in "\\PC{0,20}") {
+        prop_assume!(code != 0);
+        let body = serde_json::to_vec(&json!({ "code": code, "message": message, "data": null })).unwrap();
+        let err = parse_response(&GetMedia::new("8615800001795", "x"), status, &body).unwrap_err();
+        prop_assert_eq!(err.api_code(), Some(ApiCode::new(code)));
+        prop_assert_eq!(err.status(), status);
+    }
+
+    #[test]
+    fn webhooks_of_any_json_never_panic(value in prop_oneof![webhook(), json_value()]) {
+        check_webhook(&serde_json::to_vec(&value).unwrap());
+    }
+
+    #[test]
+    fn download_urls_never_panic(url in prop_oneof![json_string(), "\\PC{0,40}", ".{0,40}"], now in any::<u64>(), margin in any::<u64>()) {
+        if let Ok(parsed) = DownloadUrl::parse(&url) {
+            let shown = format!("{parsed} {parsed:?}");
+            prop_assert!(!shown.contains("Signature="), "{}", shown);
+            let _ = parsed.is_expired(Timestamp::from_millis(now), margin);
+            prop_assert_eq!(parsed.expose(), url.as_str());
+        }
+    }
+
+    #[test]
+    fn response_errors_always_display(
+        variant in 0u8..4,
+        status in any_status(),
+        code in any::<i64>(),
+        text in ".{0,40}",
+        details in prop::option::of(".{0,40}"),
+        body in prop::collection::vec(any::<u8>(), 0..1200),
+    ) {
+        let err = match variant {
+            0 => ResponseError::Api { code: ApiCode::new(code), message: text, status },
+            1 => ResponseError::OnPrem {
+                status,
+                error: MetaError { code: MetaCode::new(code), title: text, details },
+            },
+            2 => ResponseError::Http { status, snippet: Snippet::of(&body) },
+            _ => ResponseError::malformed(status, text, &body),
+        };
+        let shown = err.to_string();
+        prop_assert!(!shown.is_empty());
+        let _ = format!("{err:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invalid inputs are refused before anything is built
+// ---------------------------------------------------------------------------------------------
+
+fn invalid_phone() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        "\\+[0-9]{6,20}",
+        "[0-9]{1,10} [0-9]{1,10}",
+        "[0-9]{0,10}[A-Za-z][0-9]{0,10}",
+        "[0-9]{1,5}",
+        "[0-9]{21,40}",
+        "[0-9]{3,10}[-().][0-9]{3,10}",
+        "[０-９]{6,12}",
+        "[0-9]{6,12}\r\n",
+    ]
+}
+
+fn invalid_media_id() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        (
+            "\\PC{0,10}",
+            "[\\x00-\\x1f\\x7f\\x{80}-\\x{9f}]",
+            "\\PC{0,10}"
+        )
+            .prop_map(|(a, c, b)| format!("{a}{c}{b}")),
+        (MAX_MEDIA_ID_LEN + 1..MAX_MEDIA_ID_LEN + 64).prop_map(|n| "a".repeat(n)),
+        (0..200usize).prop_map(|n| "牛".repeat(171 + n)), // 3 bytes each: over 512 bytes
+        "[ \t]\\PC{1,8}",
+        "\\PC{1,8} ",
+    ]
+}
+
+fn invalid_mime() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "\\PC{0,30}",
+        "(image|audio|video|application|text)/[a-z0-9.+-]{1,20}",
+        table_mime().prop_map(|(_, m)| format!("{m}\r\nX-Evil: 1")),
+        table_mime().prop_map(|(_, m)| format!("{m}x")),
+    ]
+    .prop_filter("outside the table", |m| {
+        MediaKind::from_mime(m).is_none() || m.chars().any(char::is_control)
+    })
+}
+
+/// Which refusal a build result is, by name (for readable assertions).
+fn refusal<T>(result: &Result<T, InvalidInput>) -> &'static str {
+    match result {
+        Ok(_) => "accepted",
+        Err(InvalidInput::Phone { .. }) => "phone",
+        Err(InvalidInput::MediaId { .. }) => "media id",
+        Err(InvalidInput::MimeType { .. }) => "mime type",
+        Err(InvalidInput::TooLarge { .. }) => "too large",
+        Err(InvalidInput::EmptyFile) => "empty file",
+        Err(_) => "other",
+    }
+}
+
+fn build<O: Operation>(op: &O) -> Result<http::Request<OutgoingBody>, InvalidInput> {
+    build_request(
+        op,
+        &base(),
+        &Credentials::new("key", "secret"),
+        Timestamp::from_millis(1),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn invalid_phones_are_refused(phone in invalid_phone(), id in valid_media_id(), (mime, len) in valid_upload()) {
+        prop_assert_eq!(refusal(&build(&GetMedia::new(&phone, &id))), "phone");
+        prop_assert_eq!(refusal(&build(&DeleteMedia::new(&phone, &id))), "phone");
+        prop_assert_eq!(refusal(&build(&UploadMedia::new(&phone, mime, "f", len))), "phone");
+    }
+
+    #[test]
+    fn invalid_media_ids_are_refused(phone in valid_phone(), id in invalid_media_id()) {
+        prop_assert_eq!(refusal(&build(&GetMedia::new(&phone, &id))), "media id");
+        prop_assert_eq!(refusal(&build(&DeleteMedia::new(&phone, &id))), "media id");
+    }
+
+    #[test]
+    fn mime_types_outside_the_table_are_refused(phone in valid_phone(), mime in invalid_mime(), len in 1u64..1000) {
+        let err = build(&UploadMedia::new(&phone, &mime, "f", len)).unwrap_err();
+        let InvalidInput::MimeType { mime: shown, .. } = &err else {
+            return Err(TestCaseError::fail(format!("{err:?}")));
+        };
+        prop_assert!(!shown.chars().any(char::is_control));
+        let _ = err.to_string();
+    }
+
+    #[test]
+    fn oversized_and_empty_files_are_refused(
+        phone in valid_phone(),
+        (kind, mime) in table_mime(),
+        over in prop_oneof![Just(1u64), 1..u64::MAX / 2],
+    ) {
+        let len = kind.max_bytes().saturating_add(over);
+        let err = build(&UploadMedia::new(&phone, mime, "f", len)).unwrap_err();
+        prop_assert_eq!(
+            err,
+            InvalidInput::TooLarge { kind: kind.name(), limit: kind.max_bytes(), actual: len }
+        );
+        prop_assert_eq!(
+            build(&UploadMedia::new(&phone, mime, "f", 0)).unwrap_err(),
+            InvalidInput::EmptyFile
+        );
+    }
+}
