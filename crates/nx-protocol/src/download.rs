@@ -154,13 +154,13 @@ impl DownloadCheck {
     /// Records the announced `Content-Length` (if any), refusing one over the maximum before a
     /// single byte is read.
     pub fn begin(&mut self, content_length: Option<u64>) -> Result<(), IntegrityError> {
-        if let Some(len) = content_length {
-            if len > self.max_bytes {
-                return Err(IntegrityError::TooLarge {
-                    limit: self.max_bytes,
-                    size: len,
-                });
-            }
+        if let Some(len) = content_length
+            && len > self.max_bytes
+        {
+            return Err(IntegrityError::TooLarge {
+                limit: self.max_bytes,
+                size: len,
+            });
         }
         self.announced = content_length;
         Ok(())
@@ -175,13 +175,13 @@ impl DownloadCheck {
                 size: self.received,
             });
         }
-        if let Some(announced) = self.announced {
-            if self.received > announced {
-                return Err(IntegrityError::LengthMismatch {
-                    expected: announced,
-                    received: self.received,
-                });
-            }
+        if let Some(announced) = self.announced
+            && self.received > announced
+        {
+            return Err(IntegrityError::LengthMismatch {
+                expected: announced,
+                received: self.received,
+            });
         }
         if let Some(hasher) = &mut self.hasher {
             hasher.update(chunk);
@@ -202,25 +202,43 @@ impl DownloadCheck {
     /// Ends the download: the length must match what was announced and the digest what was
     /// expected.
     pub fn finish(self) -> Result<Verified, IntegrityError> {
-        if let Some(expected) = self.announced {
-            if expected != self.received {
-                return Err(IntegrityError::LengthMismatch {
-                    expected,
-                    received: self.received,
-                });
-            }
+        if let Some(expected) = self.announced
+            && expected != self.received
+        {
+            return Err(IntegrityError::LengthMismatch {
+                expected,
+                received: self.received,
+            });
         }
         let sha256 = self.hasher.map(|h| Sha256Digest(h.finalize().into()));
-        if let (Some(expected), Some(actual)) = (self.expected_sha256, sha256) {
-            if expected != actual {
-                return Err(IntegrityError::Sha256Mismatch { expected, actual });
-            }
+        if let (Some(expected), Some(actual)) = (self.expected_sha256, sha256)
+            && expected != actual
+        {
+            return Err(IntegrityError::Sha256Mismatch { expected, actual });
         }
         Ok(Verified {
             len: self.received,
             sha256,
         })
     }
+}
+
+/// Seconds before its `Expires` at which a download URL is treated as expired, so a transfer
+/// does not start on a URL about to die.
+pub const URL_EXPIRY_MARGIN_SECS: u64 = 5;
+
+/// Whether a download must first fetch a fresh URL with getMedia: the URL has expired (or is
+/// about to), or the storage refused it with 403 (expired or tampered). Done at most once per
+/// download, which the caller tracks with `already_refreshed`.
+pub fn needs_fresh_url(
+    url: &crate::wa::DownloadUrl,
+    refused_with: Option<http::StatusCode>,
+    now: crate::Timestamp,
+    already_refreshed: bool,
+) -> bool {
+    !already_refreshed
+        && (refused_with == Some(http::StatusCode::FORBIDDEN)
+            || url.is_expired(now, URL_EXPIRY_MARGIN_SECS))
 }
 
 #[cfg(test)]

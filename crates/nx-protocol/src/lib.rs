@@ -38,6 +38,8 @@
 #![deny(missing_docs)]
 
 pub mod body;
+pub mod call;
+pub mod client;
 pub mod code;
 pub mod download;
 pub mod envelope;

@@ -97,14 +97,14 @@ impl Form {
 }
 
 /// Escapes a quoted-string value the way browsers do (WHATWG HTML: `"` -> `%22`,
-/// CR -> `%0D`, LF -> `%0A`), so a file name can never break out of its header.
+/// CR -> `%0D`, LF -> `%0A`), and, going further, every other ASCII control character as
+/// `%XX`, so a file name can never break out of its header or carry invisible bytes.
 fn put_quoted(out: &mut BytesMut, value: &str) {
     for &b in value.as_bytes() {
-        match b {
-            b'"' => out.put_slice(b"%22"),
-            b'\r' => out.put_slice(b"%0D"),
-            b'\n' => out.put_slice(b"%0A"),
-            _ => out.put_u8(b),
+        if b == b'"' || b.is_ascii_control() {
+            out.put_slice(format!("%{b:02X}").as_bytes());
+        } else {
+            out.put_u8(b);
         }
     }
 }

@@ -104,11 +104,24 @@ impl MediaKind {
     /// assert_eq!(MediaKind::from_mime("image/gif"), None);
     /// ```
     pub fn from_mime(mime: &str) -> Option<MediaKind> {
+        Self::canonical_mime(mime).map(|(kind, _)| kind)
+    }
+
+    /// The kind and the table's own spelling of a MIME type (lower case, no parameters), which
+    /// is what goes on the wire: a server comparing strings sees exactly the documented type.
+    ///
+    /// ```
+    /// use nx_protocol::wa::MediaKind;
+    /// assert_eq!(MediaKind::canonical_mime("Audio/OGG; codecs=opus"), Some((MediaKind::Audio, "audio/ogg")));
+    /// ```
+    pub fn canonical_mime(mime: &str) -> Option<(MediaKind, &'static str)> {
         let essence = mime.split(';').next().unwrap_or("").trim();
-        MediaKind::ALL.into_iter().find(|kind| {
-            kind.mime_types()
+        MediaKind::ALL.into_iter().find_map(|kind| {
+            let found = kind
+                .mime_types()
                 .iter()
-                .any(|m| m.eq_ignore_ascii_case(essence))
+                .find(|m| m.eq_ignore_ascii_case(essence))?;
+            Some((kind, *found))
         })
     }
 

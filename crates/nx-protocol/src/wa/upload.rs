@@ -115,7 +115,10 @@ impl Operation for UploadMedia {
     }
     fn body(&self) -> Result<RequestBody, InvalidInput> {
         validate_phone(&self.business_phone)?;
-        MediaKind::check(&self.mime_type, self.len)?;
+        let kind = MediaKind::check(&self.mime_type, self.len)?;
+        // `check` accepted it, so the table has it: send the table's spelling.
+        let mime =
+            MediaKind::canonical_mime(&self.mime_type).map_or(kind.mime_types()[0], |(_, m)| m);
         let file_name = if self.file_name.is_empty() {
             "file"
         } else {
@@ -124,8 +127,8 @@ impl Operation for UploadMedia {
         let form = Form::new(self.boundary())
             .text("messaging_product", MESSAGING_PRODUCT)
             .text("business_phone", &self.business_phone)
-            .text("type", &self.mime_type)
-            .file("file", file_name, &self.mime_type, self.len);
+            .text("type", mime)
+            .file("file", file_name, mime, self.len);
         Ok(RequestBody::Multipart {
             content_type: form.content_type(),
             body: form.finish(),
