@@ -1,3 +1,418 @@
-//! A strict local emulator of NXCloud's WhatsApp media API and the WhatsApp On-Premises media API,
-//! for trying the SDK without credentials and for testing it without a network.
+//! A strict local emulator of NXCloud's WhatsApp media API and the WhatsApp Business
+//! On-Premises media API, for trying the SDK without credentials and for testing it without a
+//! network.
+//!
+//! ```
+//! use nx_sandbox::{Sandbox, SandboxConfig, DEMO_ACCESS_KEY, DEMO_BUSINESS_PHONE};
+//!
+//! let sandbox = Sandbox::start(SandboxConfig::default()).expect("the sandbox starts");
+//! println!("NXCloud and On-Premises sandbox at {}", sandbox.base_url());
+//! println!("access key {DEMO_ACCESS_KEY}, business phone {DEMO_BUSINESS_PHONE}");
+//! assert!(sandbox.base_url().starts_with("http://127.0.0.1:"));
+//! // Stops when dropped (or with `sandbox.shutdown()`).
+//! ```
+//!
+//! # What it serves
+//!
+//! - NXCloud (signed with the MD5 scheme, answered in the `{code,message,data}` envelope):
+//!   `POST /api/wa/getMedia`, `/api/wa/deleteMedia`, `/api/wa/uploadMedia`. The checks, their
+//!   order and their codes are listed under [NXCloud checks](#nxcloud-checks) below.
+//! - The download URLs getMedia answers with: `GET /oss/<key>?Expires=..&OSSAccessKeyId=..&Signature=..`,
+//!   HMAC-signed, 403 when expired or tampered, 404 once the media is deleted, streamed.
+//! - On-Premises: `POST /v1/users/login`, `POST /v1/users/logout`, `POST /v1/media`,
+//!   `GET`/`DELETE /v1/media/{id}`, `GET /v1/media/{id}/download` (with the asynchronous
+//!   notification to the callback URL).
+//! - Its own admin endpoints under `/_sandbox/` (inbound simulation, expiry, clock, log).
+//!
+//! It runs on its own thread with its own tokio runtime, so it serves async and blocking
+//! clients alike, and stops (within [`SandboxConfig::shutdown_grace`]) when dropped.
+//!
+//! # Storage
+//!
+//! Media bytes are always written to a temporary directory owned by the sandbox
+//! (`tempfile::TempDir`, removed when it stops), chunk by chunk as they arrive; downloads are
+//! streamed from there. Only metadata (id, MIME, name, size, SHA-256) is in memory.
+//!
+//! Who sees what: uploadMedia media is visible to NXCloud calls on the uploading phone;
+//! `POST /v1/media` media to the On-Premises routes; inbound (customer) media to NXCloud calls on
+//! the receiving merchant phone and to the On-Premises routes.
+//!
+//! # NXCloud checks
+//!
+//! In this order; the first failing check answers:
+//!
+//! | check | answer |
+//! | --- | --- |
+//! | JSON routes: body over [`SandboxConfig::max_json_body`] (announced or read) | HTTP 413 |
+//! | a common header (accessKey, ts, bizType, action, sign) absent or empty | 1001 |
+//! | a common header repeated; bizType not `2`; action not the path's | 1002 |
+//! | unknown accessKey | 1005 |
+//! | ts not decimal milliseconds within 60 000 ms of the sandbox clock | 1004 |
+//! | wrong Content-Type (`application/json` for getMedia/deleteMedia, `multipart/form-data` with a boundary for uploadMedia) | 1003 |
+//! | sign mismatch (JSON: over the raw body bytes as received; multipart: without the body) | 1003 |
+//! | invalid JSON / malformed form; a field missing, empty or not a string; messaging_product not `whatsapp` | 9000 |
+//! | business_phone not digits | 9002 |
+//! | business_phone not bound to the account | 9006 |
+//! | upload: type not in the media table, empty file, or over its kind's limit | 9000, the message names the accepted types or the limit |
+//! | upload: sandbox storage full | 9001 |
+//! | unknown (or deleted, or another phone's) media id | -1 |
+//!
+//! Envelope answers use HTTP 200 whatever the code (our reading of the vendor's documentation)
+//! and carry a `Date` header from the sandbox clock, offset included, so a client can correct
+//! its clock after 1004.
+//!
+//! # Faults, log, inbound simulation
+//!
+//! [`Sandbox::faults`] takes [`FaultRule`]s (see [`Faults`] and [`Fault`]), [`Sandbox::log`] shows
+//! what was asked and answered, and [`Sandbox::receive_inbound`] simulates a customer sending
+//! media (stored, then announced by NXCloud's webhook).
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod admin;
+mod body;
+mod clock;
+mod config;
+mod fault;
+mod inbound;
+mod log;
+mod nxcloud;
+mod onprem;
+mod oss;
+mod outbound;
+mod paced;
+mod server;
+pub mod signing;
+mod state;
+mod store;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{oneshot, watch};
+
+pub use config::{
+    Account, DEFAULT_MAX_JSON_BODY, DEFAULT_MAX_STORAGE_BYTES, DEFAULT_TOKEN_LIFETIME,
+    DEFAULT_URL_LIFETIME, DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET, DEMO_BUSINESS_PHONE,
+    DEMO_CUSTOMER_PHONE, DEMO_ONPREM_PASSWORD, DEMO_ONPREM_USER, ONPREM_API_VERSION,
+    OSS_ACCESS_KEY_ID, OnPremUser, SandboxConfig, SandboxError, TS_WINDOW_MS,
+};
+pub use fault::{Fault, FaultId, FaultRule, Faults, STALL_LIMIT, Target, Trigger};
+pub use inbound::{INBOUND_TYPES, Inbound, InboundMessage};
+pub use log::{LOG_CAPACITY, LogEntry, RequestLog, Route};
+pub use outbound::Delivery;
+
+use crate::outbound::LoopbackUrl;
+use crate::state::{State, lock};
+use crate::store::{NewMedia, Origin, Store, StoreError};
+
+/// A running sandbox. Stops when dropped.
+pub struct Sandbox {
+    state: Arc<State>,
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    done: Option<oneshot::Receiver<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("base_url", &self.state.base_url)
+            .field("config", &self.state.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    /// Binds the configured address (`127.0.0.1:0` by default: a free port) and starts serving
+    /// on a thread of its own. Can be called from async code or not.
+    pub fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
+        config.validate()?;
+        let listener = std::net::TcpListener::bind(config.bind)
+            .map_err(SandboxError::io("binding the listening address"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(SandboxError::io("configuring the listener"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(SandboxError::io("reading the bound address"))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("nx-sandbox-worker")
+            .enable_all()
+            .build()
+            .map_err(SandboxError::io("starting the runtime"))?;
+        let listener = {
+            let _entered = runtime.enter();
+            tokio::net::TcpListener::from_std(listener)
+                .map_err(SandboxError::io("registering the listener"))?
+        };
+
+        let seed = config.seed.unwrap_or_else(|| fastrand::u64(..));
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let store = Store::new(
+            config.storage_dir.as_deref(),
+            config.max_storage_bytes,
+            rng.u64(..),
+        )?;
+        let mut oss_key = [0u8; 32];
+        rng.fill(&mut oss_key);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let webhook_url = config
+            .webhook_url
+            .as_deref()
+            .map(LoopbackUrl::parse)
+            .transpose()
+            .map_err(SandboxError::Config)?;
+        let callback_url = config
+            .onprem_callback_url
+            .as_deref()
+            .map(LoopbackUrl::parse)
+            .transpose()
+            .map_err(SandboxError::Config)?;
+        let passwords: HashMap<String, String> = config
+            .onprem_users
+            .iter()
+            .map(|u| (u.username.clone(), u.password.clone()))
+            .collect();
+        let state = Arc::new(State {
+            clock: clock::Clock::new(config.clock_offset_ms),
+            base_url: base_url(addr),
+            config,
+            store: Arc::new(store),
+            faults: Faults::default(),
+            log: RequestLog::default(),
+            oss_key,
+            rng: Mutex::new(rng),
+            tokens: Mutex::new(HashMap::new()),
+            passwords: Mutex::new(passwords),
+            webhook_url: Mutex::new(webhook_url),
+            callback_url: Mutex::new(callback_url),
+            shutdown: shutdown_rx,
+            runtime: runtime.handle().clone(),
+        });
+        let (done_tx, done) = oneshot::channel();
+        let server_state = Arc::clone(&state);
+        let thread = std::thread::Builder::new()
+            .name("nx-sandbox".into())
+            .spawn(move || {
+                runtime.block_on(server::serve(listener, server_state));
+                runtime.shutdown_timeout(Duration::from_secs(1));
+                let _ = done_tx.send(());
+            })
+            .map_err(SandboxError::io("starting the server thread"))?;
+        Ok(Sandbox {
+            state,
+            addr,
+            shutdown,
+            done: Some(done),
+            thread: Some(thread),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT` (no trailing slash): the base URL for both APIs.
+    pub fn base_url(&self) -> &str {
+        &self.state.base_url
+    }
+
+    /// The fault rules.
+    pub fn faults(&self) -> &Faults {
+        &self.state.faults
+    }
+
+    /// The request log.
+    pub fn log(&self) -> &RequestLog {
+        &self.state.log
+    }
+
+    /// The sandbox clock in Unix milliseconds (system time plus the offset): the time `ts`
+    /// is checked against.
+    pub fn now_millis(&self) -> u64 {
+        self.state.clock.now_ms()
+    }
+
+    /// The clock offset in milliseconds.
+    pub fn clock_offset_ms(&self) -> i64 {
+        self.state.clock.offset_ms()
+    }
+
+    /// Moves the sandbox clock: `ts` checks, URL and token expiry and the `Date` header all
+    /// follow it. Advancing it is how tests expire URLs and tokens without sleeping.
+    pub fn set_clock_offset_ms(&self, offset_ms: i64) {
+        self.state.clock.set_offset_ms(offset_ms);
+    }
+
+    /// Sets (or, with `None`, removes) the NXCloud inbound webhook URL (a loopback `http://`
+    /// URL).
+    pub fn set_webhook_url(&self, url: Option<&str>) -> Result<(), SandboxError> {
+        let url = url
+            .map(LoopbackUrl::parse)
+            .transpose()
+            .map_err(SandboxError::Config)?;
+        *lock(&self.state.webhook_url) = url;
+        Ok(())
+    }
+
+    /// Sets (or removes) the On-Premises callback URL (a loopback `http://` URL).
+    pub fn set_onprem_callback_url(&self, url: Option<&str>) -> Result<(), SandboxError> {
+        let url = url
+            .map(LoopbackUrl::parse)
+            .transpose()
+            .map_err(SandboxError::Config)?;
+        *lock(&self.state.callback_url) = url;
+        Ok(())
+    }
+
+    /// Simulates a customer sending media: stores it (visible to getMedia on the merchant phone
+    /// and to the On-Premises routes), and POSTs NXCloud's inbound webhook to the configured URL
+    /// in the background (the log shows the delivery as [`Route::InboundWebhook`]). Returns at
+    /// once with what was stored and the exact body sent.
+    pub fn receive_inbound(&self, inbound: Inbound) -> Result<InboundMessage, SandboxError> {
+        let message = self.store_inbound(&inbound)?;
+        let url = lock(&self.state.webhook_url).clone();
+        let state = Arc::clone(&self.state);
+        let body = Bytes::from(message.webhook_body.clone());
+        self.state.runtime.spawn(async move {
+            state.deliver(Route::InboundWebhook, url, body).await;
+        });
+        Ok(message)
+    }
+
+    /// Like [`Sandbox::receive_inbound`], and waits for the webhook delivery's outcome.
+    pub async fn deliver_inbound(
+        &self,
+        inbound: Inbound,
+    ) -> Result<(InboundMessage, Delivery), SandboxError> {
+        let message = self.store_inbound(&inbound)?;
+        let url = lock(&self.state.webhook_url).clone();
+        let state = Arc::clone(&self.state);
+        let body = Bytes::from(message.webhook_body.clone());
+        let delivery = self
+            .state
+            .runtime
+            .spawn(async move { state.deliver(Route::InboundWebhook, url, body).await })
+            .await
+            .map_err(|_| SandboxError::Stopped)?;
+        Ok((message, delivery))
+    }
+
+    fn store_inbound(&self, inbound: &Inbound) -> Result<InboundMessage, SandboxError> {
+        let state = &self.state;
+        let (_, merchant) = inbound::validate(
+            state,
+            &inbound.msg_type,
+            &inbound.mime,
+            inbound.bytes.len() as u64,
+            &inbound.from,
+            inbound.merchant_phone.as_deref(),
+        )
+        .map_err(SandboxError::Inbound)?;
+        let media = state
+            .store
+            .insert_bytes(
+                &inbound.bytes,
+                NewMedia {
+                    msg_type: inbound.msg_type.clone(),
+                    mime: inbound.mime.clone(),
+                    file_name: inbound.file_name.clone(),
+                    origin: Origin::Inbound {
+                        phone: merchant.clone(),
+                    },
+                },
+            )
+            .map_err(|e| match e {
+                StoreError::Full => SandboxError::Inbound("the sandbox's storage is full".into()),
+                StoreError::Io(source) => SandboxError::Io {
+                    context: "storing inbound media",
+                    source,
+                },
+            })?;
+        Ok(inbound::webhook(
+            state,
+            &media,
+            &inbound.from,
+            &merchant,
+            inbound.caption.as_deref(),
+            &inbound.profile_name,
+            inbound.file_name.is_some(),
+        ))
+    }
+
+    /// Marks inbound media as gone from WhatsApp's servers: a later retry-download is
+    /// acknowledged but notified with an `errors` array. False if no inbound media has that id.
+    pub fn expire_inbound(&self, media_id: &str) -> bool {
+        self.state.store.expire(media_id)
+    }
+
+    /// Revokes every On-Premises token (clients then get 401 and must log in again).
+    pub fn revoke_onprem_tokens(&self) {
+        lock(&self.state.tokens).clear();
+    }
+
+    /// How many media files are stored.
+    pub fn media_count(&self) -> usize {
+        self.state.store.count()
+    }
+
+    /// Runs until `shutdown` completes (e.g. Ctrl-C), then stops. For the command line:
+    /// `Sandbox::start(config)?.run_until(ctrl_c).await`.
+    pub async fn run_until<F: Future>(mut self, shutdown: F) {
+        shutdown.await;
+        let _ = self.shutdown.send(true);
+        if let Some(done) = self.done.take() {
+            let _ = done.await;
+        }
+        self.stop();
+    }
+
+    /// Stops serving: new connections are refused, in-flight requests get the grace period,
+    /// stalled ones are cut. Returns when the server thread has ended.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn base_url(addr: SocketAddr) -> String {
+    match addr.ip() {
+        IpAddr::V4(ip) => {
+            let ip = if ip.is_unspecified() {
+                Ipv4Addr::LOCALHOST
+            } else {
+                ip
+            };
+            format!("http://{ip}:{}", addr.port())
+        }
+        IpAddr::V6(ip) => {
+            let ip = if ip.is_unspecified() {
+                Ipv6Addr::LOCALHOST
+            } else {
+                ip
+            };
+            format!("http://[{ip}]:{}", addr.port())
+        }
+    }
+}

@@ -1,0 +1,682 @@
+//! NXCloud's WhatsApp media API: `POST /api/wa/getMedia`, `/api/wa/deleteMedia` (JSON) and
+//! `/api/wa/uploadMedia` (multipart).
+//!
+//! Checks, in this order (the first failing one answers):
+//!
+//! | check | code |
+//! | --- | --- |
+//! | JSON routes: body over the configured maximum (announced or read) | HTTP 413 |
+//! | a common header (accessKey, ts, bizType, action, sign) absent or empty | 1001 |
+//! | a common header sent twice; bizType not `2`; action not the path's | 1002 |
+//! | accessKey unknown | 1005 |
+//! | ts not decimal milliseconds within 60 000 ms of the sandbox clock | 1004 |
+//! | Content-Type not `application/json` (JSON routes) or not `multipart/form-data` with a boundary (upload) | 1003 |
+//! | sign not the lower-case hex MD5 of the string to sign | 1003 |
+//! | body not a JSON object / malformed form; a field missing, empty, not a string, sent twice or over 1 KiB; messaging_product not `whatsapp` | 9000 |
+//! | business_phone not digits only | 9002 |
+//! | business_phone not bound to the account | 9006 |
+//! | upload: type not in the media table, empty file, file over its kind's limit | 9000 |
+//! | upload: the sandbox's storage is full | 9001 |
+//! | getMedia/deleteMedia: no media with that id for that business_phone | -1 |
+//!
+//! Envelope answers use HTTP 200 whatever the code: that is our reading of the vendor's
+//! documentation, which only ever shows the code inside the envelope.
+//!
+//! For upload problems with the file itself (type not in the table, too large, empty) we answer
+//! 9000 ("parameter exception") with a message naming the accepted types or the limit, rather than
+//! 1002: 1002 lies in the 1000~100X range that clients treat as an authentication problem, which
+//! would send a user to check their keys for what is a file problem.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderMap, Method, StatusCode, header};
+use hyper::body::Incoming;
+use nx_protocol::wa::MediaKind;
+use serde_json::{Value, json};
+
+use crate::config::{Account, TS_WINDOW_MS};
+use crate::log::Route;
+use crate::paced::{Paced, Progress};
+use crate::signing;
+use crate::state::{
+    MAX_UPLOAD_BODY, Outcome, ReadError, State, announced_len, drain, read_capped, respond, text,
+    too_large,
+};
+use crate::store::{NewMedia, Origin, StoreError};
+
+/// NXCloud's codes, as the vendor documents them (kept apart from the client's table on purpose).
+pub(crate) mod code {
+    pub(crate) const SUCCESS: i64 = 0;
+    pub(crate) const REQUEST_FAILED: i64 = -1;
+    pub(crate) const MISSING_PARAMETERS: i64 = 1001;
+    pub(crate) const PARAMETER_ERROR: i64 = 1002;
+    pub(crate) const INVALID_SIGNATURE: i64 = 1003;
+    pub(crate) const TIMESTAMP_EXPIRED: i64 = 1004;
+    pub(crate) const INSUFFICIENT_PERMISSIONS: i64 = 1005;
+    pub(crate) const PARAMETER_EXCEPTION: i64 = 9000;
+    pub(crate) const SYSTEM_BUSINESS_ERROR: i64 = 9001;
+    pub(crate) const MERCHANT_PHONE_ERROR: i64 = 9002;
+    pub(crate) const NOT_BOUND: i64 = 9006;
+}
+
+/// The message the vendor's table gives a code.
+fn message(c: i64) -> &'static str {
+    match c {
+        code::SUCCESS => "Request successful",
+        code::REQUEST_FAILED => "Request failed",
+        code::MISSING_PARAMETERS => "Missing parameters",
+        code::PARAMETER_ERROR => "Parameter error",
+        code::INVALID_SIGNATURE => "Invalid signature",
+        code::TIMESTAMP_EXPIRED => "Timestamp expired",
+        code::INSUFFICIENT_PERMISSIONS => "Insufficient permissions",
+        code::PARAMETER_EXCEPTION => "Parameter exception",
+        code::SYSTEM_BUSINESS_ERROR => "System business error",
+        code::MERCHANT_PHONE_ERROR => "Merchant phone number error",
+        code::NOT_BOUND => "WhatsApp number not bound to the application",
+        _ => "Error",
+    }
+}
+
+/// The longest text form field accepted.
+const MAX_TEXT_FIELD: usize = 1024;
+/// The largest file of any kind (documents, 100 MB).
+fn max_media_bytes() -> u64 {
+    MediaKind::ALL
+        .into_iter()
+        .map(MediaKind::max_bytes)
+        .max()
+        .unwrap_or(0)
+}
+
+/// An envelope answer with HTTP 200.
+pub(crate) fn envelope(c: i64, msg: String, data: Option<Value>) -> Outcome {
+    let body = json!({ "code": c, "message": msg, "data": data });
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    Outcome::new(respond(
+        StatusCode::OK,
+        "application/json;charset=UTF-8",
+        Bytes::from(bytes),
+    ))
+    .code(c)
+}
+
+/// A failure envelope: the table's message, a colon and the detail.
+pub(crate) fn fail(c: i64, detail: impl AsRef<str>) -> Outcome {
+    let detail = detail.as_ref();
+    envelope(c, format!("{}: {detail}", message(c)), None).note(detail.to_owned())
+}
+
+fn success(data: Value) -> Outcome {
+    envelope(code::SUCCESS, message(code::SUCCESS).to_owned(), Some(data))
+}
+
+pub(crate) fn action_of(route: Route) -> &'static str {
+    match route {
+        Route::DeleteMedia => "deleteMedia",
+        Route::UploadMedia => "uploadMedia",
+        _ => "getMedia",
+    }
+}
+
+pub(crate) async fn handle(
+    state: &Arc<State>,
+    route: Route,
+    req: hyper::Request<Incoming>,
+) -> Outcome {
+    if req.method() != Method::POST {
+        let mut out = Outcome::new(text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"));
+        out.response
+            .headers_mut()
+            .insert(header::ALLOW, http::HeaderValue::from_static("POST"));
+        return out;
+    }
+    let (parts, body) = req.into_parts();
+    if route == Route::UploadMedia {
+        upload(state, parts, body).await
+    } else {
+        json_route(state, route, parts, body).await
+    }
+}
+
+/// The verified common headers.
+struct Auth<'s> {
+    account: &'s Account,
+    access_key: Vec<u8>,
+    ts: Vec<u8>,
+    biz_type: Vec<u8>,
+    action: Vec<u8>,
+    sign: Vec<u8>,
+}
+
+impl Auth<'_> {
+    fn check_sign(&self, json_body: Option<&[u8]>) -> Result<(), Box<Outcome>> {
+        let expected = signing::sign(
+            &self.access_key,
+            &self.action,
+            &self.biz_type,
+            &self.ts,
+            json_body,
+            &self.account.secret,
+        );
+        if signing::matches(&self.sign, &expected) {
+            Ok(())
+        } else {
+            Err(Box::new(fail(
+                code::INVALID_SIGNATURE,
+                "sign does not match (sorted headers, the body bytes as sent for JSON, the accessSecret)",
+            )))
+        }
+    }
+}
+
+const COMMON: [&str; 5] = ["accessKey", "ts", "bizType", "action", "sign"];
+
+/// Checks the common headers up to (not including) the signature.
+fn authenticate<'s>(
+    state: &'s State,
+    headers: &HeaderMap,
+    action: &str,
+) -> Result<Auth<'s>, Box<Outcome>> {
+    let mut values: [&[u8]; 5] = [b""; 5];
+    let mut missing = Vec::new();
+    let mut repeated = Vec::new();
+    for (i, name) in COMMON.iter().enumerate() {
+        let mut all = headers.get_all(*name).iter();
+        match all.next() {
+            Some(v) if !v.as_bytes().is_empty() => values[i] = v.as_bytes(),
+            _ => missing.push(*name),
+        }
+        if all.next().is_some() {
+            repeated.push(*name);
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Box::new(fail(
+            code::MISSING_PARAMETERS,
+            format!("header(s) {} absent", missing.join(", ")),
+        )));
+    }
+    if !repeated.is_empty() {
+        return Err(Box::new(fail(
+            code::PARAMETER_ERROR,
+            format!("header(s) {} sent more than once", repeated.join(", ")),
+        )));
+    }
+    let [access_key, ts, biz_type, sent_action, sign] = values;
+    if biz_type != b"2" {
+        return Err(Box::new(fail(
+            code::PARAMETER_ERROR,
+            format!(
+                "bizType must be 2 (WhatsApp) for /api/wa/{action}; got `{}`",
+                crate::log::printable(biz_type, 16)
+            ),
+        )));
+    }
+    if sent_action != action.as_bytes() {
+        return Err(Box::new(fail(
+            code::PARAMETER_ERROR,
+            format!(
+                "action `{}` does not match the path /api/wa/{action}",
+                crate::log::printable(sent_action, 32)
+            ),
+        )));
+    }
+    let Some(account) = state.account(access_key) else {
+        return Err(Box::new(fail(
+            code::INSUFFICIENT_PERMISSIONS,
+            "unknown accessKey",
+        )));
+    };
+    let now = state.clock.now_ms();
+    let parsed = std::str::from_utf8(ts)
+        .ok()
+        .filter(|s| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|s| s.parse::<u64>().ok());
+    match parsed {
+        None => {
+            return Err(Box::new(fail(
+                code::TIMESTAMP_EXPIRED,
+                "ts must be the Unix time in milliseconds, as decimal digits",
+            )));
+        }
+        Some(ts) if ts.abs_diff(now) > TS_WINDOW_MS => {
+            return Err(Box::new(fail(
+                code::TIMESTAMP_EXPIRED,
+                format!(
+                    "ts is {} ms away from the server clock (at most {TS_WINDOW_MS} ms; ts is in milliseconds; the server time is in the Date header)",
+                    ts.abs_diff(now)
+                ),
+            )));
+        }
+        Some(_) => {}
+    }
+    Ok(Auth {
+        account,
+        access_key: access_key.to_vec(),
+        ts: ts.to_vec(),
+        biz_type: biz_type.to_vec(),
+        action: sent_action.to_vec(),
+        sign: sign.to_vec(),
+    })
+}
+
+/// The media type's essence (before `;`), lower case.
+fn content_type_essence(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(
+        value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}
+
+fn is_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn check_phone(account: &Account, phone: &str) -> Result<(), Box<Outcome>> {
+    if !is_digits(phone) {
+        return Err(Box::new(fail(
+            code::MERCHANT_PHONE_ERROR,
+            "business_phone must be the merchant's WhatsApp number, digits only with the country code",
+        )));
+    }
+    if !account.phones.iter().any(|p| p == phone) {
+        return Err(Box::new(fail(
+            code::NOT_BOUND,
+            "business_phone is not bound to this account's application",
+        )));
+    }
+    Ok(())
+}
+
+async fn json_route(state: &Arc<State>, route: Route, parts: Parts, body: Incoming) -> Outcome {
+    let max = state.config.max_json_body;
+    let bytes = match read_capped(body, max).await {
+        Ok(bytes) => bytes,
+        Err(ReadError::TooLarge) => return too_large(max as u64),
+        Err(ReadError::Broken) => {
+            return Outcome::new(text(StatusCode::BAD_REQUEST, "Bad Request"))
+                .note("request body could not be read")
+                .close();
+        }
+    };
+    let action = action_of(route);
+    let auth = match authenticate(state, &parts.headers, action) {
+        Ok(auth) => auth,
+        Err(out) => return *out,
+    };
+    if content_type_essence(&parts.headers).as_deref() != Some("application/json") {
+        return fail(
+            code::INVALID_SIGNATURE,
+            "Content-Type must be application/json",
+        );
+    }
+    if let Err(out) = auth.check_sign(Some(&bytes)) {
+        return *out;
+    }
+    let (phone, media_id) = match media_fields(&bytes) {
+        Ok(fields) => fields,
+        Err(detail) => return fail(code::PARAMETER_EXCEPTION, detail),
+    };
+    if let Err(out) = check_phone(auth.account, &phone) {
+        return *out;
+    }
+    let media = state
+        .store
+        .get(&media_id)
+        .filter(|m| m.visible_to_phone(&phone));
+    let Some(media) = media else {
+        return fail(
+            code::REQUEST_FAILED,
+            "media not found (unknown, deleted, or not this business_phone's)",
+        );
+    };
+    match route {
+        Route::DeleteMedia => {
+            if state.store.delete(&media.id) {
+                success(json!({ "success": true }))
+            } else {
+                fail(code::REQUEST_FAILED, "media not found")
+            }
+        }
+        _ => success(json!({
+            "mime_type": media.mime,
+            "file_name": media.file_name,
+            "url": crate::oss::signed_url(state, &media),
+        })),
+    }
+}
+
+/// `business_phone`, `Media-ID` (exactly that key) and `messaging_product` = `whatsapp`.
+fn media_fields(bytes: &[u8]) -> Result<(String, String), String> {
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|_| "the body is not valid JSON".to_owned())?;
+    let Value::Object(obj) = value else {
+        return Err("the body must be a JSON object".into());
+    };
+    let mut missing = Vec::new();
+    let mut get = |name: &'static str| match obj.get(name) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        _ => {
+            missing.push(name);
+            None
+        }
+    };
+    let phone = get("business_phone");
+    let media_id = get("Media-ID");
+    let product = get("messaging_product");
+    if !missing.is_empty() {
+        return Err(format!(
+            "field(s) {} missing, empty or not a string",
+            missing.join(", ")
+        ));
+    }
+    if product.as_deref() != Some("whatsapp") {
+        return Err("messaging_product must be `whatsapp`".into());
+    }
+    Ok((phone.unwrap_or_default(), media_id.unwrap_or_default()))
+}
+
+/// Reads and discards the rest of a body before answering `out`; closes when it cannot.
+async fn drained(body: Incoming, out: Outcome) -> Outcome {
+    if drain(body, MAX_UPLOAD_BODY).await {
+        out
+    } else {
+        out.close()
+    }
+}
+
+async fn upload(state: &Arc<State>, parts: Parts, body: Incoming) -> Outcome {
+    if announced_len(&body) > MAX_UPLOAD_BODY {
+        return too_large(MAX_UPLOAD_BODY);
+    }
+    let auth = match authenticate(state, &parts.headers, "uploadMedia") {
+        Ok(auth) => auth,
+        Err(out) => return drained(body, *out).await,
+    };
+    let boundary = (content_type_essence(&parts.headers).as_deref() == Some("multipart/form-data"))
+        .then(|| {
+            parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|ct| multer::parse_boundary(ct).ok())
+        })
+        .flatten();
+    let Some(boundary) = boundary else {
+        let out = fail(
+            code::INVALID_SIGNATURE,
+            "Content-Type must be multipart/form-data with a boundary",
+        );
+        return drained(body, out).await;
+    };
+    if let Err(out) = auth.check_sign(None) {
+        return drained(body, *out).await;
+    }
+    read_form(state, auth.account, body, boundary).await
+}
+
+#[derive(Default)]
+struct Form {
+    messaging_product: Option<String>,
+    business_phone: Option<String>,
+    mime: Option<String>,
+    file_seen: bool,
+    file_name: Option<String>,
+    file_len: u64,
+    /// The first problem with the form's structure (9000) or the storage (9001).
+    problem: Option<(i64, String)>,
+}
+
+impl Form {
+    fn problem(&mut self, c: i64, detail: String) {
+        self.problem.get_or_insert((c, detail));
+    }
+
+    /// Whether the fields seen so far allow storing the file (everything but the type, which
+    /// may come after it).
+    fn storable(&self, account: &Account) -> bool {
+        self.problem.is_none()
+            && self.messaging_product.as_deref() == Some("whatsapp")
+            && self
+                .business_phone
+                .as_deref()
+                .is_some_and(|p| check_phone(account, p).is_ok())
+            && self
+                .mime
+                .as_deref()
+                .is_none_or(|m| MediaKind::from_mime(m).is_some())
+    }
+}
+
+async fn read_form(
+    state: &Arc<State>,
+    account: &Account,
+    body: Incoming,
+    boundary: String,
+) -> Outcome {
+    let progress = Progress::default();
+    let constraints = multer::Constraints::new()
+        .size_limit(multer::SizeLimit::new().whole_stream(MAX_UPLOAD_BODY));
+    let mut multipart = multer::Multipart::with_constraints(
+        Paced::new(body, progress.clone()),
+        boundary,
+        constraints,
+    );
+    let mut form = Form::default();
+    let mut pending = None;
+    let broken = loop {
+        let mut field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        };
+        progress.made();
+        let name = field.name().map(str::to_owned);
+        match name.as_deref() {
+            Some(n @ ("messaging_product" | "business_phone" | "type")) => {
+                let mut buf = Vec::new();
+                let mut too_long = false;
+                let result = loop {
+                    match field.chunk().await {
+                        Ok(Some(chunk)) => {
+                            progress.made();
+                            if buf.len() + chunk.len() > MAX_TEXT_FIELD {
+                                too_long = true;
+                            } else {
+                                buf.extend_from_slice(&chunk);
+                            }
+                        }
+                        Ok(None) => break Ok(()),
+                        Err(e) => break Err(e),
+                    }
+                };
+                if let Err(e) = result {
+                    break Some(e);
+                }
+                let slot = match n {
+                    "messaging_product" => &mut form.messaging_product,
+                    "business_phone" => &mut form.business_phone,
+                    _ => &mut form.mime,
+                };
+                let value = String::from_utf8(buf).ok().map(|s| s.trim().to_owned());
+                if too_long {
+                    form.problem(
+                        code::PARAMETER_EXCEPTION,
+                        format!("form field {n} is longer than {MAX_TEXT_FIELD} bytes"),
+                    );
+                } else if slot.is_some() {
+                    form.problem(
+                        code::PARAMETER_EXCEPTION,
+                        format!("form field {n} is sent more than once"),
+                    );
+                } else if let Some(value) = value {
+                    *slot = Some(value);
+                } else {
+                    form.problem(
+                        code::PARAMETER_EXCEPTION,
+                        format!("form field {n} is not UTF-8"),
+                    );
+                }
+            }
+            Some("file") => {
+                if form.file_seen {
+                    form.problem(
+                        code::PARAMETER_EXCEPTION,
+                        "form field file is sent more than once".into(),
+                    );
+                    pending = None;
+                }
+                let first = !form.file_seen;
+                form.file_seen = true;
+                form.file_name = field
+                    .file_name()
+                    .map(|n| crate::log::printable(n.as_bytes(), 200));
+                let limit = form
+                    .mime
+                    .as_deref()
+                    .and_then(MediaKind::from_mime)
+                    .map_or_else(max_media_bytes, MediaKind::max_bytes);
+                if first && form.storable(account) {
+                    match state.store.begin().await {
+                        Ok(p) => pending = Some(p),
+                        Err(_) => form.problem(
+                            code::SYSTEM_BUSINESS_ERROR,
+                            "the sandbox could not create a file for the upload".into(),
+                        ),
+                    }
+                }
+                let result = loop {
+                    match field.chunk().await {
+                        Ok(Some(chunk)) => {
+                            progress.made();
+                            form.file_len += chunk.len() as u64;
+                            if form.file_len > limit {
+                                // Over the limit: stop storing, keep reading to the end.
+                                pending = None;
+                            }
+                            if let Some(p) = pending.as_mut()
+                                && let Err(e) = p.write(&chunk).await
+                            {
+                                pending = None;
+                                let detail = match e {
+                                    StoreError::Full => {
+                                        "the sandbox's media storage is full".to_owned()
+                                    }
+                                    StoreError::Io(e) => {
+                                        format!("the sandbox could not store the file: {e}")
+                                    }
+                                };
+                                form.problem(code::SYSTEM_BUSINESS_ERROR, detail);
+                            }
+                        }
+                        Ok(None) => break Ok(()),
+                        Err(e) => break Err(e),
+                    }
+                };
+                if let Err(e) = result {
+                    break Some(e);
+                }
+            }
+            _ => {
+                // Unknown fields are read and ignored.
+                loop {
+                    match field.chunk().await {
+                        Ok(Some(_)) => progress.made(),
+                        Ok(None) => break,
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+    };
+    drop(multipart);
+    if let Some(e) = broken {
+        drop(pending);
+        return match e {
+            multer::Error::StreamSizeExceeded { .. } => too_large(MAX_UPLOAD_BODY),
+            multer::Error::StreamReadFailed(_) if !progress.exceeded() => {
+                Outcome::new(text(StatusCode::BAD_REQUEST, "Bad Request"))
+                    .note("request body could not be read")
+                    .close()
+            }
+            e => fail(
+                code::PARAMETER_EXCEPTION,
+                format!("the multipart/form-data body is malformed: {e}"),
+            )
+            .close(),
+        };
+    }
+    finish_upload(account, form, pending).await
+}
+
+async fn finish_upload(
+    account: &Account,
+    form: Form,
+    pending: Option<crate::store::Pending>,
+) -> Outcome {
+    if let Some((c, detail)) = form.problem {
+        return fail(c, detail);
+    }
+    let mut missing = Vec::new();
+    if form.messaging_product.as_deref().is_none_or(str::is_empty) {
+        missing.push("messaging_product");
+    }
+    if form.business_phone.as_deref().is_none_or(str::is_empty) {
+        missing.push("business_phone");
+    }
+    if form.mime.as_deref().is_none_or(str::is_empty) {
+        missing.push("type");
+    }
+    if !form.file_seen {
+        missing.push("file");
+    }
+    if !missing.is_empty() {
+        return fail(
+            code::PARAMETER_EXCEPTION,
+            format!("form field(s) {} missing or empty", missing.join(", ")),
+        );
+    }
+    if form.messaging_product.as_deref() != Some("whatsapp") {
+        return fail(
+            code::PARAMETER_EXCEPTION,
+            "messaging_product must be `whatsapp`",
+        );
+    }
+    let phone = form.business_phone.unwrap_or_default();
+    if let Err(out) = check_phone(account, &phone) {
+        return *out;
+    }
+    let mime = form.mime.unwrap_or_default();
+    let kind = match MediaKind::check(&mime, form.file_len) {
+        Ok(kind) => kind,
+        Err(e) => return fail(code::PARAMETER_EXCEPTION, e.to_string()),
+    };
+    let Some(pending) = pending else {
+        return fail(
+            code::SYSTEM_BUSINESS_ERROR,
+            "the sandbox did not store the file",
+        );
+    };
+    let stored = pending
+        .finish(NewMedia {
+            msg_type: kind.name().to_owned(),
+            mime,
+            file_name: form.file_name,
+            origin: Origin::NxUpload { phone },
+        })
+        .await;
+    match stored {
+        Ok(media) => success(json!({ "id": media.id })),
+        Err(_) => fail(
+            code::SYSTEM_BUSINESS_ERROR,
+            "the sandbox's media storage is full",
+        ),
+    }
+}

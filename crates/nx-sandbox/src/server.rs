@@ -1,0 +1,374 @@
+//! The HTTP/1 server: accept loop, one task per connection, routing, faults, the log, the
+//! `Date` header and graceful shutdown.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::body::{self, Body, Cut};
+use crate::fault::{Fault, STALL_LIMIT};
+use crate::log::{LogEntry, Route, printable};
+use crate::state::{MAX_UPLOAD_BODY, Outcome, State, drain, html_error, respond, text};
+
+/// The most connections served at once; further ones wait to be accepted.
+const MAX_CONNECTIONS: usize = 256;
+/// How long a client may take to send a request's head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(crate) async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
+    // A dropped sender also means shutdown.
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Serves until shutdown, then lets in-flight requests finish for the grace period.
+pub(crate) async fn serve(listener: TcpListener, state: Arc<State>) {
+    let mut shutdown = state.shutdown.clone();
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&limit).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = wait_shutdown(&mut shutdown) => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => {
+                    // Out of file descriptors and the like: breathe, then go on.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            () = wait_shutdown(&mut shutdown) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let state = Arc::clone(&state);
+        connections.spawn(async move {
+            let _permit = permit;
+            let mut shutdown = state.shutdown.clone();
+            let grace = state.config.shutdown_grace;
+            let service_state = Arc::clone(&state);
+            let service = service_fn(move |req| handle(Arc::clone(&service_state), req));
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                () = wait_shutdown(&mut shutdown) => {}
+            }
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(grace, connection).await;
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let grace = state.config.shutdown_grace + Duration::from_millis(200);
+    let _ = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    connections.abort_all();
+}
+
+/// Which route a request is for.
+pub(crate) fn classify(method: &Method, path: &str) -> Route {
+    match path {
+        "/api/wa/getMedia" => return Route::GetMedia,
+        "/api/wa/deleteMedia" => return Route::DeleteMedia,
+        "/api/wa/uploadMedia" => return Route::UploadMedia,
+        "/v1/users/login" if method == Method::POST => return Route::OnPremLogin,
+        "/v1/users/logout" if method == Method::POST => return Route::OnPremLogout,
+        "/v1/media" if method == Method::POST => return Route::OnPremUpload,
+        _ => {}
+    }
+    if path.starts_with("/oss/") {
+        return Route::OssDownload;
+    }
+    if path.starts_with("/_sandbox/") {
+        return Route::Admin;
+    }
+    if let Some(rest) = path.strip_prefix("/v1/media/") {
+        let mut segments = rest.split('/');
+        let id = segments.next().unwrap_or("");
+        let next = segments.next();
+        let more = segments.next().is_some();
+        if !id.is_empty() && !more {
+            return match (next, method) {
+                (None, &Method::GET) => Route::OnPremGetMedia,
+                (None, &Method::DELETE) => Route::OnPremDeleteMedia,
+                (Some("download"), &Method::GET) => Route::OnPremRetryDownload,
+                _ => Route::OnPremOther,
+            };
+        }
+        return Route::OnPremOther;
+    }
+    if path == "/v1" || path.starts_with("/v1/") {
+        return Route::OnPremOther;
+    }
+    Route::Unknown
+}
+
+async fn dispatch(state: &Arc<State>, route: Route, req: Request<Incoming>) -> Outcome {
+    match route {
+        Route::GetMedia | Route::DeleteMedia | Route::UploadMedia => {
+            crate::nxcloud::handle(state, route, req).await
+        }
+        Route::OssDownload => crate::oss::handle(state, req).await,
+        Route::OnPremLogin
+        | Route::OnPremLogout
+        | Route::OnPremUpload
+        | Route::OnPremGetMedia
+        | Route::OnPremDeleteMedia
+        | Route::OnPremRetryDownload
+        | Route::OnPremOther => crate::onprem::handle(state, route, req).await,
+        Route::Admin => crate::admin::handle(state, req).await,
+        _ => Outcome::new(text(StatusCode::NOT_FOUND, "Not Found")),
+    }
+}
+
+/// An answer a fault puts in place of the real one.
+fn canned(state: &State, fault: &Fault) -> Option<Outcome> {
+    let out = match fault {
+        Fault::ServiceUnavailable => Outcome::new(html_error(StatusCode::SERVICE_UNAVAILABLE)),
+        Fault::BadGateway => Outcome::new(html_error(StatusCode::BAD_GATEWAY)),
+        Fault::EmptyBody => Outcome::new(respond(StatusCode::OK, "application/json", Bytes::new())),
+        Fault::InvalidJson => Outcome::new(respond(
+            StatusCode::OK,
+            "application/json",
+            Bytes::from_static(br#"{"code":0,"message":"Request successful","data":{"id":"#),
+        )),
+        Fault::ClockSkew { skew_ms } => {
+            let mut out = crate::nxcloud::fail(
+                crate::nxcloud::code::TIMESTAMP_EXPIRED,
+                "ts is more than 60000 ms away from the server clock (the server time is in the Date header)",
+            );
+            if let Ok(date) = HeaderValue::from_str(&state.clock.http_date(*skew_ms)) {
+                out.response.headers_mut().insert(header::DATE, date);
+            }
+            out
+        }
+        Fault::Oversize {
+            bytes,
+            content_length,
+        } => {
+            let mut response = Response::new(body::oversize(*bytes));
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            if *content_length {
+                headers.insert(
+                    header::CONTENT_LENGTH,
+                    HeaderValue::from(body::oversize_len(*bytes)),
+                );
+            }
+            Outcome::new(response)
+        }
+        Fault::Redirect { location } => {
+            let mut response = respond(StatusCode::FOUND, "text/plain", Bytes::new());
+            match HeaderValue::from_str(location) {
+                Ok(v) => {
+                    response.headers_mut().insert(header::LOCATION, v);
+                }
+                Err(_) => return Some(Outcome::new(html_error(StatusCode::BAD_GATEWAY))),
+            }
+            Outcome::new(response)
+        }
+        _ => return None,
+    };
+    Some(out)
+}
+
+fn content_length(response: &Response<Body>) -> u64 {
+    response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn map_body(response: Response<Body>, f: impl FnOnce(Body) -> Body) -> Response<Body> {
+    let (parts, body) = response.into_parts();
+    Response::from_parts(parts, f(body))
+}
+
+/// Waits `d`; false if shutdown came first.
+async fn sleep_unless_shutdown(state: &State, d: Duration) -> bool {
+    let mut shutdown = state.shutdown.clone();
+    tokio::select! {
+        () = tokio::time::sleep(d) => true,
+        () = wait_shutdown(&mut shutdown) => false,
+    }
+}
+
+/// One request: faults before, the handler, faults after, `Date`, the log.
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Cut> {
+    let started = Instant::now();
+    let route = classify(req.method(), req.uri().path());
+    let method = printable(req.method().as_str().as_bytes(), 16);
+    let path = printable(req.uri().path().as_bytes(), 256);
+    let action = matches!(
+        route,
+        Route::GetMedia | Route::DeleteMedia | Route::UploadMedia
+    )
+    .then(|| {
+        req.headers()
+            .get("action")
+            .map(|v| printable(v.as_bytes(), 64))
+    })
+    .flatten();
+    let fault = if route.is_emulated() {
+        state.faults.decide(route)
+    } else {
+        None
+    };
+    let fault_name = fault.as_ref().map(Fault::name);
+    let log = |status: Option<u16>, code: Option<i64>, note: Option<String>| {
+        state.log.push(LogEntry {
+            seq: 0,
+            route,
+            method: method.clone(),
+            path: path.clone(),
+            action: action.clone(),
+            status,
+            code,
+            latency: started.elapsed(),
+            fault: fault_name,
+            note,
+        });
+    };
+
+    match &fault {
+        Some(Fault::Latency(d)) if !sleep_unless_shutdown(&state, *d).await => {
+            log(None, None, Some("shutting down".into()));
+            return Err(Cut("shutting down"));
+        }
+        Some(Fault::Latency(_)) => {}
+        Some(Fault::Stall) => {
+            sleep_unless_shutdown(&state, STALL_LIMIT).await;
+            log(None, None, Some("stalled, then closed".into()));
+            return Err(Cut("stalled"));
+        }
+        Some(Fault::Reset) => {
+            log(None, None, Some("closed without an answer".into()));
+            return Err(Cut("reset by a fault"));
+        }
+        Some(f) => {
+            if let Some(mut out) = canned(&state, f) {
+                let cap = match route {
+                    Route::UploadMedia | Route::OnPremUpload => MAX_UPLOAD_BODY,
+                    _ => state.config.max_json_body as u64,
+                };
+                if !drain(req.into_body(), cap).await {
+                    out = out.close();
+                }
+                set_date(&state, &mut out.response);
+                log(Some(out.response.status().as_u16()), out.code, out.note);
+                return Ok(out.response);
+            }
+        }
+        None => {}
+    }
+
+    let Outcome {
+        mut response,
+        code,
+        note,
+    } = dispatch(&state, route, req).await;
+
+    match &fault {
+        Some(Fault::ResetAfterProcessing) => {
+            log(
+                None,
+                code,
+                Some("handled, then closed without an answer".into()),
+            );
+            return Err(Cut("reset after processing by a fault"));
+        }
+        Some(Fault::Truncated) => {
+            let len = content_length(&response);
+            let (announce, keep) = if len > 0 { (len, len / 2) } else { (16, 0) };
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(announce));
+            response = map_body(response, |b| body::truncate(b, keep));
+        }
+        Some(Fault::Drip(interval)) => {
+            let shutdown = state.shutdown.clone();
+            let interval = *interval;
+            response = map_body(response, |b| body::drip(b, interval, shutdown));
+        }
+        Some(Fault::CorruptBody) => {
+            let len = content_length(&response);
+            if len > 0 {
+                response = map_body(response, |b| body::corrupt(b, len / 2));
+            }
+        }
+        _ => {}
+    }
+    set_date(&state, &mut response);
+    log(Some(response.status().as_u16()), code, note);
+    Ok(response)
+}
+
+/// Every answer carries the sandbox clock's `Date` (unless a fault set its own).
+fn set_date(state: &State, response: &mut Response<Body>) {
+    if !response.headers().contains_key(header::DATE)
+        && let Ok(date) = HeaderValue::from_str(&state.clock.http_date(0))
+    {
+        response.headers_mut().insert(header::DATE, date);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        let get = Method::GET;
+        let post = Method::POST;
+        let delete = Method::DELETE;
+        assert_eq!(classify(&post, "/api/wa/getMedia"), Route::GetMedia);
+        assert_eq!(classify(&get, "/api/wa/getMedia"), Route::GetMedia);
+        assert_eq!(classify(&post, "/api/wa/getmedia"), Route::Unknown);
+        assert_eq!(classify(&get, "/oss/abc"), Route::OssDownload);
+        assert_eq!(classify(&post, "/v1/users/login"), Route::OnPremLogin);
+        assert_eq!(classify(&get, "/v1/users/login"), Route::OnPremOther);
+        assert_eq!(classify(&post, "/v1/media"), Route::OnPremUpload);
+        assert_eq!(classify(&get, "/v1/media/x"), Route::OnPremGetMedia);
+        assert_eq!(classify(&delete, "/v1/media/x"), Route::OnPremDeleteMedia);
+        assert_eq!(
+            classify(&get, "/v1/media/x/download"),
+            Route::OnPremRetryDownload
+        );
+        assert_eq!(classify(&get, "/v1/media/../users"), Route::OnPremOther);
+        assert_eq!(
+            classify(&get, "/v1/media/..%2Fusers"),
+            Route::OnPremGetMedia
+        );
+        assert_eq!(classify(&get, "/v1/media/"), Route::OnPremOther);
+        assert_eq!(classify(&get, "/v1/media/x/download/y"), Route::OnPremOther);
+        assert_eq!(classify(&post, "/v1/media/x/download"), Route::OnPremOther);
+        assert_eq!(classify(&get, "/v1/users"), Route::OnPremOther);
+        assert_eq!(classify(&get, "/_sandbox/log"), Route::Admin);
+        assert_eq!(classify(&get, "/"), Route::Unknown);
+    }
+}
