@@ -66,6 +66,9 @@ async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
+/// How long a truncated body waits before failing, so the bytes before the cut get out.
+const FLUSH_PAUSE: Duration = Duration::from_millis(50);
+
 /// Sends the first `keep` bytes of `body`, then fails (the connection is closed).
 pub(crate) fn truncate(body: Body, keep: u64) -> Body {
     let stream = futures_util::stream::unfold(
@@ -73,6 +76,9 @@ pub(crate) fn truncate(body: Body, keep: u64) -> Body {
         |(inner, left)| async move {
             let mut inner = inner?;
             if left == 0 {
+                // Give the connection time to flush what was sent before it is cut: hyper drops
+                // its unflushed buffer when a body fails.
+                tokio::time::sleep(FLUSH_PAUSE).await;
                 return Some((
                     Err(Box::new(Cut("truncated by a fault")) as BoxError),
                     (None, 0),

@@ -17,6 +17,11 @@ use futures_util::Stream;
 use hyper::body::Incoming;
 
 use crate::body::{BoxError, Cut};
+use crate::state::MAX_UPLOAD_BODY;
+
+fn not_progressing() -> BoxError {
+    Box::new(Cut("the form's structure is not progressing"))
+}
 
 /// How many bytes may go into the parser without it producing a field or a chunk.
 pub(crate) const MAX_READ_AHEAD: u64 = 1024 * 1024;
@@ -41,6 +46,11 @@ pub(crate) struct Paced {
     body: Incoming,
     yielded: bool,
     progress: Progress,
+    /// Bytes read in all.
+    total: u64,
+    /// The read-ahead cap was hit: the rest of the body is read and thrown away (up to the
+    /// upload cap) so the client can finish sending and read the answer, then the stream fails.
+    tripped: bool,
 }
 
 impl Paced {
@@ -49,6 +59,8 @@ impl Paced {
             body,
             yielded: false,
             progress,
+            total: 0,
+            tripped: false,
         }
     }
 }
@@ -67,21 +79,30 @@ impl Stream for Paced {
         loop {
             match hyper::body::Body::poll_frame(Pin::new(&mut this.body), cx) {
                 Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) if this.tripped => {
+                    return Poll::Ready(Some(Err(not_progressing())));
+                }
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(Box::new(e)))),
                 Poll::Ready(Some(Ok(frame))) => {
                     let Ok(data) = frame.into_data() else {
                         continue;
                     };
+                    this.total += data.len() as u64;
+                    if this.tripped {
+                        if this.total > MAX_UPLOAD_BODY {
+                            return Poll::Ready(Some(Err(not_progressing())));
+                        }
+                        continue;
+                    }
                     let fed = this
                         .progress
                         .0
                         .fetch_add(data.len() as u64, Ordering::Relaxed)
                         + data.len() as u64;
                     if fed > MAX_READ_AHEAD {
-                        return Poll::Ready(Some(Err(Box::new(Cut(
-                            "the form's structure is not progressing",
-                        )))));
+                        this.tripped = true;
+                        continue;
                     }
                     this.yielded = true;
                     return Poll::Ready(Some(Ok(data)));

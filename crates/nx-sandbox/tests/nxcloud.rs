@@ -832,3 +832,37 @@ async fn concurrent_clients() {
         assert_eq!(task.await.unwrap(), 0);
     }
 }
+
+#[tokio::test]
+async fn malformed_forms_fail_without_buffering_them() {
+    let sandbox = start();
+    let addr = sandbox.addr();
+    // 12 MiB with no boundary at all, and a part whose headers never end.
+    let no_boundary = vec![b'x'; 12 << 20];
+    let mut endless_headers =
+        format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"\r\n").into_bytes();
+    while endless_headers.len() < 12 << 20 {
+        endless_headers
+            .extend_from_slice(b"X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+    }
+    for body in [no_boundary, endless_headers] {
+        let answer = send(addr, upload_signed(&sandbox).multipart(addr, body)).await;
+        // The sandbox reads the rest (discarding it), then answers 9000; nothing is stored.
+        let answer = answer.unwrap();
+        assert_eq!(answer.code(), 9000);
+        assert!(
+            answer.json()["message"]
+                .as_str()
+                .unwrap()
+                .contains("malformed")
+        );
+    }
+    assert_eq!(sandbox.media_count(), 0);
+    assert!(
+        sandbox
+            .log()
+            .for_route(Route::UploadMedia)
+            .iter()
+            .all(|e| e.code == Some(9000))
+    );
+}
