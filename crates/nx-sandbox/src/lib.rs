@@ -43,7 +43,7 @@
 //!
 //! | check | answer |
 //! | --- | --- |
-//! | JSON routes: body over [`SandboxConfig::max_json_body`] (announced or read) | HTTP 413 |
+//! | JSON routes: body over [`SandboxConfig::max_json_body`] (announced or read); uploadMedia: body announced over 101 MiB | HTTP 413 (connection closed) |
 //! | a common header (accessKey, ts, bizType, action, sign) absent or empty | 1001 |
 //! | a common header repeated; bizType not `2`; action not the path's | 1002 |
 //! | unknown accessKey | 1005 |

@@ -537,7 +537,7 @@ async fn read_form(
                 form.file_seen = true;
                 form.file_name = field
                     .file_name()
-                    .map(|n| crate::log::printable(n.as_bytes(), 200));
+                    .map(|n| n.chars().filter(|c| !c.is_control()).take(255).collect());
                 let limit = form
                     .mime
                     .as_deref()

@@ -45,7 +45,11 @@ fn mac(key: &[u8; 32], expires: &str, object_key: &str, key_id: &str) -> Option<
 
 /// A fresh download URL for `media`, valid for the configured lifetime.
 pub(crate) fn signed_url(state: &State, media: &Media) -> String {
-    let expires = (state.clock.now_secs() + state.config.url_lifetime.as_secs()).to_string();
+    let expires = state
+        .clock
+        .now_secs()
+        .saturating_add(state.config.url_lifetime.as_secs())
+        .to_string();
     let signature = mac(
         &state.oss_key,
         &expires,

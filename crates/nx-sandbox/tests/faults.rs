@@ -390,3 +390,39 @@ async fn run_until_stops_the_sandbox() {
         .unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn extreme_settings_do_not_panic() {
+    let sandbox = Sandbox::start(
+        SandboxConfig::default()
+            .url_lifetime(Duration::MAX)
+            .token_lifetime(Duration::MAX)
+            .clock_offset_ms(i64::MAX),
+    )
+    .unwrap();
+    let id = upload(&sandbox, "text/plain", "a.txt", b"x").await;
+    let path = url_path(&sandbox, &id).await;
+    assert_eq!(get(sandbox.addr(), &path).await.status, StatusCode::OK);
+    let request = http::Request::post("/v1/users/login")
+        .header("host", "x")
+        .header("authorization", "Basic YWRtaW46ZGVtby1wYXNzd29yZA==")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    assert_eq!(
+        send(sandbox.addr(), request).await.unwrap().status,
+        StatusCode::OK
+    );
+    sandbox.set_clock_offset_ms(i64::MIN);
+    assert!(get(sandbox.addr(), "/").await.header("date").is_some());
+    sandbox.faults().add(FaultRule::new(
+        Target::Any,
+        Fault::ClockSkew { skew_ms: i64::MAX },
+    ));
+    assert!(
+        try_get_media(&sandbox, &id)
+            .await
+            .unwrap()
+            .header("date")
+            .is_some()
+    );
+}

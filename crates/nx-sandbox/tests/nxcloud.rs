@@ -177,8 +177,8 @@ async fn download_urls_expire_and_refuse_tampering() {
         }
     }
 
-    // Expiry by the sandbox clock: 59 s later still fine, 61 s later refused.
-    sandbox.set_clock_offset_ms(59_000);
+    // Expiry by the sandbox clock: 50 s later still fine, 61.5 s later refused.
+    sandbox.set_clock_offset_ms(50_000);
     assert_eq!(get(sandbox.addr(), &path).await.status, StatusCode::OK);
     sandbox.set_clock_offset_ms(61_500);
     forbidden(&get(sandbox.addr(), &path).await, "Request has expired");
@@ -265,8 +265,8 @@ async fn authentication_codes_in_order() {
     // ts in seconds, skewed, garbage.
     for ts in [
         (sandbox.now_millis() / 1000).to_string(),
-        (sandbox.now_millis() - 61_000).to_string(),
-        (sandbox.now_millis() + 61_000).to_string(),
+        (sandbox.now_millis() - 70_000).to_string(),
+        (sandbox.now_millis() + 70_000).to_string(),
         "abc".to_owned(),
         "-5".to_owned(),
         "99999999999999999999999".to_owned(),
