@@ -6,9 +6,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use http_body_util::BodyExt;
-use nx_protocol::call::{CallState, Next};
+use nx_protocol::call::{DownloadCall, DownloadNext};
 use nx_protocol::client::Error;
-use nx_protocol::download::{DownloadCheck, Sha256Digest, Verified, needs_fresh_url};
+use nx_protocol::download::{DownloadCheck, Sha256Digest, Verified};
 use nx_protocol::wa::{DownloadUrl, MediaInfo};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
@@ -150,16 +150,17 @@ impl Client {
         mut options: DownloadOptions,
     ) -> Result<Verified, Error> {
         let config = &self.inner.config;
-        let mut call = CallState::new(config.retry.clone(), true, config.overall_timeout);
-        let mut refreshed = refresh_with.is_none();
+        let mut call = DownloadCall::new(
+            config.retry.clone(),
+            config.overall_timeout,
+            refresh_with.is_some(),
+        );
         let started = Instant::now();
         loop {
-            call.begin_attempt();
-            if let Some((phone, id)) = refresh_with
-                && needs_fresh_url(&info.url, None, now(), refreshed)
+            if call.begin_attempt(&info.url, now())
+                && let Some((phone, id)) = refresh_with
             {
                 info = self.get_media(phone, id).await?;
-                refreshed = true;
             }
             let result = match &mut target {
                 Target::Writer(sink) => self.fetch(&info.url, &mut **sink, &mut options).await,
@@ -169,20 +170,23 @@ impl Client {
                 Ok(verified) => return Ok(verified),
                 Err(failed) => failed,
             };
-            if let (Some((phone, id)), false) = (refresh_with, wrote)
-                && needs_fresh_url(&info.url, error.status(), now(), refreshed)
-            {
-                info = self.get_media(phone, id).await?;
-                refreshed = true;
-                continue;
-            }
-            if wrote {
-                return Err(error);
-            }
-            match call.after_error(&error, None, now(), started.elapsed(), fastrand::u64(..)) {
-                Next::Retry { delay } => tokio::time::sleep(delay).await,
-                Next::Fail(error) => return Err(error),
-                _ => return Err(error),
+            match call.after_error(
+                &info.url,
+                &error,
+                wrote,
+                now(),
+                started.elapsed(),
+                fastrand::u64(..),
+            ) {
+                DownloadNext::RefreshUrl => {
+                    let Some((phone, id)) = refresh_with else {
+                        return Err(error);
+                    };
+                    info = self.get_media(phone, id).await?;
+                }
+                DownloadNext::Retry { delay } => tokio::time::sleep(delay).await,
+                DownloadNext::Fail(error) => return Err(error),
+                DownloadNext::GiveUp => return Err(error),
             }
         }
     }

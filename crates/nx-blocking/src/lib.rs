@@ -1,5 +1,45 @@
 //! Blocking client for NXCloud's WhatsApp media API, on ureq 3 (no async runtime).
 //!
-//! A thin driver: signing, request building, answer parsing and retry policy live in
-//! [`nx-protocol`](https://docs.rs/nx-protocol); this crate only does the I/O around them.
+//! A thin driver: signing, request building, answer parsing, integrity checks and retry policy
+//! live in [`nx_protocol`]; this crate only does the I/O around them, so it behaves exactly like
+//! the async client `nx-async` (same names, same errors, same retries).
+//!
+//! ```no_run
+//! use nx_blocking::{Client, DownloadOptions, UploadSource};
+//!
+//! # fn run() -> Result<(), nx_blocking::Error> {
+//! let client = Client::builder().build()?; // NXCLOUD_ACCESS_KEY / NXCLOUD_ACCESS_SECRET
+//! let phone = "8615800001795";
+//! let uploaded = client.upload_media(phone, "image/png", UploadSource::path("logo.png"))?;
+//! let verified =
+//!     client.download_media_to_path(phone, &uploaded.id, "copy.png", DownloadOptions::new())?;
+//! println!("{} bytes", verified.len);
+//! client.delete_media(phone, &uploaded.id)?;
+//! # Ok(()) }
+//! ```
+//!
+//! One [`Client`] holds one `ureq::Agent`: connections are pooled and kept alive, so share the
+//! client (it is cheap to clone and can be used from many threads).
+//!
+//! TLS: rustls with the `ring` provider and the webpki (Mozilla) root set, so behaviour does not
+//! depend on the host's certificate store; add a private CA with
+//! [`ClientBuilder::add_root_certificate_der`]. Plain `http` is refused except to loopback hosts
+//! unless explicitly allowed. Redirects are not followed, and no proxy is read from the
+//! environment.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod client;
+mod download;
+mod transport;
+mod upload;
+
+pub use client::{Client, USER_AGENT};
+pub use download::{DownloadOptions, Progress};
+pub use upload::UploadSource;
+
+pub use nx_protocol::client::{ClientBuilder, ClientConfig, Error};
+pub use nx_protocol::download::{IntegrityError, Sha256Digest, Verified};
+pub use nx_protocol::policy::retry::RetryPolicy;
+pub use nx_protocol::wa::{Deleted, MediaInfo, UploadedMedia};
+pub use nx_protocol::{ApiCode, ResponseError};

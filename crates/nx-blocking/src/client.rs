@@ -1,0 +1,228 @@
+//! The client: one generic entry point for any NXCloud operation, and the media calls on top.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use nx_protocol::call::{CallState, Next};
+use nx_protocol::client::{ClientBuilder, ClientConfig, Error, FromConfig};
+use nx_protocol::operation::{Operation, build_request, parse_response};
+use nx_protocol::policy::clock::ClockOffset;
+use nx_protocol::wa::{DeleteMedia, Deleted, GetMedia, MediaInfo, UploadMedia, UploadedMedia};
+use nx_protocol::{OutgoingBody, Timestamp};
+
+use crate::transport::{self, Exchange, Http, RequestBody};
+use crate::upload::UploadSource;
+
+/// The `User-Agent` this crate sends.
+pub const USER_AGENT: &str = concat!("nx-blocking/", env!("CARGO_PKG_VERSION"));
+
+/// A blocking NXCloud client. Cheap to clone (an `Arc` inside) and usable from many threads;
+/// connections are pooled and kept alive.
+///
+/// ```no_run
+/// # fn run() -> Result<(), nx_blocking::Error> {
+/// let client = nx_blocking::Client::builder()
+///     .credentials("your-access-key", "your-secret")
+///     .build()?;
+/// let info = client.get_media("8615800001795", "fd81acff-eea8-4d9d-acc9-6c62904d6615")?;
+/// println!("{} {}", info.mime_type, info.url); // the URL's query prints as <redacted>
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) config: ClientConfig,
+    pub(crate) http: Http,
+    /// Server clock minus ours, in ms, learned from a 1004 answer's `Date`.
+    clock_ms: AtomicI64,
+}
+
+impl FromConfig for Client {
+    fn from_config(config: ClientConfig) -> Result<Self, Error> {
+        config.check()?;
+        let http = Http::new(&config)?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                config,
+                http,
+                clock_ms: AtomicI64::new(0),
+            }),
+        })
+    }
+}
+
+/// The local clock as a [`Timestamp`].
+pub(crate) fn now() -> Timestamp {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Timestamp::from_millis(ms)
+}
+
+impl Client {
+    /// A builder: credentials (or `NXCLOUD_ACCESS_KEY` / `NXCLOUD_ACCESS_SECRET`), base URL (or
+    /// `NXCLOUD_BASE_URL`, default `https://api2.nxcloud.com`), timeouts, retry policy, limits.
+    pub fn builder() -> ClientBuilder<Client> {
+        ClientBuilder::new(USER_AGENT)
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// The clock correction learned so far (server minus local).
+    pub fn clock_offset(&self) -> ClockOffset {
+        ClockOffset::from_millis(self.inner.clock_ms.load(Ordering::Relaxed))
+    }
+
+    /// Executes any NXCloud operation whose body is not streamed: signs it with a fresh `ts`
+    /// on every attempt, retries as the policy allows, parses the answer.
+    pub fn execute<O: Operation + ?Sized>(&self, op: &O) -> Result<O::Output, Error> {
+        self.run(op, None)
+    }
+
+    /// getMedia: a media file's metadata and its pre-signed download URL.
+    pub fn get_media(&self, business_phone: &str, media_id: &str) -> Result<MediaInfo, Error> {
+        self.execute(&GetMedia::new(business_phone, media_id))
+    }
+
+    /// deleteMedia.
+    pub fn delete_media(&self, business_phone: &str, media_id: &str) -> Result<Deleted, Error> {
+        self.execute(&DeleteMedia::new(business_phone, media_id))
+    }
+
+    /// uploadMedia, streaming the file: memory use does not grow with its size. `mime_type` is
+    /// checked against WhatsApp's media table (and the size against its kind's limit) before any
+    /// byte is sent. A failed attempt is retried only when the source can be reopened (a path
+    /// or bytes, not a one-shot reader).
+    pub fn upload_media(
+        &self,
+        business_phone: &str,
+        mime_type: &str,
+        source: UploadSource,
+    ) -> Result<UploadedMedia, Error> {
+        let len = source.len()?;
+        let op = UploadMedia::new(business_phone, mime_type, source.file_name(), len)
+            .with_boundary(nx_protocol::multipart::boundary_from(fastrand::u128(..)));
+        self.run(&op, Some(source))
+    }
+
+    /// The retry loop around one operation; the decisions are nx-protocol's
+    /// ([`CallState`]), only sending and sleeping happen here.
+    fn run<O: Operation + ?Sized>(
+        &self,
+        op: &O,
+        mut source: Option<UploadSource>,
+    ) -> Result<O::Output, Error> {
+        let config = &self.inner.config;
+        let idempotent = op.is_idempotent() && source.as_ref().is_none_or(UploadSource::reopenable);
+        let mut call = CallState::new(config.retry.clone(), idempotent, config.overall_timeout)
+            .with_clock(self.clock_offset());
+        let started = Instant::now();
+        let span = tracing::info_span!(
+            "nx.call",
+            action = op.action(),
+            attempt = tracing::field::Empty
+        );
+        let _entered = span.enter();
+        loop {
+            let attempt = call.begin_attempt();
+            span.record("attempt", attempt);
+            let request = build_request(
+                op,
+                &config.base_url,
+                &config.credentials,
+                call.timestamp(now()),
+            )?;
+            let sent = Instant::now();
+            let (error, date) = match self.attempt(op, request, source.as_mut()) {
+                Ok(output) => {
+                    tracing::debug!(
+                        latency_ms = sent.elapsed().as_millis() as u64,
+                        "call succeeded"
+                    );
+                    return Ok(output);
+                }
+                Err(failed) => failed,
+            };
+            tracing::debug!(
+                latency_ms = sent.elapsed().as_millis() as u64,
+                status = error.status().map(|s| s.as_u16()),
+                code = error.api_code().map(|c| c.get()),
+                error = %error,
+                "attempt failed"
+            );
+            match call.after_error(
+                &error,
+                date.as_deref(),
+                now(),
+                started.elapsed(),
+                fastrand::u64(..),
+            ) {
+                Next::Retry { delay } => {
+                    self.inner
+                        .clock_ms
+                        .store(call.clock().as_millis(), Ordering::Relaxed);
+                    std::thread::sleep(delay);
+                }
+                Next::Fail(error) => return Err(error),
+                _ => return Err(error),
+            }
+        }
+    }
+
+    /// One attempt: send, read the capped answer, parse. On failure, the error and the
+    /// answer's `Date` header (for clock correction).
+    fn attempt<O: Operation + ?Sized>(
+        &self,
+        op: &O,
+        request: http::Request<OutgoingBody>,
+        source: Option<&mut UploadSource>,
+    ) -> Result<O::Output, (Error, Option<String>)> {
+        let config = &self.inner.config;
+        let http = &self.inner.http;
+        let (mut parts, outgoing) = request.into_parts();
+        // A streamed body is a media transfer: limited by idle time, not by a total.
+        let exchange = match outgoing {
+            OutgoingBody::Streamed(_) => Exchange::Transfer,
+            _ => Exchange::Call,
+        };
+        let reader = match (&outgoing, source) {
+            (OutgoingBody::Streamed(_), Some(source)) => {
+                Some(source.open().map_err(|e| (e, None))?)
+            }
+            _ => None,
+        };
+        let mut body = RequestBody::new(outgoing, reader).map_err(|e| (e, None))?;
+        parts.headers.insert(
+            http::header::USER_AGENT,
+            http::HeaderValue::from_str(&config.user_agent)
+                .unwrap_or(http::HeaderValue::from_static(USER_AGENT)),
+        );
+        const DURING: &str = "waiting for the answer";
+        let response = http
+            .send(
+                http::Request::from_parts(parts, ()),
+                Some(&mut body),
+                exchange,
+                DURING,
+            )
+            .map_err(|e| (e, None))?;
+        let status = response.status();
+        let date = transport::date(response.headers());
+        let body = transport::read_capped(
+            response,
+            config.max_answer_bytes,
+            DURING,
+            http.request_timeout(),
+        )
+        .map_err(|e| (e, date.clone()))?;
+        parse_response(op, status, &body).map_err(|e| (Error::Response(e), date))
+    }
+}

@@ -1,0 +1,325 @@
+//! Downloads: stream the bytes into any `Write`, or into a file that appears at its path only
+//! once every check has passed.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use nx_protocol::call::{DownloadCall, DownloadNext};
+use nx_protocol::client::Error;
+use nx_protocol::download::{DownloadCheck, Sha256Digest, Verified};
+use nx_protocol::wa::{DownloadUrl, MediaInfo};
+
+use crate::client::{Client, now};
+use crate::transport::{self, CHUNK, Exchange};
+
+/// Progress callback: bytes so far, total when announced.
+pub type Progress = Box<dyn FnMut(u64, Option<u64>) + Send>;
+
+/// How to check and report a download.
+#[derive(Default)]
+pub struct DownloadOptions {
+    sha256: Option<Sha256Digest>,
+    max_bytes: Option<u64>,
+    progress: Option<Progress>,
+}
+
+impl DownloadOptions {
+    /// No expected digest, the client's maximum size, no progress.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Require this SHA-256 (the inbound webhook gives it).
+    pub fn sha256(mut self, digest: Sha256Digest) -> Self {
+        self.sha256 = Some(digest);
+        self
+    }
+
+    /// Refuse downloads larger than `n` bytes (default: the client's `max_download_bytes`).
+    pub fn max_bytes(mut self, n: u64) -> Self {
+        self.max_bytes = Some(n);
+        self
+    }
+
+    /// Called after every chunk with (bytes so far, total when announced).
+    pub fn progress(mut self, f: impl FnMut(u64, Option<u64>) + Send + 'static) -> Self {
+        self.progress = Some(Box::new(f));
+        self
+    }
+}
+
+impl fmt::Debug for DownloadOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DownloadOptions")
+            .field("sha256", &self.sha256)
+            .field("max_bytes", &self.max_bytes)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+/// Where the bytes go: a caller's writer, or a fresh temporary file per attempt.
+enum Target<'a, W: ?Sized> {
+    Writer(&'a mut W),
+    Path(&'a Path),
+}
+
+/// Why one fetch failed, and whether bytes had already reached the caller's writer.
+struct Failed {
+    error: Error,
+    wrote: bool,
+}
+
+impl Failed {
+    fn before_writing(error: Error) -> Self {
+        Self {
+            error,
+            wrote: false,
+        }
+    }
+}
+
+impl Client {
+    /// Streams the media behind `info.url` into `sink`, checking Content-Length, the size limit
+    /// and (when given) SHA-256. The URL is used as it is: to refresh an expired one, use
+    /// [`Client::download_media`].
+    pub fn download<W: Write + ?Sized>(
+        &self,
+        info: &MediaInfo,
+        sink: &mut W,
+        options: DownloadOptions,
+    ) -> Result<Verified, Error> {
+        self.download_loop(None, info.clone(), Target::Writer(sink), options)
+    }
+
+    /// getMedia, then streams the media into `sink` with the checks of [`Client::download`]. If
+    /// the URL has expired (or the storage answers 403), a fresh one is fetched once.
+    pub fn download_media<W: Write + ?Sized>(
+        &self,
+        business_phone: &str,
+        media_id: &str,
+        sink: &mut W,
+        options: DownloadOptions,
+    ) -> Result<Verified, Error> {
+        let info = self.get_media(business_phone, media_id)?;
+        self.download_loop(
+            Some((business_phone, media_id)),
+            info,
+            Target::Writer(sink),
+            options,
+        )
+    }
+
+    /// Like [`Client::download_media`], into a file: the bytes go to a temporary file in the
+    /// same directory, renamed to `path` only after every check passed. On any failure nothing
+    /// is left at `path` (an existing file there is untouched).
+    pub fn download_media_to_path(
+        &self,
+        business_phone: &str,
+        media_id: &str,
+        path: impl AsRef<Path>,
+        options: DownloadOptions,
+    ) -> Result<Verified, Error> {
+        let info = self.get_media(business_phone, media_id)?;
+        self.download_loop::<std::fs::File>(
+            Some((business_phone, media_id)),
+            info,
+            Target::Path(path.as_ref()),
+            options,
+        )
+    }
+
+    /// [`Client::download`] into a file, as [`Client::download_media_to_path`] does.
+    pub fn download_to_path(
+        &self,
+        info: &MediaInfo,
+        path: impl AsRef<Path>,
+        options: DownloadOptions,
+    ) -> Result<Verified, Error> {
+        self.download_loop::<std::fs::File>(
+            None,
+            info.clone(),
+            Target::Path(path.as_ref()),
+            options,
+        )
+    }
+
+    /// The retry loop around one download; the decisions are nx-protocol's ([`DownloadCall`]),
+    /// only fetching and sleeping happen here.
+    fn download_loop<W: Write + ?Sized>(
+        &self,
+        refresh_with: Option<(&str, &str)>,
+        mut info: MediaInfo,
+        mut target: Target<'_, W>,
+        mut options: DownloadOptions,
+    ) -> Result<Verified, Error> {
+        let config = &self.inner.config;
+        let mut call = DownloadCall::new(
+            config.retry.clone(),
+            config.overall_timeout,
+            refresh_with.is_some(),
+        );
+        let started = Instant::now();
+        loop {
+            if call.begin_attempt(&info.url, now())
+                && let Some((phone, id)) = refresh_with
+            {
+                info = self.get_media(phone, id)?;
+            }
+            let result = match &mut target {
+                Target::Writer(sink) => self.fetch(&info.url, &mut **sink, &mut options),
+                Target::Path(path) => self.fetch_to_path(&info.url, path, &mut options),
+            };
+            let Failed { error, wrote } = match result {
+                Ok(verified) => return Ok(verified),
+                Err(failed) => failed,
+            };
+            match call.after_error(
+                &info.url,
+                &error,
+                wrote,
+                now(),
+                started.elapsed(),
+                fastrand::u64(..),
+            ) {
+                DownloadNext::RefreshUrl => {
+                    let Some((phone, id)) = refresh_with else {
+                        return Err(error);
+                    };
+                    info = self.get_media(phone, id)?;
+                }
+                DownloadNext::Retry { delay } => std::thread::sleep(delay),
+                DownloadNext::Fail(error) => return Err(error),
+                DownloadNext::GiveUp => return Err(error),
+            }
+        }
+    }
+
+    /// One fetch into a fresh temporary file beside `path`, renamed into place only once every
+    /// check passed; dropped (deleted) on any failure.
+    fn fetch_to_path(
+        &self,
+        url: &DownloadUrl,
+        path: &Path,
+        options: &mut DownloadOptions,
+    ) -> Result<Verified, Failed> {
+        let io = |context: &str, e| {
+            Failed::before_writing(Error::io(format!("{context} {}", path.display()), e))
+        };
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let mut temp = tempfile::Builder::new()
+            .prefix(".nx-download-")
+            .tempfile_in(&dir)
+            .map_err(|e| io("creating a temporary file beside", e))?;
+        // The bytes went to a temporary file, not to the caller: a failed fetch can be retried.
+        let verified = self
+            .fetch(url, temp.as_file_mut(), options)
+            .map_err(|f| Failed::before_writing(f.error))?;
+        temp.as_file_mut().flush().map_err(|e| io("writing", e))?;
+        temp.as_file().sync_all().map_err(|e| io("syncing", e))?;
+        temp.persist(path)
+            .map_err(|e| io("renaming the download into", e.error))?;
+        Ok(verified)
+    }
+
+    /// One GET of the URL into `sink`, with the checks, one 64 KiB chunk at a time.
+    fn fetch<W: Write + ?Sized>(
+        &self,
+        url: &DownloadUrl,
+        sink: &mut W,
+        options: &mut DownloadOptions,
+    ) -> Result<Verified, Failed> {
+        let config = &self.inner.config;
+        let http = &self.inner.http;
+        let fail = Failed::before_writing;
+        let uri: http::Uri = url.expose().parse().map_err(|_| {
+            fail(Error::InvalidInput(nx_protocol::InvalidInput::Url {
+                url: url.to_string(),
+                reason: "it is not a valid URL",
+            }))
+        })?;
+        let request = http::Request::get(uri)
+            .header(http::header::USER_AGENT, config.user_agent.as_str())
+            .body(())
+            .map_err(|e| {
+                fail(Error::Transport {
+                    source: Box::new(e),
+                })
+            })?;
+        tracing::debug!(url = %url, "downloading");
+        let idle = http.request_timeout();
+        let response = http
+            .send(
+                request,
+                None,
+                Exchange::Transfer,
+                "waiting for the download to start",
+            )
+            .map_err(fail)?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = match transport::read_capped(
+                response,
+                64 * 1024,
+                "reading an error answer",
+                idle,
+            ) {
+                Ok(body) => body,
+                Err(e @ Error::Timeout { .. }) => return Err(fail(e)),
+                Err(_) => Vec::new(),
+            };
+            return Err(fail(Error::Response(nx_protocol::ResponseError::Http {
+                status,
+                snippet: nx_protocol::Snippet::of(&body),
+            })));
+        }
+        let mut check = DownloadCheck::new(options.max_bytes.unwrap_or(config.max_download_bytes));
+        if let Some(digest) = options.sha256 {
+            check = check.expect_sha256(digest);
+        }
+        let total = transport::content_length(response.headers());
+        check.begin(total).map_err(|e| fail(e.into()))?;
+        let mut body = response.into_body().into_reader();
+        let mut buf = vec![0u8; CHUNK];
+        let mut wrote = false;
+        loop {
+            let n = match body.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(Failed {
+                        error: transport::body_error(e, "receiving the download", idle),
+                        wrote,
+                    });
+                }
+            };
+            let chunk = &buf[..n];
+            check.update(chunk).map_err(|e| Failed {
+                error: e.into(),
+                wrote,
+            })?;
+            sink.write_all(chunk).map_err(|e| Failed {
+                error: Error::io("writing the download", e),
+                wrote: true,
+            })?;
+            wrote = true;
+            if let Some(progress) = &mut options.progress {
+                progress(check.received(), total);
+            }
+        }
+        sink.flush().map_err(|e| Failed {
+            error: Error::io("writing the download", e),
+            wrote,
+        })?;
+        check.finish().map_err(|e| Failed {
+            error: e.into(),
+            wrote,
+        })
+    }
+}

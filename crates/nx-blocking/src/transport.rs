@@ -1,0 +1,671 @@
+//! The ureq side: the agent, TLS, sending a request, reading a capped answer, streaming bodies,
+//! and mapping ureq's errors to the shared kinds.
+
+use std::error::Error as StdError;
+use std::io::{self, Cursor, Read};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use nx_protocol::client::{ClientConfig, Error};
+use nx_protocol::{OutgoingBody, ResponseError, Snippet};
+use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+
+use crate::upload::Reader;
+
+/// Bytes moved at a time: a download's buffer, and a JSON answer's read size.
+pub(crate) const CHUNK: usize = 64 * 1024;
+
+/// How long a pooled connection may sit idle before it is dropped (as nx-async's pool).
+const POOL_IDLE: Duration = Duration::from_secs(60);
+
+/// Which limits an exchange runs under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Exchange {
+    /// An API call with a small body: `request_timeout` bounds the whole attempt, from connecting
+    /// to the last byte of the answer.
+    Call,
+    /// A media transfer (an upload or a download): `request_timeout` bounds the time without a
+    /// byte moving, so a large file on a slow link is not cut by a total limit.
+    Transfer,
+}
+
+/// One pooled, keep-alive ureq agent and the limits it runs under.
+#[derive(Debug)]
+pub(crate) struct Http {
+    agent: ureq::Agent,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+}
+
+impl Http {
+    /// The agent for `config`: rustls with the ring provider, webpki roots plus
+    /// `config.extra_roots_der`; 4xx/5xx are answers, not errors; redirects are not followed; no
+    /// proxy from the environment; `connect_timeout` for DNS and for TCP + TLS; by default
+    /// `request_timeout` for a whole attempt ([`Exchange::Call`]).
+    pub(crate) fn new(config: &ClientConfig) -> Result<Self, Error> {
+        let mut roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .map(|cert| Certificate::from_der(cert.as_ref()))
+            .collect();
+        for der in &config.extra_roots_der {
+            // ureq skips certificates it cannot parse; refuse them here instead, as nx-async does.
+            rustls::RootCertStore::empty()
+                .add(rustls::pki_types::CertificateDer::from(der.as_slice()))
+                .map_err(|e| Error::Config(format!("root certificate refused: {e}")))?;
+            roots.push(Certificate::from_der(der).to_owned());
+        }
+        let tls = TlsConfig::builder()
+            .provider(TlsProvider::Rustls)
+            // Explicitly ring, whatever process-wide default another crate may have installed.
+            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .root_certs(RootCerts::Specific(Arc::new(roots)))
+            .build();
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .proxy(None)
+            .user_agent(config.user_agent.as_str())
+            .accept("")
+            .tls_config(tls)
+            .timeout_resolve(Some(config.connect_timeout))
+            .timeout_connect(Some(config.connect_timeout))
+            .timeout_global(Some(config.request_timeout))
+            .max_idle_age(POOL_IDLE)
+            .build()
+            .new_agent();
+        Ok(Self {
+            agent,
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+        })
+    }
+
+    /// The limit of [`Exchange`]s: for a whole call, or for a transfer's idle time.
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    /// Sends `request` with `body` (none for a GET) and returns the answer's head; the body is
+    /// read from the response afterwards. `during` names the wait in a timeout error.
+    pub(crate) fn send(
+        &self,
+        request: http::Request<()>,
+        body: Option<&mut RequestBody>,
+        exchange: Exchange,
+        during: &'static str,
+    ) -> Result<http::Response<ureq::Body>, Error> {
+        let host = request.uri().host().unwrap_or_default().to_owned();
+        let (parts, ()) = request.into_parts();
+        let (error, may_have_reached_server) = match body {
+            None => match self.run(http::Request::from_parts(parts, ()), exchange) {
+                Ok(response) => return Ok(response),
+                Err(error) => (error, true),
+            },
+            Some(body) => {
+                let request =
+                    http::Request::from_parts(parts, ureq::SendBody::from_reader(&mut *body));
+                match self.run(request, exchange) {
+                    Ok(response) => return Ok(response),
+                    Err(error) => {
+                        if let Some(source) = body.take_source_error() {
+                            return Err(Error::io("reading the upload source", source));
+                        }
+                        (error, body.may_have_reached_server())
+                    }
+                }
+            }
+        };
+        Err(self.classify(error, host, may_have_reached_server, during))
+    }
+
+    fn run<S: ureq::AsSendBody>(
+        &self,
+        request: http::Request<S>,
+        exchange: Exchange,
+    ) -> Result<http::Response<ureq::Body>, ureq::Error> {
+        let request = match exchange {
+            Exchange::Call => request,
+            Exchange::Transfer => self
+                .agent
+                .configure_request(request)
+                .timeout_global(None)
+                .timeout_per_read(Some(self.request_timeout))
+                .timeout_per_write(Some(self.request_timeout))
+                .build(),
+        };
+        self.agent.run(request)
+    }
+
+    /// Maps a ureq error from sending a request (up to the answer's head) to the shared kinds.
+    /// `may_have_reached_server` is false when ureq had not yet read a byte of a non-empty
+    /// request body, so at most the request's head went out and the server could not act on it.
+    fn classify(
+        &self,
+        error: ureq::Error,
+        host: String,
+        may_have_reached_server: bool,
+        during: &'static str,
+    ) -> Error {
+        let kind = kind_of(&error, may_have_reached_server);
+        match kind {
+            Kind::Connect => Error::Connect {
+                host,
+                source: Box::new(error),
+            },
+            Kind::ConnectTimeout => Error::Connect {
+                host,
+                source: Box::new(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no connection within {:?}", self.connect_timeout),
+                )),
+            },
+            Kind::Tls => Error::Tls {
+                host,
+                source: Box::new(error),
+            },
+            Kind::Timeout { sending } => Error::Timeout {
+                during: if sending {
+                    "sending the request"
+                } else {
+                    during
+                },
+                after: self.request_timeout,
+            },
+            Kind::Status(status) => Error::Response(ResponseError::Http {
+                status,
+                snippet: Snippet::of(b""),
+            }),
+            Kind::Request => Error::Config(format!(
+                "the request could not be sent: {}",
+                request_error_text(&error)
+            )),
+            Kind::Transport => Error::Transport {
+                source: Box::new(error),
+            },
+        }
+    }
+}
+
+/// The shared kind a ureq error maps to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Connect,
+    ConnectTimeout,
+    Tls,
+    Timeout { sending: bool },
+    Status(http::StatusCode),
+    Request,
+    Transport,
+}
+
+/// How a ureq error from sending a request maps to the shared kinds:
+///
+/// - DNS failure, refused or unreachable, connect (or DNS) timeout, no address: `Connect`.
+/// - rustls anywhere in the chain, or ureq's own TLS errors: `Tls`.
+/// - any other timeout (whole attempt, idle read or write): `Timeout`.
+/// - a request ureq refuses to build (bad URI, https-only): `Request` (a configuration error,
+///   not retried).
+/// - anything else (reset, broken pipe, truncated or malformed answer): `Connect` when the
+///   request's body had not started (the server cannot have acted on a request whose announced
+///   body never came), else `Transport`.
+fn kind_of(error: &ureq::Error, may_have_reached_server: bool) -> Kind {
+    if has_rustls_error(error) {
+        return Kind::Tls;
+    }
+    let unsent = |kind| {
+        if may_have_reached_server {
+            kind
+        } else {
+            Kind::Connect
+        }
+    };
+    match error {
+        ureq::Error::Timeout(ureq::Timeout::Resolve | ureq::Timeout::Connect) => {
+            Kind::ConnectTimeout
+        }
+        ureq::Error::Timeout(t) => Kind::Timeout {
+            sending: matches!(
+                t,
+                ureq::Timeout::PerWrite | ureq::Timeout::SendRequest | ureq::Timeout::SendBody
+            ),
+        },
+        ureq::Error::HostNotFound
+        | ureq::Error::ConnectionFailed
+        | ureq::Error::ConnectProxyFailed(_) => Kind::Connect,
+        ureq::Error::Tls(_) | ureq::Error::TlsRequired => Kind::Tls,
+        ureq::Error::Rustls(_) | ureq::Error::Pem(_) => Kind::Tls,
+        ureq::Error::StatusCode(code) => {
+            http::StatusCode::from_u16(*code).map_or(Kind::Transport, Kind::Status)
+        }
+        ureq::Error::BadUri(_)
+        | ureq::Error::Http(_)
+        | ureq::Error::RequireHttpsOnly(_)
+        | ureq::Error::InvalidProxyUrl => Kind::Request,
+        ureq::Error::Io(io) => match io.kind() {
+            io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+            | io::ErrorKind::NetworkDown
+            | io::ErrorKind::AddrNotAvailable => Kind::Connect,
+            _ if is_dns_failure(io) => Kind::Connect,
+            io::ErrorKind::TimedOut => unsent(Kind::Timeout { sending: false }),
+            _ => unsent(Kind::Transport),
+        },
+        _ => unsent(Kind::Transport),
+    }
+}
+
+/// A name lookup failure: std reports getaddrinfo's errors as an uncategorized `io::Error`
+/// without an OS error code, whose text starts like this.
+fn is_dns_failure(error: &io::Error) -> bool {
+    error.raw_os_error().is_none()
+        && error
+            .to_string()
+            .starts_with("failed to lookup address information")
+}
+
+/// Whether a rustls error is anywhere in the chain (ureq wraps handshake failures in `io::Error`).
+fn has_rustls_error(error: &ureq::Error) -> bool {
+    if matches!(error, ureq::Error::Rustls(_)) {
+        return true;
+    }
+    let mut next: Option<&(dyn StdError + 'static)> = match error {
+        ureq::Error::Io(io) => Some(io),
+        _ => None,
+    };
+    while let Some(cause) = next {
+        if cause.downcast_ref::<rustls::Error>().is_some()
+            || cause
+                .downcast_ref::<io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+        {
+            return true;
+        }
+        next = cause.source();
+    }
+    false
+}
+
+/// What ureq refused, without the URL itself (a download URL's query is a secret).
+fn request_error_text(error: &ureq::Error) -> &'static str {
+    match error {
+        ureq::Error::BadUri(_) => "the URL is not usable",
+        ureq::Error::Http(_) => "a header or the URL is not valid",
+        ureq::Error::RequireHttpsOnly(_) => "the URL is not https",
+        ureq::Error::InvalidProxyUrl => "the proxy URL is not valid",
+        _ => "ureq refused it",
+    }
+}
+
+/// Maps a failure while reading an answer's body: a ureq timeout (carried inside the
+/// `io::Error`) or a socket timeout is `Timeout`, anything else (reset, truncated body,
+/// malformed chunking) is `Transport`.
+pub(crate) fn body_error(error: io::Error, during: &'static str, after: Duration) -> Error {
+    let ureq_timeout = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+        .is_some_and(|e| matches!(e, ureq::Error::Timeout(_)));
+    if ureq_timeout || error.kind() == io::ErrorKind::TimedOut {
+        Error::Timeout { during, after }
+    } else {
+        Error::Transport {
+            source: Box::new(error),
+        }
+    }
+}
+
+/// Reads a whole answer of at most `limit` bytes; a larger one is refused as soon as it is
+/// announced or exceeded, without buffering more than `limit` bytes.
+pub(crate) fn read_capped(
+    response: http::Response<ureq::Body>,
+    limit: u64,
+    during: &'static str,
+    timeout: Duration,
+) -> Result<Vec<u8>, Error> {
+    let announced = content_length(response.headers());
+    if announced.is_some_and(|len| len > limit) {
+        return Err(Error::AnswerTooLarge { limit });
+    }
+    let mut reader = response.into_body().into_reader();
+    let mut out = Vec::with_capacity(announced.unwrap_or(1024).min(limit) as usize);
+    let mut buf = vec![0u8; CHUNK.min(usize::try_from(limit.saturating_add(1)).unwrap_or(CHUNK))];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(body_error(e, during, timeout)),
+        };
+        if out.len() as u64 + n as u64 > limit {
+            return Err(Error::AnswerTooLarge { limit });
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// The `Content-Length` header, if present and valid.
+pub(crate) fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// The `Date` header, if present and text.
+pub(crate) fn date(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get(http::header::DATE)?
+        .to_str()
+        .ok()
+        .map(str::to_owned)
+}
+
+/// A request body as ureq reads it: `head`, then exactly `stream_len` bytes of the caller's
+/// source, then `tail` (`Read::chain`), so nothing is buffered beyond ureq's output buffer. The
+/// request carries the exact `Content-Length` nx-protocol computed, so ureq neither adds its own
+/// framing nor switches to chunked encoding.
+pub(crate) struct RequestBody {
+    chain: io::Chain<io::Chain<Cursor<Bytes>, Exact>, Cursor<Bytes>>,
+    len: u64,
+    touched: bool,
+}
+
+impl RequestBody {
+    /// The body for a built request: bytes as they are, a streamed part from `reader`.
+    pub(crate) fn new(outgoing: OutgoingBody, reader: Option<Reader>) -> Result<Self, Error> {
+        let len = outgoing.content_length();
+        let (head, exact, tail) = match (outgoing, reader) {
+            (OutgoingBody::Empty, _) => (Bytes::new(), Exact::none(), Bytes::new()),
+            (OutgoingBody::Bytes(bytes), _) => (bytes, Exact::none(), Bytes::new()),
+            (OutgoingBody::Streamed(s), Some(reader)) => {
+                (s.head, Exact::new(reader, s.stream_len), s.tail)
+            }
+            (OutgoingBody::Streamed(_), None) => {
+                return Err(Error::Config(
+                    "this operation streams a body: call it with a source".into(),
+                ));
+            }
+        };
+        Ok(Self {
+            chain: Cursor::new(head).chain(exact).chain(Cursor::new(tail)),
+            len,
+            touched: false,
+        })
+    }
+
+    /// Whether the request may have reached the server: ureq started reading the body, or the
+    /// body is empty (then the head alone is the whole request, and nothing tells).
+    pub(crate) fn may_have_reached_server(&self) -> bool {
+        self.touched || self.len == 0
+    }
+
+    /// The source's own failure (a local read error, or fewer bytes than declared), if any.
+    fn take_source_error(&mut self) -> Option<io::Error> {
+        self.chain.get_mut().0.get_mut().1.error.take()
+    }
+}
+
+impl Read for RequestBody {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.touched = true;
+        self.chain.read(buf)
+    }
+}
+
+/// Exactly `remaining` bytes of a source: more are never read, fewer is an error. The source's
+/// errors are kept, so the attempt fails as local I/O rather than as a network failure.
+pub(crate) struct Exact {
+    source: Option<Reader>,
+    remaining: u64,
+    error: Option<io::Error>,
+}
+
+impl Exact {
+    fn none() -> Self {
+        Self {
+            source: None,
+            remaining: 0,
+            error: None,
+        }
+    }
+
+    fn new(source: Reader, len: u64) -> Self {
+        Self {
+            source: Some(source),
+            remaining: len,
+            error: None,
+        }
+    }
+
+    fn fail(&mut self, error: io::Error) -> io::Error {
+        let copy = io::Error::new(error.kind(), error.to_string());
+        self.error = Some(error);
+        copy
+    }
+}
+
+impl Read for Exact {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = usize::try_from(self.remaining).map_or(buf.len(), |r| r.min(buf.len()));
+        let Some(source) = self.source.as_mut() else {
+            return Err(self.fail(io::Error::other("the upload source is missing")));
+        };
+        loop {
+            match source.read(&mut buf[..want]) {
+                Ok(0) => {
+                    let remaining = self.remaining;
+                    return Err(self.fail(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "the upload source ended {remaining} bytes before its declared length"
+                        ),
+                    )));
+                }
+                Ok(n) => {
+                    self.remaining -= n as u64;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nx_protocol::StreamedBody;
+
+    fn io(kind: io::ErrorKind) -> ureq::Error {
+        ureq::Error::Io(io::Error::new(kind, "test"))
+    }
+
+    #[test]
+    fn ureq_errors_map_to_the_shared_kinds() {
+        use io::ErrorKind as K;
+        let connect_timeout = ureq::Error::Timeout(ureq::Timeout::Connect);
+        let resolve_timeout = ureq::Error::Timeout(ureq::Timeout::Resolve);
+        let cases: Vec<(ureq::Error, bool, Kind)> = vec![
+            (ureq::Error::HostNotFound, true, Kind::Connect),
+            (io(K::ConnectionRefused), true, Kind::Connect),
+            (io(K::HostUnreachable), true, Kind::Connect),
+            (io(K::NetworkUnreachable), true, Kind::Connect),
+            (connect_timeout, true, Kind::ConnectTimeout),
+            (resolve_timeout, true, Kind::ConnectTimeout),
+            (ureq::Error::Tls("bad name"), true, Kind::Tls),
+            (
+                ureq::Error::Rustls(rustls::Error::DecryptError),
+                true,
+                Kind::Tls,
+            ),
+            (
+                ureq::Error::Io(io::Error::new(
+                    K::InvalidData,
+                    rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+                )),
+                false,
+                Kind::Tls,
+            ),
+            (
+                ureq::Error::Timeout(ureq::Timeout::Global),
+                true,
+                Kind::Timeout { sending: false },
+            ),
+            (
+                ureq::Error::Timeout(ureq::Timeout::PerRead),
+                true,
+                Kind::Timeout { sending: false },
+            ),
+            (
+                ureq::Error::Timeout(ureq::Timeout::PerWrite),
+                true,
+                Kind::Timeout { sending: true },
+            ),
+            // After the body started: the request may have been carried out.
+            (io(K::ConnectionReset), true, Kind::Transport),
+            (io(K::UnexpectedEof), true, Kind::Transport),
+            (io(K::BrokenPipe), true, Kind::Transport),
+            (ureq::Error::BodyStalled, true, Kind::Transport),
+            // Before the body started: the server cannot have acted on it.
+            (io(K::ConnectionReset), false, Kind::Connect),
+            (io(K::UnexpectedEof), false, Kind::Connect),
+            (ureq::Error::BadUri("x".into()), true, Kind::Request),
+            (
+                ureq::Error::RequireHttpsOnly("x".into()),
+                true,
+                Kind::Request,
+            ),
+            (
+                ureq::Error::StatusCode(503),
+                true,
+                Kind::Status(http::StatusCode::SERVICE_UNAVAILABLE),
+            ),
+        ];
+        for (error, sent, expected) in cases {
+            let text = error.to_string();
+            assert_eq!(kind_of(&error, sent), expected, "{text} (sent: {sent})");
+        }
+    }
+
+    #[test]
+    fn a_failed_name_lookup_is_a_connect_failure() {
+        // What std returns for an unresolvable name (no OS error code).
+        let lookup =
+            io::Error::other("failed to lookup address information: Name or service not known");
+        assert_eq!(kind_of(&ureq::Error::Io(lookup), true), Kind::Connect);
+    }
+
+    #[test]
+    fn errors_reading_a_body_are_timeouts_or_transport() {
+        let after = Duration::from_secs(3);
+        let wrapped = ureq::Error::Timeout(ureq::Timeout::RecvBody).into_io();
+        assert!(matches!(
+            body_error(wrapped, "receiving", after),
+            Error::Timeout { during: "receiving", after: a } if a == after
+        ));
+        let timed_out = io::Error::new(io::ErrorKind::TimedOut, "slow");
+        assert!(matches!(
+            body_error(timed_out, "receiving", after),
+            Error::Timeout { .. }
+        ));
+        let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "Peer disconnected");
+        assert!(matches!(
+            body_error(eof, "receiving", after),
+            Error::Transport { .. }
+        ));
+    }
+
+    fn read_all(body: &mut RequestBody) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 7];
+        loop {
+            match body.read(&mut buf)? {
+                0 => return Ok(out),
+                n => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    fn streamed(stream_len: u64) -> OutgoingBody {
+        OutgoingBody::Streamed(StreamedBody {
+            head: Bytes::from_static(b"HEAD"),
+            stream_len,
+            tail: Bytes::from_static(b"TAIL"),
+        })
+    }
+
+    #[test]
+    fn a_streamed_body_is_head_exactly_stream_len_bytes_then_tail() {
+        let source: Reader = Box::new(Cursor::new(b"0123456789abcdef".to_vec()));
+        let mut body = RequestBody::new(streamed(10), Some(source)).unwrap();
+        assert!(!body.may_have_reached_server());
+        assert_eq!(read_all(&mut body).unwrap(), b"HEAD0123456789TAIL");
+        assert!(body.may_have_reached_server());
+        assert!(body.take_source_error().is_none());
+    }
+
+    #[test]
+    fn a_short_or_failing_source_is_kept_as_a_local_error() {
+        let source: Reader = Box::new(Cursor::new(b"0123".to_vec()));
+        let mut body = RequestBody::new(streamed(10), Some(source)).unwrap();
+        let err = read_all(&mut body).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        let kept = body.take_source_error().unwrap();
+        assert_eq!(kept.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(kept.to_string().contains("6 bytes before"), "{kept}");
+
+        struct Broken;
+        impl Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    "disk says no",
+                ))
+            }
+        }
+        let mut body = RequestBody::new(streamed(10), Some(Box::new(Broken))).unwrap();
+        assert_eq!(
+            read_all(&mut body).unwrap_err().kind(),
+            io::ErrorKind::PermissionDenied
+        );
+        assert_eq!(
+            body.take_source_error().unwrap().to_string(),
+            "disk says no"
+        );
+    }
+
+    #[test]
+    fn bytes_and_empty_bodies_need_no_source() {
+        let mut body =
+            RequestBody::new(OutgoingBody::Bytes(Bytes::from_static(b"{}")), None).unwrap();
+        assert_eq!(read_all(&mut body).unwrap(), b"{}");
+        let empty = RequestBody::new(OutgoingBody::Empty, None).unwrap();
+        // A head-only request: nothing tells whether it arrived.
+        assert!(empty.may_have_reached_server());
+        assert!(matches!(
+            RequestBody::new(streamed(1), None),
+            Err(Error::Config(_))
+        ));
+    }
+
+    #[test]
+    fn extra_roots_must_be_certificates() {
+        let credentials = nx_protocol::Credentials::new("k", "s");
+        let mut config = ClientConfig::new(credentials, "test");
+        // A real root (DER) from the built-in set is accepted as an extra one.
+        config
+            .extra_roots_der
+            .push(webpki_root_certs::TLS_SERVER_ROOT_CERTS[0].to_vec());
+        assert!(Http::new(&config).is_ok());
+        config.extra_roots_der.push(b"not a certificate".to_vec());
+        assert!(matches!(Http::new(&config), Err(Error::Config(_))));
+    }
+}
