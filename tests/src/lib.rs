@@ -1,2 +1,369 @@
-//! Shared conformance cases, run against every transport (see `tests/tests/`).
+//! The conformance harness: one [`Driver`] trait over the async and the blocking client, so every
+//! behavioural case in `tests/tests/` is written once and run against both transports, each
+//! against a fresh in-process [`nx_sandbox::Sandbox`].
+//!
+//! A case that one transport passes and the other fails is a bug in that transport.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::io::Cursor;
+use std::path::Path;
+use std::time::Duration;
+
+use nx_protocol::Credentials;
+use nx_protocol::client::{ClientConfig, Error, FromConfig};
+use nx_protocol::download::{Sha256Digest, Verified};
+use nx_protocol::operation::{BaseUrl, Operation};
+use nx_protocol::policy::clock::ClockOffset;
+use nx_protocol::policy::retry::RetryPolicy;
+use nx_protocol::wa::{Deleted, MediaInfo, UploadedMedia};
+use nx_sandbox::{DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET, Sandbox, SandboxConfig};
+
+/// Where an upload comes from, in a transport-neutral form.
+#[derive(Debug, Clone)]
+pub enum Source<'a> {
+    /// A file on disk.
+    Path(&'a Path),
+    /// Bytes in memory, with a file name.
+    Bytes(Vec<u8>, &'a str),
+    /// A one-shot reader over these bytes (not retried).
+    Reader(Vec<u8>, &'a str),
+}
+
+/// One client, driven synchronously.
+pub trait Driver: Sized {
+    /// The transport's name, for messages.
+    const NAME: &'static str;
+    /// Builds the client.
+    fn new(config: ClientConfig) -> Result<Self, Error>;
+    /// Any operation (the generic entry point).
+    fn execute<O>(&self, op: &O) -> Result<O::Output, Error>
+    where
+        O: Operation + Sync,
+        O::Output: Send;
+    /// getMedia.
+    fn get_media(&self, phone: &str, id: &str) -> Result<MediaInfo, Error>;
+    /// deleteMedia.
+    fn delete_media(&self, phone: &str, id: &str) -> Result<Deleted, Error>;
+    /// uploadMedia.
+    fn upload_media(
+        &self,
+        phone: &str,
+        mime: &str,
+        source: Source<'_>,
+    ) -> Result<UploadedMedia, Error>;
+    /// Downloads by `MediaInfo` (no refresh) into memory.
+    fn download(
+        &self,
+        info: &MediaInfo,
+        sha256: Option<Sha256Digest>,
+    ) -> Result<(Vec<u8>, Verified), Error>;
+    /// getMedia + download into memory (refreshing an expired URL once).
+    fn download_media(
+        &self,
+        phone: &str,
+        id: &str,
+        sha256: Option<Sha256Digest>,
+    ) -> Result<(Vec<u8>, Verified), Error>;
+    /// getMedia + download into a file via a temporary file.
+    fn download_media_to_path(
+        &self,
+        phone: &str,
+        id: &str,
+        path: &Path,
+        sha256: Option<Sha256Digest>,
+    ) -> Result<Verified, Error>;
+    /// The clock correction learned so far.
+    fn clock_offset(&self) -> ClockOffset;
+}
+
+/// The async client, on a runtime of its own.
+#[derive(Debug)]
+pub struct AsyncDriver {
+    rt: tokio::runtime::Runtime,
+    client: nx_async::Client,
+}
+
+impl Driver for AsyncDriver {
+    const NAME: &'static str = "nx-async";
+
+    fn new(config: ClientConfig) -> Result<Self, Error> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("starting a tokio runtime", e))?;
+        let client = rt.block_on(async { nx_async::Client::from_config(config) })?;
+        Ok(Self { rt, client })
+    }
+
+    fn execute<O>(&self, op: &O) -> Result<O::Output, Error>
+    where
+        O: Operation + Sync,
+        O::Output: Send,
+    {
+        self.rt.block_on(self.client.execute(op))
+    }
+
+    fn get_media(&self, phone: &str, id: &str) -> Result<MediaInfo, Error> {
+        self.rt.block_on(self.client.get_media(phone, id))
+    }
+
+    fn delete_media(&self, phone: &str, id: &str) -> Result<Deleted, Error> {
+        self.rt.block_on(self.client.delete_media(phone, id))
+    }
+
+    fn upload_media(
+        &self,
+        phone: &str,
+        mime: &str,
+        source: Source<'_>,
+    ) -> Result<UploadedMedia, Error> {
+        let source = match source {
+            Source::Path(p) => nx_async::UploadSource::path(p),
+            Source::Bytes(b, name) => nx_async::UploadSource::bytes(b, name),
+            Source::Reader(b, name) => {
+                let len = b.len() as u64;
+                nx_async::UploadSource::reader(Cursor::new(b), len, name)
+            }
+        };
+        self.rt
+            .block_on(self.client.upload_media(phone, mime, source))
+    }
+
+    fn download(
+        &self,
+        info: &MediaInfo,
+        sha256: Option<Sha256Digest>,
+    ) -> Result<(Vec<u8>, Verified), Error> {
+        let mut out = Vec::new();
+        let verified =
+            self.rt
+                .block_on(self.client.download(info, &mut out, async_options(sha256)))?;
+        Ok((out, verified))
+    }
+
+    fn download_media(
+        &self,
+        phone: &str,
+        id: &str,
+        sha256: Option<Sha256Digest>,
+    ) -> Result<(Vec<u8>, Verified), Error> {
+        let mut out = Vec::new();
+        let verified = self.rt.block_on(self.client.download_media(
+            phone,
+            id,
+            &mut out,
+            async_options(sha256),
+        ))?;
+        Ok((out, verified))
+    }
+
+    fn download_media_to_path(
+        &self,
+        phone: &str,
+        id: &str,
+        path: &Path,
+        sha256: Option<Sha256Digest>,
+    ) -> Result<Verified, Error> {
+        self.rt.block_on(
+            self.client
+                .download_media_to_path(phone, id, path, async_options(sha256)),
+        )
+    }
+
+    fn clock_offset(&self) -> ClockOffset {
+        self.client.clock_offset()
+    }
+}
+
+fn async_options(sha256: Option<Sha256Digest>) -> nx_async::DownloadOptions {
+    let options = nx_async::DownloadOptions::new();
+    match sha256 {
+        Some(d) => options.sha256(d),
+        None => options,
+    }
+}
+
+fn blocking_options(sha256: Option<Sha256Digest>) -> nx_blocking::DownloadOptions {
+    let options = nx_blocking::DownloadOptions::new();
+    match sha256 {
+        Some(d) => options.sha256(d),
+        None => options,
+    }
+}
+
+/// The blocking client.
+#[derive(Debug)]
+pub struct BlockingDriver {
+    client: nx_blocking::Client,
+}
+
+impl Driver for BlockingDriver {
+    const NAME: &'static str = "nx-blocking";
+
+    fn new(config: ClientConfig) -> Result<Self, Error> {
+        Ok(Self {
+            client: nx_blocking::Client::from_config(config)?,
+        })
+    }
+
+    fn execute<O>(&self, op: &O) -> Result<O::Output, Error>
+    where
+        O: Operation + Sync,
+        O::Output: Send,
+    {
+        self.client.execute(op)
+    }
+
+    fn get_media(&self, phone: &str, id: &str) -> Result<MediaInfo, Error> {
+        self.client.get_media(phone, id)
+    }
+
+    fn delete_media(&self, phone: &str, id: &str) -> Result<Deleted, Error> {
+        self.client.delete_media(phone, id)
+    }
+
+    fn upload_media(
+        &self,
+        phone: &str,
+        mime: &str,
+        source: Source<'_>,
+    ) -> Result<UploadedMedia, Error> {
+        let source = match source {
+            Source::Path(p) => nx_blocking::UploadSource::path(p),
+            Source::Bytes(b, name) => nx_blocking::UploadSource::bytes(b, name),
+            Source::Reader(b, name) => {
+                let len = b.len() as u64;
+                nx_blocking::UploadSource::reader(Cursor::new(b), len, name)
+            }
+        };
+        self.client.upload_media(phone, mime, source)
+    }
+
+    fn download(
+        &self,
+        info: &MediaInfo,
+        sha256: Option<Sha256Digest>,
+    ) -> Result<(Vec<u8>, Verified), Error> {
+        let mut out = Vec::new();
+        let verified = self
+            .client
+            .download(info, &mut out, blocking_options(sha256))?;
+        Ok((out, verified))
+    }
+
+    fn download_media(
+        &self,
+        phone: &str,
+        id: &str,
+        sha256: Option<Sha256Digest>,
+    ) -> Result<(Vec<u8>, Verified), Error> {
+        let mut out = Vec::new();
+        let verified = self
+            .client
+            .download_media(phone, id, &mut out, blocking_options(sha256))?;
+        Ok((out, verified))
+    }
+
+    fn download_media_to_path(
+        &self,
+        phone: &str,
+        id: &str,
+        path: &Path,
+        sha256: Option<Sha256Digest>,
+    ) -> Result<Verified, Error> {
+        self.client
+            .download_media_to_path(phone, id, path, blocking_options(sha256))
+    }
+
+    fn clock_offset(&self) -> ClockOffset {
+        self.client.clock_offset()
+    }
+}
+
+/// A fresh sandbox and a client of transport `D` pointed at it.
+#[derive(Debug)]
+pub struct World<D> {
+    /// The sandbox (stops when dropped).
+    pub sandbox: Sandbox,
+    /// The client.
+    pub client: D,
+}
+
+/// Settings for tests: the demo account against `sandbox`, short timeouts, quick retries.
+pub fn test_config(sandbox: &Sandbox) -> ClientConfig {
+    let mut config = ClientConfig::new(
+        Credentials::new(DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET),
+        "nx-conformance",
+    );
+    config.base_url = BaseUrl::parse(sandbox.base_url()).expect("the sandbox URL is valid");
+    config.connect_timeout = Duration::from_secs(2);
+    config.request_timeout = Duration::from_secs(5);
+    config.overall_timeout = Duration::from_secs(30);
+    config.retry = RetryPolicy {
+        max_attempts: 3,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(50),
+    };
+    config
+}
+
+impl<D: Driver> World<D> {
+    /// The default sandbox and the test settings.
+    pub fn new() -> Self {
+        Self::with(SandboxConfig::default(), |_| {})
+    }
+
+    /// A sandbox from `sandbox_config`, and the test settings changed by `edit`.
+    pub fn with(sandbox_config: SandboxConfig, edit: impl FnOnce(&mut ClientConfig)) -> Self {
+        let sandbox = Sandbox::start(sandbox_config).expect("the sandbox starts");
+        let mut config = test_config(&sandbox);
+        edit(&mut config);
+        let client = D::new(config).expect("the client builds");
+        Self { sandbox, client }
+    }
+
+    /// Another client of the same transport against the same sandbox.
+    pub fn client_with(&self, edit: impl FnOnce(&mut ClientConfig)) -> D {
+        let mut config = test_config(&self.sandbox);
+        edit(&mut config);
+        D::new(config).expect("the client builds")
+    }
+}
+
+impl<D: Driver> Default for World<D> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A small valid PNG (8-bit RGBA, 1x1), for uploads.
+pub const PNG_1X1: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
+    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+/// `len` bytes of a deterministic pattern (so a corrupted byte changes the digest).
+pub fn pattern(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
+        .collect()
+}
+
+/// Files in `dir` (to check no temporary file was left behind).
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}

@@ -113,6 +113,9 @@ pub struct LogEntry {
     pub path: String,
     /// The NXCloud `action` header as sent (printable, at most 64 characters), if any.
     pub action: Option<String>,
+    /// The NXCloud `ts` header as sent (printable, at most 32 characters), if any: lets tests
+    /// see that every retry was signed afresh. Not a secret.
+    pub ts: Option<String>,
     /// The HTTP status answered (or, for outgoing POSTs, received); `None` when the connection
     /// was closed without an answer.
     pub status: Option<u16>,
@@ -274,6 +277,7 @@ mod tests {
             method: "POST".into(),
             path: "/x".into(),
             action: None,
+            ts: None,
             status: Some(200),
             code: Some(0),
             latency: Duration::from_millis(3),

@@ -234,6 +234,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             .map(|v| printable(v.as_bytes(), 64))
     })
     .flatten();
+    let ts = action
+        .as_ref()
+        .and(req.headers().get("ts"))
+        .map(|v| printable(v.as_bytes(), 32));
     let fault = if route.is_emulated() {
         state.faults.decide(route)
     } else {
@@ -247,6 +251,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             method: method.clone(),
             path: path.clone(),
             action: action.clone(),
+            ts: ts.clone(),
             status,
             code,
             latency: started.elapsed(),
