@@ -298,10 +298,10 @@ pub fn test_config(sandbox: &Sandbox) -> ClientConfig {
         "nx-conformance",
     );
     config.base_url = BaseUrl::parse(sandbox.base_url()).expect("the sandbox URL is valid");
-    config.connect_timeout = Duration::from_secs(2);
-    config.request_timeout = Duration::from_secs(5);
-    config.overall_timeout = Duration::from_secs(30);
-    config.retry = RetryPolicy {
+    config.transport.connect_timeout = Duration::from_secs(2);
+    config.transport.request_timeout = Duration::from_secs(5);
+    config.transport.overall_timeout = Duration::from_secs(30);
+    config.transport.retry = RetryPolicy {
         max_attempts: 3,
         base_delay: Duration::from_millis(10),
         max_delay: Duration::from_millis(50),

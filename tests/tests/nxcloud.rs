@@ -261,7 +261,7 @@ fn transient_failures_are_retried_and_resigned<D: Driver>() {
 /// A stalled answer times out per attempt and the retry succeeds, within the limits.
 fn stalls_time_out_and_retry<D: Driver>() {
     let world = World::<D>::with(SandboxConfig::default(), |c| {
-        c.request_timeout = Duration::from_millis(300)
+        c.transport.request_timeout = Duration::from_millis(300)
     });
     let id = upload_png(&world);
     let stall = world
@@ -519,7 +519,7 @@ fn uploads_retry_only_reopenable_sources<D: Driver>() {
 /// A 100 MB document goes up and comes back intact.
 fn large_file_round_trip<D: Driver>() {
     let world = World::<D>::with(SandboxConfig::default(), |c| {
-        c.request_timeout = Duration::from_secs(60)
+        c.transport.request_timeout = Duration::from_secs(60)
     });
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("big.pdf");

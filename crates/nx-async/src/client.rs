@@ -10,7 +10,6 @@ use nx_protocol::operation::{Operation, build_request, parse_response};
 use nx_protocol::policy::clock::ClockOffset;
 use nx_protocol::wa::{DeleteMedia, Deleted, GetMedia, MediaInfo, UploadMedia, UploadedMedia};
 use nx_protocol::{OutgoingBody, Timestamp};
-use rustls_pki_types::CertificateDer;
 use tracing::Instrument;
 
 use crate::transport::{self, Http};
@@ -44,15 +43,10 @@ pub(crate) struct Inner {
     clock_ms: AtomicI64,
 }
 
-impl FromConfig for Client {
+impl FromConfig<ClientConfig> for Client {
     fn from_config(config: ClientConfig) -> Result<Self, Error> {
         config.check()?;
-        let roots: Vec<CertificateDer<'static>> = config
-            .extra_roots_der
-            .iter()
-            .map(|der| CertificateDer::from(der.clone()))
-            .collect();
-        let http = transport::http_client(config.connect_timeout, &roots)?;
+        let http = transport::http_client(&config.transport)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 config,
@@ -138,8 +132,12 @@ impl Client {
     ) -> Result<O::Output, Error> {
         let config = &self.inner.config;
         let idempotent = op.is_idempotent() && source.as_ref().is_none_or(UploadSource::reopenable);
-        let mut call = CallState::new(config.retry.clone(), idempotent, config.overall_timeout)
-            .with_clock(self.clock_offset());
+        let mut call = CallState::new(
+            config.transport.retry.clone(),
+            idempotent,
+            config.transport.overall_timeout,
+        )
+        .with_clock(self.clock_offset());
         let started = Instant::now();
         let span = tracing::info_span!(
             "nx.call",
@@ -216,7 +214,7 @@ impl Client {
         let mut request = http::Request::from_parts(parts, body);
         request.headers_mut().insert(
             http::header::USER_AGENT,
-            http::HeaderValue::from_str(&config.user_agent)
+            http::HeaderValue::from_str(&config.transport.user_agent)
                 .unwrap_or(http::HeaderValue::from_static(USER_AGENT)),
         );
         let exchange = async {
@@ -225,17 +223,17 @@ impl Client {
                 .map_err(|e| (e, None))?;
             let status = response.status();
             let date = transport::date(response.headers());
-            let body = transport::read_capped(response, config.max_answer_bytes)
+            let body = transport::read_capped(response, config.transport.max_answer_bytes)
                 .await
                 .map_err(|e| (e, date.clone()))?;
             parse_response(op, status, &body).map_err(|e| (Error::Response(e), date))
         };
-        match tokio::time::timeout(config.request_timeout, exchange).await {
+        match tokio::time::timeout(config.transport.request_timeout, exchange).await {
             Ok(result) => result,
             Err(_) => Err((
                 Error::Timeout {
                     during: "waiting for the answer",
-                    after: config.request_timeout,
+                    after: config.transport.request_timeout,
                 },
                 None,
             )),

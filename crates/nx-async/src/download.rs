@@ -151,8 +151,8 @@ impl Client {
     ) -> Result<Verified, Error> {
         let config = &self.inner.config;
         let mut call = DownloadCall::new(
-            config.retry.clone(),
-            config.overall_timeout,
+            config.transport.retry.clone(),
+            config.transport.overall_timeout,
             refresh_with.is_some(),
         );
         let started = Instant::now();
@@ -245,7 +245,10 @@ impl Client {
             }))
         })?;
         let request = http::Request::get(uri)
-            .header(http::header::USER_AGENT, config.user_agent.as_str())
+            .header(
+                http::header::USER_AGENT,
+                config.transport.user_agent.as_str(),
+            )
             .body(transport::empty())
             .map_err(|e| {
                 fail(Error::Transport {
@@ -253,7 +256,7 @@ impl Client {
                 })
             })?;
         tracing::debug!(url = %url, "downloading");
-        let idle = config.request_timeout;
+        let idle = config.transport.request_timeout;
         let timeout = |during| Error::Timeout {
             during,
             after: idle,
@@ -273,7 +276,11 @@ impl Client {
                 snippet: nx_protocol::Snippet::of(&body),
             })));
         }
-        let mut check = DownloadCheck::new(options.max_bytes.unwrap_or(config.max_download_bytes));
+        let mut check = DownloadCheck::new(
+            options
+                .max_bytes
+                .unwrap_or(config.transport.max_download_bytes),
+        );
         if let Some(digest) = options.sha256 {
             check = check.expect_sha256(digest);
         }

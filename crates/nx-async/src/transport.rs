@@ -13,7 +13,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use nx_protocol::client::Error;
+use nx_protocol::client::{Error, TransportConfig};
 use nx_protocol::{OutgoingBody, StreamedBody};
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -25,17 +25,14 @@ pub(crate) type Http = HyperClient<HttpsConnector<HttpConnector>, Body>;
 /// Bytes read from a streamed source at a time.
 pub(crate) const CHUNK: usize = 64 * 1024;
 
-/// A pooled, keep-alive HTTP/1.1 client over rustls (ring provider, webpki roots plus any
-/// `extra_roots`); `https_only` refuses plain http at the connector.
-pub(crate) fn http_client(
-    connect_timeout: Duration,
-    extra_roots: &[CertificateDer<'static>],
-) -> Result<Http, Error> {
+/// A pooled, keep-alive HTTP/1.1 client over rustls (ring provider, webpki roots plus the
+/// configured extra roots).
+pub(crate) fn http_client(config: &TransportConfig) -> Result<Http, Error> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    for cert in extra_roots {
+    for der in &config.extra_roots_der {
         roots
-            .add(cert.clone())
+            .add(CertificateDer::from(der.clone()))
             .map_err(|e| Error::Config(format!("root certificate refused: {e}")))?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -46,7 +43,7 @@ pub(crate) fn http_client(
         .with_no_client_auth();
     let mut http = HttpConnector::new();
     http.enforce_http(false);
-    http.set_connect_timeout(Some(connect_timeout));
+    http.set_connect_timeout(Some(config.connect_timeout));
     http.set_nodelay(true);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)

@@ -42,10 +42,10 @@ pub(crate) struct Inner {
     clock_ms: AtomicI64,
 }
 
-impl FromConfig for Client {
+impl FromConfig<ClientConfig> for Client {
     fn from_config(config: ClientConfig) -> Result<Self, Error> {
         config.check()?;
-        let http = Http::new(&config)?;
+        let http = Http::new(&config.transport)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 config,
@@ -122,8 +122,12 @@ impl Client {
     ) -> Result<O::Output, Error> {
         let config = &self.inner.config;
         let idempotent = op.is_idempotent() && source.as_ref().is_none_or(UploadSource::reopenable);
-        let mut call = CallState::new(config.retry.clone(), idempotent, config.overall_timeout)
-            .with_clock(self.clock_offset());
+        let mut call = CallState::new(
+            config.transport.retry.clone(),
+            idempotent,
+            config.transport.overall_timeout,
+        )
+        .with_clock(self.clock_offset());
         let started = Instant::now();
         let span = tracing::info_span!(
             "nx.call",
@@ -202,7 +206,7 @@ impl Client {
         let mut body = RequestBody::new(outgoing, reader).map_err(|e| (e, None))?;
         parts.headers.insert(
             http::header::USER_AGENT,
-            http::HeaderValue::from_str(&config.user_agent)
+            http::HeaderValue::from_str(&config.transport.user_agent)
                 .unwrap_or(http::HeaderValue::from_static(USER_AGENT)),
         );
         const DURING: &str = "waiting for the answer";
@@ -218,7 +222,7 @@ impl Client {
         let date = transport::date(response.headers());
         let body = transport::read_capped(
             response,
-            config.max_answer_bytes,
+            config.transport.max_answer_bytes,
             DURING,
             http.request_timeout(),
         )

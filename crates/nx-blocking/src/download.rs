@@ -157,8 +157,8 @@ impl Client {
     ) -> Result<Verified, Error> {
         let config = &self.inner.config;
         let mut call = DownloadCall::new(
-            config.retry.clone(),
-            config.overall_timeout,
+            config.transport.retry.clone(),
+            config.transport.overall_timeout,
             refresh_with.is_some(),
         );
         let started = Instant::now();
@@ -244,7 +244,10 @@ impl Client {
             }))
         })?;
         let request = http::Request::get(uri)
-            .header(http::header::USER_AGENT, config.user_agent.as_str())
+            .header(
+                http::header::USER_AGENT,
+                config.transport.user_agent.as_str(),
+            )
             .body(())
             .map_err(|e| {
                 fail(Error::Transport {
@@ -278,7 +281,11 @@ impl Client {
                 snippet: nx_protocol::Snippet::of(&body),
             })));
         }
-        let mut check = DownloadCheck::new(options.max_bytes.unwrap_or(config.max_download_bytes));
+        let mut check = DownloadCheck::new(
+            options
+                .max_bytes
+                .unwrap_or(config.transport.max_download_bytes),
+        );
         if let Some(digest) = options.sha256 {
             check = check.expect_sha256(digest);
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use nx_protocol::client::{ClientConfig, Error};
+use nx_protocol::client::{Error, TransportConfig};
 use nx_protocol::{OutgoingBody, ResponseError, Snippet};
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
@@ -43,7 +43,7 @@ impl Http {
     /// `config.extra_roots_der`; 4xx/5xx are answers, not errors; redirects are not followed; no
     /// proxy from the environment; `connect_timeout` for DNS and for TCP + TLS; by default
     /// `request_timeout` for a whole attempt ([`Exchange::Call`]).
-    pub(crate) fn new(config: &ClientConfig) -> Result<Self, Error> {
+    pub(crate) fn new(config: &TransportConfig) -> Result<Self, Error> {
         let mut roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
             .iter()
             .map(|cert| Certificate::from_der(cert.as_ref()))
@@ -659,13 +659,20 @@ mod tests {
     #[test]
     fn extra_roots_must_be_certificates() {
         let credentials = nx_protocol::Credentials::new("k", "s");
-        let mut config = ClientConfig::new(credentials, "test");
+        let mut config = nx_protocol::client::ClientConfig::new(credentials, "test");
         // A real root (DER) from the built-in set is accepted as an extra one.
         config
+            .transport
             .extra_roots_der
             .push(webpki_root_certs::TLS_SERVER_ROOT_CERTS[0].to_vec());
-        assert!(Http::new(&config).is_ok());
-        config.extra_roots_der.push(b"not a certificate".to_vec());
-        assert!(matches!(Http::new(&config), Err(Error::Config(_))));
+        assert!(Http::new(&config.transport).is_ok());
+        config
+            .transport
+            .extra_roots_der
+            .push(b"not a certificate".to_vec());
+        assert!(matches!(
+            Http::new(&config.transport),
+            Err(Error::Config(_))
+        ));
     }
 }

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use crate::download::IntegrityError;
 use crate::error::{InvalidInput, ResponseError};
+use crate::onprem::Token;
 use crate::operation::BaseUrl;
 use crate::policy::clock::ClockError;
 use crate::policy::retry::RetryPolicy;
-use crate::secret::Credentials;
+use crate::secret::{AccessSecret, Credentials};
 
 /// NXCloud's production base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api2.nxcloud.com";
@@ -21,18 +22,14 @@ pub const ENV_ACCESS_SECRET: &str = "NXCLOUD_ACCESS_SECRET";
 /// Environment variable for the base URL.
 pub const ENV_BASE_URL: &str = "NXCLOUD_BASE_URL";
 
-/// A transport's settings. Build one with [`ClientConfig::new`] or [`ClientConfig::from_env`]
-/// and adjust the public fields; the transports' builders wrap it.
+/// Settings every client has, whatever API it speaks: timeouts, retries, limits, TLS roots.
 #[derive(Clone, Debug)]
-pub struct ClientConfig {
-    /// Where NXCloud is (default [`DEFAULT_BASE_URL`]).
-    pub base_url: BaseUrl,
-    /// The account's key pair.
-    pub credentials: Credentials,
+pub struct TransportConfig {
     /// Limit for establishing a connection (TCP + TLS). Default 10 s.
     pub connect_timeout: Duration,
     /// Limit for one attempt of an API call, from sending to the last byte of the answer; for
-    /// media transfers, the longest the transfer may go without a byte moving. Default 30 s.
+    /// media transfers (uploads and downloads), the longest the transfer may go without a byte
+    /// moving, so a large file is not cut by a total limit. Default 30 s.
     pub request_timeout: Duration,
     /// Limit for a whole API call including retries and their waits. Default 120 s.
     pub overall_timeout: Duration,
@@ -51,12 +48,10 @@ pub struct ClientConfig {
     pub extra_roots_der: Vec<Vec<u8>>,
 }
 
-impl ClientConfig {
-    /// Settings for `credentials` against the production base URL, with the defaults above.
-    pub fn new(credentials: Credentials, user_agent: impl Into<String>) -> Self {
+impl TransportConfig {
+    /// The defaults above, sending `user_agent`.
+    pub fn new(user_agent: impl Into<String>) -> Self {
         Self {
-            base_url: BaseUrl::parse(DEFAULT_BASE_URL).unwrap_or_else(|_| unreachable!()),
-            credentials,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             overall_timeout: Duration::from_secs(120),
@@ -66,6 +61,41 @@ impl ClientConfig {
             user_agent: user_agent.into(),
             allow_insecure_http: false,
             extra_roots_der: Vec::new(),
+        }
+    }
+
+    /// Refuses a base URL that would send credentials in clear text: plain `http` is allowed
+    /// for loopback hosts, or when [`TransportConfig::allow_insecure_http`] is set.
+    pub fn check_url(&self, base_url: &BaseUrl) -> Result<(), Error> {
+        if !base_url.is_https() && !base_url.is_loopback() && !self.allow_insecure_http {
+            return Err(Error::Config(format!(
+                "base URL {base_url} is plain http to a non-loopback host; use https, or allow insecure http explicitly"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// An NXCloud client's settings. Build one with [`ClientConfig::new`] or
+/// [`ClientConfig::from_env`] and adjust the public fields; the transports' builders wrap it.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Where NXCloud is (default [`DEFAULT_BASE_URL`]).
+    pub base_url: BaseUrl,
+    /// The account's key pair.
+    pub credentials: Credentials,
+    /// Timeouts, retries, limits, TLS.
+    pub transport: TransportConfig,
+}
+
+impl ClientConfig {
+    /// Settings for `credentials` against the production base URL, with the defaults of
+    /// [`TransportConfig::new`].
+    pub fn new(credentials: Credentials, user_agent: impl Into<String>) -> Self {
+        Self {
+            base_url: BaseUrl::parse(DEFAULT_BASE_URL).unwrap_or_else(|_| unreachable!()),
+            credentials,
+            transport: TransportConfig::new(user_agent),
         }
     }
 
@@ -86,30 +116,71 @@ impl ClientConfig {
         lookup: impl Fn(&str) -> Option<String>,
         user_agent: impl Into<String>,
     ) -> Result<Self, Error> {
-        let missing = |name: &'static str| Error::Config(format!("{name} is not set"));
-        let key = lookup(ENV_ACCESS_KEY)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| missing(ENV_ACCESS_KEY))?;
-        let secret = lookup(ENV_ACCESS_SECRET)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| missing(ENV_ACCESS_SECRET))?;
-        let mut config = Self::new(Credentials::new(key, secret), user_agent);
+        let get = |name: &'static str| {
+            lookup(name)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| Error::Config(format!("{name} is not set")))
+        };
+        let mut config = Self::new(
+            Credentials::new(get(ENV_ACCESS_KEY)?, get(ENV_ACCESS_SECRET)?),
+            user_agent,
+        );
         if let Some(url) = lookup(ENV_BASE_URL).filter(|v| !v.is_empty()) {
             config.base_url = BaseUrl::parse(&url)?;
         }
         Ok(config)
     }
 
-    /// Refuses settings that would send credentials in clear text: plain `http` is allowed for
-    /// loopback hosts, or when [`ClientConfig::allow_insecure_http`] is set.
+    /// Refuses settings that would send credentials in clear text (see
+    /// [`TransportConfig::check_url`]).
     pub fn check(&self) -> Result<(), Error> {
-        if !self.base_url.is_https() && !self.base_url.is_loopback() && !self.allow_insecure_http {
-            return Err(Error::Config(format!(
-                "base URL {} is plain http to a non-loopback host; use https, or allow insecure http explicitly",
-                self.base_url
-            )));
+        self.transport.check_url(&self.base_url)
+    }
+}
+
+/// How an On-Premises client authenticates.
+#[derive(Clone, Debug)]
+pub enum OnPremLogin {
+    /// Log in with a user name and password (Basic auth) and renew the token before it
+    /// expires or after a 401.
+    Password {
+        /// The user name.
+        username: String,
+        /// The password (redacted in `Debug`).
+        password: AccessSecret,
+    },
+    /// Use this token as it is; a 401 is then final, since there is nothing to log in with.
+    Token(Token),
+}
+
+/// An On-Premises client's settings.
+#[derive(Clone, Debug)]
+pub struct OnPremConfig {
+    /// The installation's base URL, e.g. `https://wa.example.internal:9090`.
+    pub base_url: BaseUrl,
+    /// How to authenticate.
+    pub login: OnPremLogin,
+    /// How long before a token's `expires_after` to log in again. Default 60 s.
+    pub token_refresh_margin: Duration,
+    /// Timeouts, retries, limits, TLS (add the installation's private CA here).
+    pub transport: TransportConfig,
+}
+
+impl OnPremConfig {
+    /// Settings for `base_url` with `login` and the defaults of [`TransportConfig::new`].
+    pub fn new(base_url: BaseUrl, login: OnPremLogin, user_agent: impl Into<String>) -> Self {
+        Self {
+            base_url,
+            login,
+            token_refresh_margin: Duration::from_secs(60),
+            transport: TransportConfig::new(user_agent),
         }
-        Ok(())
+    }
+
+    /// Refuses settings that would send credentials in clear text (see
+    /// [`TransportConfig::check_url`]).
+    pub fn check(&self) -> Result<(), Error> {
+        self.transport.check_url(&self.base_url)
     }
 }
 
@@ -218,43 +289,106 @@ impl Error {
     }
 }
 
-/// Implemented by each transport's client so the one [`ClientBuilder`] can build it.
-pub trait FromConfig: Sized {
+/// Implemented by each transport's clients so the builders can build them from settings.
+pub trait FromConfig<Config>: Sized {
     /// The client for these settings.
-    fn from_config(config: ClientConfig) -> Result<Self, Error>;
+    fn from_config(config: Config) -> Result<Self, Error>;
 }
 
-/// The builder both transports hand out from `Client::builder()`: settings here, the client's
-/// own construction in [`FromConfig`].
+/// Setters for the [`TransportConfig`] part of a builder, shared by both builders.
+macro_rules! transport_setters {
+    () => {
+        /// See [`TransportConfig::connect_timeout`].
+        pub fn connect_timeout(mut self, d: Duration) -> Self {
+            self.transport.connect_timeout = d;
+            self
+        }
+
+        /// See [`TransportConfig::request_timeout`].
+        pub fn request_timeout(mut self, d: Duration) -> Self {
+            self.transport.request_timeout = d;
+            self
+        }
+
+        /// See [`TransportConfig::overall_timeout`].
+        pub fn overall_timeout(mut self, d: Duration) -> Self {
+            self.transport.overall_timeout = d;
+            self
+        }
+
+        /// See [`TransportConfig::retry`].
+        pub fn retry(mut self, policy: RetryPolicy) -> Self {
+            self.transport.retry = policy;
+            self
+        }
+
+        /// See [`TransportConfig::max_answer_bytes`].
+        pub fn max_answer_bytes(mut self, n: u64) -> Self {
+            self.transport.max_answer_bytes = n;
+            self
+        }
+
+        /// See [`TransportConfig::max_download_bytes`].
+        pub fn max_download_bytes(mut self, n: u64) -> Self {
+            self.transport.max_download_bytes = n;
+            self
+        }
+
+        /// See [`TransportConfig::allow_insecure_http`].
+        pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+            self.transport.allow_insecure_http = allow;
+            self
+        }
+
+        /// Trusts one more root certificate (DER), e.g. a private CA. The built-in roots stay;
+        /// verification is never turned off.
+        pub fn add_root_certificate_der(mut self, der: impl Into<Vec<u8>>) -> Self {
+            self.transport.extra_roots_der.push(der.into());
+            self
+        }
+
+        /// Trusts the root certificates in a PEM file's contents. Refuses text that holds no
+        /// certificate.
+        pub fn add_root_certificates_pem(mut self, pem: &[u8]) -> Result<Self, Error> {
+            self.transport
+                .extra_roots_der
+                .extend(certificates_from_pem(pem)?);
+            Ok(self)
+        }
+    };
+}
+
+/// The DER certificates in PEM text.
+pub fn certificates_from_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
+    use rustls_pki_types::pem::PemObject;
+    let certs = rustls_pki_types::CertificateDer::pem_slice_iter(pem)
+        .map(|cert| cert.map(|c| c.as_ref().to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::Config(format!("root certificate PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(Error::Config(
+            "root certificate PEM holds no CERTIFICATE block".into(),
+        ));
+    }
+    Ok(certs)
+}
+
+/// The NXCloud client builder both transports hand out from `Client::builder()`.
 #[derive(Debug)]
 pub struct ClientBuilder<C> {
     credentials: Option<Credentials>,
     base_url: Option<String>,
-    user_agent: String,
-    edits: Vec<Edit>,
+    transport: TransportConfig,
     client: std::marker::PhantomData<fn() -> C>,
 }
 
-#[derive(Debug)]
-enum Edit {
-    ConnectTimeout(Duration),
-    RequestTimeout(Duration),
-    OverallTimeout(Duration),
-    Retry(RetryPolicy),
-    MaxAnswerBytes(u64),
-    MaxDownloadBytes(u64),
-    AllowInsecureHttp(bool),
-    RootCertificateDer(Vec<u8>),
-}
-
-impl<C: FromConfig> ClientBuilder<C> {
+impl<C: FromConfig<ClientConfig>> ClientBuilder<C> {
     /// A builder whose `User-Agent` is `user_agent` (the transport's name and version).
     pub fn new(user_agent: impl Into<String>) -> Self {
         Self {
             credentials: None,
             base_url: None,
-            user_agent: user_agent.into(),
-            edits: Vec::new(),
+            transport: TransportConfig::new(user_agent),
             client: std::marker::PhantomData,
         }
     }
@@ -276,50 +410,7 @@ impl<C: FromConfig> ClientBuilder<C> {
         self
     }
 
-    /// See [`ClientConfig::connect_timeout`].
-    pub fn connect_timeout(self, d: Duration) -> Self {
-        self.edit(Edit::ConnectTimeout(d))
-    }
-
-    /// See [`ClientConfig::request_timeout`].
-    pub fn request_timeout(self, d: Duration) -> Self {
-        self.edit(Edit::RequestTimeout(d))
-    }
-
-    /// See [`ClientConfig::overall_timeout`].
-    pub fn overall_timeout(self, d: Duration) -> Self {
-        self.edit(Edit::OverallTimeout(d))
-    }
-
-    /// See [`ClientConfig::retry`].
-    pub fn retry(self, policy: RetryPolicy) -> Self {
-        self.edit(Edit::Retry(policy))
-    }
-
-    /// See [`ClientConfig::max_answer_bytes`].
-    pub fn max_answer_bytes(self, n: u64) -> Self {
-        self.edit(Edit::MaxAnswerBytes(n))
-    }
-
-    /// See [`ClientConfig::max_download_bytes`].
-    pub fn max_download_bytes(self, n: u64) -> Self {
-        self.edit(Edit::MaxDownloadBytes(n))
-    }
-
-    /// See [`ClientConfig::allow_insecure_http`].
-    pub fn allow_insecure_http(self, allow: bool) -> Self {
-        self.edit(Edit::AllowInsecureHttp(allow))
-    }
-
-    /// Trusts one more root certificate (DER), e.g. a private CA. The built-in roots stay.
-    pub fn add_root_certificate_der(self, der: impl Into<Vec<u8>>) -> Self {
-        self.edit(Edit::RootCertificateDer(der.into()))
-    }
-
-    fn edit(mut self, edit: Edit) -> Self {
-        self.edits.push(edit);
-        self
-    }
+    transport_setters!();
 
     /// The settings, reading the environment for what was not given.
     pub fn config(self) -> Result<ClientConfig, Error> {
@@ -331,9 +422,10 @@ impl<C: FromConfig> ClientBuilder<C> {
         self,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<ClientConfig, Error> {
+        let user_agent = self.transport.user_agent.clone();
         let mut config = match self.credentials {
-            Some(credentials) => ClientConfig::new(credentials, self.user_agent),
-            None => ClientConfig::from_env(&lookup, self.user_agent)?,
+            Some(credentials) => ClientConfig::new(credentials, user_agent),
+            None => ClientConfig::from_env(&lookup, user_agent)?,
         };
         if let Some(url) = self
             .base_url
@@ -341,18 +433,7 @@ impl<C: FromConfig> ClientBuilder<C> {
         {
             config.base_url = BaseUrl::parse(&url)?;
         }
-        for edit in self.edits {
-            match edit {
-                Edit::ConnectTimeout(d) => config.connect_timeout = d,
-                Edit::RequestTimeout(d) => config.request_timeout = d,
-                Edit::OverallTimeout(d) => config.overall_timeout = d,
-                Edit::Retry(p) => config.retry = p,
-                Edit::MaxAnswerBytes(n) => config.max_answer_bytes = n,
-                Edit::MaxDownloadBytes(n) => config.max_download_bytes = n,
-                Edit::AllowInsecureHttp(b) => config.allow_insecure_http = b,
-                Edit::RootCertificateDer(der) => config.extra_roots_der.push(der),
-            }
-        }
+        config.transport = self.transport;
         config.check()?;
         Ok(config)
     }
@@ -360,5 +441,98 @@ impl<C: FromConfig> ClientBuilder<C> {
     /// Builds the client.
     pub fn build(self) -> Result<C, Error> {
         C::from_config(self.config()?)
+    }
+}
+
+/// Environment variable for the On-Premises base URL.
+pub const ENV_ONPREM_URL: &str = "WA_ONPREM_URL";
+/// Environment variable for an On-Premises token.
+pub const ENV_ONPREM_TOKEN: &str = "WA_ONPREM_TOKEN";
+
+/// The On-Premises client builder both transports hand out from `OnPremClient::builder()`.
+#[derive(Debug)]
+pub struct OnPremBuilder<C> {
+    base_url: Option<String>,
+    login: Option<OnPremLogin>,
+    token_refresh_margin: Duration,
+    transport: TransportConfig,
+    client: std::marker::PhantomData<fn() -> C>,
+}
+
+impl<C: FromConfig<OnPremConfig>> OnPremBuilder<C> {
+    /// A builder whose `User-Agent` is `user_agent`.
+    pub fn new(user_agent: impl Into<String>) -> Self {
+        Self {
+            base_url: None,
+            login: None,
+            token_refresh_margin: Duration::from_secs(60),
+            transport: TransportConfig::new(user_agent),
+            client: std::marker::PhantomData,
+        }
+    }
+
+    /// The installation's base URL. Without this call: `WA_ONPREM_URL`.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// Log in with a user name and password; the token is renewed as needed.
+    pub fn password(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
+        self.login = Some(OnPremLogin::Password {
+            username: username.into(),
+            password: AccessSecret::new(password),
+        });
+        self
+    }
+
+    /// Use a token obtained elsewhere. Without this or [`OnPremBuilder::password`]:
+    /// `WA_ONPREM_TOKEN`.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.login = Some(OnPremLogin::Token(Token::from_parts(token.into(), None)));
+        self
+    }
+
+    /// How long before expiry to renew the token (default 60 s).
+    pub fn token_refresh_margin(mut self, margin: Duration) -> Self {
+        self.token_refresh_margin = margin;
+        self
+    }
+
+    transport_setters!();
+
+    /// The settings, with `lookup` standing in for the environment.
+    pub fn config_with_env(
+        self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<OnPremConfig, Error> {
+        let env = |name: &str| lookup(name).filter(|v| !v.is_empty());
+        let url = self
+            .base_url
+            .or_else(|| env(ENV_ONPREM_URL))
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "no On-Premises base URL: set it or {ENV_ONPREM_URL}"
+                ))
+            })?;
+        let login = match self.login {
+            Some(login) => login,
+            None => OnPremLogin::Token(Token::from_parts(
+                env(ENV_ONPREM_TOKEN).ok_or_else(|| {
+                    Error::Config(format!("no On-Premises login: give a user name and password, a token, or {ENV_ONPREM_TOKEN}"))
+                })?,
+                None,
+            )),
+        };
+        let mut config = OnPremConfig::new(BaseUrl::parse(&url)?, login, "");
+        config.token_refresh_margin = self.token_refresh_margin;
+        config.transport = self.transport;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Builds the client, reading the environment for what was not given.
+    pub fn build(self) -> Result<C, Error> {
+        C::from_config(self.config_with_env(|k| std::env::var(k).ok())?)
     }
 }
