@@ -202,41 +202,15 @@ impl Client {
         request: http::Request<OutgoingBody>,
         source: Option<&mut UploadSource>,
     ) -> Result<O::Output, (Error, Option<String>)> {
-        let config = &self.inner.config;
-        let (parts, outgoing) = request.into_parts();
-        let reader = match (&outgoing, source) {
-            (OutgoingBody::Streamed(_), Some(source)) => {
-                Some(source.open().await.map_err(|e| (e, None))?)
-            }
-            _ => None,
-        };
-        let body = transport::body_of(outgoing, reader).map_err(|e| (e, None))?;
-        let mut request = http::Request::from_parts(parts, body);
-        request.headers_mut().insert(
-            http::header::USER_AGENT,
-            http::HeaderValue::from_str(&config.transport.user_agent)
-                .unwrap_or(http::HeaderValue::from_static(USER_AGENT)),
-        );
-        let exchange = async {
-            let response = transport::send(&self.inner.http, request)
-                .await
-                .map_err(|e| (e, None))?;
-            let status = response.status();
-            let date = transport::date(response.headers());
-            let body = transport::read_capped(response, config.transport.max_answer_bytes)
-                .await
-                .map_err(|e| (e, date.clone()))?;
-            parse_response(op, status, &body).map_err(|e| (Error::Response(e), date))
-        };
-        match tokio::time::timeout(config.transport.request_timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err((
-                Error::Timeout {
-                    during: "waiting for the answer",
-                    after: config.transport.request_timeout,
-                },
-                None,
-            )),
-        }
+        let answer = transport::exchange(
+            &self.inner.http,
+            &self.inner.config.transport,
+            request,
+            source,
+        )
+        .await
+        .map_err(|e| (e, None))?;
+        parse_response(op, answer.status, &answer.body)
+            .map_err(|e| (Error::Response(e), transport::date(&answer.headers)))
     }
 }

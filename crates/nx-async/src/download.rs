@@ -5,14 +5,14 @@ use std::fmt;
 use std::path::Path;
 use std::time::Instant;
 
-use http_body_util::BodyExt;
 use nx_protocol::call::{DownloadCall, DownloadNext};
 use nx_protocol::client::Error;
 use nx_protocol::download::{DownloadCheck, Sha256Digest, Verified};
 use nx_protocol::wa::{DownloadUrl, MediaInfo};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWrite;
 
 use crate::client::{Client, now};
+use crate::sink::{Failed, Target, TempFile, receive};
 use crate::transport;
 
 /// Progress callback: bytes so far, total when announced.
@@ -23,7 +23,7 @@ pub type Progress = Box<dyn FnMut(u64, Option<u64>) + Send>;
 pub struct DownloadOptions {
     sha256: Option<Sha256Digest>,
     max_bytes: Option<u64>,
-    progress: Option<Progress>,
+    pub(crate) progress: Option<Progress>,
 }
 
 impl DownloadOptions {
@@ -44,6 +44,20 @@ impl DownloadOptions {
         self
     }
 
+    /// The checks for a download announced as `total` bytes (refused at once if over the limit).
+    pub(crate) fn check(
+        &self,
+        default_max: u64,
+        total: Option<u64>,
+    ) -> Result<DownloadCheck, Error> {
+        let mut check = DownloadCheck::new(self.max_bytes.unwrap_or(default_max));
+        if let Some(digest) = self.sha256 {
+            check = check.expect_sha256(digest);
+        }
+        check.begin(total)?;
+        Ok(check)
+    }
+
     /// Called after every chunk with (bytes so far, total when announced).
     pub fn progress(mut self, f: impl FnMut(u64, Option<u64>) + Send + 'static) -> Self {
         self.progress = Some(Box::new(f));
@@ -59,18 +73,6 @@ impl fmt::Debug for DownloadOptions {
             .field("progress", &self.progress.is_some())
             .finish()
     }
-}
-
-/// Where the bytes go: a caller's writer, or a fresh temporary file per attempt.
-enum Target<'a, W: ?Sized> {
-    Writer(&'a mut W),
-    Path(&'a Path),
-}
-
-/// Why one fetch failed, and whether bytes had already reached the caller's writer.
-struct Failed {
-    error: Error,
-    wrote: bool,
 }
 
 impl Client {
@@ -197,32 +199,12 @@ impl Client {
         path: &Path,
         options: &mut DownloadOptions,
     ) -> Result<Verified, Failed> {
-        let io = |context: &str, e| Failed {
-            error: Error::io(format!("{context} {}", path.display()), e),
-            wrote: false,
-        };
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => std::path::PathBuf::from("."),
-        };
-        let temp = tempfile::Builder::new()
-            .prefix(".nx-download-")
-            .tempfile_in(&dir)
-            .map_err(|e| io("creating a temporary file beside", e))?;
-        let file = temp
-            .as_file()
-            .try_clone()
-            .map_err(|e| io("opening the temporary file for", e))?;
-        let mut file = tokio::fs::File::from_std(file);
+        let (temp, mut file) = TempFile::create(path)?;
         let verified = self
             .fetch(url, &mut file, options)
             .await
             .map_err(|f| Failed { wrote: false, ..f })?;
-        file.flush().await.map_err(|e| io("writing", e))?;
-        file.sync_all().await.map_err(|e| io("syncing", e))?;
-        drop(file);
-        temp.persist(path)
-            .map_err(|e| io("renaming the download into", e.error))?;
+        temp.commit(file).await?;
         Ok(verified)
     }
 
@@ -234,102 +216,34 @@ impl Client {
         options: &mut DownloadOptions,
     ) -> Result<Verified, Failed> {
         let config = &self.inner.config;
-        let fail = |error| Failed {
-            error,
-            wrote: false,
-        };
-        let uri: http::Uri = url.expose().parse().map_err(|_| {
-            fail(Error::InvalidInput(nx_protocol::InvalidInput::Url {
-                url: url.to_string(),
-                reason: "it is not a valid URL",
-            }))
-        })?;
-        let request = http::Request::get(uri)
-            .header(
-                http::header::USER_AGENT,
-                config.transport.user_agent.as_str(),
-            )
-            .body(transport::empty())
-            .map_err(|e| {
-                fail(Error::Transport {
-                    source: Box::new(e),
+        let request = http::Request::get(url.expose())
+            .body(nx_protocol::OutgoingBody::Empty)
+            .map_err(|_| {
+                Error::InvalidInput(nx_protocol::InvalidInput::Url {
+                    url: url.to_string(),
+                    reason: "it is not a valid URL",
                 })
             })?;
         tracing::debug!(url = %url, "downloading");
         let idle = config.transport.request_timeout;
-        let timeout = |during| Error::Timeout {
-            during,
-            after: idle,
-        };
-        let response = tokio::time::timeout(idle, transport::send(&self.inner.http, request))
-            .await
-            .map_err(|_| fail(timeout("waiting for the download to start")))?
-            .map_err(fail)?;
+        let response = transport::start(&self.inner.http, &config.transport, request).await?;
         let status = response.status();
         if !status.is_success() {
-            let body = tokio::time::timeout(idle, transport::read_capped(response, 64 * 1024))
-                .await
-                .map_err(|_| fail(timeout("reading an error answer")))?
-                .unwrap_or_default();
-            return Err(fail(Error::Response(nx_protocol::ResponseError::Http {
-                status,
-                snippet: nx_protocol::Snippet::of(&body),
-            })));
-        }
-        let mut check = DownloadCheck::new(
-            options
-                .max_bytes
-                .unwrap_or(config.transport.max_download_bytes),
-        );
-        if let Some(digest) = options.sha256 {
-            check = check.expect_sha256(digest);
+            let body = transport::error_body(response, 64 * 1024, idle).await;
+            let snippet = nx_protocol::Snippet::of(&body);
+            return Err(
+                Error::Response(nx_protocol::ResponseError::Http { status, snippet }).into(),
+            );
         }
         let total = transport::content_length(response.headers());
-        check.begin(total).map_err(|e| fail(e.into()))?;
-        let mut body = response.into_body();
-        let mut wrote = false;
-        loop {
-            let frame = match tokio::time::timeout(idle, body.frame()).await {
-                Err(_) => {
-                    return Err(Failed {
-                        error: timeout("receiving the download"),
-                        wrote,
-                    });
-                }
-                Ok(None) => break,
-                Ok(Some(Err(e))) => {
-                    return Err(Failed {
-                        error: Error::Transport {
-                            source: Box::new(e),
-                        },
-                        wrote,
-                    });
-                }
-                Ok(Some(Ok(frame))) => frame,
-            };
-            let Ok(chunk) = frame.into_data() else {
-                continue;
-            };
-            check.update(&chunk).map_err(|e| Failed {
-                error: e.into(),
-                wrote,
-            })?;
-            sink.write_all(&chunk).await.map_err(|e| Failed {
-                error: Error::io("writing the download", e),
-                wrote: true,
-            })?;
-            wrote = true;
-            if let Some(progress) = &mut options.progress {
-                progress(check.received(), total);
-            }
-        }
-        sink.flush().await.map_err(|e| Failed {
-            error: Error::io("writing the download", e),
-            wrote,
-        })?;
-        check.finish().map_err(|e| Failed {
-            error: e.into(),
-            wrote,
-        })
+        let check = options.check(config.transport.max_download_bytes, total)?;
+        receive(
+            response.into_body(),
+            check,
+            sink,
+            idle,
+            &mut options.progress,
+        )
+        .await
     }
 }

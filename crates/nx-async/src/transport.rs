@@ -3,7 +3,8 @@
 use std::error::Error as StdError;
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::combinators::UnsyncBoxBody;
@@ -17,6 +18,8 @@ use nx_protocol::client::{Error, TransportConfig};
 use nx_protocol::{OutgoingBody, StreamedBody};
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::upload::UploadSource;
 
 /// The request body type every call uses.
 pub(crate) type Body = UnsyncBoxBody<Bytes, io::Error>;
@@ -67,44 +70,87 @@ pub(crate) fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed_unsync()
 }
 
-/// `head`, then exactly `stream_len` bytes of `reader`, then `tail`, one chunk in memory at a time.
-pub(crate) fn streamed(body: StreamedBody, reader: Box<dyn AsyncRead + Send + Unpin>) -> Body {
+/// When bytes last moved, so a streamed transfer is limited by its idle time rather than its
+/// total time (a large file on a slow link is fine; a stalled one is not).
+#[derive(Clone, Debug)]
+pub(crate) struct Activity {
+    start: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Activity {
+    pub(crate) fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            last_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Records that bytes moved now.
+    pub(crate) fn touch(&self) {
+        self.last_ms
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing has moved for `idle`.
+    pub(crate) async fn idle_for(&self, idle: Duration) {
+        loop {
+            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let quiet = self.start.elapsed().saturating_sub(last);
+            if quiet >= idle {
+                return;
+            }
+            tokio::time::sleep(idle - quiet).await;
+        }
+    }
+}
+
+/// `head`, then exactly `stream_len` bytes of `reader`, then `tail`, one chunk in memory at a
+/// time; every chunk handed to hyper touches `activity`.
+pub(crate) fn streamed(
+    body: StreamedBody,
+    reader: Box<dyn AsyncRead + Send + Unpin>,
+    activity: Activity,
+) -> Body {
     enum State {
         Head(StreamedBody, Box<dyn AsyncRead + Send + Unpin>),
         File(u64, Bytes, Box<dyn AsyncRead + Send + Unpin>),
         Done,
     }
-    let stream = futures_util::stream::unfold(State::Head(body, reader), |state| async move {
-        match state {
-            State::Head(b, reader) => {
-                let next = State::File(b.stream_len, b.tail, reader);
-                Some((Ok(Frame::data(b.head)), next))
-            }
-            State::File(0, tail, _) => Some((Ok(Frame::data(tail)), State::Done)),
-            State::File(remaining, tail, mut reader) => {
-                let want = remaining.min(CHUNK as u64) as usize;
-                let mut buf = BytesMut::zeroed(want);
-                match reader.read(&mut buf).await {
-                    Ok(0) => Some((
-                        Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            format!(
-                                "the upload source ended {remaining} bytes before its declared length"
-                            ),
-                        )),
-                        State::Done,
-                    )),
-                    Ok(n) => {
-                        buf.truncate(n);
-                        Some((
-                            Ok(Frame::data(buf.freeze())),
-                            State::File(remaining - n as u64, tail, reader),
-                        ))
-                    }
-                    Err(e) => Some((Err(e), State::Done)),
+    let stream = futures_util::stream::unfold(State::Head(body, reader), move |state| {
+        activity.touch();
+        async move {
+            match state {
+                State::Head(b, reader) => {
+                    let next = State::File(b.stream_len, b.tail, reader);
+                    Some((Ok(Frame::data(b.head)), next))
                 }
+                State::File(0, tail, _) => Some((Ok(Frame::data(tail)), State::Done)),
+                State::File(remaining, tail, mut reader) => {
+                    let want = remaining.min(CHUNK as u64) as usize;
+                    let mut buf = BytesMut::zeroed(want);
+                    match reader.read(&mut buf).await {
+                        Ok(0) => Some((
+                            Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                format!(
+                                    "the upload source ended {remaining} bytes before its declared length"
+                                ),
+                            )),
+                            State::Done,
+                        )),
+                        Ok(n) => {
+                            buf.truncate(n);
+                            Some((
+                                Ok(Frame::data(buf.freeze())),
+                                State::File(remaining - n as u64, tail, reader),
+                            ))
+                        }
+                        Err(e) => Some((Err(e), State::Done)),
+                    }
+                }
+                State::Done => None,
             }
-            State::Done => None,
         }
     });
     BodyExt::boxed_unsync(StreamBody::new(stream))
@@ -114,11 +160,12 @@ pub(crate) fn streamed(body: StreamedBody, reader: Box<dyn AsyncRead + Send + Un
 pub(crate) fn body_of(
     outgoing: OutgoingBody,
     reader: Option<Box<dyn AsyncRead + Send + Unpin>>,
+    activity: &Activity,
 ) -> Result<Body, Error> {
     Ok(match (outgoing, reader) {
         (OutgoingBody::Empty, _) => empty(),
         (OutgoingBody::Bytes(bytes), _) => full(bytes),
-        (OutgoingBody::Streamed(s), Some(reader)) => streamed(s, reader),
+        (OutgoingBody::Streamed(s), Some(reader)) => streamed(s, reader, activity.clone()),
         (OutgoingBody::Streamed(_), None) => {
             return Err(Error::Config(
                 "this operation streams a body: call it with a source".into(),
@@ -207,4 +254,116 @@ pub(crate) fn date(headers: &http::HeaderMap) -> Option<String> {
         .to_str()
         .ok()
         .map(str::to_owned)
+}
+
+/// Runs `exchange` under the attempt's limit: a total of `limit` for a complete body, or `limit`
+/// of idleness for a streamed one (watched through `activity`).
+pub(crate) async fn limited<T>(
+    exchange: impl std::future::Future<Output = Result<T, Error>>,
+    streamed: bool,
+    activity: &Activity,
+    limit: Duration,
+) -> Result<T, Error> {
+    let timeout = |during| Error::Timeout {
+        during,
+        after: limit,
+    };
+    if !streamed {
+        return tokio::time::timeout(limit, exchange)
+            .await
+            .unwrap_or_else(|_| Err(timeout("waiting for the answer")));
+    }
+    activity.touch();
+    tokio::select! {
+        result = exchange => result,
+        () = activity.idle_for(limit) => Err(timeout("sending the upload (no progress)")),
+    }
+}
+
+/// A complete answer: status, headers and the (capped) body.
+pub(crate) struct Answer {
+    pub(crate) status: http::StatusCode,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+/// One attempt of a call: sends `request` (streaming `source` for a streamed body), under the
+/// attempt's limit, and reads the answer of at most `max_answer_bytes`.
+pub(crate) async fn exchange(
+    http: &Http,
+    config: &TransportConfig,
+    request: http::Request<OutgoingBody>,
+    source: Option<&mut UploadSource>,
+) -> Result<Answer, Error> {
+    let (parts, outgoing) = request.into_parts();
+    let reader = match (&outgoing, source) {
+        (OutgoingBody::Streamed(_), Some(source)) => Some(source.open().await?),
+        _ => None,
+    };
+    let streamed = matches!(outgoing, OutgoingBody::Streamed(_));
+    let activity = Activity::new();
+    let mut request = http::Request::from_parts(parts, body_of(outgoing, reader, &activity)?);
+    let agent = http::HeaderValue::from_str(&config.user_agent)
+        .unwrap_or(http::HeaderValue::from_static(crate::USER_AGENT));
+    request
+        .headers_mut()
+        .insert(http::header::USER_AGENT, agent);
+    let exchange = async {
+        let response = send(http, request).await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = read_capped(response, config.max_answer_bytes).await?;
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    };
+    limited(exchange, streamed, &activity, config.request_timeout).await
+}
+
+fn with_user_agent(
+    mut request: http::Request<Body>,
+    config: &TransportConfig,
+) -> http::Request<Body> {
+    let agent = http::HeaderValue::from_str(&config.user_agent)
+        .unwrap_or(http::HeaderValue::from_static(crate::USER_AGENT));
+    request
+        .headers_mut()
+        .insert(http::header::USER_AGENT, agent);
+    request
+}
+
+/// Sends a request without a streamed body and returns the answer once its head has arrived
+/// (within `request_timeout`), leaving the body to be streamed.
+pub(crate) async fn start(
+    http: &Http,
+    config: &TransportConfig,
+    request: http::Request<OutgoingBody>,
+) -> Result<http::Response<Incoming>, Error> {
+    let (parts, outgoing) = request.into_parts();
+    let request = with_user_agent(
+        http::Request::from_parts(parts, body_of(outgoing, None, &Activity::new())?),
+        config,
+    );
+    let limit = config.request_timeout;
+    tokio::time::timeout(limit, send(http, request))
+        .await
+        .map_err(|_| Error::Timeout {
+            during: "waiting for the answer to start",
+            after: limit,
+        })?
+}
+
+/// Reads an error answer's body (at most `max` bytes, within the request timeout); a body that
+/// cannot be read is treated as empty, since the status already says what went wrong.
+pub(crate) async fn error_body(
+    response: http::Response<Incoming>,
+    max: u64,
+    limit: Duration,
+) -> Bytes {
+    match tokio::time::timeout(limit, read_capped(response, max)).await {
+        Ok(Ok(body)) => body,
+        _ => Bytes::new(),
+    }
 }

@@ -5,7 +5,7 @@ use http::{HeaderMap, Method, StatusCode};
 use serde::Deserialize;
 
 use crate::body::StreamedBody;
-use crate::download::{DownloadCheck, IntegrityError};
+use crate::download::{DownloadCheck, IntegrityError, Verified};
 use crate::error::{InvalidInput, ResponseError};
 use crate::onprem::operation::{MAX_ERROR_BODY, OnPremBody, OnPremOperation, media_path};
 use crate::wa::MediaKind;
@@ -233,6 +233,15 @@ impl RetrievedMedia {
         check.begin(self.content_length)?;
         Ok(check)
     }
+}
+
+/// A finished, verified retrieve: what the server said the file is, and what arrived.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retrieved {
+    /// The answer's head (MIME type, announced length).
+    pub media: RetrievedMedia,
+    /// The checked bytes (length, SHA-256 when computed).
+    pub verified: Verified,
 }
 
 fn media_head(headers: &HeaderMap) -> Result<RetrievedMedia, String> {

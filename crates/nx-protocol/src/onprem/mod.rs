@@ -80,8 +80,8 @@ mod tests;
 
 pub use error::{MetaCode, MetaError, parse_errors};
 pub use media::{
-    DeleteMedia, DownloadRequested, RetrieveHead, RetrieveMedia, RetrievedMedia, RetryDownload,
-    UploadMedia, UploadedMedia,
+    DeleteMedia, DownloadRequested, RetrieveHead, RetrieveMedia, Retrieved, RetrievedMedia,
+    RetryDownload, UploadMedia, UploadedMedia,
 };
 pub use notification::{
     MediaItemStatus, NOTIFICATION_MEDIA_TYPES, NotificationError, PendingDownloads,
