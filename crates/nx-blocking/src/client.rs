@@ -11,7 +11,7 @@ use nx_protocol::policy::clock::ClockOffset;
 use nx_protocol::wa::{DeleteMedia, Deleted, GetMedia, MediaInfo, UploadMedia, UploadedMedia};
 use nx_protocol::{OutgoingBody, Timestamp};
 
-use crate::transport::{self, Exchange, Http, RequestBody};
+use crate::transport::{self, Exchange, Http};
 use crate::upload::UploadSource;
 
 /// The `User-Agent` this crate sends.
@@ -191,29 +191,13 @@ impl Client {
     ) -> Result<O::Output, (Error, Option<String>)> {
         let config = &self.inner.config;
         let http = &self.inner.http;
-        let (mut parts, outgoing) = request.into_parts();
-        // A streamed body is a media transfer: limited by idle time, not by a total.
-        let exchange = match outgoing {
-            OutgoingBody::Streamed(_) => Exchange::Transfer,
-            _ => Exchange::Call,
-        };
-        let reader = match (&outgoing, source) {
-            (OutgoingBody::Streamed(_), Some(source)) => {
-                Some(source.open().map_err(|e| (e, None))?)
-            }
-            _ => None,
-        };
-        let mut body = RequestBody::new(outgoing, reader).map_err(|e| (e, None))?;
-        parts.headers.insert(
-            http::header::USER_AGENT,
-            http::HeaderValue::from_str(&config.transport.user_agent)
-                .unwrap_or(http::HeaderValue::from_static(USER_AGENT)),
-        );
         const DURING: &str = "waiting for the answer";
+        let exchange = Exchange::of(request.body());
         let response = http
-            .send(
-                http::Request::from_parts(parts, ()),
-                Some(&mut body),
+            .send_built(
+                request,
+                source,
+                &config.transport.user_agent,
                 exchange,
                 DURING,
             )

@@ -2,7 +2,7 @@
 //! once every check has passed.
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
@@ -12,7 +12,8 @@ use nx_protocol::download::{DownloadCheck, Sha256Digest, Verified};
 use nx_protocol::wa::{DownloadUrl, MediaInfo};
 
 use crate::client::{Client, now};
-use crate::transport::{self, CHUNK, Exchange};
+use crate::sink::{Failed, Target, TempFile, receive};
+use crate::transport::{self, Exchange};
 
 /// Progress callback: bytes so far, total when announced.
 pub type Progress = Box<dyn FnMut(u64, Option<u64>) + Send>;
@@ -22,7 +23,7 @@ pub type Progress = Box<dyn FnMut(u64, Option<u64>) + Send>;
 pub struct DownloadOptions {
     sha256: Option<Sha256Digest>,
     max_bytes: Option<u64>,
-    progress: Option<Progress>,
+    pub(crate) progress: Option<Progress>,
 }
 
 impl DownloadOptions {
@@ -43,6 +44,20 @@ impl DownloadOptions {
         self
     }
 
+    /// The checks for a download announced as `total` bytes (refused at once if over the limit).
+    pub(crate) fn check(
+        &self,
+        default_max: u64,
+        total: Option<u64>,
+    ) -> Result<DownloadCheck, Error> {
+        let mut check = DownloadCheck::new(self.max_bytes.unwrap_or(default_max));
+        if let Some(digest) = self.sha256 {
+            check = check.expect_sha256(digest);
+        }
+        check.begin(total)?;
+        Ok(check)
+    }
+
     /// Called after every chunk with (bytes so far, total when announced).
     pub fn progress(mut self, f: impl FnMut(u64, Option<u64>) + Send + 'static) -> Self {
         self.progress = Some(Box::new(f));
@@ -57,27 +72,6 @@ impl fmt::Debug for DownloadOptions {
             .field("max_bytes", &self.max_bytes)
             .field("progress", &self.progress.is_some())
             .finish()
-    }
-}
-
-/// Where the bytes go: a caller's writer, or a fresh temporary file per attempt.
-enum Target<'a, W: ?Sized> {
-    Writer(&'a mut W),
-    Path(&'a Path),
-}
-
-/// Why one fetch failed, and whether bytes had already reached the caller's writer.
-struct Failed {
-    error: Error,
-    wrote: bool,
-}
-
-impl Failed {
-    fn before_writing(error: Error) -> Self {
-        Self {
-            error,
-            wrote: false,
-        }
     }
 }
 
@@ -205,25 +199,12 @@ impl Client {
         path: &Path,
         options: &mut DownloadOptions,
     ) -> Result<Verified, Failed> {
-        let io = |context: &str, e| {
-            Failed::before_writing(Error::io(format!("{context} {}", path.display()), e))
-        };
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => std::path::PathBuf::from("."),
-        };
-        let mut temp = tempfile::Builder::new()
-            .prefix(".nx-download-")
-            .tempfile_in(&dir)
-            .map_err(|e| io("creating a temporary file beside", e))?;
+        let mut temp = TempFile::create(path)?;
         // The bytes went to a temporary file, not to the caller: a failed fetch can be retried.
         let verified = self
-            .fetch(url, temp.as_file_mut(), options)
-            .map_err(|f| Failed::before_writing(f.error))?;
-        temp.as_file_mut().flush().map_err(|e| io("writing", e))?;
-        temp.as_file().sync_all().map_err(|e| io("syncing", e))?;
-        temp.persist(path)
-            .map_err(|e| io("renaming the download into", e.error))?;
+            .fetch(url, temp.file(), options)
+            .map_err(|f| Failed { wrote: false, ..f })?;
+        temp.commit()?;
         Ok(verified)
     }
 
@@ -236,12 +217,11 @@ impl Client {
     ) -> Result<Verified, Failed> {
         let config = &self.inner.config;
         let http = &self.inner.http;
-        let fail = Failed::before_writing;
         let uri: http::Uri = url.expose().parse().map_err(|_| {
-            fail(Error::InvalidInput(nx_protocol::InvalidInput::Url {
+            Error::InvalidInput(nx_protocol::InvalidInput::Url {
                 url: url.to_string(),
                 reason: "it is not a valid URL",
-            }))
+            })
         })?;
         let request = http::Request::get(uri)
             .header(
@@ -249,84 +229,34 @@ impl Client {
                 config.transport.user_agent.as_str(),
             )
             .body(())
-            .map_err(|e| {
-                fail(Error::Transport {
-                    source: Box::new(e),
-                })
+            .map_err(|e| Error::Transport {
+                source: Box::new(e),
             })?;
         tracing::debug!(url = %url, "downloading");
         let idle = http.request_timeout();
-        let response = http
-            .send(
-                request,
-                None,
-                Exchange::Transfer,
-                "waiting for the download to start",
-            )
-            .map_err(fail)?;
+        let response = http.send(
+            request,
+            None,
+            Exchange::Transfer,
+            "waiting for the download to start",
+        )?;
         let status = response.status();
         if !status.is_success() {
-            let body = match transport::read_capped(
-                response,
-                64 * 1024,
-                "reading an error answer",
-                idle,
-            ) {
-                Ok(body) => body,
-                Err(e @ Error::Timeout { .. }) => return Err(fail(e)),
-                Err(_) => Vec::new(),
-            };
-            return Err(fail(Error::Response(nx_protocol::ResponseError::Http {
+            let body = transport::error_body(response, 64 * 1024, idle)?;
+            return Err(Error::Response(nx_protocol::ResponseError::Http {
                 status,
                 snippet: nx_protocol::Snippet::of(&body),
-            })));
-        }
-        let mut check = DownloadCheck::new(
-            options
-                .max_bytes
-                .unwrap_or(config.transport.max_download_bytes),
-        );
-        if let Some(digest) = options.sha256 {
-            check = check.expect_sha256(digest);
+            })
+            .into());
         }
         let total = transport::content_length(response.headers());
-        check.begin(total).map_err(|e| fail(e.into()))?;
-        let mut body = response.into_body().into_reader();
-        let mut buf = vec![0u8; CHUNK];
-        let mut wrote = false;
-        loop {
-            let n = match body.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(Failed {
-                        error: transport::body_error(e, "receiving the download", idle),
-                        wrote,
-                    });
-                }
-            };
-            let chunk = &buf[..n];
-            check.update(chunk).map_err(|e| Failed {
-                error: e.into(),
-                wrote,
-            })?;
-            sink.write_all(chunk).map_err(|e| Failed {
-                error: Error::io("writing the download", e),
-                wrote: true,
-            })?;
-            wrote = true;
-            if let Some(progress) = &mut options.progress {
-                progress(check.received(), total);
-            }
-        }
-        sink.flush().map_err(|e| Failed {
-            error: Error::io("writing the download", e),
-            wrote,
-        })?;
-        check.finish().map_err(|e| Failed {
-            error: e.into(),
-            wrote,
-        })
+        let check = options.check(config.transport.max_download_bytes, total)?;
+        receive(
+            response.into_body(),
+            check,
+            sink,
+            idle,
+            &mut options.progress,
+        )
     }
 }

@@ -18,6 +18,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`OnPremClient`] does the same for a WhatsApp Business On-Premises installation's media
+//! endpoints (login and token renewal, upload, retrieve, delete, retry-download), and
+//! [`NotificationHub`] matches the webhook's media notifications to the retry-downloads waiting
+//! for them.
+//!
 //! One [`Client`] holds one `ureq::Agent`: connections are pooled and kept alive, so share the
 //! client (it is cheap to clone and can be used from many threads).
 //!
@@ -31,15 +36,23 @@
 
 mod client;
 mod download;
+mod notify;
+mod onprem;
+mod sink;
 mod transport;
 mod upload;
 
 pub use client::{Client, USER_AGENT};
 pub use download::{DownloadOptions, Progress};
+pub use notify::{Expected, NotificationHub};
+pub use onprem::OnPremClient;
 pub use upload::UploadSource;
 
-pub use nx_protocol::client::{ClientBuilder, ClientConfig, Error};
+pub use nx_protocol::client::{
+    ClientBuilder, ClientConfig, Error, OnPremBuilder, OnPremConfig, TransportConfig,
+};
 pub use nx_protocol::download::{IntegrityError, Sha256Digest, Verified};
+pub use nx_protocol::onprem::{DownloadRequested, MediaItemStatus, Retrieved, Token};
 pub use nx_protocol::policy::retry::RetryPolicy;
 pub use nx_protocol::wa::{Deleted, MediaInfo, UploadedMedia};
 pub use nx_protocol::{ApiCode, ResponseError};

@@ -11,7 +11,7 @@ use nx_protocol::client::{Error, TransportConfig};
 use nx_protocol::{OutgoingBody, ResponseError, Snippet};
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
-use crate::upload::Reader;
+use crate::upload::{Reader, UploadSource};
 
 /// Bytes moved at a time: a download's buffer, and a JSON answer's read size.
 pub(crate) const CHUNK: usize = 64 * 1024;
@@ -28,6 +28,17 @@ pub(crate) enum Exchange {
     /// A media transfer (an upload or a download): `request_timeout` bounds the time without a
     /// byte moving, so a large file on a slow link is not cut by a total limit.
     Transfer,
+}
+
+impl Exchange {
+    /// The limits for a request with `body`: a streamed body is a media transfer, limited by
+    /// idle time rather than by a total.
+    pub(crate) fn of(body: &OutgoingBody) -> Self {
+        match body {
+            OutgoingBody::Streamed(_) => Exchange::Transfer,
+            _ => Exchange::Call,
+        }
+    }
 }
 
 /// One pooled, keep-alive ureq agent and the limits it runs under.
@@ -117,6 +128,36 @@ impl Http {
             }
         };
         Err(self.classify(error, host, may_have_reached_server, during))
+    }
+
+    /// Sends a request nx-protocol built: a body of bytes as it is, a streamed body from
+    /// `source` (opened from its start), no body at all when it is empty; with `user_agent`.
+    /// Returns the answer's head; the body is read from the response afterwards.
+    pub(crate) fn send_built(
+        &self,
+        request: http::Request<OutgoingBody>,
+        source: Option<&mut UploadSource>,
+        user_agent: &str,
+        exchange: Exchange,
+        during: &'static str,
+    ) -> Result<http::Response<ureq::Body>, Error> {
+        let (mut parts, outgoing) = request.into_parts();
+        parts.headers.insert(
+            http::header::USER_AGENT,
+            http::HeaderValue::from_str(user_agent)
+                .unwrap_or(http::HeaderValue::from_static(crate::USER_AGENT)),
+        );
+        let head = http::Request::from_parts(parts, ());
+        if matches!(outgoing, OutgoingBody::Empty) {
+            // A GET or DELETE: no body, not even an empty one.
+            return self.send(head, None, exchange, during);
+        }
+        let reader = match (&outgoing, source) {
+            (OutgoingBody::Streamed(_), Some(source)) => Some(source.open()?),
+            _ => None,
+        };
+        let mut body = RequestBody::new(outgoing, reader)?;
+        self.send(head, Some(&mut body), exchange, during)
     }
 
     fn run<S: ureq::AsSendBody>(
@@ -342,6 +383,21 @@ pub(crate) fn read_capped(
             return Err(Error::AnswerTooLarge { limit });
         }
         out.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Reads at most `max` bytes of an error answer's body, within `timeout`. A body that cannot be
+/// read is empty (the status already says what went wrong), except after a timeout, which is
+/// returned: a stalled answer is a network failure, not the error the status names.
+pub(crate) fn error_body(
+    response: http::Response<ureq::Body>,
+    max: u64,
+    timeout: Duration,
+) -> Result<Vec<u8>, Error> {
+    match read_capped(response, max, "reading an error answer", timeout) {
+        Ok(body) => Ok(body),
+        Err(e @ Error::Timeout { .. }) => Err(e),
+        Err(_) => Ok(Vec::new()),
     }
 }
 

@@ -1,0 +1,413 @@
+//! The WhatsApp Business On-Premises media client: login and token reuse, upload, retrieve,
+//! delete and retry-download, over the same agent as the NXCloud client.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use nx_protocol::call::{CallState, Next};
+use nx_protocol::client::{Error, FromConfig, OnPremBuilder, OnPremConfig, OnPremLogin};
+use nx_protocol::onprem::{
+    self, Auth, DeleteMedia, DownloadRequested, Login, OnPremOperation, RetrieveHead,
+    RetrieveMedia, Retrieved, RetryDownload, Token, UploadMedia, UploadedMedia,
+};
+
+use crate::client::now;
+use crate::download::DownloadOptions;
+use crate::sink::{Failed, Target, TempFile, receive};
+use crate::transport::{self, Exchange, Http};
+use crate::upload::UploadSource;
+
+/// A blocking client for a WhatsApp Business On-Premises installation's media endpoints.
+/// Cheap to clone (an `Arc` inside) and usable from many threads; connections are pooled and
+/// kept alive.
+///
+/// With a user name and password it logs in on first use, reuses the token until shortly
+/// before its `expires_after`, and after a 401 logs in once more and retries the call once.
+/// Concurrent calls share one login.
+///
+/// ```no_run
+/// # fn run() -> Result<(), nx_blocking::Error> {
+/// use nx_blocking::{DownloadOptions, OnPremClient, UploadSource};
+///
+/// let client = OnPremClient::builder()
+///     .base_url("https://wa.example.internal:9090")
+///     .password("admin", "secret")
+///     .build()?;
+/// let uploaded = client.upload_media("image/png", UploadSource::path("logo.png"))?;
+/// let retrieved =
+///     client.retrieve_media_to_path(&uploaded.id, "copy.png", DownloadOptions::new())?;
+/// println!("{} bytes of {:?}", retrieved.verified.len, retrieved.media.content_type);
+/// let ack = client.retry_download("f043afd0-f0ae-4b9c-ab3d-696fb4c8cd68")?;
+/// println!("download started for {:?}", ack.ids);
+/// client.delete_media(&uploaded.id)?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct OnPremClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: OnPremConfig,
+    http: Http,
+    /// The token in use; a lock so concurrent calls log in once, not once each.
+    token: Mutex<Option<Token>>,
+}
+
+impl FromConfig<OnPremConfig> for OnPremClient {
+    fn from_config(config: OnPremConfig) -> Result<Self, Error> {
+        config.check()?;
+        let http = Http::new(&config.transport)?;
+        let token = match &config.login {
+            OnPremLogin::Token(token) => Some(token.clone()),
+            OnPremLogin::Password { .. } => None,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                http,
+                token: Mutex::new(token),
+            }),
+        })
+    }
+}
+
+/// Whose credentials an attempt carries.
+#[derive(Clone, Copy)]
+enum Credential {
+    /// The user name and password (for [`Login`]).
+    Basic,
+    /// The current token, renewed as needed.
+    Bearer,
+}
+
+impl OnPremClient {
+    /// A builder: base URL (or `WA_ONPREM_URL`), user name and password or a token (or
+    /// `WA_ONPREM_TOKEN`), timeouts, retries, limits, extra root certificates.
+    pub fn builder() -> OnPremBuilder<OnPremClient> {
+        OnPremBuilder::new(crate::USER_AGENT)
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &OnPremConfig {
+        &self.inner.config
+    }
+
+    /// Logs in now (with a user name and password) and returns the new token; with a given
+    /// token, returns it.
+    pub fn login(&self) -> Result<Token, Error> {
+        let mut slot = self.slot();
+        if let OnPremLogin::Token(token) = &self.inner.config.login {
+            return Ok(token.clone());
+        }
+        let token = self.fresh_login()?;
+        *slot = Some(token.clone());
+        Ok(token)
+    }
+
+    /// Executes any On-Premises operation whose body is not streamed.
+    pub fn execute<O: OnPremOperation + ?Sized>(&self, op: &O) -> Result<O::Output, Error> {
+        self.run(op, None, Credential::Bearer)
+    }
+
+    /// `POST /v1/media`: uploads the file's raw bytes, streamed, with its MIME type (checked
+    /// against WhatsApp's media table first). A failed attempt is retried only when the source
+    /// can be reopened (a path or bytes, not a one-shot reader).
+    pub fn upload_media(
+        &self,
+        mime_type: &str,
+        source: UploadSource,
+    ) -> Result<UploadedMedia, Error> {
+        let op = UploadMedia::new(mime_type, source.len()?);
+        self.run(&op, Some(source), Credential::Bearer)
+    }
+
+    /// `DELETE /v1/media/{id}`.
+    pub fn delete_media(&self, id: &str) -> Result<(), Error> {
+        self.execute(&DeleteMedia::new(id))
+    }
+
+    /// `GET /v1/media/{id}/download`: asks the installation to download and store the media
+    /// again. The answer only acknowledges the request; the outcome arrives later at the
+    /// webhook, which [`crate::NotificationHub`] matches.
+    pub fn retry_download(&self, id: &str) -> Result<DownloadRequested, Error> {
+        self.execute(&RetryDownload::new(id))
+    }
+
+    /// `GET /v1/media/{id}`: streams the file into `sink` with the checks of `options`
+    /// (length, size cap, SHA-256 when given). A missing id is an error whose
+    /// [`nx_protocol::ResponseError::is_not_found`] is true. Once bytes have reached `sink`,
+    /// a failure is final (the writer cannot be rewound).
+    pub fn retrieve_media<W: Write + ?Sized>(
+        &self,
+        id: &str,
+        sink: &mut W,
+        options: DownloadOptions,
+    ) -> Result<Retrieved, Error> {
+        self.retrieve_loop(&RetrieveMedia::new(id), Target::Writer(sink), options)
+    }
+
+    /// Like [`OnPremClient::retrieve_media`], into a file that appears at `path` only once
+    /// every check has passed; on failure nothing is left there (an existing file there is
+    /// untouched).
+    pub fn retrieve_media_to_path(
+        &self,
+        id: &str,
+        path: impl AsRef<Path>,
+        options: DownloadOptions,
+    ) -> Result<Retrieved, Error> {
+        let target = Target::<std::fs::File>::Path(path.as_ref());
+        self.retrieve_loop(&RetrieveMedia::new(id), target, options)
+    }
+
+    /// The token slot. A panic elsewhere cannot leave it half-written (it is replaced whole),
+    /// so a poisoned lock is used as it is.
+    fn slot(&self) -> MutexGuard<'_, Option<Token>> {
+        self.inner
+            .token
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Logs in with the user name and password.
+    fn fresh_login(&self) -> Result<Token, Error> {
+        self.run(&Login::new(), None, Credential::Basic)
+    }
+
+    /// The current token, logging in first when there is none or it is about to expire.
+    fn token(&self) -> Result<Token, Error> {
+        let mut slot = self.slot();
+        let margin = self.inner.config.token_refresh_margin.as_millis() as u64;
+        match &*slot {
+            Some(token) if !token.needs_refresh(now(), margin) => Ok(token.clone()),
+            _ if matches!(self.inner.config.login, OnPremLogin::Token(_)) => slot
+                .clone()
+                .ok_or_else(|| Error::Config("no On-Premises token".into())),
+            _ => {
+                let token = self.fresh_login()?;
+                *slot = Some(token.clone());
+                Ok(token)
+            }
+        }
+    }
+
+    /// After a 401 with `rejected`: logs in again, unless another call already replaced it.
+    /// `false` when there is nothing to log in with (a given token).
+    fn relogin(&self, rejected: &Token) -> Result<bool, Error> {
+        if matches!(self.inner.config.login, OnPremLogin::Token(_)) {
+            return Ok(false);
+        }
+        let mut slot = self.slot();
+        if slot.as_ref().is_some_and(|current| current != rejected) {
+            return Ok(true);
+        }
+        let token = self.fresh_login()?;
+        *slot = Some(token);
+        Ok(true)
+    }
+
+    /// The retry loop of a call whose answer is read whole; the decisions are nx-protocol's
+    /// ([`CallState`]), only sending, logging in and sleeping happen here.
+    fn run<O: OnPremOperation + ?Sized>(
+        &self,
+        op: &O,
+        mut source: Option<UploadSource>,
+        credential: Credential,
+    ) -> Result<O::Output, Error> {
+        let config = &self.inner.config;
+        let transport = &config.transport;
+        let idempotent = op.is_idempotent() && source.as_ref().is_none_or(UploadSource::reopenable);
+        let mut call = CallState::new(
+            transport.retry.clone(),
+            idempotent,
+            transport.overall_timeout,
+        );
+        let started = Instant::now();
+        let span = tracing::info_span!(
+            "nx.onprem",
+            method = %op.method(),
+            attempt = tracing::field::Empty
+        );
+        let _entered = span.enter();
+        loop {
+            let attempt = call.begin_attempt();
+            span.record("attempt", attempt);
+            let token = match credential {
+                Credential::Bearer => Some(self.token()?),
+                Credential::Basic => None,
+            };
+            let auth = match (&token, &config.login) {
+                (Some(token), _) => Auth::Bearer(token),
+                (None, OnPremLogin::Password { username, password }) => Auth::Basic {
+                    username,
+                    password: password.expose(),
+                },
+                (None, OnPremLogin::Token(token)) => Auth::Bearer(token),
+            };
+            let request = onprem::build_request(op, &config.base_url, auth)?;
+            let sent = Instant::now();
+            let error = match self.attempt(op, request, source.as_mut()) {
+                Ok(output) => {
+                    tracing::debug!(
+                        latency_ms = sent.elapsed().as_millis() as u64,
+                        "call succeeded"
+                    );
+                    return Ok(output);
+                }
+                Err(e) => e,
+            };
+            tracing::debug!(
+                latency_ms = sent.elapsed().as_millis() as u64,
+                status = error.status().map(|s| s.as_u16()),
+                error = %error,
+                "attempt failed"
+            );
+            match call.after_error(&error, None, now(), started.elapsed(), fastrand::u64(..)) {
+                Next::Retry { delay } => std::thread::sleep(delay),
+                Next::Reauthenticate => match &token {
+                    Some(token) if self.relogin(token)? => {}
+                    _ => return Err(error),
+                },
+                Next::Fail(error) => return Err(error),
+                Next::GiveUp => return Err(error),
+            }
+        }
+    }
+
+    /// One attempt of a call: send (streaming `source` for an upload), read the capped answer,
+    /// parse.
+    fn attempt<O: OnPremOperation + ?Sized>(
+        &self,
+        op: &O,
+        request: http::Request<nx_protocol::OutgoingBody>,
+        source: Option<&mut UploadSource>,
+    ) -> Result<O::Output, Error> {
+        let transport = &self.inner.config.transport;
+        let http = &self.inner.http;
+        const DURING: &str = "waiting for the answer";
+        let exchange = Exchange::of(request.body());
+        let response = http.send_built(request, source, &transport.user_agent, exchange, DURING)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = transport::read_capped(
+            response,
+            transport.max_answer_bytes,
+            DURING,
+            http.request_timeout(),
+        )?;
+        Ok(onprem::parse_response(op, status, &headers, &body)?)
+    }
+
+    /// The retry loop of a retrieve; a failure after bytes reached the caller's writer is final.
+    fn retrieve_loop<W: Write + ?Sized>(
+        &self,
+        op: &RetrieveMedia,
+        mut target: Target<'_, W>,
+        mut options: DownloadOptions,
+    ) -> Result<Retrieved, Error> {
+        let transport = &self.inner.config.transport;
+        let mut call = CallState::new(transport.retry.clone(), true, transport.overall_timeout);
+        let started = Instant::now();
+        let span = tracing::info_span!("nx.onprem.retrieve", attempt = tracing::field::Empty);
+        let _entered = span.enter();
+        loop {
+            let attempt = call.begin_attempt();
+            span.record("attempt", attempt);
+            let token = self.token()?;
+            let result = match &mut target {
+                Target::Writer(sink) => self.retrieve_once(op, &token, &mut **sink, &mut options),
+                Target::Path(path) => self.retrieve_to_temp(op, &token, path, &mut options),
+            };
+            let Failed { error, wrote } = match result {
+                Ok(retrieved) => return Ok(retrieved),
+                Err(failed) => failed,
+            };
+            if wrote {
+                return Err(error);
+            }
+            match call.after_error(&error, None, now(), started.elapsed(), fastrand::u64(..)) {
+                Next::Retry { delay } => std::thread::sleep(delay),
+                Next::Reauthenticate if self.relogin(&token)? => {}
+                Next::Fail(error) => return Err(error),
+                _ => return Err(error),
+            }
+        }
+    }
+
+    /// One retrieve into a fresh temporary file beside `path`, renamed into place only once
+    /// every check passed; dropped (deleted) on any failure.
+    fn retrieve_to_temp(
+        &self,
+        op: &RetrieveMedia,
+        token: &Token,
+        path: &Path,
+        options: &mut DownloadOptions,
+    ) -> Result<Retrieved, Failed> {
+        let mut temp = TempFile::create(path)?;
+        // The bytes went to a temporary file, not to the caller: a failed attempt can be retried.
+        let retrieved = self
+            .retrieve_once(op, token, temp.file(), options)
+            .map_err(|f| Failed { wrote: false, ..f })?;
+        temp.commit()?;
+        Ok(retrieved)
+    }
+
+    /// One retrieve attempt into `sink`: the head is classified by nx-protocol, a media body
+    /// streamed through the checks, an error body read (bounded) and parsed.
+    fn retrieve_once<W: Write + ?Sized>(
+        &self,
+        op: &RetrieveMedia,
+        token: &Token,
+        sink: &mut W,
+        options: &mut DownloadOptions,
+    ) -> Result<Retrieved, Failed> {
+        let config = &self.inner.config;
+        let http = &self.inner.http;
+        let request = onprem::build_request(op, &config.base_url, Auth::Bearer(token))
+            .map_err(Error::from)?;
+        let response = http.send_built(
+            request,
+            None,
+            &config.transport.user_agent,
+            Exchange::Transfer,
+            "waiting for the answer to start",
+        )?;
+        let status = response.status();
+        let idle = http.request_timeout();
+        match op
+            .classify(status, response.headers())
+            .map_err(Error::from)?
+        {
+            RetrieveHead::Media(media) => {
+                let check =
+                    options.check(config.transport.max_download_bytes, media.content_length)?;
+                let verified = receive(
+                    response.into_body(),
+                    check,
+                    sink,
+                    idle,
+                    &mut options.progress,
+                )?;
+                Ok(Retrieved { media, verified })
+            }
+            RetrieveHead::Error { status, max_body } => {
+                let headers = response.headers().clone();
+                // As nx-async: a body that cannot be read (even in time) is empty; the status
+                // already says what went wrong.
+                let body =
+                    transport::error_body(response, max_body as u64, idle).unwrap_or_default();
+                let error = match onprem::parse_response(op, status, &headers, &body) {
+                    Err(e) => e,
+                    Ok(_) => nx_protocol::ResponseError::Http {
+                        status,
+                        snippet: nx_protocol::Snippet::of(&body),
+                    },
+                };
+                Err(Error::Response(error).into())
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Where downloaded bytes go: any `Write`, checked chunk by chunk, or a temporary file that
+//! becomes the target file only once every check has passed. Shared by NXCloud downloads and
+//! On-Premises retrieves.
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nx_protocol::client::Error;
+use nx_protocol::download::{DownloadCheck, Verified};
+
+use crate::download::Progress;
+use crate::transport::{self, CHUNK};
+
+/// Where downloaded bytes go: a caller's writer, or a fresh temporary file per attempt that
+/// becomes the file at the path once every check has passed.
+pub(crate) enum Target<'a, W: ?Sized> {
+    Writer(&'a mut W),
+    Path(&'a Path),
+}
+
+/// Why a transfer failed, and whether bytes had already reached the caller's writer (then it
+/// cannot be retried: the writer cannot be rewound).
+pub(crate) struct Failed {
+    pub(crate) error: Error,
+    pub(crate) wrote: bool,
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Self {
+        Failed {
+            error,
+            wrote: false,
+        }
+    }
+}
+
+/// Streams an answer's `body` into `sink` through `check`, one 64 KiB chunk at a time; `idle`
+/// is the limit the agent enforces on each read (named in a timeout error).
+pub(crate) fn receive<W: Write + ?Sized>(
+    body: ureq::Body,
+    mut check: DownloadCheck,
+    sink: &mut W,
+    idle: Duration,
+    progress: &mut Option<Progress>,
+) -> Result<Verified, Failed> {
+    let total = check.announced();
+    let mut body = body.into_reader();
+    let mut buf = vec![0u8; CHUNK];
+    let mut wrote = false;
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(Failed {
+                    error: transport::body_error(e, "receiving the download", idle),
+                    wrote,
+                });
+            }
+        };
+        let chunk = &buf[..n];
+        check.update(chunk).map_err(|e| Failed {
+            error: e.into(),
+            wrote,
+        })?;
+        sink.write_all(chunk).map_err(|e| Failed {
+            error: Error::io("writing the download", e),
+            wrote: true,
+        })?;
+        wrote = true;
+        if let Some(progress) = progress {
+            progress(check.received(), total);
+        }
+    }
+    sink.flush().map_err(|e| Failed {
+        error: Error::io("writing the download", e),
+        wrote,
+    })?;
+    check.finish().map_err(|e| Failed {
+        error: e.into(),
+        wrote,
+    })
+}
+
+/// A temporary file beside the target, deleted unless [`TempFile::commit`] renames it into place.
+pub(crate) struct TempFile {
+    temp: tempfile::NamedTempFile,
+    target: PathBuf,
+}
+
+impl TempFile {
+    /// Creates the temporary file in `target`'s directory (so the rename is atomic).
+    pub(crate) fn create(target: &Path) -> Result<Self, Error> {
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let temp = tempfile::Builder::new()
+            .prefix(".nx-download-")
+            .tempfile_in(&dir)
+            .map_err(|e| {
+                Error::io(
+                    format!("creating a temporary file beside {}", target.display()),
+                    e,
+                )
+            })?;
+        Ok(Self {
+            temp,
+            target: target.to_path_buf(),
+        })
+    }
+
+    /// The file to write the download into.
+    pub(crate) fn file(&mut self) -> &mut std::fs::File {
+        self.temp.as_file_mut()
+    }
+
+    /// Flushes and syncs the file, then renames it to the target.
+    pub(crate) fn commit(mut self) -> Result<(), Error> {
+        let io = |context: &str, e| Error::io(format!("{context} {}", self.target.display()), e);
+        self.temp
+            .as_file_mut()
+            .flush()
+            .map_err(|e| io("writing", e))?;
+        self.temp
+            .as_file()
+            .sync_all()
+            .map_err(|e| io("syncing", e))?;
+        let target = self.target.clone();
+        self.temp.persist(&target).map(drop).map_err(|e| {
+            Error::io(
+                format!("renaming the download into {}", target.display()),
+                e.error,
+            )
+        })
+    }
+}
