@@ -11,8 +11,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use nx_protocol::Credentials;
-use nx_protocol::client::{ClientConfig, Error, FromConfig};
+use nx_protocol::client::{ClientConfig, Error, FromConfig, OnPremConfig, OnPremLogin};
 use nx_protocol::download::{Sha256Digest, Verified};
+use nx_protocol::onprem::{self, DownloadRequested, MediaItemStatus, Retrieved, Token};
 use nx_protocol::operation::{BaseUrl, Operation};
 use nx_protocol::policy::clock::ClockOffset;
 use nx_protocol::policy::retry::RetryPolicy;
@@ -230,15 +231,8 @@ impl Driver for BlockingDriver {
         mime: &str,
         source: Source<'_>,
     ) -> Result<UploadedMedia, Error> {
-        let source = match source {
-            Source::Path(p) => nx_blocking::UploadSource::path(p),
-            Source::Bytes(b, name) => nx_blocking::UploadSource::bytes(b, name),
-            Source::Reader(b, name) => {
-                let len = b.len() as u64;
-                nx_blocking::UploadSource::reader(Cursor::new(b), len, name)
-            }
-        };
-        self.client.upload_media(phone, mime, source)
+        self.client
+            .upload_media(phone, mime, blocking_source(source))
     }
 
     fn download(
@@ -366,4 +360,338 @@ pub fn files_in(dir: &Path) -> Vec<String> {
         .unwrap_or_default();
     names.sort();
     names
+}
+
+/// One On-Premises client, driven synchronously, with its transport's notification hub.
+pub trait OnPremDriver: Sized {
+    /// The transport's name, for messages.
+    const NAME: &'static str;
+    /// Builds the client.
+    fn new(config: OnPremConfig) -> Result<Self, Error>;
+    /// Logs in now.
+    fn login(&self) -> Result<Token, Error>;
+    /// `POST /v1/media`.
+    fn upload_media(&self, mime: &str, source: Source<'_>) -> Result<onprem::UploadedMedia, Error>;
+    /// `GET /v1/media/{id}` into memory.
+    fn retrieve_media(
+        &self,
+        id: &str,
+        sha256: Option<Sha256Digest>,
+    ) -> Result<(Vec<u8>, Retrieved), Error>;
+    /// `GET /v1/media/{id}` into a file via a temporary file.
+    fn retrieve_media_to_path(
+        &self,
+        id: &str,
+        path: &Path,
+        sha256: Option<Sha256Digest>,
+    ) -> Result<Retrieved, Error>;
+    /// `DELETE /v1/media/{id}`.
+    fn delete_media(&self, id: &str) -> Result<(), Error>;
+    /// `GET /v1/media/{id}/download`.
+    fn retry_download(&self, id: &str) -> Result<DownloadRequested, Error>;
+    /// Starts waiting (on the transport's hub) for the notification about `id`; the returned
+    /// function waits up to the given time.
+    fn expect(&self, id: &str) -> Box<dyn FnOnce(Duration) -> Result<MediaItemStatus, Error> + '_>;
+    /// Feeds a notification body to the transport's hub; returns how many waits it completed.
+    fn feed(&self, body: &[u8]) -> usize;
+}
+
+impl OnPremDriver for AsyncDriverOnPrem {
+    const NAME: &'static str = "nx-async";
+
+    fn new(config: OnPremConfig) -> Result<Self, Error> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("starting a tokio runtime", e))?;
+        let client = nx_async::OnPremClient::from_config(config)?;
+        Ok(Self {
+            rt,
+            client,
+            hub: nx_async::NotificationHub::new(),
+        })
+    }
+
+    fn login(&self) -> Result<Token, Error> {
+        self.rt.block_on(self.client.login())
+    }
+
+    fn upload_media(&self, mime: &str, source: Source<'_>) -> Result<onprem::UploadedMedia, Error> {
+        self.rt
+            .block_on(self.client.upload_media(mime, async_source(source)))
+    }
+
+    fn retrieve_media(
+        &self,
+        id: &str,
+        sha256: Option<Sha256Digest>,
+    ) -> Result<(Vec<u8>, Retrieved), Error> {
+        let mut out = Vec::new();
+        let retrieved = self.rt.block_on(self.client.retrieve_media(
+            id,
+            &mut out,
+            async_options(sha256),
+        ))?;
+        Ok((out, retrieved))
+    }
+
+    fn retrieve_media_to_path(
+        &self,
+        id: &str,
+        path: &Path,
+        sha256: Option<Sha256Digest>,
+    ) -> Result<Retrieved, Error> {
+        self.rt.block_on(
+            self.client
+                .retrieve_media_to_path(id, path, async_options(sha256)),
+        )
+    }
+
+    fn delete_media(&self, id: &str) -> Result<(), Error> {
+        self.rt.block_on(self.client.delete_media(id))
+    }
+
+    fn retry_download(&self, id: &str) -> Result<DownloadRequested, Error> {
+        self.rt.block_on(self.client.retry_download(id))
+    }
+
+    fn expect(&self, id: &str) -> Box<dyn FnOnce(Duration) -> Result<MediaItemStatus, Error> + '_> {
+        let expected = self.hub.expect(id);
+        Box::new(move |timeout| self.rt.block_on(expected.wait(timeout)))
+    }
+
+    fn feed(&self, body: &[u8]) -> usize {
+        self.hub.feed(body).expect("a valid notification")
+    }
+}
+
+/// The async On-Premises client, on a runtime of its own.
+#[derive(Debug)]
+pub struct AsyncDriverOnPrem {
+    rt: tokio::runtime::Runtime,
+    client: nx_async::OnPremClient,
+    hub: nx_async::NotificationHub,
+}
+
+fn async_source(source: Source<'_>) -> nx_async::UploadSource {
+    match source {
+        Source::Path(p) => nx_async::UploadSource::path(p),
+        Source::Bytes(b, name) => nx_async::UploadSource::bytes(b, name),
+        Source::Reader(b, name) => {
+            let len = b.len() as u64;
+            nx_async::UploadSource::reader(Cursor::new(b), len, name)
+        }
+    }
+}
+
+fn blocking_source(source: Source<'_>) -> nx_blocking::UploadSource {
+    match source {
+        Source::Path(p) => nx_blocking::UploadSource::path(p),
+        Source::Bytes(b, name) => nx_blocking::UploadSource::bytes(b, name),
+        Source::Reader(b, name) => {
+            let len = b.len() as u64;
+            nx_blocking::UploadSource::reader(Cursor::new(b), len, name)
+        }
+    }
+}
+
+/// Settings for On-Premises tests: the sandbox's demo user, short timeouts, quick retries.
+pub fn onprem_test_config(sandbox: &Sandbox, login: OnPremLogin) -> OnPremConfig {
+    let base = BaseUrl::parse(sandbox.base_url()).expect("the sandbox URL is valid");
+    let mut config = OnPremConfig::new(base, login, "nx-conformance");
+    config.transport = test_config(sandbox).transport;
+    config
+}
+
+/// The sandbox's demo user name and password.
+pub fn demo_login() -> OnPremLogin {
+    OnPremLogin::Password {
+        username: nx_sandbox::DEMO_ONPREM_USER.into(),
+        password: nx_protocol::AccessSecret::new(nx_sandbox::DEMO_ONPREM_PASSWORD),
+    }
+}
+
+/// A fresh sandbox and an On-Premises client of transport `D` pointed at it.
+#[derive(Debug)]
+pub struct OnPremWorld<D> {
+    /// The sandbox.
+    pub sandbox: Sandbox,
+    /// The client.
+    pub client: D,
+}
+
+impl<D: OnPremDriver> OnPremWorld<D> {
+    /// The default sandbox, the demo login and the test settings.
+    pub fn new() -> Self {
+        Self::with(SandboxConfig::default(), |_| {})
+    }
+
+    /// A sandbox from `sandbox_config`, the demo login, and the test settings changed by `edit`.
+    pub fn with(sandbox_config: SandboxConfig, edit: impl FnOnce(&mut OnPremConfig)) -> Self {
+        let sandbox = Sandbox::start(sandbox_config).expect("the sandbox starts");
+        let mut config = onprem_test_config(&sandbox, demo_login());
+        edit(&mut config);
+        let client = D::new(config).expect("the client builds");
+        Self { sandbox, client }
+    }
+
+    /// Another client of the same transport against the same sandbox.
+    pub fn client_with(&self, login: OnPremLogin) -> D {
+        D::new(onprem_test_config(&self.sandbox, login)).expect("the client builds")
+    }
+}
+
+impl<D: OnPremDriver> Default for OnPremWorld<D> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A webhook receiver on 127.0.0.1:0 that answers every POST with 200 and hands over the
+/// bodies. It stops when dropped.
+#[derive(Debug)]
+pub struct CallbackServer {
+    url: String,
+    bodies: std::sync::mpsc::Receiver<Vec<u8>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CallbackServer {
+    /// Starts the receiver.
+    pub fn start() -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let url = format!(
+            "http://{}/webhook",
+            listener.local_addr().expect("local address")
+        );
+        let (sender, bodies) = std::sync::mpsc::channel();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !stopping.load(Ordering::Relaxed) {
+                let Ok((stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut reader = BufReader::new(&stream);
+                let mut length = 0usize;
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    if let Some((name, value)) = line.split_once(':') {
+                        if name.eq_ignore_ascii_case("content-length") {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    line.clear();
+                }
+                let mut body = vec![0; length.min(1 << 20)];
+                if reader.read_exact(&mut body).is_ok() {
+                    let _ = sender.send(body);
+                }
+                let _ = (&stream).write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            }
+        });
+        Self {
+            url,
+            bodies,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Where to POST.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The next body received within `timeout`.
+    pub fn next_body(&self, timeout: Duration) -> Option<Vec<u8>> {
+        self.bodies.recv_timeout(timeout).ok()
+    }
+}
+
+impl Drop for CallbackServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The blocking On-Premises client.
+#[derive(Debug)]
+pub struct BlockingDriverOnPrem {
+    client: nx_blocking::OnPremClient,
+    hub: nx_blocking::NotificationHub,
+}
+
+impl OnPremDriver for BlockingDriverOnPrem {
+    const NAME: &'static str = "nx-blocking";
+
+    fn new(config: OnPremConfig) -> Result<Self, Error> {
+        let client = nx_blocking::OnPremClient::from_config(config)?;
+        Ok(Self {
+            client,
+            hub: nx_blocking::NotificationHub::new(),
+        })
+    }
+
+    fn login(&self) -> Result<Token, Error> {
+        self.client.login()
+    }
+
+    fn upload_media(&self, mime: &str, source: Source<'_>) -> Result<onprem::UploadedMedia, Error> {
+        self.client.upload_media(mime, blocking_source(source))
+    }
+
+    fn retrieve_media(
+        &self,
+        id: &str,
+        sha256: Option<Sha256Digest>,
+    ) -> Result<(Vec<u8>, Retrieved), Error> {
+        let mut out = Vec::new();
+        let retrieved = self
+            .client
+            .retrieve_media(id, &mut out, blocking_options(sha256))?;
+        Ok((out, retrieved))
+    }
+
+    fn retrieve_media_to_path(
+        &self,
+        id: &str,
+        path: &Path,
+        sha256: Option<Sha256Digest>,
+    ) -> Result<Retrieved, Error> {
+        self.client
+            .retrieve_media_to_path(id, path, blocking_options(sha256))
+    }
+
+    fn delete_media(&self, id: &str) -> Result<(), Error> {
+        self.client.delete_media(id)
+    }
+
+    fn retry_download(&self, id: &str) -> Result<DownloadRequested, Error> {
+        self.client.retry_download(id)
+    }
+
+    fn expect(&self, id: &str) -> Box<dyn FnOnce(Duration) -> Result<MediaItemStatus, Error> + '_> {
+        let expected = self.hub.expect(id);
+        Box::new(move |timeout| expected.wait(timeout))
+    }
+
+    fn feed(&self, body: &[u8]) -> usize {
+        self.hub.feed(body).expect("a valid notification")
+    }
 }
