@@ -1,0 +1,300 @@
+//! The command line: every command, option and environment variable, as clap reads them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+use nx_protocol::client::{
+    ENV_ACCESS_KEY, ENV_ACCESS_SECRET, ENV_BASE_URL, ENV_ONPREM_TOKEN, ENV_ONPREM_URL,
+};
+use nx_protocol::download::Sha256Digest;
+
+/// Environment variable for the On-Premises user name.
+pub(crate) const ENV_ONPREM_USERNAME: &str = "WA_ONPREM_USERNAME";
+/// Environment variable for the On-Premises password.
+pub(crate) const ENV_ONPREM_PASSWORD: &str = "WA_ONPREM_PASSWORD";
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 success, 2 usage (bad options, input refused before sending), 3 the API answered \
+with an error code, 4 network or timeout, 5 integrity mismatch (nothing kept), 1 anything else.
+
+Try it without an account: `nxcloud demo`; or run `nxcloud sandbox` and point the other commands \
+at it with --base-url and the sandbox's demo account (see the README).";
+
+/// `nxcloud`: sign, upload, fetch, verify and delete WhatsApp media through NXCloud, drive a
+/// WhatsApp Business On-Premises installation's media endpoints, and run the local sandbox.
+#[derive(Debug, Parser)]
+#[command(name = "nxcloud", version, after_help = AFTER_HELP)]
+pub(crate) struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command takes (they may be given before or after the command's name).
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// NXCloud's base URL [default: `https://api2.nxcloud.com`].
+    #[arg(long, global = true, env = ENV_BASE_URL, value_name = "URL")]
+    pub(crate) base_url: Option<String>,
+    /// The account's access key.
+    #[arg(long, global = true, env = ENV_ACCESS_KEY, value_name = "KEY")]
+    pub(crate) access_key: Option<String>,
+    /// The account's access secret (never printed; prefer the environment variable, since
+    /// command lines are visible to other users of the machine).
+    #[arg(
+        long,
+        global = true,
+        env = ENV_ACCESS_SECRET,
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub(crate) access_secret: Option<String>,
+    /// Print machine-readable JSON on stdout (and errors as one JSON line on stderr).
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// The longest one API call may take, retries included [default: 120]; each attempt's
+    /// connect (10 s) and idle (30 s) limits are capped to it.
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub(crate) timeout: Option<u64>,
+    /// Log what the client does to stderr (-v debug, -vv trace). Secrets and download URLs'
+    /// queries are never logged.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub(crate) verbose: u8,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Compute an NXCloud request signature; the tool to reach for when the server answers 1003.
+    Sign(SignArgs),
+    /// NXCloud WhatsApp media: get, delete, upload, download.
+    #[command(subcommand)]
+    Media(MediaCommand),
+    /// WhatsApp Business On-Premises media (login, upload, get, delete, retry-download).
+    Onprem(OnPremArgs),
+    /// Webhook bodies: print the media references they hold.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+    /// Run the local sandbox (an emulator of NXCloud's and On-Premises' media APIs) until
+    /// Ctrl-C or SIGTERM.
+    Sandbox(SandboxArgs),
+    /// Walk the whole media lifecycle against an in-process sandbox, showing each signed request.
+    Demo,
+}
+
+/// `nxcloud sign`.
+#[derive(Debug, Args)]
+pub(crate) struct SignArgs {
+    /// The `bizType` header (2 is WhatsApp).
+    #[arg(long, value_name = "N")]
+    pub(crate) biz_type: u32,
+    /// The `action` header, e.g. getMedia.
+    #[arg(long, value_name = "A")]
+    pub(crate) action: String,
+    /// The `ts` header: milliseconds since the Unix epoch, exactly as sent.
+    #[arg(long, value_name = "MS")]
+    pub(crate) ts: u64,
+    /// The JSON body exactly as sent (signed byte for byte).
+    #[arg(long, value_name = "TEXT", conflicts_with_all = ["body_file", "multipart"])]
+    pub(crate) body: Option<String>,
+    /// Read the JSON body from a file (`-` for stdin); every byte is signed, a trailing newline
+    /// included.
+    #[arg(long, value_name = "FILE", conflicts_with = "multipart")]
+    pub(crate) body_file: Option<PathBuf>,
+    /// The request is multipart/form-data (uploadMedia): its body is not signed.
+    #[arg(long)]
+    pub(crate) multipart: bool,
+    /// Also print each stage of the string to sign on stderr (the secret masked).
+    #[arg(long)]
+    pub(crate) explain: bool,
+}
+
+/// `nxcloud media ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum MediaCommand {
+    /// getMedia: a media file's MIME type, name and pre-signed download URL (treat the URL as a
+    /// secret until it expires).
+    Get(MediaRef),
+    /// deleteMedia: delete a media file from WhatsApp's storage.
+    Delete(MediaRef),
+    /// uploadMedia: upload a file and print its media id.
+    Upload(UploadArgs),
+    /// getMedia, then download the file to a path, checked (nothing is left at the path on
+    /// failure).
+    Download(DownloadArgs),
+}
+
+/// A media id on a merchant number.
+#[derive(Debug, Args)]
+pub(crate) struct MediaRef {
+    /// The merchant's WhatsApp number: digits with the country code, no `+`.
+    #[arg(long, value_name = "P")]
+    pub(crate) phone: String,
+    /// The media id.
+    #[arg(long, value_name = "ID")]
+    pub(crate) id: String,
+}
+
+/// `nxcloud media upload`.
+#[derive(Debug, Args)]
+pub(crate) struct UploadArgs {
+    /// The merchant's WhatsApp number: digits with the country code, no `+`.
+    #[arg(long, value_name = "P")]
+    pub(crate) phone: String,
+    /// The file to upload.
+    pub(crate) file: PathBuf,
+    /// The file's MIME type [default: guessed from the extension]. Either way it must be in
+    /// WhatsApp's media table and agree with the file's leading bytes.
+    #[arg(long = "type", value_name = "MIME")]
+    pub(crate) mime: Option<String>,
+}
+
+/// `nxcloud media download`.
+#[derive(Debug, Args)]
+pub(crate) struct DownloadArgs {
+    /// The merchant's WhatsApp number: digits with the country code, no `+`.
+    #[arg(long, value_name = "P")]
+    pub(crate) phone: String,
+    /// The media id.
+    #[arg(long, value_name = "ID")]
+    pub(crate) id: String,
+    /// Where to store the file (replaced only once every check passed).
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
+    pub(crate) output: PathBuf,
+    /// The SHA-256 the file must have (64 hex characters, e.g. from the inbound webhook).
+    #[arg(long, value_name = "HEX")]
+    pub(crate) sha256: Option<Sha256Digest>,
+}
+
+/// `nxcloud onprem ...`.
+#[derive(Debug, Args)]
+pub(crate) struct OnPremArgs {
+    /// The installation's base URL, e.g. `https://wa.example.internal:9090`.
+    #[arg(long, env = ENV_ONPREM_URL, value_name = "URL")]
+    pub(crate) url: Option<String>,
+    /// A bearer token from an earlier login (used when no user name and password are given).
+    #[arg(long, env = ENV_ONPREM_TOKEN, hide_env_values = true, value_name = "T")]
+    pub(crate) token: Option<String>,
+    /// Log in with this user name (with --password); takes precedence over a token.
+    #[arg(long, env = ENV_ONPREM_USERNAME, value_name = "U", requires = "password")]
+    pub(crate) username: Option<String>,
+    /// The user's password (prefer the environment variable).
+    #[arg(
+        long,
+        env = ENV_ONPREM_PASSWORD,
+        hide_env_values = true,
+        value_name = "P",
+        requires = "username"
+    )]
+    pub(crate) password: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: OnPremCommand,
+}
+
+/// `nxcloud onprem login | media ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum OnPremCommand {
+    /// Log in with the user name and password and print the token.
+    Login,
+    /// Media on the installation.
+    #[command(subcommand)]
+    Media(OnPremMediaCommand),
+}
+
+/// `nxcloud onprem media ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum OnPremMediaCommand {
+    /// Upload a file and print its media id.
+    Upload(OnPremUploadArgs),
+    /// Retrieve a media file to a path, checked (nothing is left at the path on failure).
+    Get(OnPremGetArgs),
+    /// Delete a media file.
+    Delete(OnPremIdArgs),
+    /// Ask the installation to download a customer's media again (the result arrives at the
+    /// webhook as a notification: see `nxcloud webhook parse`).
+    RetryDownload(OnPremIdArgs),
+}
+
+/// `nxcloud onprem media upload`.
+#[derive(Debug, Args)]
+pub(crate) struct OnPremUploadArgs {
+    /// The file to upload.
+    pub(crate) file: PathBuf,
+    /// The file's MIME type [default: guessed from the extension].
+    #[arg(long = "type", value_name = "MIME")]
+    pub(crate) mime: Option<String>,
+}
+
+/// `nxcloud onprem media get`.
+#[derive(Debug, Args)]
+pub(crate) struct OnPremGetArgs {
+    /// The media id.
+    pub(crate) id: String,
+    /// Where to store the file.
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
+    pub(crate) output: PathBuf,
+    /// The SHA-256 the file must have (64 hex characters).
+    #[arg(long, value_name = "HEX")]
+    pub(crate) sha256: Option<Sha256Digest>,
+}
+
+/// A media id.
+#[derive(Debug, Args)]
+pub(crate) struct OnPremIdArgs {
+    /// The media id.
+    pub(crate) id: String,
+}
+
+/// `nxcloud webhook ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum WebhookCommand {
+    /// Print the media references in an NXCloud inbound webhook body or an On-Premises media
+    /// notification (told apart by their shape).
+    Parse(WebhookParseArgs),
+}
+
+/// `nxcloud webhook parse`.
+#[derive(Debug, Args)]
+pub(crate) struct WebhookParseArgs {
+    /// The body's file, or `-` for stdin.
+    #[arg(default_value = "-", value_name = "FILE|-")]
+    pub(crate) file: PathBuf,
+}
+
+/// `nxcloud sandbox`.
+#[derive(Debug, Args)]
+pub(crate) struct SandboxArgs {
+    /// The address to listen on (loopback only; port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub(crate) addr: SocketAddr,
+    /// Bind this business phone to the accounts (repeatable) [default: 8613800138000].
+    #[arg(long = "phone", value_name = "P")]
+    pub(crate) phones: Vec<String>,
+    /// POST NXCloud's inbound-message webhook here (a loopback http:// URL).
+    #[arg(long, value_name = "URL")]
+    pub(crate) webhook: Option<String>,
+    /// POST On-Premises media notifications here (a loopback http:// URL).
+    #[arg(long, value_name = "URL")]
+    pub(crate) onprem_callback: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

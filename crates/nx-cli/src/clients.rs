@@ -1,0 +1,63 @@
+//! Clients built from the global options: credentials, base URL, `--timeout`.
+
+use std::time::Duration;
+
+use nx_blocking::Client;
+use nx_protocol::AccessSecret;
+use nx_protocol::client::{ENV_ACCESS_KEY, ENV_ACCESS_SECRET};
+
+use crate::args::GlobalArgs;
+use crate::exit::CliError;
+
+/// The per-attempt limits `--timeout` caps: connect 10 s, idle/answer 30 s (the libraries'
+/// defaults).
+const CONNECT: Duration = Duration::from_secs(10);
+const REQUEST: Duration = Duration::from_secs(30);
+
+/// The access key and secret, or a usage error naming the option and the variable.
+pub(crate) fn credentials(global: &GlobalArgs) -> Result<(String, AccessSecret), CliError> {
+    let key = global
+        .access_key
+        .clone()
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            CliError::usage(format!(
+                "no access key: pass --access-key or set {ENV_ACCESS_KEY}"
+            ))
+        })?;
+    let secret = global
+        .access_secret
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(AccessSecret::new)
+        .ok_or_else(|| {
+            CliError::usage(format!(
+                "no access secret: pass --access-secret or set {ENV_ACCESS_SECRET}"
+            ))
+        })?;
+    Ok((key, secret))
+}
+
+/// The timeouts `--timeout` asks for: the whole call, and each attempt capped to it.
+pub(crate) fn timeouts(global: &GlobalArgs) -> Option<(Duration, Duration, Duration)> {
+    global.timeout.map(|secs| {
+        let overall = Duration::from_secs(secs);
+        (overall, CONNECT.min(overall), REQUEST.min(overall))
+    })
+}
+
+/// An NXCloud client for the global options.
+pub(crate) fn nxcloud(global: &GlobalArgs) -> Result<Client, CliError> {
+    let (key, secret) = credentials(global)?;
+    let mut builder = Client::builder().credentials(key, secret.expose());
+    if let Some(url) = &global.base_url {
+        builder = builder.base_url(url);
+    }
+    if let Some((overall, connect, request)) = timeouts(global) {
+        builder = builder
+            .overall_timeout(overall)
+            .connect_timeout(connect)
+            .request_timeout(request);
+    }
+    builder.build().map_err(CliError::from_settings)
+}

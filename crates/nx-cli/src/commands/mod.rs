@@ -1,0 +1,25 @@
+//! One module per command; [`run`] dispatches.
+
+pub(crate) mod demo;
+pub(crate) mod media;
+pub(crate) mod onprem;
+pub(crate) mod sandbox;
+pub(crate) mod sign;
+pub(crate) mod webhook;
+
+use crate::args::{Cli, Command};
+use crate::exit::CliError;
+use crate::output::Output;
+
+/// Runs the command `cli` names.
+pub(crate) fn run(cli: &Cli, out: Output) -> Result<(), CliError> {
+    let global = &cli.global;
+    match &cli.command {
+        Command::Sign(args) => sign::run(global, args, out),
+        Command::Media(command) => media::run(global, command, out),
+        Command::Onprem(args) => onprem::run(global, args, out),
+        Command::Webhook(command) => webhook::run(command, out),
+        Command::Sandbox(args) => sandbox::run(global, args, out),
+        Command::Demo => demo::run(global, out),
+    }
+}

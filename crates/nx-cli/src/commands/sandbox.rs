@@ -1,0 +1,158 @@
+//! `nxcloud sandbox`: runs `nx_sandbox::Sandbox` in the foreground until Ctrl-C or SIGTERM.
+//!
+//! The first stdout line is exactly `listening on http://ADDR` (flushed at once, so a script can
+//! wait for it); then how to reach it, then one line per request the sandbox answers (one JSON
+//! object per line with `--json`). A small current-thread tokio runtime waits for the signal
+//! (the sandbox serves on its own runtime and thread) and stops it gracefully, which removes its
+//! temporary media directory.
+
+use std::time::Duration;
+
+use nx_protocol::wa::validate_phone;
+use nx_sandbox::{
+    Account, DEMO_ACCESS_KEY, DEMO_BUSINESS_PHONE, DEMO_ONPREM_USER, LogEntry, RequestLog, Sandbox,
+    SandboxConfig, SandboxError,
+};
+use serde_json::json;
+
+use crate::args::{GlobalArgs, SandboxArgs};
+use crate::clients;
+use crate::exit::CliError;
+use crate::output::{self, Output};
+
+/// How often the request log is checked for new entries.
+const LOG_POLL: Duration = Duration::from_millis(200);
+
+/// The sandbox's settings for these options: the demo account, plus the account of
+/// `--access-key`/`--access-secret` when given, each bound to the `--phone` numbers.
+pub(crate) fn config(global: &GlobalArgs, args: &SandboxArgs) -> Result<SandboxConfig, CliError> {
+    if !args.addr.ip().is_loopback() {
+        return Err(CliError::usage(format!(
+            "the sandbox listens on loopback addresses only (127.0.0.1, [::1]); got {}",
+            args.addr
+        )));
+    }
+    let phones: Vec<String> = if args.phones.is_empty() {
+        vec![DEMO_BUSINESS_PHONE.to_owned()]
+    } else {
+        args.phones.clone()
+    };
+    for phone in &phones {
+        validate_phone(phone).map_err(|e| CliError::usage(format!("--phone {phone}: {e}")))?;
+    }
+    let bind = |account: Account| phones.iter().fold(account, |a, p| a.phone(p.clone()));
+    let mut demo = Account::demo();
+    if !args.phones.is_empty() {
+        demo = bind(demo);
+    }
+    let mut accounts = vec![demo];
+    if global.access_key.is_some() || global.access_secret.is_some() {
+        let (key, secret) = clients::credentials(global)?;
+        if key != DEMO_ACCESS_KEY {
+            accounts.push(bind(Account::new(key, secret.expose())));
+        }
+    }
+    let mut config = SandboxConfig::new().bind(args.addr).accounts(accounts);
+    if let Some(url) = &args.webhook {
+        config = config.webhook_url(url.clone());
+    }
+    if let Some(url) = &args.onprem_callback {
+        config = config.onprem_callback_url(url.clone());
+    }
+    Ok(config)
+}
+
+/// A sandbox start failure: bad settings are usage errors, the rest (e.g. the port is taken)
+/// exit 1.
+pub(crate) fn start_error(error: SandboxError) -> CliError {
+    match error {
+        SandboxError::Config(_) => CliError::usage(error.to_string()),
+        _ => CliError::failure(error.to_string()),
+    }
+}
+
+/// Runs `nxcloud sandbox`.
+pub(crate) fn run(global: &GlobalArgs, args: &SandboxArgs, out: Output) -> Result<(), CliError> {
+    let config = config(global, args)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::io("starting the signal handler", e))?;
+    let sandbox = Sandbox::start(config).map_err(start_error)?;
+    let base = sandbox.base_url().to_owned();
+    output::stdout_line(&format!("listening on {base}"))?;
+    let mut accounts = vec![DEMO_ACCESS_KEY.to_owned()];
+    if let Some(key) = global.access_key.as_ref().filter(|k| *k != DEMO_ACCESS_KEY) {
+        accounts.push(key.clone());
+    }
+    let phones = if args.phones.is_empty() {
+        DEMO_BUSINESS_PHONE.to_owned()
+    } else {
+        args.phones.join(", ")
+    };
+    output::stdout_line(&format!(
+        "NXCloud:     --base-url {base}, access keys {} (secrets not shown), phones {phones}\n\
+         On-Premises: --url {base}, user {DEMO_ONPREM_USER} (password not shown)\n\
+         inbound:     POST {base}/_sandbox/inbound?type=image&mime=image/jpeg with the file's bytes\n\
+         stop with Ctrl-C",
+        accounts.join(", ")
+    ))?;
+    let log = sandbox.log().clone();
+    runtime.block_on(async move {
+        tokio::select! {
+            () = sandbox.run_until(shutdown_signal()) => {}
+            () = follow_log(log, out) => {}
+        }
+    });
+    output::note("sandbox stopped");
+    Ok(())
+}
+
+/// Prints each new log entry, forever.
+async fn follow_log(log: RequestLog, out: Output) {
+    let mut seen = 0;
+    let mut tick = tokio::time::interval(LOG_POLL);
+    loop {
+        tick.tick().await;
+        if log.last().is_none_or(|last| last.seq <= seen) {
+            continue;
+        }
+        let fresh: Vec<LogEntry> = log.entries().into_iter().filter(|e| e.seq > seen).collect();
+        for entry in fresh {
+            seen = entry.seq;
+            let _ = print_entry(&entry, out);
+        }
+    }
+}
+
+fn print_entry(entry: &LogEntry, out: Output) -> Result<(), CliError> {
+    let value = json!({
+        "seq": entry.seq,
+        "route": entry.route.name(),
+        "method": entry.method,
+        "path": entry.path,
+        "action": entry.action,
+        "status": entry.status,
+        "code": entry.code,
+        "latency_ms": entry.latency.as_millis() as u64,
+        "fault": entry.fault,
+        "note": entry.note,
+    });
+    out.result(&value, |_| entry.to_string())
+}
+
+/// Completes on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,258 @@
+//! `nxcloud webhook parse`: the media references in an NXCloud inbound webhook body or an
+//! On-Premises media notification, told apart by shape (`media_items` is a notification;
+//! `messages`, `contacts` or `merchant_phone` is an inbound message webhook). The parsing is
+//! `nx_protocol`'s.
+
+use std::io::Read;
+
+use nx_protocol::onprem::{MediaItemStatus, MetaError, parse_media_notification};
+use nx_protocol::wa::{InboundWebhook, parse_inbound_webhook};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::args::{WebhookCommand, WebhookParseArgs};
+use crate::exit::CliError;
+use crate::output::Output;
+
+/// Bodies larger than this are refused (webhook bodies are small JSON documents).
+const MAX_BODY: u64 = 16 * 1024 * 1024;
+
+/// Runs `nxcloud webhook ...`.
+pub(crate) fn run(command: &WebhookCommand, out: Output) -> Result<(), CliError> {
+    match command {
+        WebhookCommand::Parse(args) => parse(args, out),
+    }
+}
+
+/// Which kind of body it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Source {
+    /// NXCloud's inbound-message webhook.
+    NxcloudInbound,
+    /// An On-Premises media notification (retry-download result).
+    OnpremNotification,
+}
+
+#[derive(Serialize)]
+struct InboundItem<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: &'a str,
+    mime_type: Option<&'a str>,
+    sha256: Option<String>,
+    caption: Option<&'a str>,
+    filename: Option<&'a str>,
+    from: Option<&'a str>,
+    message_id: Option<&'a str>,
+    timestamp: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum NotificationItem<'a> {
+    Downloaded {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        id: &'a str,
+        mime_type: Option<&'a str>,
+        sha256: Option<String>,
+        state: Option<&'a str>,
+    },
+    Failed {
+        #[serde(rename = "type")]
+        kind: Option<&'a str>,
+        id: Option<&'a str>,
+        errors: &'a [MetaError],
+    },
+}
+
+fn read_body(args: &WebhookParseArgs) -> Result<Vec<u8>, CliError> {
+    let mut body = Vec::new();
+    let (result, name) = if args.file.as_os_str() == "-" {
+        (
+            std::io::stdin().take(MAX_BODY + 1).read_to_end(&mut body),
+            "stdin".to_owned(),
+        )
+    } else {
+        let name = args.file.display().to_string();
+        let file = std::fs::File::open(&args.file)
+            .map_err(|e| CliError::io(format!("opening {name}"), e))?;
+        (file.take(MAX_BODY + 1).read_to_end(&mut body), name)
+    };
+    result.map_err(|e| CliError::io(format!("reading {name}"), e))?;
+    if body.len() as u64 > MAX_BODY {
+        return Err(CliError::usage(format!(
+            "{name} is larger than {MAX_BODY} bytes; a webhook body is a small JSON document"
+        )));
+    }
+    Ok(body)
+}
+
+fn detect(body: &[u8]) -> Result<Source, CliError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| CliError::usage(format!("the webhook body is not JSON: {e}")))?;
+    let has = |key: &str| value.get(key).is_some();
+    if has("media_items") {
+        Ok(Source::OnpremNotification)
+    } else if has("messages") || has("contacts") || has("merchant_phone") {
+        Ok(Source::NxcloudInbound)
+    } else {
+        Err(CliError::usage(
+            "the body is neither an NXCloud inbound webhook (with `messages`) nor an On-Premises media notification (with `media_items`)",
+        ))
+    }
+}
+
+fn parse(args: &WebhookParseArgs, out: Output) -> Result<(), CliError> {
+    let body = read_body(args)?;
+    match detect(&body)? {
+        Source::NxcloudInbound => {
+            let hook = parse_inbound_webhook(&body).map_err(|e| CliError::usage(e.to_string()))?;
+            inbound(&hook, out)
+        }
+        Source::OnpremNotification => {
+            let items =
+                parse_media_notification(&body).map_err(|e| CliError::usage(e.to_string()))?;
+            notification(&items, out)
+        }
+    }
+}
+
+fn inbound(hook: &InboundWebhook, out: Output) -> Result<(), CliError> {
+    let items: Vec<InboundItem<'_>> = hook
+        .media
+        .iter()
+        .map(|m| InboundItem {
+            kind: &m.kind,
+            id: &m.id,
+            mime_type: m.mime_type.as_deref(),
+            sha256: m.sha256.map(|d| d.to_string()),
+            caption: m.caption.as_deref(),
+            filename: m.filename.as_deref(),
+            from: m.from.as_deref(),
+            message_id: m.message_id.as_deref(),
+            timestamp: m.timestamp.as_deref(),
+        })
+        .collect();
+    let value = serde_json::json!({
+        "source": Source::NxcloudInbound,
+        "merchant_phone": hook.merchant_phone,
+        "media": items,
+    });
+    out.result(&value, |_| {
+        let merchant = hook.merchant_phone.as_deref();
+        let mut text = format!(
+            "NXCloud inbound webhook to {}: {} media reference(s)",
+            merchant.unwrap_or("(no merchant_phone)"),
+            items.len()
+        );
+        for (i, item) in items.iter().enumerate() {
+            text.push_str(&format!(
+                "\n{}. {} {} {}",
+                i + 1,
+                item.kind,
+                item.id,
+                item.mime_type.unwrap_or("(no mime_type)")
+            ));
+            if let Some(from) = item.from {
+                text.push_str(&format!(" from {from}"));
+            }
+            for (label, value) in [
+                ("sha256", item.sha256.as_deref()),
+                ("caption", item.caption),
+                ("filename", item.filename),
+            ] {
+                if let Some(value) = value {
+                    text.push_str(&format!("\n   {label}: {value}"));
+                }
+            }
+            let mut fetch = format!(
+                "\n   fetch: nxcloud media download --phone {} --id {}",
+                merchant.unwrap_or("PHONE"),
+                item.id
+            );
+            if let Some(sha) = &item.sha256 {
+                fetch.push_str(&format!(" --sha256 {sha}"));
+            }
+            text.push_str(&fetch);
+            text.push_str(" -o FILE");
+        }
+        text
+    })
+}
+
+fn notification(items: &[MediaItemStatus], out: Output) -> Result<(), CliError> {
+    let shown: Vec<NotificationItem<'_>> = items
+        .iter()
+        .map(|item| match item {
+            MediaItemStatus::Downloaded {
+                id,
+                kind,
+                mime_type,
+                sha256,
+                status,
+            } => NotificationItem::Downloaded {
+                kind,
+                id,
+                mime_type: mime_type.as_deref(),
+                sha256: sha256.map(|d| d.to_string()),
+                state: status.as_deref(),
+            },
+            MediaItemStatus::Failed { id, kind, errors } => NotificationItem::Failed {
+                kind: kind.as_deref(),
+                id: id.as_deref(),
+                errors,
+            },
+        })
+        .collect();
+    let value = serde_json::json!({
+        "source": Source::OnpremNotification,
+        "media": shown,
+    });
+    out.result(&value, |_| {
+        let mut text = format!("On-Premises media notification: {} item(s)", shown.len());
+        for (i, item) in shown.iter().enumerate() {
+            match item {
+                NotificationItem::Downloaded {
+                    kind,
+                    id,
+                    mime_type,
+                    sha256,
+                    state,
+                } => {
+                    text.push_str(&format!(
+                        "\n{}. downloaded {kind} {id} {}",
+                        i + 1,
+                        mime_type.unwrap_or("(no mime_type)")
+                    ));
+                    if let Some(state) = state {
+                        text.push_str(&format!(" (status {state})"));
+                    }
+                    let mut fetch = format!("\n   fetch: nxcloud onprem media get {id}");
+                    if let Some(sha) = sha256 {
+                        text.push_str(&format!("\n   sha256: {sha}"));
+                        fetch.push_str(&format!(" --sha256 {sha}"));
+                    }
+                    text.push_str(&fetch);
+                    text.push_str(" -o FILE");
+                }
+                NotificationItem::Failed { kind, id, errors } => {
+                    text.push_str(&format!(
+                        "\n{}. failed {} {}",
+                        i + 1,
+                        kind.unwrap_or("(no type)"),
+                        id.unwrap_or("(no id)")
+                    ));
+                    for error in *errors {
+                        text.push_str(&format!("\n   {error}"));
+                    }
+                    if errors.is_empty() {
+                        text.push_str("\n   (no error details)");
+                    }
+                }
+            }
+        }
+        text
+    })
+}

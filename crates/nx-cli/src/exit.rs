@@ -1,0 +1,222 @@
+//! Exit codes, and how every failure becomes one clear message, a hint and a code.
+//!
+//! | code | when |
+//! | --- | --- |
+//! | 0 | success |
+//! | 2 | usage: bad options (clap), input the library refuses before sending ([`Error::InvalidInput`]), settings that cannot be used, a file that is not what the command needs |
+//! | 3 | the API answered with an error ([`Error::Response`]: an NXCloud code, a Meta error, an HTTP error status, an answer that is not valid), or a 1004 whose clock could not be corrected ([`Error::Clock`]) |
+//! | 4 | network: connect, TLS, a broken connection, a timeout |
+//! | 5 | integrity: size, length or SHA-256 mismatch ([`Error::Integrity`]); nothing was kept |
+//! | 1 | anything else (local I/O, an answer over the size limit, ...) |
+
+use std::fmt;
+
+use nx_blocking::Error;
+use nx_protocol::ResponseError;
+use serde::Serialize;
+
+/// What the process exits with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Exit {
+    /// 0.
+    Success,
+    /// 1: anything not listed below.
+    Failure,
+    /// 2: the command line or its input cannot be used.
+    Usage,
+    /// 3: the API answered with an error.
+    Api,
+    /// 4: network or timeout.
+    Network,
+    /// 5: downloaded bytes failed a check.
+    Integrity,
+}
+
+impl Exit {
+    /// The process exit code.
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Exit::Success => 0,
+            Exit::Failure => 1,
+            Exit::Usage => 2,
+            Exit::Api => 3,
+            Exit::Network => 4,
+            Exit::Integrity => 5,
+        }
+    }
+}
+
+/// A failure as the user sees it: one line, an optional hint, an exit code.
+#[derive(Debug, Clone)]
+pub(crate) struct CliError {
+    /// How the process exits.
+    pub(crate) exit: Exit,
+    /// The one-line message.
+    pub(crate) message: String,
+    /// What the code means or what to do, when there is more to say.
+    pub(crate) hint: Option<String>,
+    /// The NXCloud or Meta code, when the API answered one.
+    pub(crate) api_code: Option<i64>,
+    /// The HTTP status, when the server answered.
+    pub(crate) http_status: Option<u16>,
+}
+
+impl CliError {
+    /// A failure with this exit code and message.
+    pub(crate) fn new(exit: Exit, message: impl Into<String>) -> Self {
+        Self {
+            exit,
+            message: message.into(),
+            hint: None,
+            api_code: None,
+            http_status: None,
+        }
+    }
+
+    /// A usage error (exit 2).
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Self::new(Exit::Usage, message)
+    }
+
+    /// Anything else (exit 1).
+    pub(crate) fn failure(message: impl Into<String>) -> Self {
+        Self::new(Exit::Failure, message)
+    }
+
+    /// Adds a hint.
+    pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// An error from building a client: the options cannot be used, so it is a usage error.
+    pub(crate) fn from_settings(error: Error) -> Self {
+        let mut cli = Self::from(error);
+        if cli.exit == Exit::Failure {
+            cli.exit = Exit::Usage;
+        }
+        cli
+    }
+
+    /// A local I/O failure.
+    pub(crate) fn io(context: impl fmt::Display, error: std::io::Error) -> Self {
+        Self::failure(format!("{context}: {error}"))
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<Error> for CliError {
+    fn from(error: Error) -> Self {
+        let message = match &error {
+            // The library's message repeats the code's meaning, which the hint carries.
+            Error::Response(ResponseError::Api { code, message, .. }) if message.is_empty() => {
+                format!("NXCloud answered code {}", code.get())
+            }
+            Error::Response(ResponseError::Api { code, message, .. }) => {
+                format!(
+                    "NXCloud answered code {} (server said: {message})",
+                    code.get()
+                )
+            }
+            _ => error.to_string(),
+        };
+        let exit = match &error {
+            Error::InvalidInput(_) => Exit::Usage,
+            Error::Response(_) | Error::Clock(_) => Exit::Api,
+            Error::Timeout { .. }
+            | Error::Connect { .. }
+            | Error::Tls { .. }
+            | Error::Transport { .. } => Exit::Network,
+            Error::Integrity(_) => Exit::Integrity,
+            _ => Exit::Failure,
+        };
+        let mut cli = CliError::new(exit, message);
+        cli.http_status = error.status().map(|s| s.as_u16());
+        if let Error::Response(response) = &error {
+            cli.hint = Some(response_hint(response));
+            cli.api_code = match response {
+                ResponseError::Api { code, .. } => Some(code.get()),
+                ResponseError::OnPrem { error, .. } => Some(error.code.get()),
+                _ => None,
+            };
+        }
+        cli
+    }
+}
+
+/// What an error answer means and what to do about it.
+fn response_hint(response: &ResponseError) -> String {
+    match response {
+        ResponseError::Api { code, .. } => format!("code {} means {}", code.get(), code.meaning()),
+        ResponseError::OnPrem { error, .. } => {
+            format!("code {} means {}", error.code.get(), error.code.meaning())
+        }
+        ResponseError::Http { status, .. } => match status.as_u16() {
+            401 => "the credentials or token were refused: log in again or check them".into(),
+            403 => "access was refused: a download URL may have expired (run the command again) or the account lacks access".into(),
+            404 => "not found: check the id and that the base URL points at the API".into(),
+            413 => "the request was too large for the server".into(),
+            s if s >= 500 => "the server failed: retry later".into(),
+            _ => "the server did not answer with the API's answer: check the base URL".into(),
+        },
+        ResponseError::Malformed { .. } => {
+            "the answer does not have the API's shape: check that the base URL points at the API"
+                .into()
+        }
+        _ => "see the message".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nx_protocol::download::{IntegrityError, Sha256Digest};
+    use nx_protocol::{ApiCode, InvalidInput};
+
+    #[test]
+    fn error_kinds_map_to_their_exit_codes() {
+        let api = Error::Response(ResponseError::Api {
+            code: ApiCode::new(-1),
+            message: "media not found".into(),
+            status: http::StatusCode::OK,
+        });
+        let cli = CliError::from(api);
+        assert_eq!(cli.exit.code(), 3);
+        assert_eq!(cli.api_code, Some(-1));
+        assert_eq!(
+            cli.message,
+            "NXCloud answered code -1 (server said: media not found)"
+        );
+        assert!(
+            cli.hint
+                .unwrap()
+                .starts_with("code -1 means request failed")
+        );
+
+        let timeout = Error::Timeout {
+            during: "connecting",
+            after: std::time::Duration::from_secs(1),
+        };
+        assert_eq!(CliError::from(timeout).exit.code(), 4);
+
+        let integrity = Error::Integrity(IntegrityError::Sha256Mismatch {
+            expected: Sha256Digest::of(b"a"),
+            actual: Sha256Digest::of(b"b"),
+        });
+        assert_eq!(CliError::from(integrity).exit.code(), 5);
+
+        let input = Error::InvalidInput(InvalidInput::EmptyFile);
+        assert_eq!(CliError::from(input).exit.code(), 2);
+
+        let io = Error::io("reading x", std::io::Error::other("boom"));
+        assert_eq!(CliError::from(io).exit.code(), 1);
+        let config = Error::Config("no".into());
+        assert_eq!(CliError::from_settings(config).exit.code(), 2);
+    }
+}

@@ -1,0 +1,197 @@
+//! An upload's MIME type: guessed from the file's extension when not given, then checked against
+//! the file's leading bytes (with `infer`), so a mislabelled file is refused before it is sent.
+//! Whether the type is accepted at all, and the size limits, are `nx_protocol`'s media table.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use nx_protocol::wa::MediaKind;
+
+use crate::exit::CliError;
+
+/// How many leading bytes are read to recognise a file (OOXML needs a look inside the zip).
+const HEAD: u64 = 64 * 1024;
+
+/// File extensions of the media table's types.
+const EXTENSIONS: &[(&str, &str)] = &[
+    ("jpg", "image/jpeg"),
+    ("jpeg", "image/jpeg"),
+    ("jpe", "image/jpeg"),
+    ("png", "image/png"),
+    ("webp", "image/webp"),
+    ("aac", "audio/aac"),
+    ("m4a", "audio/mp4"),
+    ("mp3", "audio/mpeg"),
+    ("amr", "audio/amr"),
+    ("ogg", "audio/ogg"),
+    ("oga", "audio/ogg"),
+    ("opus", "audio/ogg"),
+    ("mp4", "video/mp4"),
+    ("3gp", "video/3gp"),
+    ("txt", "text/plain"),
+    ("pdf", "application/pdf"),
+    ("ppt", "application/vnd.ms-powerpoint"),
+    ("doc", "application/msword"),
+    ("xls", "application/vnd.ms-excel"),
+    (
+        "docx",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ),
+    (
+        "pptx",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ),
+    (
+        "xlsx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ),
+];
+
+const LEGACY_OFFICE: &[&str] = &[
+    "application/msword",
+    "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint",
+];
+const OOXML: &[&str] = &[
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+];
+const ISO_MEDIA: &[&str] = &["video/mp4", "video/3gp", "audio/mp4"];
+
+/// Types whose files always start with a signature `infer` knows: a file of one of these types
+/// that shows no known signature is not what it claims to be.
+const ALWAYS_RECOGNISED: &[&str] = &["image/jpeg", "image/png", "image/webp", "application/pdf"];
+
+/// The media table type of a file name's extension (case is ignored).
+pub(crate) fn from_extension(path: &Path) -> Option<&'static str> {
+    let ext = path.extension()?.to_str()?;
+    EXTENSIONS
+        .iter()
+        .find(|(e, _)| e.eq_ignore_ascii_case(ext))
+        .map(|(_, mime)| *mime)
+}
+
+/// The media table types a type `infer` detected may be declared as.
+fn declarable_as(detected: &str) -> &'static [&'static str] {
+    match detected {
+        "image/jpeg" => &["image/jpeg"],
+        "image/png" => &["image/png"],
+        "image/webp" => &["image/webp"],
+        "audio/aac" => &["audio/aac"],
+        "audio/m4a" => &["audio/mp4"],
+        "audio/mpeg" => &["audio/mpeg"],
+        "audio/amr" => &["audio/amr"],
+        "audio/ogg" | "audio/opus" => &["audio/ogg"],
+        "video/mp4" | "video/x-m4v" => ISO_MEDIA,
+        "application/pdf" => &["application/pdf"],
+        "application/msword" => &["application/msword"],
+        "application/vnd.ms-excel" => &["application/vnd.ms-excel"],
+        "application/vnd.ms-powerpoint" => &["application/vnd.ms-powerpoint"],
+        // An OLE2 container: one of the legacy Office formats, which one needs a deeper look.
+        "application/x-ole-storage" => LEGACY_OFFICE,
+        ooxml if OOXML.contains(&ooxml) => {
+            &OOXML[OOXML.iter().position(|t| *t == ooxml).unwrap_or(0)..][..1]
+        }
+        // A zip whose contents were not recognised: possibly an OOXML document.
+        "application/zip" => OOXML,
+        _ => &[],
+    }
+}
+
+/// Checks that `head` (a file's leading bytes) agrees with `declared` (a media table type, in the
+/// table's spelling). The error names both.
+pub(crate) fn check_leading_bytes(declared: &str, head: &[u8]) -> Result<(), String> {
+    match infer::get(head).map(|t| t.mime_type()) {
+        Some(detected) if declarable_as(detected).contains(&declared) => Ok(()),
+        Some(detected) => Err(format!(
+            "the type is {declared} but the file's leading bytes are {detected}"
+        )),
+        None if ALWAYS_RECOGNISED.contains(&declared) => Err(format!(
+            "the type is {declared} but the file's leading bytes are not {declared} (no known file signature)"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// What an upload will be sent as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct UploadType {
+    /// The MIME type in the media table's spelling.
+    pub(crate) mime: &'static str,
+    /// Its kind.
+    pub(crate) kind: MediaKind,
+    /// The file's size.
+    pub(crate) len: u64,
+}
+
+/// The type an upload is sent as: `explicit` or the extension's, accepted by the media table for
+/// the file's size, and in agreement with the file's leading bytes. Every refusal is a usage
+/// error, before any byte is sent.
+pub(crate) fn upload_type(path: &Path, explicit: Option<&str>) -> Result<UploadType, CliError> {
+    let shown = path.display();
+    let mut file = File::open(path).map_err(|e| CliError::io(format!("opening {shown}"), e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| CliError::io(format!("reading {shown}"), e))?
+        .len();
+    let (given, source) = match explicit {
+        Some(mime) => (mime, "--type"),
+        None => (
+            from_extension(path).ok_or_else(|| {
+                CliError::usage(format!(
+                    "cannot tell the MIME type of {shown} from its name; pass --type MIME"
+                ))
+                .with_hint("accepted extensions: jpg png webp aac m4a mp3 amr ogg opus mp4 3gp txt pdf ppt doc xls docx pptx xlsx")
+            })?,
+            "its extension",
+        ),
+    };
+    let kind =
+        MediaKind::check(given, len).map_err(|e| CliError::usage(format!("{shown}: {e}")))?;
+    let mime = MediaKind::canonical_mime(given).map_or(kind.mime_types()[0], |(_, m)| m);
+    let mut head = Vec::new();
+    file.by_ref()
+        .take(HEAD)
+        .read_to_end(&mut head)
+        .map_err(|e| CliError::io(format!("reading {shown}"), e))?;
+    check_leading_bytes(mime, &head).map_err(|mismatch| {
+        CliError::usage(format!("{shown}: {mismatch} (type from {source})"))
+            .with_hint("pass the file's real type with --type, or upload the right file")
+    })?;
+    tracing::debug!(file = %shown, mime, kind = %kind, len, "upload type checked");
+    Ok(UploadType { mime, kind, len })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+    const JPEG: &[u8] = b"\xff\xd8\xff\xe0\0\x10JFIF\0";
+
+    #[test]
+    fn extensions_map_into_the_media_table() {
+        for (ext, mime) in EXTENSIONS {
+            assert!(MediaKind::from_mime(mime).is_some(), "{ext} -> {mime}");
+        }
+        assert_eq!(from_extension(Path::new("a/B.JPG")), Some("image/jpeg"));
+        assert_eq!(from_extension(Path::new("noext")), None);
+        assert_eq!(from_extension(Path::new("x.gif")), None);
+    }
+
+    #[test]
+    fn leading_bytes_must_agree() {
+        assert!(check_leading_bytes("image/png", PNG).is_ok());
+        let err = check_leading_bytes("image/png", JPEG).unwrap_err();
+        assert!(
+            err.contains("image/png") && err.contains("image/jpeg"),
+            "{err}"
+        );
+        assert!(check_leading_bytes("image/jpeg", b"plain text").is_err());
+        // Text has no signature: accepted.
+        assert!(check_leading_bytes("text/plain", b"plain text").is_ok());
+        assert!(check_leading_bytes("text/plain", PNG).is_err());
+    }
+}

@@ -1,0 +1,924 @@
+//! The built `nxcloud` binary against an in-process sandbox on 127.0.0.1: every command, its
+//! exit codes, its `--json` output, and that the secret is never printed.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use nx_sandbox::{
+    DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET, DEMO_BUSINESS_PHONE, Inbound, Route, Sandbox,
+    SandboxConfig,
+};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_nxcloud");
+const PHONE: &str = DEMO_BUSINESS_PHONE;
+const PNG: &[u8] =
+    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0 sample png bytes";
+const JPEG: &[u8] = b"\xff\xd8\xff\xe0\0\x10JFIF\0\x01\x01 sample jpeg bytes";
+
+/// The command with no NXCloud or On-Premises settings from the test's environment.
+fn nxcloud() -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in [
+        "NXCLOUD_BASE_URL",
+        "NXCLOUD_ACCESS_KEY",
+        "NXCLOUD_ACCESS_SECRET",
+        "WA_ONPREM_URL",
+        "WA_ONPREM_TOKEN",
+        "WA_ONPREM_USERNAME",
+        "WA_ONPREM_PASSWORD",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.timeout(Duration::from_secs(30));
+    cmd
+}
+
+/// The command pointed at `sandbox` with the demo account.
+fn against(sandbox: &Sandbox) -> Command {
+    let mut cmd = nxcloud();
+    cmd.args([
+        "--base-url",
+        sandbox.base_url(),
+        "--access-key",
+        DEMO_ACCESS_KEY,
+        "--access-secret",
+        DEMO_ACCESS_SECRET,
+    ]);
+    cmd
+}
+
+fn sandbox() -> Sandbox {
+    Sandbox::start(SandboxConfig::default()).expect("the sandbox starts")
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+
+    /// The JSON error line on stderr (with `--json`).
+    fn json_error(&self) -> Value {
+        let value: Value = serde_json::from_str(self.stderr.trim())
+            .unwrap_or_else(|e| panic!("stderr is not JSON ({e}): {}", self.stderr));
+        value["error"].clone()
+    }
+}
+
+fn run(cmd: &mut Command) -> Run {
+    let output = cmd.output().expect("nxcloud runs");
+    let run = Run {
+        code: output.status.code().expect("an exit code"),
+        stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
+        stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
+    };
+    assert!(
+        !run.stdout.contains(DEMO_ACCESS_SECRET) && !run.stderr.contains(DEMO_ACCESS_SECRET),
+        "the secret was printed:\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    run
+}
+
+fn expect(cmd: &mut Command, code: i32) -> Run {
+    let run = run(cmd);
+    assert_eq!(
+        run.code, code,
+        "exit code\nstdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+    run
+}
+
+fn upload(sandbox: &Sandbox, dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    let run = expect(
+        against(sandbox)
+            .args(["media", "upload", "--phone", PHONE])
+            .arg(&path),
+        0,
+    );
+    let id = run.stdout.trim().to_owned();
+    assert!(
+        !id.is_empty() && !id.contains(char::is_whitespace),
+        "{id:?}"
+    );
+    id
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    nx_protocol::download::Sha256Digest::of(bytes).to_string()
+}
+
+fn uploads_logged(sandbox: &Sandbox) -> usize {
+    sandbox.log().for_route(Route::UploadMedia).len()
+}
+
+// ---- sign -----------------------------------------------------------------------------------
+
+fn vendor_sign() -> Command {
+    let mut cmd = nxcloud();
+    cmd.args([
+        "sign",
+        "--access-key",
+        "fme2na3kdi3ki",
+        "--access-secret",
+        "abciiiko2k3",
+        "--biz-type",
+        "1",
+        "--action",
+        "send",
+        "--ts",
+        "1655710885431",
+        "--body",
+        r#"{"name":"牛小信","id":10001}"#,
+    ]);
+    cmd
+}
+
+#[test]
+fn sign_prints_the_vendor_signature_alone() {
+    let run = expect(&mut vendor_sign(), 0);
+    assert_eq!(run.stdout, "87c3560d3331ae23f1021e2025722354\n");
+    assert_eq!(run.stderr, "");
+}
+
+#[test]
+fn sign_explain_prints_the_stages_on_stderr_with_the_secret_masked() {
+    let run = expect(vendor_sign().arg("--explain"), 0);
+    assert_eq!(run.stdout, "87c3560d3331ae23f1021e2025722354\n");
+    let headers = "accessKey=fme2na3kdi3ki&action=send&bizType=1&ts=1655710885431";
+    let body = r#"&body={"name":"牛小信","id":10001}"#;
+    assert!(run.stderr.contains(headers), "{}", run.stderr);
+    assert!(run.stderr.contains(body), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("{headers}{body}&accessSecret=<redacted>")),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("abciiiko2k3"));
+
+    let run = expect(vendor_sign().args(["--explain", "--json"]), 0);
+    let json = run.json();
+    assert_eq!(json["signature"], "87c3560d3331ae23f1021e2025722354");
+    assert_eq!(json["header_string"], headers);
+    assert_eq!(json["body_segment"], body);
+    assert_eq!(
+        json["canonical_string"],
+        format!("{headers}{body}&accessSecret=<redacted>")
+    );
+    assert!(!run.stdout.contains("abciiiko2k3") && !run.stderr.contains("abciiiko2k3"));
+}
+
+#[test]
+fn sign_multipart_and_body_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "sign",
+        "--access-key",
+        "k",
+        "--access-secret",
+        "s3cr3t-value",
+        "--biz-type",
+        "2",
+        "--action",
+        "uploadMedia",
+        "--ts",
+        "1700000000000",
+    ];
+    // Multipart: no body part; equal to signing with no body.
+    let multipart = expect(nxcloud().args(args).args(["--multipart", "--explain"]), 0);
+    let empty = expect(nxcloud().args(args), 0);
+    assert_eq!(multipart.stdout, empty.stdout);
+    assert_eq!(multipart.stdout.trim().len(), 32);
+    assert!(multipart.stderr.contains(
+        "accessKey=k&action=uploadMedia&bizType=2&ts=1700000000000&accessSecret=<redacted>"
+    ));
+    assert!(!multipart.stderr.contains("s3cr3t-value"));
+
+    // A body file is signed byte for byte, trailing newline included (and --explain says so).
+    let file = dir.path().join("body.json");
+    std::fs::write(&file, "{}\n").unwrap();
+    let from_file = expect(
+        nxcloud()
+            .args(args)
+            .arg("--body-file")
+            .arg(&file)
+            .arg("--explain"),
+        0,
+    );
+    let inline = expect(nxcloud().args(args).args(["--body", "{}\n"]), 0);
+    let trimmed = expect(nxcloud().args(args).args(["--body", "{}"]), 0);
+    assert_eq!(from_file.stdout, inline.stdout);
+    assert_ne!(from_file.stdout, trimmed.stdout);
+    assert!(from_file.stderr.contains("ends with whitespace"));
+    let stdin = expect(
+        nxcloud()
+            .args(args)
+            .args(["--body-file", "-"])
+            .write_stdin("{}\n"),
+        0,
+    );
+    assert_eq!(stdin.stdout, inline.stdout);
+
+    // A ts in seconds is signed but warned about.
+    let seconds = expect(
+        nxcloud().args([
+            "sign",
+            "--access-key",
+            "k",
+            "--access-secret",
+            "s",
+            "--biz-type",
+            "2",
+            "--action",
+            "getMedia",
+            "--ts",
+            "1700000000",
+        ]),
+        0,
+    );
+    assert!(
+        seconds.stderr.contains("looks like seconds"),
+        "{}",
+        seconds.stderr
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    // No command, an unknown option, a missing required option, conflicting options.
+    expect(&mut nxcloud(), 2);
+    expect(nxcloud().args(["media", "get", "--bogus"]), 2);
+    expect(
+        nxcloud().args([
+            "sign",
+            "--access-key",
+            "k",
+            "--access-secret",
+            "s",
+            "--biz-type",
+            "2",
+            "--action",
+            "a",
+        ]),
+        2,
+    );
+    expect(vendor_sign().arg("--multipart"), 2);
+    expect(
+        nxcloud().args([
+            "sign",
+            "--access-key",
+            "k",
+            "--access-secret",
+            "s",
+            "--biz-type",
+            "2",
+            "--action",
+            "a",
+            "--ts",
+            "soon",
+        ]),
+        2,
+    );
+    // No credentials: named, with the variable.
+    let run = expect(
+        nxcloud().args([
+            "sign",
+            "--biz-type",
+            "2",
+            "--action",
+            "a",
+            "--ts",
+            "1700000000000",
+        ]),
+        2,
+    );
+    assert!(run.stderr.contains("NXCLOUD_ACCESS_KEY"), "{}", run.stderr);
+    // A malformed --sha256.
+    expect(
+        nxcloud().args([
+            "media", "download", "--phone", PHONE, "--id", "x", "-o", "f", "--sha256", "abc",
+        ]),
+        2,
+    );
+    // --help and --version succeed.
+    expect(nxcloud().arg("--help"), 0);
+    expect(nxcloud().arg("--version"), 0);
+}
+
+#[test]
+fn help_never_shows_the_secret_from_the_environment() {
+    for args in [
+        &["--help"][..],
+        &["media", "get", "--help"],
+        &["sign", "--help"],
+    ] {
+        let run = expect(
+            nxcloud()
+                .args(args)
+                .env("NXCLOUD_ACCESS_SECRET", DEMO_ACCESS_SECRET)
+                .env("WA_ONPREM_PASSWORD", DEMO_ACCESS_SECRET),
+            0,
+        );
+        assert!(run.stdout.contains("NXCLOUD_ACCESS_SECRET") || args.len() > 1);
+    }
+}
+
+// ---- media ----------------------------------------------------------------------------------
+
+#[test]
+fn media_lifecycle_with_text_and_json_output() {
+    let sandbox = sandbox();
+    let dir = tempfile::tempdir().unwrap();
+    let id = upload(&sandbox, dir.path(), "photo.png", PNG);
+
+    // get, as text and as JSON.
+    let text = expect(
+        against(&sandbox).args(["media", "get", "--phone", PHONE, "--id", &id]),
+        0,
+    );
+    assert!(text.stdout.contains("image/png") && text.stdout.contains("photo.png"));
+    let json = expect(
+        against(&sandbox).args(["media", "get", "--phone", PHONE, "--id", &id, "--json"]),
+        0,
+    )
+    .json();
+    assert_eq!(json["mime_type"], "image/png");
+    assert_eq!(json["file_name"], "photo.png");
+    let url = json["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{}/oss/", sandbox.base_url())),
+        "{url}"
+    );
+    assert!(url.contains("Expires="), "{url}");
+    assert!(json["expires_at"].as_u64().is_some());
+
+    // download, checked against the right digest, as JSON.
+    let out = dir.path().join("copy.png");
+    let saved = expect(
+        against(&sandbox)
+            .args([
+                "--json", "media", "download", "--phone", PHONE, "--id", &id, "-o",
+            ])
+            .arg(&out)
+            .args(["--sha256", &sha256_hex(PNG)]),
+        0,
+    );
+    // Piped stderr: no progress bar.
+    assert_eq!(saved.stderr, "");
+    let saved = saved.json();
+    assert_eq!(saved["bytes"], PNG.len());
+    assert_eq!(saved["sha256"], sha256_hex(PNG));
+    assert_eq!(saved["sha256_verified"], true);
+    assert_eq!(std::fs::read(&out).unwrap(), PNG);
+
+    // and as text, without a digest.
+    let out2 = dir.path().join("copy2.png");
+    let text = expect(
+        against(&sandbox)
+            .args([
+                "media", "download", "--phone", PHONE, "--id", &id, "--output",
+            ])
+            .arg(&out2),
+        0,
+    );
+    assert!(
+        text.stdout
+            .starts_with(&format!("saved {} bytes to ", PNG.len()))
+    );
+    assert_eq!(std::fs::read(&out2).unwrap(), PNG);
+
+    // delete, then getMedia answers -1: exit 3 with the code, its meaning and what to do.
+    let deleted = expect(
+        against(&sandbox).args(["media", "delete", "--phone", PHONE, "--id", &id, "--json"]),
+        0,
+    )
+    .json();
+    assert_eq!(deleted["id"], id.as_str());
+    assert_eq!(deleted["deleted"], true);
+    let gone = expect(
+        against(&sandbox).args(["media", "get", "--phone", PHONE, "--id", &id]),
+        3,
+    );
+    assert_eq!(gone.stdout, "");
+    assert!(
+        gone.stderr.starts_with("error: NXCloud answered code -1"),
+        "{}",
+        gone.stderr
+    );
+    assert!(
+        gone.stderr.contains("\nhint: code -1 means request failed"),
+        "{}",
+        gone.stderr
+    );
+    assert!(gone.stderr.contains("check the id"), "{}", gone.stderr);
+}
+
+#[test]
+fn an_unknown_media_id_exits_3_with_a_json_error() {
+    let sandbox = sandbox();
+    let run = expect(
+        against(&sandbox).args([
+            "--json",
+            "media",
+            "get",
+            "--phone",
+            PHONE,
+            "--id",
+            "00000000-0000-0000-0000-000000000000",
+        ]),
+        3,
+    );
+    assert_eq!(run.stdout, "");
+    let error = run.json_error();
+    assert_eq!(error["exit_code"], 3);
+    assert_eq!(error["kind"], "api");
+    assert_eq!(error["api_code"], -1);
+    assert!(error["hint"].as_str().unwrap().contains("check the id"));
+
+    // A wrong secret: 1003, the signature's meaning.
+    let run = expect(
+        nxcloud().args([
+            "--base-url",
+            sandbox.base_url(),
+            "--access-key",
+            DEMO_ACCESS_KEY,
+            "--access-secret",
+            "not-the-secret",
+            "media",
+            "delete",
+            "--phone",
+            PHONE,
+            "--id",
+            "x",
+        ]),
+        3,
+    );
+    assert!(run.stderr.contains("code 1003"), "{}", run.stderr);
+    assert!(run.stderr.contains("invalid signature"), "{}", run.stderr);
+}
+
+#[test]
+fn a_closed_port_exits_4() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let run = expect(
+        nxcloud().args([
+            "--base-url",
+            &format!("http://127.0.0.1:{port}"),
+            "--access-key",
+            DEMO_ACCESS_KEY,
+            "--access-secret",
+            DEMO_ACCESS_SECRET,
+            "--timeout",
+            "10",
+            "media",
+            "get",
+            "--phone",
+            PHONE,
+            "--id",
+            "x",
+        ]),
+        4,
+    );
+    assert!(
+        run.stderr.starts_with("error: could not connect"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_wrong_sha256_exits_5_and_leaves_no_file() {
+    let sandbox = sandbox();
+    let dir = tempfile::tempdir().unwrap();
+    let id = upload(&sandbox, dir.path(), "photo.png", PNG);
+    let target = tempfile::tempdir().unwrap();
+    let out = target.path().join("photo.png");
+    let run = expect(
+        against(&sandbox)
+            .args(["media", "download", "--phone", PHONE, "--id", &id, "-o"])
+            .arg(&out)
+            .args(["--sha256", &sha256_hex(b"something else")]),
+        5,
+    );
+    assert!(run.stderr.contains("SHA-256 mismatch"), "{}", run.stderr);
+    assert!(!out.exists());
+    let left: Vec<_> = std::fs::read_dir(target.path()).unwrap().collect();
+    assert!(left.is_empty(), "files left behind: {left:?}");
+}
+
+#[test]
+fn uploads_are_refused_before_sending() {
+    let sandbox = sandbox();
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+
+    // The extension says PNG, the bytes say JPEG: both are named.
+    let run = expect(
+        against(&sandbox)
+            .args(["media", "upload", "--phone", PHONE])
+            .arg(file("photo.png", JPEG)),
+        2,
+    );
+    assert!(
+        run.stderr.contains("image/png") && run.stderr.contains("image/jpeg"),
+        "{}",
+        run.stderr
+    );
+    // --type against the bytes.
+    let run = expect(
+        against(&sandbox)
+            .args(["media", "upload", "--phone", PHONE, "--type", "image/jpeg"])
+            .arg(file("photo.bin", PNG)),
+        2,
+    );
+    assert!(run.stderr.contains("image/png") && run.stderr.contains("image/jpeg"));
+    // An unknown extension without --type.
+    let run = expect(
+        against(&sandbox)
+            .args(["media", "upload", "--phone", PHONE])
+            .arg(file("photo.gif", b"GIF89a")),
+        2,
+    );
+    assert!(run.stderr.contains("--type"), "{}", run.stderr);
+    // A type outside the media table.
+    expect(
+        against(&sandbox)
+            .args(["media", "upload", "--phone", PHONE, "--type", "image/gif"])
+            .arg(file("photo.gif", b"GIF89a")),
+        2,
+    );
+    // Over the sticker limit (100 KB).
+    let mut webp = b"RIFF\x00\x00\x00\x00WEBPVP8 ".to_vec();
+    webp.resize(100 * 1024 + 1, 0);
+    let run = expect(
+        against(&sandbox)
+            .args(["media", "upload", "--phone", PHONE])
+            .arg(file("sticker.webp", &webp)),
+        2,
+    );
+    assert!(run.stderr.contains("102400"), "{}", run.stderr);
+    // An empty file, a malformed phone.
+    expect(
+        against(&sandbox)
+            .args(["media", "upload", "--phone", PHONE])
+            .arg(file("empty.txt", b"")),
+        2,
+    );
+    expect(
+        against(&sandbox)
+            .args(["media", "upload", "--phone", "+86 138"])
+            .arg(file("photo.png", PNG)),
+        2,
+    );
+    expect(
+        against(&sandbox).args(["media", "get", "--phone", "+86 138", "--id", "x"]),
+        2,
+    );
+    assert_eq!(uploads_logged(&sandbox), 0, "{:?}", sandbox.log().entries());
+    assert!(sandbox.log().is_empty(), "{:?}", sandbox.log().entries());
+
+    // A correct JPEG, typed by its extension, goes through.
+    let id = upload(&sandbox, dir.path(), "photo.jpg", JPEG);
+    let json = expect(
+        against(&sandbox).args(["media", "get", "--phone", PHONE, "--id", &id, "--json"]),
+        0,
+    )
+    .json();
+    assert_eq!(json["mime_type"], "image/jpeg");
+    assert_eq!(uploads_logged(&sandbox), 1);
+}
+
+#[test]
+fn upload_json_and_verbose_logs_without_secrets() {
+    let sandbox = sandbox();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "plain text notes").unwrap();
+    let run = expect(
+        against(&sandbox)
+            .args(["-v", "--json", "media", "upload", "--phone", PHONE])
+            .arg(&path),
+        0,
+    );
+    let json = run.json();
+    assert_eq!(json["mime_type"], "text/plain");
+    assert_eq!(json["kind"], "document");
+    assert_eq!(json["bytes"], 16);
+    let id = json["id"].as_str().unwrap();
+    assert!(run.stderr.contains("DEBUG"), "{}", run.stderr);
+
+    // -v on a download: the URL is logged with its query redacted.
+    let out = dir.path().join("copy.txt");
+    let run = expect(
+        against(&sandbox)
+            .args([
+                "-vv", "media", "download", "--phone", PHONE, "--id", id, "-o",
+            ])
+            .arg(&out),
+        0,
+    );
+    assert!(run.stderr.contains("<redacted>"), "{}", run.stderr);
+    assert!(!run.stderr.contains("Signature="), "{}", run.stderr);
+}
+
+// ---- webhook --------------------------------------------------------------------------------
+
+const INBOUND: &str = r#"{"contacts":[{"profile":{"name":"Jay"},"wa_id":"8617600000819"}],
+ "messages":[{"from":"8617600000819","id":"ABGH","timestamp":"1663053029","type":"image",
+   "image":{"id":"2bc7102f-5491-40b1-a92f-338303eab9d3","mime_type":"image/jpeg",
+     "sha256":"0ed3d9d4db83ed7751314af5f2e9bf008edc49a101bebb9054a97f824cf2136b","caption":"look"}},
+   {"from":"8617600000819","id":"ABGI","timestamp":"1663053030","type":"text","text":{"body":"hi"}}],
+ "merchant_phone":"8617600000001","messaging_product":"whatsapp"}"#;
+
+const NOTIFICATION: &str = r#"{"media_items":[
+  {"image":{"id":"m1","mime_type":"image/jpeg","status":"downloaded",
+    "sha256":"0ed3d9d4db83ed7751314af5f2e9bf008edc49a101bebb9054a97f824cf2136b"},"type":"image"},
+  {"errors":[{"code":400,"title":"Parameter not valid","details":"Media not found in the datastore."}],
+   "voice":{"id":"m2","mime_type":"audio/ogg","sha256":"","status":"downloaded"},"type":"voice"}]}"#;
+
+#[test]
+fn webhook_parse_reads_inbound_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inbound.json");
+    std::fs::write(&path, INBOUND).unwrap();
+    let text = expect(nxcloud().args(["webhook", "parse"]).arg(&path), 0);
+    assert!(text.stdout.contains("8617600000001"), "{}", text.stdout);
+    assert!(text.stdout.contains("2bc7102f-5491-40b1-a92f-338303eab9d3"));
+    assert!(text.stdout.contains(
+        "nxcloud media download --phone 8617600000001 --id 2bc7102f-5491-40b1-a92f-338303eab9d3 --sha256 0ed3d9d4db83ed7751314af5f2e9bf008edc49a101bebb9054a97f824cf2136b"
+    ));
+
+    // From stdin (the default), as JSON.
+    let json = expect(
+        nxcloud()
+            .args(["webhook", "parse", "--json"])
+            .write_stdin(INBOUND),
+        0,
+    )
+    .json();
+    assert_eq!(json["source"], "nxcloud_inbound");
+    assert_eq!(json["merchant_phone"], "8617600000001");
+    let media = json["media"].as_array().unwrap();
+    assert_eq!(media.len(), 1, "the text message carries no media");
+    assert_eq!(media[0]["type"], "image");
+    assert_eq!(media[0]["id"], "2bc7102f-5491-40b1-a92f-338303eab9d3");
+    assert_eq!(media[0]["mime_type"], "image/jpeg");
+    assert_eq!(media[0]["caption"], "look");
+    assert_eq!(media[0]["from"], "8617600000819");
+    assert_eq!(
+        media[0]["sha256"],
+        "0ed3d9d4db83ed7751314af5f2e9bf008edc49a101bebb9054a97f824cf2136b"
+    );
+}
+
+#[test]
+fn webhook_parse_reads_onprem_notifications() {
+    let json = expect(
+        nxcloud()
+            .args(["--json", "webhook", "parse", "-"])
+            .write_stdin(NOTIFICATION),
+        0,
+    )
+    .json();
+    assert_eq!(json["source"], "onprem_notification");
+    let items = json["media"].as_array().unwrap();
+    assert_eq!(items[0]["status"], "downloaded");
+    assert_eq!(items[0]["id"], "m1");
+    assert_eq!(items[0]["type"], "image");
+    assert_eq!(items[0]["state"], "downloaded");
+    assert_eq!(items[1]["status"], "failed");
+    assert_eq!(items[1]["id"], "m2");
+    assert_eq!(items[1]["errors"][0]["code"], 400);
+
+    let text = expect(
+        nxcloud()
+            .args(["webhook", "parse"])
+            .write_stdin(NOTIFICATION),
+        0,
+    );
+    assert!(
+        text.stdout.contains("1. downloaded image m1"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout.contains("2. failed voice m2"),
+        "{}",
+        text.stdout
+    );
+    assert!(text.stdout.contains("Media not found in the datastore."));
+}
+
+#[test]
+fn webhook_parse_refuses_other_bodies() {
+    for body in [
+        "not json",
+        r#"{"hello":"world"}"#,
+        r#"{"media_items":"no"}"#,
+        "[]",
+    ] {
+        let run = expect(nxcloud().args(["webhook", "parse"]).write_stdin(body), 2);
+        assert!(run.stderr.starts_with("error: "), "{body}: {}", run.stderr);
+    }
+    expect(
+        nxcloud().args(["webhook", "parse", "/nonexistent/nxcloud/body.json"]),
+        1,
+    );
+}
+
+// ---- demo and sandbox -----------------------------------------------------------------------
+
+#[test]
+fn demo_walks_the_lifecycle_without_printing_the_secret() {
+    let run = expect(nxcloud().arg("demo"), 0);
+    for step in 1..=8 {
+        assert!(
+            run.stdout.contains(&format!("[{step}/8]")),
+            "{}",
+            run.stdout
+        );
+    }
+    assert!(
+        run.stdout
+            .contains("POST /api/wa/uploadMedia -> HTTP 200, code 0")
+    );
+    assert!(run.stdout.contains("&accessSecret=<redacted>"));
+    assert!(run.stdout.contains("code -1"), "{}", run.stdout);
+    assert!(
+        !run.stdout.contains("Signature="),
+        "a download URL's query was printed"
+    );
+
+    let run = expect(nxcloud().args(["demo", "--json"]), 0);
+    let steps: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(steps.len(), 8);
+    let first = &steps[0]["requests"][0];
+    assert_eq!(first["path"], "/api/wa/uploadMedia");
+    assert_eq!(first["headers"]["accessKey"], DEMO_ACCESS_KEY);
+    assert_eq!(first["headers"]["bizType"], "2");
+    assert_eq!(first["headers"]["sign"].as_str().unwrap().len(), 32);
+    assert!(
+        first["canonical_string"]
+            .as_str()
+            .unwrap()
+            .ends_with("&accessSecret=<redacted>")
+    );
+    assert_eq!(steps[7]["result"]["code"], -1);
+}
+
+/// `kill -TERM`, then the exit status.
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("the sandbox did not stop on SIGTERM");
+}
+
+#[test]
+fn sandbox_prints_its_address_first_and_serves() {
+    let mut child = std::process::Command::new(BIN)
+        .args(["sandbox", "--addr", "127.0.0.1:0"])
+        .env_remove("NXCLOUD_ACCESS_KEY")
+        .env_remove("NXCLOUD_ACCESS_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nxcloud sandbox starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let base = first
+        .trim_end()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("first line: {first:?}"))
+        .to_owned();
+    let port: u16 = base
+        .strip_prefix("http://127.0.0.1:")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("first line: {first:?}"));
+    assert_ne!(port, 0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("photo.png");
+    std::fs::write(&path, PNG).unwrap();
+    let run = expect(
+        nxcloud()
+            .env("NXCLOUD_BASE_URL", &base)
+            .env("NXCLOUD_ACCESS_KEY", DEMO_ACCESS_KEY)
+            .env("NXCLOUD_ACCESS_SECRET", DEMO_ACCESS_SECRET)
+            .args(["media", "upload", "--phone", PHONE])
+            .arg(&path),
+        0,
+    );
+    let id = run.stdout.trim();
+    expect(
+        nxcloud()
+            .env("NXCLOUD_BASE_URL", &base)
+            .env("NXCLOUD_ACCESS_KEY", DEMO_ACCESS_KEY)
+            .env("NXCLOUD_ACCESS_SECRET", DEMO_ACCESS_SECRET)
+            .args(["media", "delete", "--phone", PHONE, "--id", id]),
+        0,
+    );
+
+    // It logs each request it answered; read until the delete shows up.
+    let mut seen = String::new();
+    for line in (&mut stdout).lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("/api/wa/deleteMedia") {
+            break;
+        }
+    }
+    assert!(seen.contains("/api/wa/uploadMedia"), "{seen}");
+    assert!(!seen.contains(DEMO_ACCESS_SECRET), "{seen}");
+    let status = terminate(&mut child);
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn sandbox_refuses_unusable_settings() {
+    expect(nxcloud().args(["sandbox", "--addr", "0.0.0.0:0"]), 2);
+    expect(
+        nxcloud().args(["sandbox", "--addr", "127.0.0.1:0", "--phone", "+86"]),
+        2,
+    );
+    expect(
+        nxcloud().args([
+            "sandbox",
+            "--addr",
+            "127.0.0.1:0",
+            "--webhook",
+            "http://example.com/hook",
+        ]),
+        2,
+    );
+    // The port is taken: exit 1.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    expect(nxcloud().args(["sandbox", "--addr", &addr]), 1);
+}
+
+#[test]
+fn inbound_media_from_the_sandbox_can_be_fetched_by_the_webhook_id() {
+    let sandbox = sandbox();
+    let sent = sandbox
+        .receive_inbound(Inbound::new("image", "image/jpeg", JPEG.to_vec()))
+        .unwrap();
+    let json = expect(
+        nxcloud()
+            .args(["--json", "webhook", "parse"])
+            .write_stdin(sent.webhook_body.clone()),
+        0,
+    )
+    .json();
+    let media = &json["media"][0];
+    let id = media["id"].as_str().unwrap();
+    let sha = media["sha256"].as_str().unwrap();
+    let merchant = json["merchant_phone"].as_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("in.jpg");
+    expect(
+        against(&sandbox)
+            .args([
+                "media", "download", "--phone", merchant, "--id", id, "--sha256", sha, "-o",
+            ])
+            .arg(&out),
+        0,
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), JPEG);
+}
