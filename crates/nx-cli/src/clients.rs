@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use nx_blocking::Client;
+use nx_blocking::{Client, OnPremClient};
 use nx_protocol::AccessSecret;
-use nx_protocol::client::{ENV_ACCESS_KEY, ENV_ACCESS_SECRET};
+use nx_protocol::client::{ENV_ACCESS_KEY, ENV_ACCESS_SECRET, ENV_ONPREM_TOKEN, ENV_ONPREM_URL};
 
-use crate::args::GlobalArgs;
+use crate::args::{ENV_ONPREM_PASSWORD, ENV_ONPREM_USERNAME, GlobalArgs, OnPremArgs};
 use crate::exit::CliError;
 
 /// The per-attempt limits `--timeout` caps: connect 10 s, idle/answer 30 s (the libraries'
@@ -53,6 +53,40 @@ pub(crate) fn nxcloud(global: &GlobalArgs) -> Result<Client, CliError> {
     if let Some(url) = &global.base_url {
         builder = builder.base_url(url);
     }
+    if let Some((overall, connect, request)) = timeouts(global) {
+        builder = builder
+            .overall_timeout(overall)
+            .connect_timeout(connect)
+            .request_timeout(request);
+    }
+    builder.build().map_err(CliError::from_settings)
+}
+
+/// An On-Premises client for `nxcloud onprem`'s options: a user name and password when given
+/// (they take precedence), else a token.
+pub(crate) fn onprem(global: &GlobalArgs, args: &OnPremArgs) -> Result<OnPremClient, CliError> {
+    let url = args
+        .url
+        .as_deref()
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| {
+            CliError::usage(format!(
+                "no On-Premises URL: pass --url or set {ENV_ONPREM_URL}"
+            ))
+        })?;
+    let mut builder = OnPremClient::builder().base_url(url);
+    let nonempty = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+    builder = match (nonempty(&args.username), nonempty(&args.password)) {
+        (Some(user), Some(password)) => builder.password(user, password),
+        _ => match nonempty(&args.token) {
+            Some(token) => builder.token(token),
+            None => {
+                return Err(CliError::usage(format!(
+                    "no On-Premises login: pass --username and --password ({ENV_ONPREM_USERNAME}, {ENV_ONPREM_PASSWORD}) or --token ({ENV_ONPREM_TOKEN})"
+                )));
+            }
+        },
+    };
     if let Some((overall, connect, request)) = timeouts(global) {
         builder = builder
             .overall_timeout(overall)

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use assert_cmd::Command;
 use nx_sandbox::{
-    DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET, DEMO_BUSINESS_PHONE, Inbound, Route, Sandbox,
-    SandboxConfig,
+    DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET, DEMO_BUSINESS_PHONE, DEMO_ONPREM_PASSWORD,
+    DEMO_ONPREM_USER, Inbound, Route, Sandbox, SandboxConfig,
 };
 use serde_json::Value;
 
@@ -921,4 +921,164 @@ fn inbound_media_from_the_sandbox_can_be_fetched_by_the_webhook_id() {
         0,
     );
     assert_eq!(std::fs::read(&out).unwrap(), JPEG);
+}
+
+// ---- onprem ---------------------------------------------------------------------------------
+
+/// `nxcloud onprem` against `sandbox`, with the demo user.
+fn onprem(sandbox: &Sandbox) -> Command {
+    let mut cmd = nxcloud();
+    cmd.args([
+        "onprem",
+        "--url",
+        sandbox.base_url(),
+        "--username",
+        DEMO_ONPREM_USER,
+    ])
+    .env("WA_ONPREM_PASSWORD", DEMO_ONPREM_PASSWORD);
+    cmd
+}
+
+#[test]
+fn onprem_login_prints_a_token_that_the_other_commands_take() {
+    let sandbox = sandbox();
+    let token = expect(onprem(&sandbox).arg("login"), 0)
+        .stdout
+        .trim()
+        .to_owned();
+    assert!(!token.is_empty() && !token.contains(char::is_whitespace));
+    let json = expect(onprem(&sandbox).args(["login", "--json"]), 0).json();
+    assert!(json["token"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(
+        json["expires_after"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("+00:00"))
+    );
+
+    // The token alone (from the environment) is enough for a call.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("photo.png");
+    std::fs::write(&path, PNG).unwrap();
+    let run = expect(
+        nxcloud()
+            .env("WA_ONPREM_URL", sandbox.base_url())
+            .env("WA_ONPREM_TOKEN", &token)
+            .args(["onprem", "media", "upload"])
+            .arg(&path),
+        0,
+    );
+    assert!(!run.stdout.trim().is_empty());
+    assert!(
+        !run.stdout.contains(DEMO_ONPREM_PASSWORD) && !run.stderr.contains(DEMO_ONPREM_PASSWORD)
+    );
+
+    // A login without a password, or with a wrong one; a refused token.
+    expect(
+        nxcloud().args(["onprem", "--url", sandbox.base_url(), "login"]),
+        2,
+    );
+    let run = expect(
+        nxcloud().args([
+            "onprem",
+            "--url",
+            sandbox.base_url(),
+            "--username",
+            DEMO_ONPREM_USER,
+            "--password",
+            "wrong",
+            "login",
+        ]),
+        3,
+    );
+    assert!(run.stderr.contains("401"), "{}", run.stderr);
+    expect(
+        nxcloud()
+            .args(["onprem", "--url", sandbox.base_url(), "--token", "bogus"])
+            .args(["media", "delete", "x"]),
+        3,
+    );
+    // No URL, no login.
+    let run = expect(
+        nxcloud().args(["onprem", "--token", "t", "media", "delete", "x"]),
+        2,
+    );
+    assert!(run.stderr.contains("WA_ONPREM_URL"), "{}", run.stderr);
+    let run = expect(
+        nxcloud().args([
+            "onprem",
+            "--url",
+            sandbox.base_url(),
+            "media",
+            "delete",
+            "x",
+        ]),
+        2,
+    );
+    assert!(run.stderr.contains("WA_ONPREM_TOKEN"), "{}", run.stderr);
+}
+
+#[test]
+fn onprem_media_lifecycle() {
+    let sandbox = sandbox();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("photo.jpg");
+    std::fs::write(&path, JPEG).unwrap();
+
+    // A mislabelled file is refused before anything is sent.
+    let wrong = dir.path().join("photo.png");
+    std::fs::write(&wrong, JPEG).unwrap();
+    expect(onprem(&sandbox).args(["media", "upload"]).arg(&wrong), 2);
+    assert!(sandbox.log().is_empty(), "{:?}", sandbox.log().entries());
+
+    let uploaded = expect(
+        onprem(&sandbox)
+            .args(["--json", "media", "upload"])
+            .arg(&path),
+        0,
+    )
+    .json();
+    assert_eq!(uploaded["mime_type"], "image/jpeg");
+    let id = uploaded["id"].as_str().unwrap().to_owned();
+
+    let out = dir.path().join("copy.jpg");
+    let got = expect(
+        onprem(&sandbox)
+            .args(["--json", "media", "get", &id, "-o"])
+            .arg(&out)
+            .args(["--sha256", &sha256_hex(JPEG)]),
+        0,
+    )
+    .json();
+    assert_eq!(got["bytes"], JPEG.len());
+    assert_eq!(got["sha256_verified"], true);
+    assert_eq!(got["mime_type"], "image/jpeg");
+    assert_eq!(std::fs::read(&out).unwrap(), JPEG);
+
+    // A wrong digest: exit 5, nothing left.
+    let target = tempfile::tempdir().unwrap();
+    let bad = target.path().join("bad.jpg");
+    expect(
+        onprem(&sandbox)
+            .args(["media", "get", &id, "-o"])
+            .arg(&bad)
+            .args(["--sha256", &sha256_hex(b"other")]),
+        5,
+    );
+    assert_eq!(std::fs::read_dir(target.path()).unwrap().count(), 0);
+
+    let requested = expect(
+        onprem(&sandbox).args(["--json", "media", "retry-download", &id]),
+        0,
+    )
+    .json();
+    assert_eq!(requested["requested"][0], id.as_str());
+
+    let run = expect(onprem(&sandbox).args(["media", "delete", &id]), 0);
+    assert_eq!(run.stdout.trim(), format!("deleted {id}"));
+    let run = expect(
+        onprem(&sandbox).args(["media", "get", &id, "-o"]).arg(&bad),
+        3,
+    );
+    assert!(run.stderr.contains("404"), "{}", run.stderr);
+    assert!(!bad.exists());
 }
