@@ -1,79 +1,20 @@
 //! Downloads: stream the bytes into any `AsyncWrite`, or into a file that appears at its path
 //! only once every check has passed.
 
-use std::fmt;
 use std::path::Path;
 use std::time::Instant;
 
 use nx_protocol::call::{DownloadCall, DownloadNext};
 use nx_protocol::client::Error;
-use nx_protocol::download::{DownloadCheck, Sha256Digest, Verified};
+use nx_protocol::download::{DownloadOptions, Verified};
 use nx_protocol::wa::{DownloadUrl, MediaInfo};
 use tokio::io::AsyncWrite;
 
 use crate::client::{Client, now};
-use crate::sink::{Failed, Target, TempFile, receive};
+use nx_protocol::call::TransferFailure as Failed;
+
+use crate::sink::{Target, TempFile, receive};
 use crate::transport;
-
-/// Progress callback: bytes so far, total when announced.
-pub type Progress = Box<dyn FnMut(u64, Option<u64>) + Send>;
-
-/// How to check and report a download.
-#[derive(Default)]
-pub struct DownloadOptions {
-    sha256: Option<Sha256Digest>,
-    max_bytes: Option<u64>,
-    pub(crate) progress: Option<Progress>,
-}
-
-impl DownloadOptions {
-    /// No expected digest, the client's maximum size, no progress.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Require this SHA-256 (the inbound webhook gives it).
-    pub fn sha256(mut self, digest: Sha256Digest) -> Self {
-        self.sha256 = Some(digest);
-        self
-    }
-
-    /// Refuse downloads larger than `n` bytes (default: the client's `max_download_bytes`).
-    pub fn max_bytes(mut self, n: u64) -> Self {
-        self.max_bytes = Some(n);
-        self
-    }
-
-    /// The checks for a download announced as `total` bytes (refused at once if over the limit).
-    pub(crate) fn check(
-        &self,
-        default_max: u64,
-        total: Option<u64>,
-    ) -> Result<DownloadCheck, Error> {
-        let mut check = DownloadCheck::new(self.max_bytes.unwrap_or(default_max));
-        if let Some(digest) = self.sha256 {
-            check = check.expect_sha256(digest);
-        }
-        check.begin(total)?;
-        Ok(check)
-    }
-
-    /// Called after every chunk with (bytes so far, total when announced).
-    pub fn progress(mut self, f: impl FnMut(u64, Option<u64>) + Send + 'static) -> Self {
-        self.progress = Some(Box::new(f));
-        self
-    }
-}
-
-impl fmt::Debug for DownloadOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DownloadOptions")
-            .field("sha256", &self.sha256)
-            .field("max_bytes", &self.max_bytes)
-            .field("progress", &self.progress.is_some())
-            .finish()
-    }
-}
 
 impl Client {
     /// Streams the media behind `info.url` into `sink`, checking Content-Length, the size limit
@@ -236,14 +177,9 @@ impl Client {
             );
         }
         let total = transport::content_length(response.headers());
-        let check = options.check(config.transport.max_download_bytes, total)?;
-        receive(
-            response.into_body(),
-            check,
-            sink,
-            idle,
-            &mut options.progress,
-        )
-        .await
+        let check = options
+            .check(config.transport.max_download_bytes, total)
+            .map_err(Error::from)?;
+        receive(response.into_body(), check, sink, idle, options).await
     }
 }

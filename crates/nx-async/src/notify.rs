@@ -1,18 +1,15 @@
 //! Waiting for On-Premises media notifications: the SDK runs no web server; the caller's webhook
 //! handler feeds each notification body in, and the retry-downloads waiting for it wake up.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use nx_protocol::client::Error;
-use nx_protocol::onprem::{
-    MediaItemStatus, NotificationError, PendingDownloads, parse_media_notification,
-};
+use nx_protocol::onprem::{MediaItemStatus, NotificationError, Waiters, parse_media_notification};
 use tokio::sync::oneshot;
 
 /// Matches media notifications to the ids being waited for (the matching itself is
-/// [`PendingDownloads`], in nx-protocol). Cheap to clone; share one between the code that
+/// [`Waiters`], in nx-protocol). Cheap to clone; share one between the code that
 /// waits and the webhook handler.
 ///
 /// ```
@@ -29,15 +26,7 @@ use tokio::sync::oneshot;
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct NotificationHub {
-    state: Arc<Mutex<State>>,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    pending: PendingDownloads,
-    /// Each id's waiter, with the number of the [`Expected`] that owns it.
-    waiters: HashMap<String, (u64, oneshot::Sender<MediaItemStatus>)>,
-    next: u64,
+    waiters: Arc<Mutex<Waiters<oneshot::Sender<MediaItemStatus>>>>,
 }
 
 /// A notification being waited for; see [`NotificationHub::expect`].
@@ -55,21 +44,18 @@ impl NotificationHub {
         Self::default()
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn waiters(&self) -> MutexGuard<'_, Waiters<oneshot::Sender<MediaItemStatus>>> {
+        self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Starts waiting for the notification about `id`. Call it before asking for the
     /// retry-download, so a fast notification cannot be missed. Waiting again for the same id
-    /// replaces the earlier wait.
+    /// replaces the earlier wait (which then ends with an error).
     pub fn expect(&self, id: impl Into<String>) -> Expected {
         let id = id.into();
         let (sender, receiver) = oneshot::channel();
-        let mut state = self.state();
-        state.next += 1;
-        let number = state.next;
-        state.pending.register(id.clone());
-        state.waiters.insert(id.clone(), (number, sender));
+        // The replaced sender is dropped here, which ends the earlier wait.
+        let (number, _replaced) = self.waiters().expect(id.clone(), sender);
         Expected {
             id,
             number,
@@ -82,30 +68,17 @@ impl NotificationHub {
     /// for are ignored.
     pub fn feed(&self, body: &[u8]) -> Result<usize, NotificationError> {
         let items = parse_media_notification(body)?;
-        let mut state = self.state();
-        let done = state.pending.feed(items);
+        let done = self.waiters().feed(items);
         let mut completed = 0;
-        for item in done {
-            let waiter = item.id().and_then(|id| state.waiters.remove(id));
-            if let Some((_, sender)) = waiter {
-                completed += usize::from(sender.send(item).is_ok());
-            }
+        for (sender, item) in done {
+            completed += usize::from(sender.send(item).is_ok());
         }
         Ok(completed)
     }
 
     /// How many ids are being waited for.
     pub fn pending(&self) -> usize {
-        self.state().pending.len()
-    }
-
-    /// Stops waiting for `id` if wait `number` still owns it.
-    fn cancel(&self, id: &str, number: u64) {
-        let mut state = self.state();
-        if state.waiters.get(id).is_some_and(|(n, _)| *n == number) {
-            state.waiters.remove(id);
-            state.pending.cancel(id);
-        }
+        self.waiters().len()
     }
 }
 
@@ -133,6 +106,6 @@ impl Expected {
 
 impl Drop for Expected {
     fn drop(&mut self) {
-        self.hub.cancel(&self.id, self.number);
+        self.hub.waiters().cancel(&self.id, self.number);
     }
 }

@@ -8,16 +8,19 @@ use std::time::Instant;
 use nx_protocol::call::{CallState, Next};
 use nx_protocol::client::{Error, FromConfig, OnPremBuilder, OnPremConfig, OnPremLogin};
 use nx_protocol::onprem::{
-    self, Auth, DeleteMedia, DownloadRequested, Login, OnPremOperation, RetrieveHead,
-    RetrieveMedia, Retrieved, RetryDownload, Token, UploadMedia, UploadedMedia,
+    self, AfterRejection, Auth, DeleteMedia, DownloadRequested, Login, OnPremOperation,
+    RetrieveHead, RetrieveMedia, Retrieved, RetryDownload, Token, TokenSlot, UploadMedia,
+    UploadedMedia,
 };
 use tokio::io::AsyncWrite;
 use tokio::sync::Mutex;
 use tracing::Instrument;
 
 use crate::client::now;
-use crate::download::DownloadOptions;
-use crate::sink::{Failed, Target, TempFile, receive};
+use nx_protocol::call::TransferFailure as Failed;
+use nx_protocol::download::DownloadOptions;
+
+use crate::sink::{Target, TempFile, receive};
 use crate::transport::{self, Http};
 use crate::upload::UploadSource;
 
@@ -46,14 +49,14 @@ struct Inner {
     config: OnPremConfig,
     http: Http,
     /// The token in use; a lock so concurrent calls log in once, not once each.
-    token: Mutex<Option<Token>>,
+    token: Mutex<TokenSlot>,
 }
 
 impl FromConfig<OnPremConfig> for OnPremClient {
     fn from_config(config: OnPremConfig) -> Result<Self, Error> {
         config.check()?;
         let http = transport::http_client(&config.transport)?;
-        let token = match &config.login {
+        let given = match &config.login {
             OnPremLogin::Token(token) => Some(token.clone()),
             OnPremLogin::Password { .. } => None,
         };
@@ -61,7 +64,7 @@ impl FromConfig<OnPremConfig> for OnPremClient {
             inner: Arc::new(Inner {
                 config,
                 http,
-                token: Mutex::new(token),
+                token: Mutex::new(TokenSlot::new(given)),
             }),
         })
     }
@@ -96,7 +99,7 @@ impl OnPremClient {
             return Ok(token.clone());
         }
         let token = self.fresh_login().await?;
-        *slot = Some(token.clone());
+        slot.store(token.clone());
         Ok(token)
     }
 
@@ -167,32 +170,27 @@ impl OnPremClient {
     async fn token(&self) -> Result<Token, Error> {
         let mut slot = self.inner.token.lock().await;
         let margin = self.inner.config.token_refresh_margin.as_millis() as u64;
-        match &*slot {
-            Some(token) if !token.needs_refresh(now(), margin) => Ok(token.clone()),
-            _ if matches!(self.inner.config.login, OnPremLogin::Token(_)) => slot
-                .clone()
-                .ok_or_else(|| Error::Config("no On-Premises token".into())),
-            _ => {
-                let token = self.fresh_login().await?;
-                *slot = Some(token.clone());
-                Ok(token)
-            }
+        if let Some(token) = slot.usable(now(), margin) {
+            return Ok(token);
         }
+        let token = self.fresh_login().await?;
+        slot.store(token.clone());
+        Ok(token)
     }
 
     /// After a 401 with `rejected`: logs in again, unless another call already replaced it.
     /// `false` when there is nothing to log in with (a given token).
     async fn relogin(&self, rejected: &Token) -> Result<bool, Error> {
-        if matches!(self.inner.config.login, OnPremLogin::Token(_)) {
-            return Ok(false);
-        }
         let mut slot = self.inner.token.lock().await;
-        if slot.as_ref().is_some_and(|current| current != rejected) {
-            return Ok(true);
+        match slot.after_rejection(rejected) {
+            AfterRejection::Final => Ok(false),
+            AfterRejection::Replaced(_) => Ok(true),
+            _ => {
+                let token = self.fresh_login().await?;
+                slot.store(token);
+                Ok(true)
+            }
         }
-        let token = self.fresh_login().await?;
-        *slot = Some(token);
-        Ok(true)
     }
 
     /// The retry loop of a call whose answer is read whole; the decisions are nx-protocol's.
@@ -357,14 +355,7 @@ impl OnPremClient {
                 let check =
                     options.check(config.transport.max_download_bytes, media.content_length)?;
                 let idle = config.transport.request_timeout;
-                let verified = receive(
-                    response.into_body(),
-                    check,
-                    sink,
-                    idle,
-                    &mut options.progress,
-                )
-                .await?;
+                let verified = receive(response.into_body(), check, sink, idle, options).await?;
                 Ok(Retrieved { media, verified })
             }
             RetrieveHead::Error { status, max_body } => {

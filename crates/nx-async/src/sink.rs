@@ -11,7 +11,8 @@ use nx_protocol::client::Error;
 use nx_protocol::download::{DownloadCheck, Verified};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::download::Progress;
+use nx_protocol::call::TransferFailure as Failed;
+use nx_protocol::download::DownloadOptions;
 
 /// Where downloaded bytes go: a caller's writer, or a fresh temporary file per attempt that
 /// becomes the file at the path once every check has passed.
@@ -20,33 +21,16 @@ pub(crate) enum Target<'a, W: ?Sized> {
     Path(&'a Path),
 }
 
-/// Why a transfer failed, and whether bytes had already reached the caller's writer (then it
-/// cannot be retried: the writer cannot be rewound).
-pub(crate) struct Failed {
-    pub(crate) error: Error,
-    pub(crate) wrote: bool,
-}
-
-impl From<Error> for Failed {
-    fn from(error: Error) -> Self {
-        Failed {
-            error,
-            wrote: false,
-        }
-    }
-}
-
 /// Streams `body` into `sink` through `check`; `idle` bounds the wait for each chunk.
 pub(crate) async fn receive<W: AsyncWrite + Unpin + ?Sized>(
     body: Incoming,
     mut check: DownloadCheck,
     sink: &mut W,
     idle: Duration,
-    progress: &mut Option<Progress>,
+    options: &mut DownloadOptions,
 ) -> Result<Verified, Failed> {
     let mut body = body;
     let mut wrote = false;
-    let total = check.announced();
     loop {
         let frame = match tokio::time::timeout(idle, body.frame()).await {
             Err(_) => {
@@ -79,9 +63,7 @@ pub(crate) async fn receive<W: AsyncWrite + Unpin + ?Sized>(
             wrote: true,
         })?;
         wrote = true;
-        if let Some(progress) = progress {
-            progress(check.received(), total);
-        }
+        options.report(&check);
     }
     sink.flush().await.map_err(|e| Failed {
         error: Error::io("writing the download", e),

@@ -43,7 +43,6 @@ mod transport;
 mod upload;
 
 pub use client::{Client, USER_AGENT};
-pub use download::{DownloadOptions, Progress};
 pub use notify::{Expected, NotificationHub};
 pub use onprem::OnPremClient;
 pub use upload::UploadSource;
@@ -51,7 +50,9 @@ pub use upload::UploadSource;
 pub use nx_protocol::client::{
     ClientBuilder, ClientConfig, Error, OnPremBuilder, OnPremConfig, TransportConfig,
 };
-pub use nx_protocol::download::{IntegrityError, Sha256Digest, Verified};
+pub use nx_protocol::download::{
+    DownloadOptions, IntegrityError, Progress, Sha256Digest, Verified,
+};
 pub use nx_protocol::onprem::{DownloadRequested, MediaItemStatus, Retrieved, Token};
 pub use nx_protocol::policy::retry::RetryPolicy;
 pub use nx_protocol::wa::{Deleted, MediaInfo, UploadedMedia};

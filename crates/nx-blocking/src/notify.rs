@@ -1,17 +1,14 @@
 //! Waiting for On-Premises media notifications: the SDK runs no web server; the caller's webhook
 //! handler feeds each notification body in, and the threads waiting for it wake up.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use nx_protocol::client::Error;
-use nx_protocol::onprem::{
-    MediaItemStatus, NotificationError, PendingDownloads, parse_media_notification,
-};
+use nx_protocol::onprem::{MediaItemStatus, NotificationError, Waiters, parse_media_notification};
 
 /// Matches media notifications to the ids being waited for (the matching itself is
-/// [`PendingDownloads`], in nx-protocol). Cheap to clone; share one between the code that
+/// [`Waiters`], in nx-protocol). Cheap to clone; share one between the code that
 /// waits and the webhook handler (they may run on different threads).
 ///
 /// ```
@@ -26,15 +23,7 @@ use nx_protocol::onprem::{
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct NotificationHub {
-    state: Arc<Mutex<State>>,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    pending: PendingDownloads,
-    /// Each id's waiter, with the number of the [`Expected`] that owns it.
-    waiters: HashMap<String, (u64, Arc<Slot>)>,
-    next: u64,
+    waiters: Arc<Mutex<Waiters<Arc<Slot>>>>,
 }
 
 /// Where one wait's outcome is delivered.
@@ -84,8 +73,8 @@ impl NotificationHub {
         Self::default()
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn waiters(&self) -> MutexGuard<'_, Waiters<Arc<Slot>>> {
+        self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Starts waiting for the notification about `id`. Call it before asking for the
@@ -94,11 +83,8 @@ impl NotificationHub {
     pub fn expect(&self, id: impl Into<String>) -> Expected {
         let id = id.into();
         let slot = Arc::new(Slot::default());
-        let mut state = self.state();
-        state.next += 1;
-        let number = state.next;
-        state.pending.register(id.clone());
-        if let Some((_, earlier)) = state.waiters.insert(id.clone(), (number, slot.clone())) {
+        let (number, replaced) = self.waiters().expect(id.clone(), slot.clone());
+        if let Some(earlier) = replaced {
             earlier.settle(Outcome::Replaced);
         }
         Expected {
@@ -113,31 +99,17 @@ impl NotificationHub {
     /// for are ignored.
     pub fn feed(&self, body: &[u8]) -> Result<usize, NotificationError> {
         let items = parse_media_notification(body)?;
-        let mut state = self.state();
-        let done = state.pending.feed(items);
-        let mut completed = 0;
-        for item in done {
-            let waiter = item.id().and_then(|id| state.waiters.remove(id));
-            if let Some((_, slot)) = waiter {
-                slot.settle(Outcome::Notified(item));
-                completed += 1;
-            }
+        let done = self.waiters().feed(items);
+        let completed = done.len();
+        for (slot, item) in done {
+            slot.settle(Outcome::Notified(item));
         }
         Ok(completed)
     }
 
     /// How many ids are being waited for.
     pub fn pending(&self) -> usize {
-        self.state().pending.len()
-    }
-
-    /// Stops waiting for `id` if wait `number` still owns it.
-    fn cancel(&self, id: &str, number: u64) {
-        let mut state = self.state();
-        if state.waiters.get(id).is_some_and(|(n, _)| *n == number) {
-            state.waiters.remove(id);
-            state.pending.cancel(id);
-        }
+        self.waiters().len()
     }
 }
 
@@ -174,7 +146,7 @@ impl Expected {
 
 impl Drop for Expected {
     fn drop(&mut self) {
-        self.hub.cancel(&self.id, self.number);
+        self.hub.waiters().cancel(&self.id, self.number);
     }
 }
 

@@ -9,15 +9,17 @@ use std::time::Instant;
 use nx_protocol::call::{CallState, Next};
 use nx_protocol::client::{Error, FromConfig, OnPremBuilder, OnPremConfig, OnPremLogin};
 use nx_protocol::onprem::{
-    self, Auth, DeleteMedia, DownloadRequested, Login, OnPremOperation, RetrieveHead,
-    RetrieveMedia, Retrieved, RetryDownload, Token, UploadMedia, UploadedMedia,
+    self, AfterRejection, Auth, DeleteMedia, DownloadRequested, Login, OnPremOperation,
+    RetrieveHead, RetrieveMedia, Retrieved, RetryDownload, Token, TokenSlot, UploadMedia,
+    UploadedMedia,
 };
 
 use crate::client::now;
-use crate::download::DownloadOptions;
-use crate::sink::{Failed, Target, TempFile, receive};
+use crate::sink::{Target, TempFile, receive};
 use crate::transport::{self, Exchange, Http};
 use crate::upload::UploadSource;
+use nx_protocol::call::TransferFailure as Failed;
+use nx_protocol::download::DownloadOptions;
 
 /// A blocking client for a WhatsApp Business On-Premises installation's media endpoints.
 /// Cheap to clone (an `Arc` inside) and usable from many threads; connections are pooled and
@@ -54,14 +56,14 @@ struct Inner {
     config: OnPremConfig,
     http: Http,
     /// The token in use; a lock so concurrent calls log in once, not once each.
-    token: Mutex<Option<Token>>,
+    token: Mutex<TokenSlot>,
 }
 
 impl FromConfig<OnPremConfig> for OnPremClient {
     fn from_config(config: OnPremConfig) -> Result<Self, Error> {
         config.check()?;
         let http = Http::new(&config.transport)?;
-        let token = match &config.login {
+        let given = match &config.login {
             OnPremLogin::Token(token) => Some(token.clone()),
             OnPremLogin::Password { .. } => None,
         };
@@ -69,7 +71,7 @@ impl FromConfig<OnPremConfig> for OnPremClient {
             inner: Arc::new(Inner {
                 config,
                 http,
-                token: Mutex::new(token),
+                token: Mutex::new(TokenSlot::new(given)),
             }),
         })
     }
@@ -104,7 +106,7 @@ impl OnPremClient {
             return Ok(token.clone());
         }
         let token = self.fresh_login()?;
-        *slot = Some(token.clone());
+        slot.store(token.clone());
         Ok(token)
     }
 
@@ -165,7 +167,7 @@ impl OnPremClient {
 
     /// The token slot. A panic elsewhere cannot leave it half-written (it is replaced whole),
     /// so a poisoned lock is used as it is.
-    fn slot(&self) -> MutexGuard<'_, Option<Token>> {
+    fn slot(&self) -> MutexGuard<'_, TokenSlot> {
         self.inner
             .token
             .lock()
@@ -181,32 +183,27 @@ impl OnPremClient {
     fn token(&self) -> Result<Token, Error> {
         let mut slot = self.slot();
         let margin = self.inner.config.token_refresh_margin.as_millis() as u64;
-        match &*slot {
-            Some(token) if !token.needs_refresh(now(), margin) => Ok(token.clone()),
-            _ if matches!(self.inner.config.login, OnPremLogin::Token(_)) => slot
-                .clone()
-                .ok_or_else(|| Error::Config("no On-Premises token".into())),
-            _ => {
-                let token = self.fresh_login()?;
-                *slot = Some(token.clone());
-                Ok(token)
-            }
+        if let Some(token) = slot.usable(now(), margin) {
+            return Ok(token);
         }
+        let token = self.fresh_login()?;
+        slot.store(token.clone());
+        Ok(token)
     }
 
     /// After a 401 with `rejected`: logs in again, unless another call already replaced it.
     /// `false` when there is nothing to log in with (a given token).
     fn relogin(&self, rejected: &Token) -> Result<bool, Error> {
-        if matches!(self.inner.config.login, OnPremLogin::Token(_)) {
-            return Ok(false);
-        }
         let mut slot = self.slot();
-        if slot.as_ref().is_some_and(|current| current != rejected) {
-            return Ok(true);
+        match slot.after_rejection(rejected) {
+            AfterRejection::Final => Ok(false),
+            AfterRejection::Replaced(_) => Ok(true),
+            _ => {
+                let token = self.fresh_login()?;
+                slot.store(token);
+                Ok(true)
+            }
         }
-        let token = self.fresh_login()?;
-        *slot = Some(token);
-        Ok(true)
     }
 
     /// The retry loop of a call whose answer is read whole; the decisions are nx-protocol's
@@ -384,13 +381,7 @@ impl OnPremClient {
             RetrieveHead::Media(media) => {
                 let check =
                     options.check(config.transport.max_download_bytes, media.content_length)?;
-                let verified = receive(
-                    response.into_body(),
-                    check,
-                    sink,
-                    idle,
-                    &mut options.progress,
-                )?;
+                let verified = receive(response.into_body(), check, sink, idle, options)?;
                 Ok(Retrieved { media, verified })
             }
             RetrieveHead::Error { status, max_body } => {

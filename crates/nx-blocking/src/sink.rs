@@ -9,30 +9,15 @@ use std::time::Duration;
 use nx_protocol::client::Error;
 use nx_protocol::download::{DownloadCheck, Verified};
 
-use crate::download::Progress;
 use crate::transport::{self, CHUNK};
+use nx_protocol::call::TransferFailure as Failed;
+use nx_protocol::download::DownloadOptions;
 
 /// Where downloaded bytes go: a caller's writer, or a fresh temporary file per attempt that
 /// becomes the file at the path once every check has passed.
 pub(crate) enum Target<'a, W: ?Sized> {
     Writer(&'a mut W),
     Path(&'a Path),
-}
-
-/// Why a transfer failed, and whether bytes had already reached the caller's writer (then it
-/// cannot be retried: the writer cannot be rewound).
-pub(crate) struct Failed {
-    pub(crate) error: Error,
-    pub(crate) wrote: bool,
-}
-
-impl From<Error> for Failed {
-    fn from(error: Error) -> Self {
-        Failed {
-            error,
-            wrote: false,
-        }
-    }
 }
 
 /// Streams an answer's `body` into `sink` through `check`, one 64 KiB chunk at a time; `idle`
@@ -42,9 +27,8 @@ pub(crate) fn receive<W: Write + ?Sized>(
     mut check: DownloadCheck,
     sink: &mut W,
     idle: Duration,
-    progress: &mut Option<Progress>,
+    options: &mut DownloadOptions,
 ) -> Result<Verified, Failed> {
-    let total = check.announced();
     let mut body = body.into_reader();
     let mut buf = vec![0u8; CHUNK];
     let mut wrote = false;
@@ -70,9 +54,7 @@ pub(crate) fn receive<W: Write + ?Sized>(
             wrote: true,
         })?;
         wrote = true;
-        if let Some(progress) = progress {
-            progress(check.received(), total);
-        }
+        options.report(&check);
     }
     sink.flush().map_err(|e| Failed {
         error: Error::io("writing the download", e),

@@ -248,6 +248,31 @@ impl DownloadCall {
     }
 }
 
+/// A transfer attempt that failed, and whether bytes had already reached the caller's writer
+/// (then it cannot be retried: a writer cannot be rewound).
+#[derive(Debug)]
+pub struct TransferFailure {
+    /// What went wrong.
+    pub error: Error,
+    /// Whether bytes reached the caller's writer before it did.
+    pub wrote: bool,
+}
+
+impl From<Error> for TransferFailure {
+    fn from(error: Error) -> Self {
+        TransferFailure {
+            error,
+            wrote: false,
+        }
+    }
+}
+
+impl From<crate::download::IntegrityError> for TransferFailure {
+    fn from(error: crate::download::IntegrityError) -> Self {
+        Error::from(error).into()
+    }
+}
+
 impl Error {
     /// How the retry policy sees this error; `None` for errors no retry can help (bad input,
     /// TLS, local I/O, integrity, configuration, an oversize answer).

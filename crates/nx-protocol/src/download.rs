@@ -223,6 +223,75 @@ impl DownloadCheck {
     }
 }
 
+/// A progress callback: bytes so far, total when announced.
+pub type Progress = Box<dyn FnMut(u64, Option<u64>) + Send>;
+
+/// What a caller asks of one download: an expected SHA-256, a size cap, a progress callback.
+/// Both transports take it as it is.
+#[derive(Default)]
+pub struct DownloadOptions {
+    sha256: Option<Sha256Digest>,
+    max_bytes: Option<u64>,
+    progress: Option<Progress>,
+}
+
+impl DownloadOptions {
+    /// No expected digest, the client's maximum size, no progress.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Require this SHA-256 (the inbound webhook gives it).
+    pub fn sha256(mut self, digest: Sha256Digest) -> Self {
+        self.sha256 = Some(digest);
+        self
+    }
+
+    /// Refuse downloads larger than `n` bytes (default: the client's `max_download_bytes`).
+    pub fn max_bytes(mut self, n: u64) -> Self {
+        self.max_bytes = Some(n);
+        self
+    }
+
+    /// Called after every chunk with (bytes so far, total when announced).
+    pub fn progress(mut self, f: impl FnMut(u64, Option<u64>) + Send + 'static) -> Self {
+        self.progress = Some(Box::new(f));
+        self
+    }
+
+    /// The checks for a download announced as `total` bytes, refused at once if that is over
+    /// the limit (`default_max` unless [`DownloadOptions::max_bytes`] was set).
+    pub fn check(
+        &self,
+        default_max: u64,
+        total: Option<u64>,
+    ) -> Result<DownloadCheck, IntegrityError> {
+        let mut check = DownloadCheck::new(self.max_bytes.unwrap_or(default_max));
+        if let Some(digest) = self.sha256 {
+            check = check.expect_sha256(digest);
+        }
+        check.begin(total)?;
+        Ok(check)
+    }
+
+    /// Reports progress after a chunk, to the callback if there is one.
+    pub fn report(&mut self, check: &DownloadCheck) {
+        if let Some(progress) = &mut self.progress {
+            progress(check.received(), check.announced());
+        }
+    }
+}
+
+impl fmt::Debug for DownloadOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DownloadOptions")
+            .field("sha256", &self.sha256)
+            .field("max_bytes", &self.max_bytes)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
 /// Seconds before its `Expires` at which a download URL is treated as expired, so a transfer
 /// does not start on a URL about to die.
 pub const URL_EXPIRY_MARGIN_SECS: u64 = 5;

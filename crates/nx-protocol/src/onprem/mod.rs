@@ -84,11 +84,13 @@ pub use media::{
     RetryDownload, UploadMedia, UploadedMedia,
 };
 pub use notification::{
-    MediaItemStatus, NOTIFICATION_MEDIA_TYPES, NotificationError, PendingDownloads,
+    MediaItemStatus, NOTIFICATION_MEDIA_TYPES, NotificationError, PendingDownloads, Waiters,
     parse_media_notification,
 };
 pub use operation::{
     Auth, AuthKind, MAX_ERROR_BODY, OnPremBody, OnPremOperation, build_request, media_path,
     parse_response,
 };
-pub use token::{Login, Token, format_expires_after, parse_expires_after};
+pub use token::{
+    AfterRejection, Login, Token, TokenSlot, format_expires_after, parse_expires_after,
+};

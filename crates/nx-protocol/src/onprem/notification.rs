@@ -292,6 +292,78 @@ impl PendingDownloads {
     }
 }
 
+/// The waits for notifications a transport keeps: [`PendingDownloads`] plus, for each id, the
+/// transport's wake-up handle `S` (a channel sender, a condition slot) and the number of the
+/// wait that owns it, so a replaced or abandoned wait can only cancel itself.
+#[derive(Debug)]
+pub struct Waiters<S> {
+    pending: PendingDownloads,
+    waiters: std::collections::HashMap<String, (u64, S)>,
+    next: u64,
+}
+
+impl<S> Default for Waiters<S> {
+    fn default() -> Self {
+        Self {
+            pending: PendingDownloads::new(),
+            waiters: Default::default(),
+            next: 0,
+        }
+    }
+}
+
+impl<S> Waiters<S> {
+    /// No waits.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Waits for `id` with `handle`; returns the wait's number and the handle of the wait it
+    /// replaced, if any (whose owner should be told it was replaced).
+    pub fn expect(&mut self, id: impl Into<String>, handle: S) -> (u64, Option<S>) {
+        let id = id.into();
+        self.next += 1;
+        self.pending.register(id.clone());
+        let replaced = self.waiters.insert(id, (self.next, handle)).map(|(_, h)| h);
+        (self.next, replaced)
+    }
+
+    /// Matches notification items to the waits; returns each completed wait's handle with its
+    /// item. Items nobody waits for are ignored; each wait completes once.
+    pub fn feed(
+        &mut self,
+        items: impl IntoIterator<Item = MediaItemStatus>,
+    ) -> Vec<(S, MediaItemStatus)> {
+        let done = self.pending.feed(items);
+        done.into_iter()
+            .filter_map(|item| {
+                let (_, handle) = self.waiters.remove(item.id()?)?;
+                Some((handle, item))
+            })
+            .collect()
+    }
+
+    /// Ends wait `number` on `id`, if it still owns that id.
+    pub fn cancel(&mut self, id: &str, number: u64) -> bool {
+        if self.waiters.get(id).is_some_and(|(n, _)| *n == number) {
+            self.waiters.remove(id);
+            self.pending.cancel(id);
+            return true;
+        }
+        false
+    }
+
+    /// How many ids are waited for.
+    pub fn len(&self) -> usize {
+        self.waiters.len()
+    }
+
+    /// Whether nothing is waited for.
+    pub fn is_empty(&self) -> bool {
+        self.waiters.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -175,3 +175,85 @@ fn dot_ids_stay_one_segment() {
         check_media_paths(id);
     }
 }
+
+mod token_slot {
+    use crate::Timestamp;
+    use crate::onprem::{AfterRejection, Token, TokenSlot};
+
+    const NOW: Timestamp = Timestamp::from_millis(1_700_000_000_000);
+
+    fn token(name: &str, expires_ms: u64) -> Token {
+        Token::from_parts(name, Some(Timestamp::from_millis(expires_ms)))
+    }
+
+    #[test]
+    fn logs_in_first_then_reuses_until_the_margin() {
+        let mut slot = TokenSlot::new(None);
+        assert!(slot.usable(NOW, 60_000).is_none(), "no token yet: log in");
+        slot.store(token("a", NOW.as_millis() + 120_000));
+        assert_eq!(slot.usable(NOW, 60_000).unwrap().expose(), "a");
+        assert!(
+            slot.usable(NOW, 120_000).is_none(),
+            "within the margin: log in again"
+        );
+    }
+
+    #[test]
+    fn a_401_logs_in_once_unless_already_replaced() {
+        let mut slot = TokenSlot::new(None);
+        let first = token("a", u64::MAX);
+        slot.store(first.clone());
+        assert_eq!(slot.after_rejection(&first), AfterRejection::LogIn);
+        let second = token("b", u64::MAX);
+        slot.store(second.clone());
+        assert_eq!(
+            slot.after_rejection(&first),
+            AfterRejection::Replaced(second)
+        );
+    }
+
+    #[test]
+    fn a_given_token_is_always_used_and_never_renewed() {
+        let given = token("given", 0);
+        let slot = TokenSlot::new(Some(given.clone()));
+        assert_eq!(slot.usable(NOW, 60_000), Some(given.clone()));
+        assert!(!slot.can_log_in());
+        assert_eq!(slot.after_rejection(&given), AfterRejection::Final);
+    }
+}
+
+mod waiters {
+    use crate::onprem::{MediaItemStatus, Waiters, parse_media_notification};
+
+    fn downloaded(id: &str) -> Vec<MediaItemStatus> {
+        let body = format!(
+            r#"{{"media_items":[{{"image":{{"id":"{id}","mime_type":"image/png","status":"downloaded"}},"type":"image"}}]}}"#
+        );
+        parse_media_notification(body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn completes_each_wait_once_and_ignores_others() {
+        let mut waiters = Waiters::new();
+        let (_, replaced) = waiters.expect("a", "handle-a");
+        assert!(replaced.is_none());
+        assert!(waiters.feed(downloaded("other")).is_empty());
+        let done = waiters.feed(downloaded("a"));
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].0, "handle-a");
+        assert!(waiters.feed(downloaded("a")).is_empty(), "completed once");
+        assert!(waiters.is_empty());
+    }
+
+    #[test]
+    fn a_replaced_wait_cannot_cancel_its_successor() {
+        let mut waiters = Waiters::new();
+        let (first, _) = waiters.expect("a", 1);
+        let (second, replaced) = waiters.expect("a", 2);
+        assert_eq!(replaced, Some(1));
+        assert!(!waiters.cancel("a", first));
+        assert_eq!(waiters.len(), 1);
+        assert!(waiters.cancel("a", second));
+        assert!(waiters.feed(downloaded("a")).is_empty());
+    }
+}

@@ -62,6 +62,63 @@ impl Token {
     }
 }
 
+/// The token a client holds, and the rules for when to log in: before the first call, shortly
+/// before expiry, and once after a 401 unless another call already replaced the token. A token
+/// the caller gave cannot be renewed. Transports keep one behind a lock.
+#[derive(Clone, Debug)]
+pub struct TokenSlot {
+    token: Option<Token>,
+    given: bool,
+}
+
+/// What to do after the server rejected a token with 401.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AfterRejection {
+    /// Another call already logged in: use this token.
+    Replaced(Token),
+    /// Log in again.
+    LogIn,
+    /// The token was given by the caller; there is nothing to log in with.
+    Final,
+}
+
+impl TokenSlot {
+    /// A slot for a client that logs in (`None`) or uses a token the caller gave.
+    pub fn new(given: Option<Token>) -> Self {
+        Self {
+            given: given.is_some(),
+            token: given,
+        }
+    }
+
+    /// The token to use at `now`, if it is good for more than `margin_ms`; `None` means log in
+    /// first. A given token is always used.
+    pub fn usable(&self, now: crate::Timestamp, margin_ms: u64) -> Option<Token> {
+        self.token
+            .clone()
+            .filter(|t| self.given || !t.needs_refresh(now, margin_ms))
+    }
+
+    /// Keeps a token a login answered.
+    pub fn store(&mut self, token: Token) {
+        self.token = Some(token);
+    }
+
+    /// Whether this client can log in (it was not given a token).
+    pub fn can_log_in(&self) -> bool {
+        !self.given
+    }
+
+    /// What to do after `rejected` was answered 401.
+    pub fn after_rejection(&self, rejected: &Token) -> AfterRejection {
+        match &self.token {
+            _ if self.given => AfterRejection::Final,
+            Some(current) if current != rejected => AfterRejection::Replaced(current.clone()),
+            _ => AfterRejection::LogIn,
+        }
+    }
+}
+
 /// Shows [`REDACTED`] in `Debug` output in place of a secret.
 pub(super) struct Redacted;
 

@@ -4,7 +4,7 @@
 //! is deleted from WhatsApp's storage.
 //!
 //! ```sh
-//! cargo run -p nx-async --example inbound_flow
+//! cargo run -p nx-async --example async_inbound_flow
 //! ```
 
 use nx_async::{Client, DownloadOptions};

@@ -4,7 +4,7 @@
 //! match it with a [`nx_async::NotificationHub`].
 //!
 //! ```sh
-//! cargo run -p nx-async --example onprem_retry_download
+//! cargo run -p nx-async --example async_onprem_retry_download
 //! ```
 
 use std::time::Duration;
