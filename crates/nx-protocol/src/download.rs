@@ -231,6 +231,7 @@ pub type Progress = Box<dyn FnMut(u64, Option<u64>) + Send>;
 #[derive(Default)]
 pub struct DownloadOptions {
     sha256: Option<Sha256Digest>,
+    compute_sha256: bool,
     max_bytes: Option<u64>,
     progress: Option<Progress>,
 }
@@ -244,6 +245,13 @@ impl DownloadOptions {
     /// Require this SHA-256 (the inbound webhook gives it).
     pub fn sha256(mut self, digest: Sha256Digest) -> Self {
         self.sha256 = Some(digest);
+        self
+    }
+
+    /// Compute the SHA-256 of what arrives even without an expected one, and report it in
+    /// [`Verified::sha256`] (to store it, say).
+    pub fn compute_sha256(mut self) -> Self {
+        self.compute_sha256 = true;
         self
     }
 
@@ -269,6 +277,8 @@ impl DownloadOptions {
         let mut check = DownloadCheck::new(self.max_bytes.unwrap_or(default_max));
         if let Some(digest) = self.sha256 {
             check = check.expect_sha256(digest);
+        } else if self.compute_sha256 {
+            check = check.compute_sha256();
         }
         check.begin(total)?;
         Ok(check)
@@ -286,6 +296,7 @@ impl fmt::Debug for DownloadOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DownloadOptions")
             .field("sha256", &self.sha256)
+            .field("compute_sha256", &self.compute_sha256)
             .field("max_bytes", &self.max_bytes)
             .field("progress", &self.progress.is_some())
             .finish()
@@ -352,6 +363,18 @@ mod tests {
             wrong.finish(),
             Err(IntegrityError::Sha256Mismatch { .. })
         ));
+    }
+
+    #[test]
+    fn options_compute_the_digest_only_when_asked() {
+        let run = |options: DownloadOptions| {
+            let mut check = options.check(100, Some(3)).unwrap();
+            check.update(b"abc").unwrap();
+            check.finish().unwrap().sha256
+        };
+        assert_eq!(run(DownloadOptions::new()), None);
+        assert_eq!(run(DownloadOptions::new().compute_sha256()), Some(Sha256Digest::of(b"abc")));
+        assert!(DownloadOptions::new().max_bytes(2).check(100, Some(3)).is_err());
     }
 
     #[test]

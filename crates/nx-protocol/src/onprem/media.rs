@@ -768,10 +768,10 @@ mod tests {
                 }
             }
         );
-        // Anything on a 401 is "log in again".
+        // A 401 keeps Meta's error (the retry policy logs in again on any 401).
         assert!(matches!(
             answer(&op, 401, br#"{"errors":[{"code":1005,"title":"x"}]}"#),
-            Err(ResponseError::Http {
+            Err(ResponseError::OnPrem {
                 status: StatusCode::UNAUTHORIZED,
                 ..
             })

@@ -252,9 +252,9 @@ pub fn build_request<O: OnPremOperation + ?Sized>(
 /// bytes.
 ///
 /// - A body in the error shape (`{"errors":[...]}`) is [`ResponseError::OnPrem`] with the first
-///   error object, whatever the status (2xx included), except on 401;
-/// - 401 is always [`ResponseError::Http`]: the token expired or was revoked, whatever the body
-///   says, so the caller logs in again (once) and retries;
+///   error object, whatever the status (2xx included). A 401 (the token expired or was
+///   revoked) keeps Meta's error when it sends one, so the message says what the server said;
+///   the retry policy logs in again (once) on a 401 whatever its body;
 /// - any other non-2xx status is [`ResponseError::Http`] with a snippet of the body (e.g. a 404
 ///   with no body: ask [`ResponseError::is_not_found`]);
 /// - a 2xx body that is not the expected shape is [`ResponseError::Malformed`].
@@ -268,9 +268,6 @@ pub fn parse_response<O: OnPremOperation + ?Sized>(
         status,
         snippet: Snippet::of(body),
     };
-    if status == StatusCode::UNAUTHORIZED {
-        return Err(http_error());
-    }
     if let Some(mut errors) = parse_errors(body) {
         let error = errors.swap_remove(0);
         return Err(ResponseError::OnPrem { status, error });

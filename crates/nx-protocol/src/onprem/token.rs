@@ -559,7 +559,10 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
-        assert!(matches!(denied, ResponseError::Http { .. }));
+        assert_eq!(
+            denied.meta_code(),
+            Some(crate::onprem::MetaCode::ACCESS_DENIED)
+        );
     }
 
     #[test]
