@@ -201,7 +201,7 @@ fn retry_download_notifications<D: OnPremDriver>() {
 
     let wait = world.client.expect(&id);
     let ack = world.client.retry_download(&id).unwrap();
-    assert_eq!(ack.ids, [id.clone()]);
+    assert_eq!(ack.ids, std::slice::from_ref(&id));
     let body = callback
         .next_body(Duration::from_secs(5))
         .expect("the notification arrives");

@@ -27,6 +27,16 @@ use crate::log::Route;
 /// How long a [`Fault::Stall`] holds a connection at most (it ends at once on shutdown).
 pub const STALL_LIMIT: Duration = Duration::from_secs(300);
 
+/// The body [`Fault::WrongTypes`] answers with: every field the clients read, with a value of
+/// another JSON type than the APIs send (the envelope's `code` and `message` stay valid, so a
+/// parser gets as far as `data`).
+pub const WRONG_TYPES_BODY: &str = concat!(
+    r#"{"code":0,"message":"Request successful","#,
+    r#""data":{"mime_type":7,"file_name":["a"],"url":{"href":"http://x"},"success":"true","id":42},"#,
+    r#""media":[{"id":1}],"media_items":[{"id":false}],"#,
+    r#""users":[{"token":2,"expires_after":3}],"meta":"stable"}"#
+);
+
 /// What a fault does to the request it fires on.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -49,6 +59,17 @@ pub enum Fault {
     EmptyBody,
     /// Answer 200 with `Content-Type: application/json` and a body that is not valid JSON.
     InvalidJson,
+    /// Answer 200 with `Content-Type: application/json` and a JSON body of the right shape whose
+    /// fields hold values of the wrong JSON types: an NXCloud envelope with code 0 whose `data`
+    /// fields (`mime_type`, `file_name`, `url`, `success`, `id`) are numbers, arrays, objects or
+    /// strings where the API has other types, plus the On-Premises answer keys (`media`,
+    /// `media_items`, `users`, `meta`) with wrongly typed contents: [`WRONG_TYPES_BODY`].
+    WrongTypes,
+    /// Answer the API's error shape with this code, as a server whose code list is newer than
+    /// the client's would: on the NXCloud routes and the oss download, HTTP 200 with the envelope
+    /// `{"code":N,"message":..,"data":null}`; on the On-Premises routes, HTTP 400 with Meta's
+    /// `{"meta":..,"errors":[{"code":N,"title":..,"details":..}]}`.
+    UnknownCode(i64),
     /// Handle the request, announce the answer's full `Content-Length`, send half of the body,
     /// then close the connection.
     Truncated,
@@ -90,6 +111,8 @@ impl Fault {
             Fault::BadGateway => "502",
             Fault::EmptyBody => "empty-body",
             Fault::InvalidJson => "invalid-json",
+            Fault::WrongTypes => "wrong-types",
+            Fault::UnknownCode(_) => "unknown-code",
             Fault::Truncated => "truncated",
             Fault::Drip(_) => "drip",
             Fault::CorruptBody => "corrupt-body",

@@ -102,7 +102,9 @@ pub use config::{
     DEMO_CUSTOMER_PHONE, DEMO_ONPREM_PASSWORD, DEMO_ONPREM_USER, ONPREM_API_VERSION,
     OSS_ACCESS_KEY_ID, OnPremUser, SandboxConfig, SandboxError, TS_WINDOW_MS,
 };
-pub use fault::{Fault, FaultId, FaultRule, Faults, STALL_LIMIT, Target, Trigger};
+pub use fault::{
+    Fault, FaultId, FaultRule, Faults, STALL_LIMIT, Target, Trigger, WRONG_TYPES_BODY,
+};
 pub use inbound::{INBOUND_TYPES, Inbound, InboundMessage};
 pub use log::{LOG_CAPACITY, LogEntry, RequestLog, Route};
 pub use outbound::Delivery;

@@ -141,8 +141,22 @@ async fn dispatch(state: &Arc<State>, route: Route, req: Request<Incoming>) -> O
     }
 }
 
+/// Whether `route` is one of the On-Premises API's (answered in Meta's error shape).
+fn is_onprem(route: Route) -> bool {
+    matches!(
+        route,
+        Route::OnPremLogin
+            | Route::OnPremLogout
+            | Route::OnPremUpload
+            | Route::OnPremGetMedia
+            | Route::OnPremDeleteMedia
+            | Route::OnPremRetryDownload
+            | Route::OnPremOther
+    )
+}
+
 /// An answer a fault puts in place of the real one.
-fn canned(state: &State, fault: &Fault) -> Option<Outcome> {
+fn canned(state: &State, route: Route, fault: &Fault) -> Option<Outcome> {
     let out = match fault {
         Fault::ServiceUnavailable => Outcome::new(html_error(StatusCode::SERVICE_UNAVAILABLE)),
         Fault::BadGateway => Outcome::new(html_error(StatusCode::BAD_GATEWAY)),
@@ -152,6 +166,19 @@ fn canned(state: &State, fault: &Fault) -> Option<Outcome> {
             "application/json",
             Bytes::from_static(br#"{"code":0,"message":"Request successful","data":{"id":"#),
         )),
+        Fault::WrongTypes => Outcome::new(respond(
+            StatusCode::OK,
+            "application/json",
+            Bytes::from_static(crate::fault::WRONG_TYPES_BODY.as_bytes()),
+        )),
+        Fault::UnknownCode(c) if is_onprem(route) => crate::onprem::error(
+            StatusCode::BAD_REQUEST,
+            *c,
+            "an error code this client does not know (fault)",
+        ),
+        Fault::UnknownCode(c) => {
+            crate::nxcloud::fail(*c, "an error code this client does not know (fault)")
+        }
         Fault::ClockSkew { skew_ms } => {
             let mut out = crate::nxcloud::fail(
                 crate::nxcloud::code::TIMESTAMP_EXPIRED,
@@ -276,7 +303,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             return Err(Cut("reset by a fault"));
         }
         Some(f) => {
-            if let Some(mut out) = canned(&state, f) {
+            if let Some(mut out) = canned(&state, route, f) {
                 let cap = match route {
                     Route::UploadMedia | Route::OnPremUpload => MAX_UPLOAD_BODY,
                     _ => state.config.max_json_body as u64,

@@ -426,3 +426,43 @@ async fn extreme_settings_do_not_panic() {
             .is_some()
     );
 }
+
+#[tokio::test]
+async fn wrong_types_and_unknown_codes() {
+    let sandbox = start();
+    let id = upload(&sandbox, "text/plain", "a.txt", b"x").await;
+    let f = sandbox.faults();
+
+    let rule = f.add(FaultRule::new(Route::GetMedia, Fault::WrongTypes));
+    let answer = try_get_media(&sandbox, &id).await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body, nx_sandbox::WRONG_TYPES_BODY.as_bytes());
+    let json = answer.json();
+    assert_eq!(json["code"], 0, "the envelope stays valid");
+    assert!(json["data"]["mime_type"].is_number());
+    assert!(json["data"]["url"].is_object());
+    assert!(json["users"][0]["token"].is_number());
+    f.remove(rule);
+
+    let rule = f.add(FaultRule::new(Route::GetMedia, Fault::UnknownCode(31_337)));
+    let answer = try_get_media(&sandbox, &id).await.unwrap();
+    assert_eq!(answer.code(), 31_337);
+    assert!(answer.json()["data"].is_null());
+    f.remove(rule);
+
+    f.add(FaultRule::new(
+        Route::OnPremLogin,
+        Fault::UnknownCode(4_242),
+    ));
+    let request = http::Request::post("/v1/users/login")
+        .header("host", "x")
+        .header("authorization", "Basic YWRtaW46ZGVtby1wYXNzd29yZA==")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))
+        .unwrap();
+    let answer = send(sandbox.addr(), request).await.unwrap();
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.json()["errors"][0]["code"], 4_242);
+    let log = sandbox.log().for_route(Route::OnPremLogin);
+    assert_eq!(log.last().unwrap().fault, Some("unknown-code"));
+    assert_eq!(log.last().unwrap().code, Some(4_242));
+}

@@ -1,0 +1,772 @@
+//! The fault matrix: every fault of the reliability issue against every operation of both APIs,
+//! run against both transports (one test per transport, the cells in parallel, each on a fresh
+//! sandbox).
+//!
+//! Each cell asserts: the outcome is one of the expected kinds (a typed error, or the correct
+//! result after a permitted retry); the call ended within the configured overall timeout plus a
+//! small margin; no panic; and for the calls that write a file, nothing is at the target path
+//! (nor any temporary file beside it) unless the file is complete and verified.
+//!
+//! The table (fault x operation -> outcome, `xN` = requests the faulted route received) is
+//! written to stdout:
+//!
+//! ```sh
+//! cargo test -p nx-conformance --test fault_matrix -- --nocapture --test-threads 1
+//! ```
+
+use std::fmt::Write as _;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use nx_conformance::{
+    AsyncDriver, AsyncDriverOnPrem, BlockingDriver, BlockingDriverOnPrem, Driver, OnPremDriver,
+    OnPremWorld, Source, World, files_in, pattern,
+};
+use nx_protocol::ResponseError;
+use nx_protocol::client::{Error, TransportConfig};
+use nx_protocol::download::{IntegrityError, Sha256Digest};
+use nx_protocol::policy::retry::RetryPolicy;
+use nx_sandbox::{DEMO_BUSINESS_PHONE as PHONE, Fault, FaultRule, Route, SandboxConfig};
+
+/// One attempt's limit in the matrix.
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
+/// A whole call's limit in the matrix (3 attempts of 500 ms plus backoff fit in it).
+const OVERALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// How far past its overall timeout a call may end (scheduling on a loaded 2-core machine).
+const MARGIN: Duration = Duration::from_secs(1);
+/// The largest download the matrix clients accept (the oversize fault sends 100 MiB).
+const MAX_DOWNLOAD: u64 = 1024 * 1024;
+/// How many cells run at once.
+const PARALLEL_CELLS: usize = 12;
+/// The oversize answer: 100 MiB of JSON, chunked (so only a reader that caps what it reads
+/// notices).
+const OVERSIZE_BYTES: u64 = 100 * 1024 * 1024;
+/// The code of the unknown-code fault.
+const UNKNOWN_CODE: i64 = 31_337;
+
+/// The operations, NXCloud's then On-Premises'.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    GetMedia,
+    DeleteMedia,
+    UploadMedia,
+    /// getMedia, then the download of its URL into a file (with the SHA-256 the webhook gives).
+    Download,
+    Login,
+    OnPremUpload,
+    /// `GET /v1/media/{id}` into a file, with the SHA-256.
+    Retrieve,
+    OnPremDelete,
+    RetryDownload,
+}
+
+impl Op {
+    const ALL: [Op; 9] = [
+        Op::GetMedia,
+        Op::DeleteMedia,
+        Op::UploadMedia,
+        Op::Download,
+        Op::Login,
+        Op::OnPremUpload,
+        Op::Retrieve,
+        Op::OnPremDelete,
+        Op::RetryDownload,
+    ];
+
+    fn column(self) -> &'static str {
+        match self {
+            Op::GetMedia => "getMedia",
+            Op::DeleteMedia => "deleteMedia",
+            Op::UploadMedia => "uploadMedia",
+            Op::Download => "download",
+            Op::Login => "op login",
+            Op::OnPremUpload => "op upload",
+            Op::Retrieve => "op retrieve",
+            Op::OnPremDelete => "op delete",
+            Op::RetryDownload => "op retry-dl",
+        }
+    }
+
+    /// The route the fault is put on.
+    fn route(self) -> Route {
+        match self {
+            Op::GetMedia => Route::GetMedia,
+            Op::DeleteMedia => Route::DeleteMedia,
+            Op::UploadMedia => Route::UploadMedia,
+            Op::Download => Route::OssDownload,
+            Op::Login => Route::OnPremLogin,
+            Op::OnPremUpload => Route::OnPremUpload,
+            Op::Retrieve => Route::OnPremGetMedia,
+            Op::OnPremDelete => Route::OnPremDeleteMedia,
+            Op::RetryDownload => Route::OnPremRetryDownload,
+        }
+    }
+
+    fn is_onprem(self) -> bool {
+        matches!(
+            self,
+            Op::Login | Op::OnPremUpload | Op::Retrieve | Op::OnPremDelete | Op::RetryDownload
+        )
+    }
+
+    /// Whether the call streams a media file into a target path.
+    fn writes_file(self) -> bool {
+        matches!(self, Op::Download | Op::Retrieve)
+    }
+
+    /// The path (below the base URL) the call requests, for a redirect to itself; `url` is the
+    /// download URL or the media id where the path needs one.
+    fn own_path(self, id: &str, url: &str) -> String {
+        match self {
+            Op::GetMedia => "/api/wa/getMedia".into(),
+            Op::DeleteMedia => "/api/wa/deleteMedia".into(),
+            Op::UploadMedia => "/api/wa/uploadMedia".into(),
+            Op::Download => url.to_owned(),
+            Op::Login => "/v1/users/login".into(),
+            Op::OnPremUpload => "/v1/media".into(),
+            Op::Retrieve | Op::OnPremDelete => format!("/v1/media/{id}"),
+            Op::RetryDownload => format!("/v1/media/{id}/download"),
+        }
+    }
+}
+
+/// What a call ended with, by kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Ok,
+    Timeout,
+    Transport,
+    Connect,
+    Http(u16),
+    Malformed,
+    AnswerTooLarge,
+    Sha256Mismatch,
+    LengthMismatch,
+    DownloadTooLarge,
+    Api(i64),
+    OnPrem(i64),
+    Other,
+}
+
+impl Kind {
+    fn of<T>(result: &Result<T, Error>) -> Kind {
+        match result {
+            Ok(_) => Kind::Ok,
+            Err(Error::Timeout { .. }) => Kind::Timeout,
+            Err(Error::Transport { .. }) => Kind::Transport,
+            Err(Error::Connect { .. }) => Kind::Connect,
+            Err(Error::AnswerTooLarge { .. }) => Kind::AnswerTooLarge,
+            Err(Error::Integrity(IntegrityError::Sha256Mismatch { .. })) => Kind::Sha256Mismatch,
+            Err(Error::Integrity(IntegrityError::LengthMismatch { .. })) => Kind::LengthMismatch,
+            Err(Error::Integrity(IntegrityError::TooLarge { .. })) => Kind::DownloadTooLarge,
+            Err(Error::Response(ResponseError::Api { code, .. })) => Kind::Api(code.get()),
+            Err(Error::Response(ResponseError::OnPrem { error, .. })) => {
+                Kind::OnPrem(error.code.get())
+            }
+            Err(Error::Response(ResponseError::Http { status, .. })) => Kind::Http(status.as_u16()),
+            Err(Error::Response(ResponseError::Malformed { .. })) => Kind::Malformed,
+            Err(_) => Kind::Other,
+        }
+    }
+
+    fn label(self) -> String {
+        match self {
+            Kind::Ok => "ok".into(),
+            Kind::Timeout => "Timeout".into(),
+            Kind::Transport => "Transport".into(),
+            Kind::Connect => "Connect".into(),
+            Kind::Http(s) => format!("Http {s}"),
+            Kind::Malformed => "Malformed".into(),
+            Kind::AnswerTooLarge => "AnswerTooLarge".into(),
+            Kind::Sha256Mismatch => "Sha256Mismatch".into(),
+            Kind::LengthMismatch => "LengthMismatch".into(),
+            Kind::DownloadTooLarge => "TooLarge (download)".into(),
+            Kind::Api(c) => format!("Api {c}"),
+            Kind::OnPrem(c) => format!("OnPrem {c}"),
+            Kind::Other => "other".into(),
+        }
+    }
+}
+
+/// The faults (rows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Row {
+    StallBeforeHeaders,
+    StallMidBody,
+    Drip,
+    Reset,
+    ResetOnce,
+    ResetAfterProcessingOnce,
+    BadGateway,
+    ServiceUnavailable,
+    ServiceUnavailableOnce,
+    EmptyBody,
+    InvalidJson,
+    WrongTypes,
+    UnknownCode,
+    Truncated,
+    Oversize,
+    WrongBytes,
+    ExpiredUrl,
+    RedirectToFile,
+    RedirectLoop,
+}
+
+impl Row {
+    const ALL: [Row; 19] = [
+        Row::StallBeforeHeaders,
+        Row::StallMidBody,
+        Row::Drip,
+        Row::Reset,
+        Row::ResetOnce,
+        Row::ResetAfterProcessingOnce,
+        Row::BadGateway,
+        Row::ServiceUnavailable,
+        Row::ServiceUnavailableOnce,
+        Row::EmptyBody,
+        Row::InvalidJson,
+        Row::WrongTypes,
+        Row::UnknownCode,
+        Row::Truncated,
+        Row::Oversize,
+        Row::WrongBytes,
+        Row::ExpiredUrl,
+        Row::RedirectToFile,
+        Row::RedirectLoop,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Row::StallBeforeHeaders => "stall before headers",
+            Row::StallMidBody => "stall mid-body (Drip 30 s)",
+            Row::Drip => "drip 1 byte/s",
+            Row::Reset => "connection reset",
+            Row::ResetOnce => "reset, 1st attempt only",
+            Row::ResetAfterProcessingOnce => "reset after processing, 1st only",
+            Row::BadGateway => "502 HTML",
+            Row::ServiceUnavailable => "503 HTML",
+            Row::ServiceUnavailableOnce => "503 HTML, 1st attempt only",
+            Row::EmptyBody => "200, empty body",
+            Row::InvalidJson => "200, invalid JSON",
+            Row::WrongTypes => "200, JSON with wrong types",
+            Row::UnknownCode => "unknown code (31337)",
+            Row::Truncated => "truncated (short of Content-Length)",
+            Row::Oversize => "oversize (100 MiB JSON, chunked)",
+            Row::WrongBytes => "wrong bytes (SHA-256)",
+            Row::ExpiredUrl => "expired URL (expires in flight)",
+            Row::RedirectToFile => "redirect to file:///etc/passwd",
+            Row::RedirectLoop => "redirect loop (to itself)",
+        }
+    }
+
+    /// The fault and on which attempts it fires (`None`: every one); `None` when the fault
+    /// does not apply to `op`. `own` is the URL of the call itself (for the redirect loop).
+    fn fault(self, op: Op, own: &str) -> Option<(Fault, Option<u64>)> {
+        let always = |f| Some((f, None));
+        match self {
+            Row::StallBeforeHeaders => always(Fault::Stall),
+            Row::StallMidBody => always(Fault::Drip(Duration::from_secs(30))),
+            Row::Drip => always(Fault::Drip(Duration::from_secs(1))),
+            Row::Reset => always(Fault::Reset),
+            Row::ResetOnce => Some((Fault::Reset, Some(1))),
+            Row::ResetAfterProcessingOnce => Some((Fault::ResetAfterProcessing, Some(1))),
+            Row::BadGateway => always(Fault::BadGateway),
+            Row::ServiceUnavailable => always(Fault::ServiceUnavailable),
+            Row::ServiceUnavailableOnce => Some((Fault::ServiceUnavailable, Some(1))),
+            Row::EmptyBody => always(Fault::EmptyBody),
+            Row::InvalidJson => always(Fault::InvalidJson),
+            Row::WrongTypes => always(Fault::WrongTypes),
+            Row::UnknownCode => always(Fault::UnknownCode(UNKNOWN_CODE)),
+            Row::Truncated => always(Fault::Truncated),
+            Row::Oversize => always(Fault::Oversize {
+                bytes: OVERSIZE_BYTES,
+                content_length: false,
+            }),
+            Row::WrongBytes if op.writes_file() => always(Fault::CorruptBody),
+            Row::ExpiredUrl if op == Op::Download => {
+                always(Fault::Latency(Duration::from_millis(2100)))
+            }
+            Row::WrongBytes | Row::ExpiredUrl => None,
+            Row::RedirectToFile => always(Fault::Redirect {
+                location: "file:///etc/passwd".into(),
+            }),
+            Row::RedirectLoop => always(Fault::Redirect {
+                location: own.to_owned(),
+            }),
+        }
+    }
+
+    /// The outcomes that are right for `op` under this fault.
+    fn expected(self, op: Op) -> Vec<Kind> {
+        use Kind::*;
+        let file = op.writes_file();
+        match self {
+            Row::StallBeforeHeaders | Row::StallMidBody | Row::Drip => vec![Timeout],
+            Row::Reset => vec![Transport, Connect],
+            Row::ResetOnce | Row::ServiceUnavailableOnce => vec![Ok],
+            // The first attempt took effect: a repeated delete finds nothing.
+            Row::ResetAfterProcessingOnce => match op {
+                Op::DeleteMedia => vec![Api(-1)],
+                Op::OnPremDelete => vec![OnPrem(1006)],
+                _ => vec![Ok],
+            },
+            Row::BadGateway => vec![Http(502)],
+            Row::ServiceUnavailable => vec![Http(503)],
+            // A media body that is not the file fails its SHA-256.
+            Row::EmptyBody | Row::InvalidJson | Row::WrongTypes if file => vec![Sha256Mismatch],
+            // A 200 is a delete's success; its body, if any, is a JSON object or nothing.
+            Row::EmptyBody | Row::WrongTypes if op == Op::OnPremDelete => vec![Ok],
+            Row::EmptyBody | Row::InvalidJson | Row::WrongTypes => vec![Malformed],
+            Row::UnknownCode => match op {
+                Op::GetMedia | Op::DeleteMedia | Op::UploadMedia => vec![Api(UNKNOWN_CODE)],
+                Op::Download => vec![Sha256Mismatch],
+                _ => vec![OnPrem(UNKNOWN_CODE)],
+            },
+            Row::Truncated if file => vec![Transport, LengthMismatch],
+            Row::Truncated => vec![Transport],
+            Row::Oversize if file => vec![DownloadTooLarge],
+            Row::Oversize => vec![AnswerTooLarge],
+            Row::WrongBytes => vec![Sha256Mismatch],
+            Row::ExpiredUrl => vec![Http(403)],
+            Row::RedirectToFile | Row::RedirectLoop => vec![Http(302)],
+        }
+    }
+
+    fn sandbox_config(self) -> SandboxConfig {
+        let config = SandboxConfig::default().shutdown_grace(Duration::from_millis(100));
+        match self {
+            Row::ExpiredUrl => config.url_lifetime(Duration::from_secs(1)),
+            _ => config,
+        }
+    }
+
+    fn transport(self, transport: &mut TransportConfig) {
+        transport.request_timeout = REQUEST_TIMEOUT;
+        transport.overall_timeout = OVERALL_TIMEOUT;
+        transport.max_download_bytes = MAX_DOWNLOAD;
+        transport.retry = RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(50),
+        };
+        if self == Row::ExpiredUrl {
+            // The download is held 2.1 s by the sandbox (so the URL expires in flight).
+            transport.request_timeout = Duration::from_secs(5);
+            transport.overall_timeout = Duration::from_secs(10);
+        }
+    }
+}
+
+/// What a cell found.
+struct Cell {
+    row: Row,
+    op: Op,
+    /// `None`: the fault does not apply.
+    kind: Option<Kind>,
+    requests: u64,
+    elapsed: Duration,
+    bound: Duration,
+    problems: Vec<String>,
+}
+
+impl Cell {
+    fn text(&self) -> String {
+        match self.kind {
+            None => "n/a".into(),
+            Some(kind) => format!("{} x{}", kind.label(), self.requests),
+        }
+    }
+}
+
+/// The bytes every cell uploads and downloads.
+fn media() -> Vec<u8> {
+    pattern(3_000)
+}
+
+/// Runs `call`, catching a panic as a problem.
+fn guarded<T>(call: impl FnOnce() -> Result<T, Error>) -> Result<Result<T, Error>, String> {
+    catch_unwind(AssertUnwindSafe(call)).map_err(|panic| {
+        panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_default()
+    })
+}
+
+/// After a call that writes `target`: a complete, verified file there on success, nothing (not
+/// even a temporary file) otherwise.
+fn check_target(dir: &Path, target: &Path, ok: bool, problems: &mut Vec<String>) {
+    let files = files_in(dir);
+    if ok {
+        if std::fs::read(target).ok() != Some(media()) {
+            problems.push("the file at the target is not the media".into());
+        }
+        if files != ["target.bin"] {
+            problems.push(format!("files beside the target: {files:?}"));
+        }
+    } else if !files.is_empty() {
+        problems.push(format!("files left after a failure: {files:?}"));
+    }
+}
+
+fn nxcloud_cell<D: Driver>(row: Row, op: Op) -> Cell {
+    let world = World::<D>::with(row.sandbox_config(), |c| row.transport(&mut c.transport));
+    let bound = {
+        let mut t = TransportConfig::new("x");
+        row.transport(&mut t);
+        t.overall_timeout + MARGIN
+    };
+    let data = media();
+    let digest = Sha256Digest::of(&data);
+    let mut problems = Vec::new();
+    let id = match op {
+        Op::UploadMedia => String::new(),
+        _ => {
+            world
+                .client
+                .upload_media(
+                    PHONE,
+                    "application/pdf",
+                    Source::Bytes(data.clone(), "m.pdf"),
+                )
+                .expect("the setup upload")
+                .id
+        }
+    };
+    let url_path = match op {
+        Op::Download => {
+            let info = world
+                .client
+                .get_media(PHONE, &id)
+                .expect("the setup lookup");
+            let url = info.url.expose().to_owned();
+            url.strip_prefix(world.sandbox.base_url())
+                .unwrap_or(&url)
+                .to_owned()
+        }
+        _ => String::new(),
+    };
+    let own = format!(
+        "{}{}",
+        world.sandbox.base_url(),
+        op.own_path(&id, &url_path)
+    );
+    let Some((fault, first)) = row.fault(op, &own) else {
+        return Cell {
+            row,
+            op,
+            kind: None,
+            requests: 0,
+            elapsed: Duration::ZERO,
+            bound,
+            problems,
+        };
+    };
+    let rule = FaultRule::new(op.route(), fault);
+    let rule = world.sandbox.faults().add(match first {
+        Some(n) => rule.first(n),
+        None => rule,
+    });
+    let gets_before = world.sandbox.log().for_route(Route::GetMedia).len();
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target.bin");
+    let started = Instant::now();
+    let outcome = guarded(|| -> Result<(), Error> {
+        match op {
+            Op::GetMedia => {
+                let info = world.client.get_media(PHONE, &id)?;
+                if info.mime_type != "application/pdf" || info.file_name != "m.pdf" {
+                    return Err(Error::Config(format!("wrong answer: {info:?}")));
+                }
+            }
+            Op::DeleteMedia => {
+                if !world.client.delete_media(PHONE, &id)?.success {
+                    return Err(Error::Config("delete answered success=false".into()));
+                }
+            }
+            Op::UploadMedia => {
+                let id = world
+                    .client
+                    .upload_media(
+                        PHONE,
+                        "application/pdf",
+                        Source::Bytes(data.clone(), "m.pdf"),
+                    )?
+                    .id;
+                if id.is_empty() {
+                    return Err(Error::Config("empty id".into()));
+                }
+            }
+            Op::Download => {
+                let verified =
+                    world
+                        .client
+                        .download_media_to_path(PHONE, &id, &target, Some(digest))?;
+                if verified.sha256 != Some(digest) {
+                    return Err(Error::Config("not verified".into()));
+                }
+            }
+            _ => unreachable!("an On-Premises operation"),
+        }
+        Ok(())
+    });
+    let elapsed = started.elapsed();
+    let kind = match &outcome {
+        Ok(result) => Kind::of(result),
+        Err(panic) => {
+            problems.push(format!("panicked: {panic}"));
+            Kind::Other
+        }
+    };
+    if let Ok(Err(e @ Error::Config(_))) = &outcome {
+        problems.push(format!("wrong result: {e}"));
+    }
+    if op == Op::Download {
+        check_target(dir.path(), &target, kind == Kind::Ok, &mut problems);
+    }
+    if row == Row::ExpiredUrl {
+        let gets = world.sandbox.log().for_route(Route::GetMedia).len() - gets_before;
+        if gets != 2 {
+            problems.push(format!("{gets} getMedia calls; expected 2 (one refresh)"));
+        }
+    }
+    let requests = world.sandbox.faults().seen(rule);
+    finish(row, op, kind, requests, elapsed, bound, problems, &outcome)
+}
+
+fn onprem_cell<P: OnPremDriver>(row: Row, op: Op) -> Cell {
+    let world = OnPremWorld::<P>::with(row.sandbox_config(), |c| row.transport(&mut c.transport));
+    let bound = {
+        let mut t = TransportConfig::new("x");
+        row.transport(&mut t);
+        t.overall_timeout + MARGIN
+    };
+    let data = media();
+    let digest = Sha256Digest::of(&data);
+    let mut problems = Vec::new();
+    let id = match op {
+        Op::Login | Op::OnPremUpload => String::new(),
+        _ => {
+            world
+                .client
+                .upload_media("application/pdf", Source::Bytes(data.clone(), "m.pdf"))
+                .expect("the setup upload")
+                .id
+        }
+    };
+    let own = format!("{}{}", world.sandbox.base_url(), op.own_path(&id, ""));
+    let Some((fault, first)) = row.fault(op, &own) else {
+        return Cell {
+            row,
+            op,
+            kind: None,
+            requests: 0,
+            elapsed: Duration::ZERO,
+            bound,
+            problems,
+        };
+    };
+    let rule = FaultRule::new(op.route(), fault);
+    let rule = world.sandbox.faults().add(match first {
+        Some(n) => rule.first(n),
+        None => rule,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target.bin");
+    let started = Instant::now();
+    let outcome = guarded(|| -> Result<(), Error> {
+        match op {
+            Op::Login => {
+                let token = world.client.login()?;
+                if format!("{token:?}").is_empty() {
+                    return Err(Error::Config("no token".into()));
+                }
+            }
+            Op::OnPremUpload => {
+                let id = world
+                    .client
+                    .upload_media("application/pdf", Source::Bytes(data.clone(), "m.pdf"))?
+                    .id;
+                if id.is_empty() {
+                    return Err(Error::Config("empty id".into()));
+                }
+            }
+            Op::Retrieve => {
+                let retrieved = world
+                    .client
+                    .retrieve_media_to_path(&id, &target, Some(digest))?;
+                if retrieved.verified.sha256 != Some(digest) {
+                    return Err(Error::Config("not verified".into()));
+                }
+            }
+            Op::OnPremDelete => world.client.delete_media(&id)?,
+            Op::RetryDownload => {
+                let ack = world.client.retry_download(&id)?;
+                if ack.ids != std::slice::from_ref(&id) {
+                    return Err(Error::Config(format!("acknowledged {:?}", ack.ids)));
+                }
+            }
+            _ => unreachable!("an NXCloud operation"),
+        }
+        Ok(())
+    });
+    let elapsed = started.elapsed();
+    let kind = match &outcome {
+        Ok(result) => Kind::of(result),
+        Err(panic) => {
+            problems.push(format!("panicked: {panic}"));
+            Kind::Other
+        }
+    };
+    if let Ok(Err(e @ Error::Config(_))) = &outcome {
+        problems.push(format!("wrong result: {e}"));
+    }
+    if op == Op::Retrieve {
+        check_target(dir.path(), &target, kind == Kind::Ok, &mut problems);
+    }
+    let requests = world.sandbox.faults().seen(rule);
+    finish(row, op, kind, requests, elapsed, bound, problems, &outcome)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    row: Row,
+    op: Op,
+    kind: Kind,
+    requests: u64,
+    elapsed: Duration,
+    bound: Duration,
+    mut problems: Vec<String>,
+    outcome: &Result<Result<(), Error>, String>,
+) -> Cell {
+    let expected = row.expected(op);
+    if !expected.contains(&kind) {
+        problems.push(format!(
+            "outcome {} ({outcome:?}); expected one of {:?}",
+            kind.label(),
+            expected.iter().map(|k| k.label()).collect::<Vec<_>>()
+        ));
+    }
+    if elapsed > bound {
+        problems.push(format!("took {elapsed:?}; the bound is {bound:?}"));
+    }
+    Cell {
+        row,
+        op,
+        kind: Some(kind),
+        requests,
+        elapsed,
+        bound,
+        problems,
+    }
+}
+
+/// Runs every cell (in parallel), prints the table, and fails on any problem.
+fn fault_matrix<D: Driver, P: OnPremDriver>() {
+    let cells: Vec<(Row, Op)> = Row::ALL
+        .iter()
+        .flat_map(|&row| Op::ALL.iter().map(move |&op| (row, op)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::new());
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..PARALLEL_CELLS {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(row, op)) = cells.get(i) else {
+                        break;
+                    };
+                    let cell = if op.is_onprem() {
+                        onprem_cell::<P>(row, op)
+                    } else {
+                        nxcloud_cell::<D>(row, op)
+                    };
+                    results.lock().unwrap().push(cell);
+                }
+            });
+        }
+    });
+    let results = results.into_inner().unwrap();
+    let find = |row: Row, op: Op| {
+        results
+            .iter()
+            .find(|c| c.row == row && c.op == op)
+            .expect("every cell ran")
+    };
+
+    let mut table = format!(
+        "\n### {} (request_timeout {REQUEST_TIMEOUT:?}, overall_timeout {OVERALL_TIMEOUT:?}, 3 attempts)\n\n| fault |",
+        D::NAME
+    );
+    for op in Op::ALL {
+        let _ = write!(table, " {} |", op.column());
+    }
+    table.push_str("\n| --- |");
+    for _ in Op::ALL {
+        table.push_str(" --- |");
+    }
+    for row in Row::ALL {
+        let _ = write!(table, "\n| {} |", row.label());
+        for op in Op::ALL {
+            let _ = write!(table, " {} |", find(row, op).text());
+        }
+    }
+    let slowest = results
+        .iter()
+        .filter(|c| c.row != Row::ExpiredUrl)
+        .max_by_key(|c| c.elapsed)
+        .expect("cells ran");
+    let _ = write!(
+        table,
+        "\n\n{} cells in {:.1?}. The slowest call took {:.2?} ({} x {}) against a bound of {:?} \
+         (overall_timeout + {MARGIN:?}); the expired-URL cell (request_timeout 5 s, overall 10 s, \
+         the download held 2.1 s) took {:.2?}.\n",
+        results.iter().filter(|c| c.kind.is_some()).count(),
+        started.elapsed(),
+        slowest.elapsed,
+        slowest.row.label(),
+        slowest.op.column(),
+        slowest.bound,
+        find(Row::ExpiredUrl, Op::Download).elapsed,
+    );
+    print!("{table}");
+
+    let problems: Vec<String> = results
+        .iter()
+        .flat_map(|c| {
+            c.problems
+                .iter()
+                .map(move |p| format!("{} x {}: {p}", c.row.label(), c.op.column()))
+        })
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "{}: {} problems:\n{}",
+        D::NAME,
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+macro_rules! matrix {
+    ($($case:ident),* $(,)?) => {
+        mod async_client {
+            $( #[test] fn $case() {
+                super::$case::<super::AsyncDriver, super::AsyncDriverOnPrem>()
+            } )*
+        }
+        mod blocking_client {
+            $( #[test] fn $case() {
+                super::$case::<super::BlockingDriver, super::BlockingDriverOnPrem>()
+            } )*
+        }
+    };
+}
+
+matrix!(fault_matrix);
