@@ -373,8 +373,16 @@ mod tests {
             check.finish().unwrap().sha256
         };
         assert_eq!(run(DownloadOptions::new()), None);
-        assert_eq!(run(DownloadOptions::new().compute_sha256()), Some(Sha256Digest::of(b"abc")));
-        assert!(DownloadOptions::new().max_bytes(2).check(100, Some(3)).is_err());
+        assert_eq!(
+            run(DownloadOptions::new().compute_sha256()),
+            Some(Sha256Digest::of(b"abc"))
+        );
+        assert!(
+            DownloadOptions::new()
+                .max_bytes(2)
+                .check(100, Some(3))
+                .is_err()
+        );
     }
 
     #[test]

@@ -253,10 +253,8 @@ pub fn build_request<O: Operation + ?Sized>(
         (headers::BIZ_TYPE, biz_digits.as_str()),
         (headers::TS, ts_digits.as_str()),
     ];
-    let signature = sign::sign(
-        &SignableRequest::new(&params, signable),
-        credentials.access_secret(),
-    )?;
+    let signable = SignableRequest::new(&params, signable);
+    let signed = sign::instructions(&signable, credentials.access_secret())?;
 
     let mut builder = http::Request::builder()
         .method(Method::POST)
@@ -264,15 +262,12 @@ pub fn build_request<O: Operation + ?Sized>(
     let headers = builder
         .headers_mut()
         .ok_or(InvalidInput::HeaderValue { name: "uri".into() })?;
-    for (name, value) in params
-        .iter()
-        .copied()
-        .chain([(headers::SIGN, signature.as_str())])
-    {
-        let value = HeaderValue::from_str(value).map_err(|_| InvalidInput::HeaderValue {
+    for (name, value) in signed.headers() {
+        let bad = || InvalidInput::HeaderValue {
             name: name.to_owned(),
-        })?;
-        headers.insert(name, value);
+        };
+        let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
+        headers.insert(name, HeaderValue::from_str(value).map_err(|_| bad())?);
     }
     if let Some(content_type) = content_type {
         let value = HeaderValue::from_str(content_type).map_err(|_| InvalidInput::HeaderValue {

@@ -211,6 +211,52 @@ pub fn sign(
     Ok(Signature::from_digest(&md5.finalize()))
 }
 
+/// What to add to a request after signing it: the signed parameters as headers, plus `sign`.
+/// Returned instead of mutating any client's request, so any HTTP stack can apply it.
+#[derive(Clone, Copy, Debug)]
+pub struct SigningInstructions<'a> {
+    params: &'a [(&'a str, &'a str)],
+    signature: Signature,
+}
+
+impl<'a> SigningInstructions<'a> {
+    /// The signature.
+    pub fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    /// Every header to send: the signed parameters (a `sign` among them is skipped), then
+    /// `sign` itself.
+    pub fn headers(&self) -> impl Iterator<Item = (&'a str, &str)> + '_ {
+        self.params
+            .iter()
+            .copied()
+            .filter(|(name, _)| *name != SIGN_HEADER)
+            .chain([(SIGN_HEADER, self.signature.as_str())])
+    }
+}
+
+/// Signs `request` and says which headers to send: [`sign`] plus the header set to apply.
+///
+/// ```
+/// use nx_protocol::sign::{instructions, SignableBody, SignableRequest};
+/// use nx_protocol::AccessSecret;
+/// let params = [("accessKey", "k"), ("action", "getMedia"), ("bizType", "2"), ("ts", "1")];
+/// let request = SignableRequest::new(&params, SignableBody::Json(b"{}"));
+/// let signed = instructions(&request, &AccessSecret::new("s")).unwrap();
+/// let names: Vec<&str> = signed.headers().map(|(name, _)| name).collect();
+/// assert_eq!(names, ["accessKey", "action", "bizType", "ts", "sign"]);
+/// ```
+pub fn instructions<'a>(
+    request: &SignableRequest<'a>,
+    secret: &AccessSecret,
+) -> Result<SigningInstructions<'a>, SigningError> {
+    Ok(SigningInstructions {
+        params: request.params,
+        signature: sign(request, secret)?,
+    })
+}
+
 /// The whole string to sign with the secret replaced by [`REDACTED`]: for debugging a 1003
 /// ("invalid signature") answer. Non-UTF-8 body bytes are shown lossily.
 ///
