@@ -1,0 +1,496 @@
+//! Items 2 and 3: getMedia through the SDK against a raw client sending an identical pre-built
+//! request to the same fixed-answer server ([`crate::server`], in a child process).
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::fixtures::{ACCESS_KEY, ACCESS_SECRET, MEDIA_ID, PHONE, Prebuilt};
+use crate::procfs::cpu_time;
+use crate::report::{Bar, Comparison, Measure, Section};
+use crate::server::ServerProcess;
+
+/// How long to run.
+#[derive(Clone, Debug)]
+pub struct RequestParams {
+    /// Paired runs per concurrency.
+    pub runs: usize,
+    /// Requests per run (rounded down to a multiple of the concurrency).
+    pub requests: usize,
+    /// The concurrency levels.
+    pub concurrency: Vec<usize>,
+    /// Threads of the server child.
+    pub server_workers: usize,
+    /// Run one side only (`sdk` or `raw`), for profiling; the figures of the other side are
+    /// then missing and the section is not sane.
+    pub only: Option<String>,
+}
+
+impl Default for RequestParams {
+    fn default() -> Self {
+        Self {
+            runs: 7,
+            requests: 20_000,
+            concurrency: vec![1, 64],
+            server_workers: 2,
+            only: None,
+        }
+    }
+}
+
+impl RequestParams {
+    fn runs_side(&self, side: &str) -> bool {
+        self.only.as_deref().is_none_or(|only| only == side)
+    }
+}
+
+/// One timed run: wall time and this process's CPU time.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    wall: Duration,
+    cpu: Duration,
+}
+
+/// Figures of one side at one concurrency.
+#[derive(Clone, Debug, Default)]
+struct Side {
+    per_sec: Vec<f64>,
+    cpu_us: Vec<f64>,
+}
+
+impl Side {
+    fn push(&mut self, run: Run, requests: usize) {
+        self.per_sec.push(requests as f64 / run.wall.as_secs_f64());
+        self.cpu_us
+            .push(run.cpu.as_secs_f64() * 1e6 / requests as f64);
+    }
+}
+
+fn timed(f: impl FnOnce() -> Result<Duration, String>) -> Result<Run, String> {
+    let cpu0 = cpu_time().map_err(|e| e.to_string())?;
+    let wall = f()?;
+    let cpu1 = cpu_time().map_err(|e| e.to_string())?;
+    Ok(Run {
+        wall,
+        cpu: cpu1.saturating_sub(cpu0),
+    })
+}
+
+/// `total / concurrency` calls on each of `concurrency` tasks; the wall time of them all.
+async fn drive<C, F, Fut>(
+    client: C,
+    concurrency: usize,
+    total: usize,
+    call: F,
+) -> Result<Duration, String>
+where
+    C: Clone + Send + 'static,
+    F: Fn(C) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = Result<(), String>> + Send,
+{
+    let per_task = total / concurrency;
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for _ in 0..per_task {
+                    call(client.clone()).await?;
+                }
+                Ok::<(), String>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.map_err(|e| e.to_string())??;
+    }
+    Ok(start.elapsed())
+}
+
+/// The same on `concurrency` threads, timed from when all are ready.
+fn drive_threads<C, F>(
+    client: &C,
+    concurrency: usize,
+    total: usize,
+    call: F,
+) -> Result<Duration, String>
+where
+    C: Sync,
+    F: Fn(&C) -> Result<(), String> + Sync,
+{
+    let per_thread = total / concurrency;
+    let ready = Barrier::new(concurrency + 1);
+    std::thread::scope(|s| {
+        let threads: Vec<_> = (0..concurrency)
+            .map(|_| {
+                s.spawn(|| {
+                    ready.wait();
+                    for _ in 0..per_thread {
+                        call(client)?;
+                    }
+                    Ok::<(), String>(())
+                })
+            })
+            .collect();
+        ready.wait();
+        let start = Instant::now();
+        for thread in threads {
+            thread
+                .join()
+                .map_err(|_| "a request thread panicked".to_owned())??;
+        }
+        Ok(start.elapsed())
+    })
+}
+
+type RawAsync = HyperClient<HttpConnector, Full<Bytes>>;
+
+/// The raw hyper-util client: the legacy pooled client over a plain `HttpConnector`, with
+/// `TCP_NODELAY` as the SDK sets it.
+pub fn raw_hyper_client<B>() -> HyperClient<HttpConnector, B>
+where
+    B: hyper::body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    HyperClient::builder(TokioExecutor::new()).build(http)
+}
+
+async fn raw_async_call(raw: Arc<(RawAsync, Prebuilt)>) -> Result<(), String> {
+    let (client, prebuilt) = &*raw;
+    let request = prebuilt.request(Full::new(prebuilt.head.clone()));
+    let response = client.request(request).await.map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("status {}", response.status()));
+    }
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    std::hint::black_box(body);
+    Ok(())
+}
+
+async fn sdk_async_call(client: nx_async::Client) -> Result<(), String> {
+    let info = client
+        .get_media(PHONE, MEDIA_ID)
+        .await
+        .map_err(|e| e.to_string())?;
+    if info.mime_type != "image/jpeg" {
+        return Err(format!("unexpected answer {info:?}"));
+    }
+    std::hint::black_box(info);
+    Ok(())
+}
+
+/// µs per call of the SDK's sans-IO work for one getMedia: `build_request` (JSON body,
+/// signature, URL, headers) and `parse_response` (envelope, `MediaInfo`, download URL).
+fn sans_io_us(base: &str, iters: u32) -> Result<(f64, f64), String> {
+    use nx_protocol::operation::{BaseUrl, build_request, parse_response};
+    use nx_protocol::wa::GetMedia;
+    let base = BaseUrl::parse(base).map_err(|e| e.to_string())?;
+    let credentials = crate::fixtures::credentials();
+    let op = GetMedia::new(PHONE, MEDIA_ID);
+    let start = Instant::now();
+    for _ in 0..iters {
+        let request = build_request(
+            std::hint::black_box(&op),
+            &base,
+            &credentials,
+            crate::fixtures::now(),
+        )
+        .map_err(|e| e.to_string())?;
+        std::hint::black_box(request);
+    }
+    let build = start.elapsed().as_secs_f64() * 1e6 / f64::from(iters);
+    let answer = crate::server::MEDIA_ENVELOPE.as_bytes();
+    let start = Instant::now();
+    for _ in 0..iters {
+        let info = parse_response(&op, http::StatusCode::OK, std::hint::black_box(answer))
+            .map_err(|e| e.to_string())?;
+        std::hint::black_box(info);
+    }
+    let parse = start.elapsed().as_secs_f64() * 1e6 / f64::from(iters);
+    Ok((build, parse))
+}
+
+/// [`sans_io_us`] over `runs` runs, as measures.
+fn sans_io_measures(base: &str, runs: usize, iters: usize) -> Result<Vec<Measure>, String> {
+    let (mut build, mut parse) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let (b, p) = sans_io_us(base, u32::try_from(iters.max(1)).unwrap_or(u32::MAX))?;
+        build.push(b);
+        parse.push(p);
+    }
+    Ok(vec![
+        Measure::new(
+            "SDK work per getMedia, part 1: `nx_protocol::operation::build_request` (JSON body, MD5 signature, URL, headers), alone in a loop",
+            "µs",
+            &build,
+            Bar::Info,
+        ),
+        Measure::new(
+            "SDK work per getMedia, part 2: `nx_protocol::operation::parse_response` (envelope, `MediaInfo`, download URL), alone in a loop",
+            "µs",
+            &parse,
+            Bar::Info,
+        ),
+    ])
+}
+
+fn comparisons(
+    label: &str,
+    concurrency: &[usize],
+    sdk: &[Side],
+    raw: &[Side],
+    bar: f64,
+) -> Vec<Comparison> {
+    let mut out = Vec::new();
+    for (i, c) in concurrency.iter().enumerate() {
+        out.push(Comparison::new(
+            format!("{label}, concurrency {c}: throughput"),
+            "req/s",
+            &sdk[i].per_sec,
+            &raw[i].per_sec,
+            Bar::AtLeast(bar),
+        ));
+    }
+    for (i, c) in concurrency.iter().enumerate() {
+        out.push(Comparison::new(
+            format!("{label}, concurrency {c}: client CPU per request"),
+            "µs",
+            &sdk[i].cpu_us,
+            &raw[i].cpu_us,
+            Bar::Info,
+        ));
+    }
+    out
+}
+
+/// Runs item 2: `nx_async::Client::get_media` against a raw hyper-util client.
+pub fn bench_async(exe: &Path, params: &RequestParams, command: &str) -> Result<Section, String> {
+    let server = ServerProcess::spawn(exe, params.server_workers)?;
+    let base = server.base_url();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let sdk = nx_async::Client::builder()
+        .credentials(ACCESS_KEY, ACCESS_SECRET)
+        .base_url(&base)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let raw = Arc::new((
+        raw_hyper_client::<Full<Bytes>>(),
+        Prebuilt::get_media(&base, nx_async::USER_AGENT)?,
+    ));
+    let mut sdk_sides = vec![Side::default(); params.concurrency.len()];
+    let mut raw_sides = vec![Side::default(); params.concurrency.len()];
+    runtime.block_on(async {
+        // Warm up: open every connection each side will use.
+        for &c in &params.concurrency {
+            drive(sdk.clone(), c, c * 20, sdk_async_call).await?;
+            drive(raw.clone(), c, c * 20, raw_async_call).await?;
+        }
+        Ok::<(), String>(())
+    })?;
+    for run in 0..params.runs {
+        for (i, &c) in params.concurrency.iter().enumerate() {
+            let total = params.requests / c * c;
+            let sdk_run =
+                || timed(|| runtime.block_on(drive(sdk.clone(), c, total, sdk_async_call)));
+            let raw_run =
+                || timed(|| runtime.block_on(drive(raw.clone(), c, total, raw_async_call)));
+            if params.only.is_some() {
+                if params.runs_side("sdk") {
+                    sdk_sides[i].push(sdk_run()?, total);
+                } else {
+                    raw_sides[i].push(raw_run()?, total);
+                }
+            } else if run % 2 == 0 {
+                sdk_sides[i].push(sdk_run()?, total);
+                raw_sides[i].push(raw_run()?, total);
+            } else {
+                raw_sides[i].push(raw_run()?, total);
+                sdk_sides[i].push(sdk_run()?, total);
+            }
+        }
+    }
+    Ok(Section {
+        title: "2. Request overhead, async: getMedia through nx-async vs raw hyper-util".into(),
+        command: command.into(),
+        runs: params.runs,
+        sdk_label: "nx-async `Client::get_media`".into(),
+        baseline_label: "raw hyper-util, pre-built request".into(),
+        comparisons: comparisons(
+            "getMedia",
+            &params.concurrency,
+            &sdk_sides,
+            &raw_sides,
+            0.95,
+        ),
+        measures: sans_io_measures(&base, params.runs, params.requests)?,
+        notes: vec![
+            format!(
+                "{} requests per run at each concurrency (tasks on a 2-worker tokio runtime sharing one client); the server is `nx-bench serve` in a child process with {} worker threads, answering a fixed {} B envelope without verifying anything.",
+                params.requests,
+                params.server_workers,
+                crate::server::MEDIA_ENVELOPE.len()
+            ),
+            "The SDK signs each request afresh (JSON serialization, MD5 signature, fresh `ts`), goes through its retry loop, timeout and tracing span, and parses the envelope and `MediaInfo`; the baseline clones a request signed once and only reads the answer's bytes.".into(),
+            "Client CPU per request is this process's user+system CPU time (from /proc/self/stat, 10 ms ticks) over the run, divided by the requests; the server is another process, so it is the client stack's own cost.".into(),
+        ],
+    })
+}
+
+fn raw_ureq_call(raw: &(ureq::Agent, Prebuilt)) -> Result<(), String> {
+    let (agent, prebuilt) = raw;
+    let request = prebuilt.request(&prebuilt.head[..]);
+    let response = agent.run(request).map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("status {}", response.status()));
+    }
+    let body = response
+        .into_body()
+        .read_to_vec()
+        .map_err(|e| e.to_string())?;
+    std::hint::black_box(body);
+    Ok(())
+}
+
+fn sdk_blocking_call(client: &nx_blocking::Client) -> Result<(), String> {
+    let info = client
+        .get_media(PHONE, MEDIA_ID)
+        .map_err(|e| e.to_string())?;
+    if info.mime_type != "image/jpeg" {
+        return Err(format!("unexpected answer {info:?}"));
+    }
+    std::hint::black_box(info);
+    Ok(())
+}
+
+/// Runs item 3: `nx_blocking::Client::get_media` against raw ureq, on threads.
+pub fn bench_blocking(
+    exe: &Path,
+    params: &RequestParams,
+    command: &str,
+) -> Result<Section, String> {
+    let server = ServerProcess::spawn(exe, params.server_workers)?;
+    let base = server.base_url();
+    let sdk = nx_blocking::Client::builder()
+        .credentials(ACCESS_KEY, ACCESS_SECRET)
+        .base_url(&base)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let prebuilt = Prebuilt::get_media(&base, nx_blocking::USER_AGENT)?;
+    // ureq's defaults, as a user who writes `Agent::new_with_defaults()` gets them.
+    let raw = (ureq::Agent::new_with_defaults(), prebuilt.clone());
+
+    // Diagnostics: raw ureq with one setting changed from its defaults.
+    let max = params.concurrency.iter().copied().max().unwrap_or(1);
+    let variants = [
+        (
+            "raw ureq + `timeout_resolve(Some(10 s))`, as nx-blocking configures its agent"
+                .to_owned(),
+            ureq::Agent::config_builder()
+                .timeout_resolve(Some(Duration::from_secs(10)))
+                .build()
+                .new_agent(),
+        ),
+        (
+            format!(
+                "raw ureq with a pool of {} idle connections per host",
+                max * 2
+            ),
+            ureq::Agent::config_builder()
+                .max_idle_connections(max * 2)
+                .max_idle_connections_per_host(max * 2)
+                .build()
+                .new_agent(),
+        ),
+    ]
+    .map(|(name, agent)| (name, (agent, prebuilt.clone())));
+    let n = params.concurrency.len();
+    let (mut sdk_sides, mut raw_sides) = (vec![Side::default(); n], vec![Side::default(); n]);
+    let mut variant_sides = vec![vec![Side::default(); n]; variants.len()];
+    for &c in &params.concurrency {
+        drive_threads(&sdk, c, c * 20, sdk_blocking_call)?;
+        drive_threads(&raw, c, c * 20, raw_ureq_call)?;
+        for (_, variant) in &variants {
+            drive_threads(variant, c, c * 20, raw_ureq_call)?;
+        }
+    }
+    for run in 0..params.runs {
+        for (i, &c) in params.concurrency.iter().enumerate() {
+            let total = params.requests / c * c;
+            let sdk_run = || timed(|| drive_threads(&sdk, c, total, sdk_blocking_call));
+            let raw_run = || timed(|| drive_threads(&raw, c, total, raw_ureq_call));
+            if params.only.is_some() {
+                if params.runs_side("sdk") {
+                    sdk_sides[i].push(sdk_run()?, total);
+                } else {
+                    raw_sides[i].push(raw_run()?, total);
+                }
+                continue;
+            } else if run % 2 == 0 {
+                sdk_sides[i].push(sdk_run()?, total);
+                raw_sides[i].push(raw_run()?, total);
+            } else {
+                raw_sides[i].push(raw_run()?, total);
+                sdk_sides[i].push(sdk_run()?, total);
+            }
+            for (v, (_, variant)) in variants.iter().enumerate() {
+                variant_sides[v][i].push(
+                    timed(|| drive_threads(variant, c, total, raw_ureq_call))?,
+                    total,
+                );
+            }
+        }
+    }
+    let mut comparisons = comparisons(
+        "getMedia",
+        &params.concurrency,
+        &sdk_sides,
+        &raw_sides,
+        0.95,
+    );
+    for (v, (name, _)) in variants.iter().enumerate() {
+        for (i, c) in params.concurrency.iter().enumerate() {
+            comparisons.push(Comparison::new(
+                format!("diagnostic: {name} vs raw ureq defaults, concurrency {c}"),
+                "req/s",
+                &variant_sides[v][i].per_sec,
+                &raw_sides[i].per_sec,
+                Bar::Info,
+            ));
+        }
+    }
+    Ok(Section {
+        title: "3. Request overhead, blocking: getMedia through nx-blocking vs raw ureq".into(),
+        command: command.into(),
+        runs: params.runs,
+        sdk_label: "nx-blocking `Client::get_media`".into(),
+        baseline_label: "raw ureq (`Agent::new_with_defaults`), pre-built request".into(),
+        comparisons,
+        measures: sans_io_measures(&base, params.runs, params.requests)?,
+        notes: vec![
+            format!(
+                "{} requests per run at each concurrency, spread over that many threads sharing one client (one agent); the server is `nx-bench serve` in a child process with {} worker threads.",
+                params.requests, params.server_workers
+            ),
+            "In the diagnostic rows the \"SDK\" column is raw ureq with the one setting named changed, and the \"baseline\" column is raw ureq with its defaults (measured in the same runs).".into(),
+        ],
+    })
+}

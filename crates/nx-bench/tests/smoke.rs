@@ -1,0 +1,159 @@
+//! A smoke run of every benchmark item with tiny sizes: the harness works end to end (servers
+//! and child processes included) and produces sane figures. Timings here mean nothing (debug
+//! build, tiny sizes); the real runs are in BENCHMARKS.md.
+
+use std::path::Path;
+
+use nx_bench::report::{Section, Summary};
+use nx_bench::requests::RequestParams;
+use nx_bench::sandbox::SandboxParams;
+use nx_bench::sign::SignParams;
+use nx_bench::transfer::{DownloadParams, UploadParams};
+
+fn exe() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_nx-bench"))
+}
+
+/// Every figure is finite and positive (CPU time, counted in 10 ms ticks, may be zero over a
+/// tiny run), there are as many rows as asked for, and the Markdown names the command.
+fn check(section: &Section, comparisons: usize, measures: usize) {
+    let markdown = section.markdown();
+    let cpu_ok = |s: &Summary| s.n > 0 && s.min.is_finite() && s.max.is_finite() && s.min >= 0.0;
+    for c in &section.comparisons {
+        if c.case.contains("CPU") {
+            assert!(
+                cpu_ok(&c.sdk) && cpu_ok(&c.baseline),
+                "{}\n{markdown}",
+                c.case
+            );
+        } else {
+            assert!(
+                c.sdk.is_sane() && c.baseline.is_sane() && c.ratio.is_sane(),
+                "{}\n{markdown}",
+                c.case
+            );
+        }
+        assert_eq!(c.sdk.n, section.runs, "{markdown}");
+        assert!(markdown.contains(&c.case));
+    }
+    for m in &section.measures {
+        assert!(m.value.is_sane(), "{}\n{markdown}", m.case);
+    }
+    assert_eq!(section.comparisons.len(), comparisons, "{markdown}");
+    assert_eq!(section.measures.len(), measures, "{markdown}");
+    assert!(
+        markdown.contains("cargo run --release -p nx-bench"),
+        "{markdown}"
+    );
+}
+
+#[test]
+fn sign_smoke() {
+    let params = SignParams {
+        runs: 3,
+        iters: 500,
+        body_len: 1024,
+    };
+    let section =
+        nx_bench::sign::bench(&params, "cargo run --release -p nx-bench -- sign").unwrap();
+    check(&section, 1, 1);
+    // Signing hashes the same bytes as bare MD5 plus a little work: in the same ballpark even
+    // unoptimized.
+    let ratio = section.comparisons[0].ratio.median;
+    assert!((0.5..5.0).contains(&ratio), "ratio {ratio}");
+}
+
+fn request_params() -> RequestParams {
+    RequestParams {
+        runs: 2,
+        requests: 64,
+        concurrency: vec![1, 8],
+        server_workers: 1,
+        only: None,
+    }
+}
+
+#[test]
+fn async_requests_smoke() {
+    let section = nx_bench::requests::bench_async(
+        exe(),
+        &request_params(),
+        "cargo run --release -p nx-bench -- async",
+    )
+    .unwrap();
+    // Throughput and CPU at two concurrencies.
+    check(&section, 4, 2);
+    assert!(section.comparisons[0].bar.met(1.0).is_some());
+}
+
+#[test]
+fn blocking_requests_smoke() {
+    let section = nx_bench::requests::bench_blocking(
+        exe(),
+        &request_params(),
+        "cargo run --release -p nx-bench -- blocking",
+    )
+    .unwrap();
+    // Throughput and CPU at two concurrencies, and two diagnostics at each.
+    check(&section, 8, 2);
+}
+
+#[test]
+fn download_smoke() {
+    let params = DownloadParams {
+        runs: 1,
+        sizes: vec![64 << 10, 1 << 20],
+        timed_size: 1 << 20,
+        dir: std::env::temp_dir(),
+        server_workers: 1,
+    };
+    let section = nx_bench::transfer::bench_download(
+        exe(),
+        &params,
+        "cargo run --release -p nx-bench -- download",
+    )
+    .unwrap();
+    // Four comparisons and four RSS rows per size, and the SHA-256 row.
+    check(&section, 8, 9);
+    for m in section
+        .measures
+        .iter()
+        .filter(|m| m.case.starts_with("peak RSS"))
+    {
+        let mib = m.value.median;
+        assert!((1.0..512.0).contains(&mib), "{}: {mib} MiB", m.case);
+    }
+}
+
+#[test]
+fn upload_smoke() {
+    let params = UploadParams {
+        runs: 1,
+        size: 1 << 20,
+        dir: std::env::temp_dir(),
+        server_workers: 1,
+    };
+    let section = nx_bench::transfer::bench_upload(
+        exe(),
+        &params,
+        "cargo run --release -p nx-bench -- upload",
+    )
+    .unwrap();
+    check(&section, 2, 4);
+}
+
+#[test]
+fn sandbox_smoke() {
+    let params = SandboxParams {
+        runs: 1,
+        requests: 64,
+        concurrency: 8,
+        body_sizes: vec![1024, 64 * 1024],
+        verifier_iters: 20,
+    };
+    let section =
+        nx_bench::sandbox::bench(&params, "cargo run --release -p nx-bench -- sandbox").unwrap();
+    // Three request rates, four verifier sizes, the growth row.
+    check(&section, 0, 8);
+    assert!(section.markdown().contains("verified requests/s"));
+}
