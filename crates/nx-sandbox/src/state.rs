@@ -71,7 +71,8 @@ impl State {
                 seq: 0,
                 route,
                 method: "POST".into(),
-                path: String::new(),
+                // Nowhere to send it: the log line says so instead of showing an empty path.
+                path: "-".into(),
                 action: None,
                 ts: None,
                 status: None,
