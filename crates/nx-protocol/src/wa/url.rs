@@ -30,6 +30,9 @@ impl DownloadUrl {
     /// assert!(url.is_expired(Timestamp::from_millis(1_663_747_602_000), 0));
     /// assert!(!url.is_expired(Timestamp::from_millis(1_663_747_000_000), 30));
     /// assert_eq!(format!("{url:?}"), "DownloadUrl(https://oss.example/f?<redacted>)");
+    /// // What is not the query is shown, so it must be scheme, host, port and path only.
+    /// assert!(DownloadUrl::parse("https://[::1]:4Signature=x?Expires=1").is_err());
+    /// assert!(DownloadUrl::parse("https://Signature=x@oss.example/f").is_err());
     /// ```
     pub fn parse(url: &str) -> Result<Self, InvalidInput> {
         let bad = |reason| InvalidInput::Url {
@@ -39,6 +42,32 @@ impl DownloadUrl {
         let uri: Uri = url.parse().map_err(|_| bad("it is not a valid URL"))?;
         if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
             return Err(bad("a download URL must be an absolute http or https URL"));
+        }
+        // `http::Uri` takes any text after the host's `:` as the port and keeps user info:
+        // refuse both, so that what `Display` shows (all but the query) is only scheme, host,
+        // port and path, never a parameter that ended up before the `?`.
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        // Refused here, the URL is shown as scheme and host only: the rest is what is wrong.
+        let bad = |reason| InvalidInput::Url {
+            url: format!(
+                "{}://{}",
+                uri.scheme_str().unwrap_or(""),
+                uri.host().unwrap_or("")
+            ),
+            reason,
+        };
+        if authority.contains('@') {
+            return Err(bad("a download URL cannot carry user info"));
+        }
+        let after_host = authority
+            .get(uri.host().map_or(0, str::len)..)
+            .unwrap_or("");
+        let port_ok = after_host.is_empty()
+            || after_host
+                .strip_prefix(':')
+                .is_some_and(|p| p.parse::<u16>().is_ok());
+        if !port_ok {
+            return Err(bad("the port is not a number"));
         }
         let expires_at = uri.query().and_then(|q| {
             q.split('&')
