@@ -1,0 +1,885 @@
+//! Secrets: run conformance-style calls (successes, faults, refusals, re-logins, clock
+//! corrections) for both transports and both APIs with every log switched on, capture all of
+//! it, and scan every captured byte for anything that grants access: the access secret, any
+//! `sign` value that was sent, the On-Premises password (and its Basic header), any token the
+//! sandbox issued, and any download URL's signature.
+//!
+//! Captured: the SDK's `tracing` events and spans at TRACE (a `tracing-subscriber` writing to a
+//! buffer), the `log` records ureq emits (a `log` logger writing to the same buffer), every
+//! error's `Display` and `Debug`, the `Debug` of every value the calls returned, and the
+//! sandbox's request log. The `Debug` of every public type that holds a secret is pinned below.
+//!
+//! The one exception is kept apart and documented: ureq's own TRACE records carry download URLs
+//! whole (see `ureq_trace_records_carry_download_urls_whole`, ignored until decided), so the
+//! main scan reads ureq's records only for the other secrets.
+//!
+//! ```sh
+//! cargo test -p nx-conformance --test secrets -- --nocapture
+//! ```
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Mutex, Once};
+use std::time::Duration;
+
+use nx_conformance::{
+    AsyncDriver, AsyncDriverOnPrem, BlockingDriver, BlockingDriverOnPrem, Driver, OnPremDriver,
+    OnPremWorld, PNG_1X1, Source, World, demo_login, pattern,
+};
+use nx_protocol::client::{ClientConfig, Error, OnPremConfig, OnPremLogin};
+use nx_protocol::download::Sha256Digest;
+use nx_protocol::onprem::{Auth, Token};
+use nx_protocol::operation::{BaseUrl, Operation, build_request};
+use nx_protocol::wa::{DeleteMedia, DownloadUrl, GetMedia, MediaInfo};
+use nx_protocol::{AccessSecret, Credentials, Timestamp};
+use nx_sandbox::{
+    DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET, DEMO_BUSINESS_PHONE as PHONE, DEMO_ONPREM_PASSWORD,
+    DEMO_ONPREM_USER, Fault, FaultRule, Route, Sandbox, SandboxConfig,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Capture
+// ---------------------------------------------------------------------------------------------
+
+/// Everything captured: the SDK's tracing output and everything else but ureq's records.
+static CAPTURED: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+/// ureq's (and any other dependency's) `log` records.
+static LOG_RECORDS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+fn lock(m: &Mutex<Vec<u8>>) -> std::sync::MutexGuard<'_, Vec<u8>> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn capture(text: &str) {
+    let mut buf = lock(&CAPTURED);
+    buf.extend_from_slice(text.as_bytes());
+    buf.push(b'\n');
+}
+
+struct Writer;
+
+impl Write for Writer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        lock(&CAPTURED).extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Records;
+
+impl log::Log for Records {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        let line = format!("{} {} {}\n", record.level(), record.target(), record.args());
+        lock(&LOG_RECORDS).extend_from_slice(line.as_bytes());
+    }
+    fn flush(&self) {}
+}
+
+fn capture_everything() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_target(true)
+            .with_writer(|| Writer)
+            .init();
+        log::set_logger(&Records).expect("no other logger");
+        log::set_max_level(log::LevelFilter::Trace);
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// What must never appear
+// ---------------------------------------------------------------------------------------------
+
+/// The secrets seen so far, with a name for reports; the `sign` values apart (there are many:
+/// they are looked up among the 32-hex-digit words of the text).
+#[derive(Default)]
+struct Secrets(Vec<(String, String)>, std::collections::HashSet<String>);
+
+impl Secrets {
+    fn add_sign(&mut self, sign: String) {
+        self.1.insert(sign);
+    }
+
+    fn add(&mut self, what: impl Into<String>, value: impl Into<String>) {
+        let value = value.into();
+        if value.len() >= 8 {
+            self.0.push((what.into(), value));
+        }
+    }
+
+    /// A download URL's signature, as sent (percent-encoded) and decoded, and its whole query.
+    fn add_url(&mut self, url: &DownloadUrl) {
+        let raw = url.expose();
+        if let Some((_, query)) = raw.split_once('?') {
+            self.add("a download URL's query", query);
+            for pair in query.split('&') {
+                if let Some(sig) = pair.strip_prefix("Signature=") {
+                    self.add("a download URL's signature", sig);
+                    let decoded = percent_decode(sig);
+                    self.add("a download URL's signature (decoded)", decoded);
+                }
+            }
+        }
+    }
+
+    fn hits(&self, haystack: &[u8]) -> Vec<String> {
+        let text = String::from_utf8_lossy(haystack);
+        let mut hits: Vec<String> = self
+            .0
+            .iter()
+            .filter(|(_, value)| text.contains(value.as_str()))
+            .map(|(what, value)| format!("{what}: {value}"))
+            .collect();
+        let mut word = String::new();
+        for c in text.chars().chain(std::iter::once(' ')) {
+            if c.is_ascii_hexdigit() && !c.is_ascii_uppercase() {
+                word.push(c);
+                continue;
+            }
+            if word.len() == 32 && self.1.contains(&word) {
+                hits.push(format!("a sign value: {word}"));
+            }
+            word.clear();
+        }
+        for marker in ["Signature=", "accessSecret="] {
+            if text.contains(marker) {
+                hits.push(format!("the text `{marker}`"));
+            }
+        }
+        hits.sort();
+        hits.dedup();
+        hits
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = s.get(i + 1..i + 3)
+            && let Ok(b) = u8::from_str_radix(hex, 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn basic_header() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .encode(format!("{DEMO_ONPREM_USER}:{DEMO_ONPREM_PASSWORD}"))
+}
+
+/// Every `sign` the sandbox received: recomputed from each logged NXCloud request's action and
+/// `ts` and the bodies the calls could have sent (`ids` on `phones`).
+fn signs(sandbox: &Sandbox, ids: &[String], phones: &[&str], secrets: &mut Secrets) {
+    let base = BaseUrl::parse(sandbox.base_url()).unwrap();
+    for entry in sandbox.log().entries() {
+        let (Some(action), Some(ts)) = (entry.action.as_deref(), entry.ts.as_deref()) else {
+            continue;
+        };
+        let Ok(ms) = ts.parse::<u64>() else { continue };
+        let ts = Timestamp::from_millis(ms);
+        if action == "uploadMedia" {
+            secrets.add_sign(nx_sandbox::signing::sign(
+                DEMO_ACCESS_KEY,
+                action,
+                "2",
+                entry.ts.as_deref().unwrap_or(""),
+                None,
+                DEMO_ACCESS_SECRET,
+            ));
+            continue;
+        }
+        for secret in [DEMO_ACCESS_SECRET, WRONG_SECRET] {
+            let creds = Credentials::new(DEMO_ACCESS_KEY, secret);
+            for phone in phones {
+                for id in ids {
+                    let request = match action {
+                        "deleteMedia" => {
+                            build(&DeleteMedia::new(*phone, id.as_str()), &base, &creds, ts)
+                        }
+                        _ => build(&GetMedia::new(*phone, id.as_str()), &base, &creds, ts),
+                    };
+                    if let Some(sign) = request {
+                        secrets.add_sign(sign);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn build<O: Operation>(
+    op: &O,
+    base: &BaseUrl,
+    creds: &Credentials,
+    ts: Timestamp,
+) -> Option<String> {
+    let request = build_request(op, base, creds, ts).ok()?;
+    Some(request.headers().get("sign")?.to_str().ok()?.to_owned())
+}
+
+/// A wrong secret some calls use (it must not leak either).
+const WRONG_SECRET: &str = "wrong-secret-for-the-scan";
+
+// ---------------------------------------------------------------------------------------------
+// The calls
+// ---------------------------------------------------------------------------------------------
+
+fn record<T: std::fmt::Debug>(what: &str, result: Result<T, Error>) -> Option<T> {
+    match result {
+        Ok(value) => {
+            capture(&format!("{what}: ok {value:?}"));
+            Some(value)
+        }
+        Err(e) => {
+            capture(&format!("{what}: error {e} / {e:?}"));
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                capture(&format!("  caused by {cause} / {cause:?}"));
+                source = cause.source();
+            }
+            None
+        }
+    }
+}
+
+/// NXCloud calls of every kind, with faults; returns the ids used and the URLs seen.
+fn nxcloud_calls<D: Driver>(secrets: &mut Secrets) {
+    let world = World::<D>::with(
+        SandboxConfig::default().url_lifetime(Duration::from_secs(1)),
+        |c| c.transport.request_timeout = Duration::from_millis(300),
+    );
+    let name = D::NAME;
+    let data = pattern(70_000);
+    let digest = Sha256Digest::of(&data);
+    let mut ids = vec!["no-such-id".to_owned()];
+    let id = record(
+        &format!("{name} upload"),
+        world.client.upload_media(
+            PHONE,
+            "application/pdf",
+            Source::Bytes(data.clone(), "s.pdf"),
+        ),
+    )
+    .map(|u| u.id)
+    .expect("the upload works");
+    ids.push(id.clone());
+    let faults = world.sandbox.faults();
+    if let Some(info) = record(
+        &format!("{name} getMedia"),
+        world.client.get_media(PHONE, &id),
+    ) {
+        secrets.add_url(&info.url);
+        record(
+            &format!("{name} download"),
+            world.client.download(&info, Some(digest)),
+        );
+        // The URL expires (1 s lifetime): a typed 403, its snippet included.
+        std::thread::sleep(Duration::from_millis(2100));
+        record(
+            &format!("{name} expired download"),
+            world.client.download(&info, None),
+        );
+    }
+    faults.add(FaultRule::new(Route::GetMedia, Fault::ServiceUnavailable).first(1));
+    faults.add(FaultRule::new(Route::GetMedia, Fault::ClockSkew { skew_ms: 200_000 }).on_nth([3]));
+    for _ in 0..3 {
+        record(
+            &format!("{name} getMedia with faults"),
+            world.client.get_media(PHONE, &id),
+        );
+    }
+    faults.clear();
+    faults.add(FaultRule::new(Route::OssDownload, Fault::CorruptBody).first(1));
+    faults.add(FaultRule::new(Route::OssDownload, Fault::Truncated).on_nth([2]));
+    faults.add(
+        FaultRule::new(
+            Route::OssDownload,
+            Fault::Redirect {
+                location: "file:///etc/passwd".into(),
+            },
+        )
+        .on_nth([3]),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..4 {
+        record(
+            &format!("{name} download_media_to_path {round}"),
+            world.client.download_media_to_path(
+                PHONE,
+                &id,
+                &dir.path().join("f.pdf"),
+                Some(digest),
+            ),
+        );
+        record(
+            &format!("{name} download_media {round}"),
+            world.client.download_media(PHONE, &id, None),
+        );
+    }
+    faults.clear();
+    faults.add(FaultRule::new(Route::GetMedia, Fault::InvalidJson).first(1));
+    faults.add(
+        FaultRule::new(
+            Route::GetMedia,
+            Fault::Oversize {
+                bytes: 2 << 20,
+                content_length: false,
+            },
+        )
+        .on_nth([2]),
+    );
+    faults.add(FaultRule::new(Route::GetMedia, Fault::Stall).on_nth([3]));
+    faults.add(FaultRule::new(Route::DeleteMedia, Fault::Reset).first(1));
+    for _ in 0..3 {
+        record(
+            &format!("{name} getMedia, bad answers"),
+            world.client.get_media(PHONE, "no-such-id"),
+        );
+    }
+    faults.clear();
+    let wrong = world.client_with(|c| {
+        c.credentials = Credentials::new(DEMO_ACCESS_KEY, WRONG_SECRET);
+    });
+    record(&format!("{name} wrong secret"), wrong.get_media(PHONE, &id));
+    record(
+        &format!("{name} refused input"),
+        world.client.get_media("+86 138", "a\nb"),
+    );
+    record(
+        &format!("{name} refused upload"),
+        world
+            .client
+            .upload_media(PHONE, "image/gif", Source::Bytes(vec![1; 8], "g.gif")),
+    );
+    record(
+        &format!("{name} delete"),
+        world.client.delete_media(PHONE, &id),
+    );
+    record(
+        &format!("{name} delete again"),
+        world.client.delete_media(PHONE, &id),
+    );
+    signs(&world.sandbox, &ids, &[PHONE, "+86 138"], secrets);
+    capture(&format!(
+        "{name} sandbox log: {:?}",
+        world.sandbox.log().entries()
+    ));
+    capture(&format!("{name} sandbox: {:?}", world.sandbox));
+}
+
+/// On-Premises calls of every kind, with faults, a revoked token and a wrong password.
+fn onprem_calls<P: OnPremDriver>(secrets: &mut Secrets) {
+    let world = OnPremWorld::<P>::with(SandboxConfig::default(), |c| {
+        c.transport.request_timeout = Duration::from_millis(300)
+    });
+    let name = P::NAME;
+    if let Some(token) = record(&format!("{name} login"), world.client.login()) {
+        secrets.add("an On-Premises token", token.expose());
+    }
+    let data = pattern(50_000);
+    let digest = Sha256Digest::of(&data);
+    let id = record(
+        &format!("{name} upload"),
+        world
+            .client
+            .upload_media("application/pdf", Source::Bytes(data.clone(), "o.pdf")),
+    )
+    .map(|u| u.id)
+    .expect("the upload works");
+    record(
+        &format!("{name} retrieve"),
+        world
+            .client
+            .retrieve_media(&id, Some(digest))
+            .map(|(b, r)| (b.len(), r)),
+    );
+    let faults = world.sandbox.faults();
+    faults.add(FaultRule::new(Route::OnPremGetMedia, Fault::CorruptBody).first(1));
+    faults.add(FaultRule::new(Route::OnPremGetMedia, Fault::BadGateway).on_nth([2, 3, 4]));
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..3 {
+        record(
+            &format!("{name} retrieve_media_to_path {round}"),
+            world
+                .client
+                .retrieve_media_to_path(&id, &dir.path().join("o.pdf"), Some(digest)),
+        );
+    }
+    faults.clear();
+    world.sandbox.revoke_onprem_tokens();
+    record(
+        &format!("{name} retry-download after revoke"),
+        world.client.retry_download(&id),
+    );
+    faults.add(FaultRule::new(Route::OnPremLogin, Fault::UnknownCode(4242)).first(1));
+    world.sandbox.revoke_onprem_tokens();
+    record(
+        &format!("{name} delete, login refused"),
+        world.client.delete_media(&id),
+    );
+    faults.clear();
+    record(&format!("{name} delete"), world.client.delete_media(&id));
+    record(
+        &format!("{name} retrieve missing"),
+        world.client.retrieve_media(&id, None).map(|(b, _)| b.len()),
+    );
+    let wrong = world.client_with(OnPremLogin::Password {
+        username: DEMO_ONPREM_USER.into(),
+        password: AccessSecret::new("wrong-password-for-the-scan"),
+    });
+    secrets.add(
+        "a wrong On-Premises password",
+        "wrong-password-for-the-scan",
+    );
+    record(&format!("{name} wrong password"), wrong.delete_media(&id));
+    let given = world.client_with(OnPremLogin::Token(Token::from_parts(
+        "sbxnot-a-real-token-0001",
+        None,
+    )));
+    secrets.add("a given On-Premises token", "sbxnot-a-real-token-0001");
+    record(&format!("{name} rejected token"), given.retry_download(&id));
+    capture(&format!(
+        "{name} sandbox log: {:?}",
+        world.sandbox.log().entries()
+    ));
+}
+
+/// The tokens the sandbox issued during the run all start like this (`sbx` and 64 hex digits):
+/// any `sbx` followed by 16 hex digits in the output is a leaked token.
+fn sandbox_tokens(text: &str) -> Vec<String> {
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    for (i, _) in text.match_indices("sbx") {
+        let hex = bytes[i + 3..]
+            .iter()
+            .take_while(|b| b.is_ascii_hexdigit())
+            .count();
+        if hex >= 16 {
+            found.push(text[i..i + 3 + hex].to_owned());
+        }
+    }
+    found
+}
+
+#[test]
+fn no_secret_reaches_any_output() {
+    capture_everything();
+    let mut secrets = Secrets::default();
+    secrets.add("the access secret", DEMO_ACCESS_SECRET);
+    secrets.add("a wrong access secret", WRONG_SECRET);
+    secrets.add("the On-Premises password", DEMO_ONPREM_PASSWORD);
+    secrets.add("the On-Premises Basic header", basic_header());
+
+    nxcloud_calls::<AsyncDriver>(&mut secrets);
+    nxcloud_calls::<BlockingDriver>(&mut secrets);
+    onprem_calls::<AsyncDriverOnPrem>(&mut secrets);
+    onprem_calls::<BlockingDriverOnPrem>(&mut secrets);
+    let cli = cli_runs(&mut secrets);
+
+    if std::env::var("NX_SECRETS_DUMP").is_ok() {
+        let _ = std::fs::write("/tmp/secrets-captured.txt", &*lock(&CAPTURED));
+        let _ = std::fs::write("/tmp/secrets-records.txt", &*lock(&LOG_RECORDS));
+    }
+    let captured = lock(&CAPTURED).clone();
+    let records = lock(&LOG_RECORDS).clone();
+    let text = String::from_utf8_lossy(&captured);
+    let record_text = String::from_utf8_lossy(&records);
+    let mut hits = secrets.hits(&captured);
+    hits.extend(
+        sandbox_tokens(&text)
+            .into_iter()
+            .map(|t| format!("a sandbox token: {t}")),
+    );
+    // ureq's records: its wire dumps (`ureq_proto::util`, TRACE) put the bytes sent back
+    // together, and its request lines (`ureq::run`, DEBUG) carry download URLs whole; both are
+    // known (the ignored test below) and left out here; every other record is scanned.
+    let (known, other): (Vec<&str>, Vec<&str>) = record_text
+        .lines()
+        .partition(|l| l.contains(" ureq_proto::util ") || l.contains(" ureq::run "));
+    let other = other.join("\n");
+    let mut record_hits = secrets.hits(other.as_bytes());
+    record_hits.extend(
+        sandbox_tokens(&other)
+            .into_iter()
+            .map(|t| format!("a sandbox token: {t}")),
+    );
+    let known_hits = secrets.hits(wire_text(&known).as_bytes()).len();
+    println!(
+        "\nsecret scan: {} bytes of tracing output, errors, Debug and sandbox logs; {} bytes of `log` records ({} lines); {} CLI runs ({} bytes); {} secret values and {} sign values searched (+ `Signature=`, `accessSecret=`, sandbox tokens); hits: {} in the SDK's output and the CLI's, {} in the other log records; ureq's wire dumps and request lines (known, not counted): {} kinds of secret",
+        captured.len(),
+        records.len(),
+        record_text.lines().count(),
+        cli.0,
+        cli.1,
+        secrets.0.len(),
+        secrets.1.len(),
+        hits.len(),
+        record_hits.len(),
+        known_hits,
+    );
+    assert!(
+        text.contains("nx.onprem") && text.contains("attempt"),
+        "the SDK's tracing was captured"
+    );
+    assert!(
+        record_text.contains("ureq"),
+        "ureq's log records were captured"
+    );
+    assert!(hits.is_empty(), "secrets in the output: {hits:#?}");
+    assert!(
+        record_hits.is_empty(),
+        "secrets in the log records: {record_hits:#?}"
+    );
+}
+
+/// The bytes ureq's wire dumps show, put back together: each `ureq_proto::util` TRACE record is
+/// one row of up to 16 bytes, hex then text (non-printable bytes and spaces as `.`).
+fn wire_text(lines: &[&str]) -> String {
+    lines
+        .iter()
+        .filter_map(|l| l.split_once(" ureq_proto::util ").map(|(_, row)| row))
+        .filter_map(|row| row.split_once("  ").map(|(_, text)| text))
+        .collect()
+}
+
+/// ureq logs through the `log` crate: at DEBUG (`ureq::run`) each request's method and URI,
+/// query included, and at TRACE (`ureq_proto::util`) a hex dump of every byte it sends and
+/// receives, headers included. So a `log` logger at those levels in an application using
+/// nx-blocking receives download URLs' signatures, every `sign` header, `Authorization: Bearer`
+/// tokens and the On-Premises `Authorization: Basic` password. (The SDK's own tracing redacts all
+/// of them, and `ureq::run`'s header dump redacts the headers.) Ignored until it is decided how
+/// to keep ureq's records out of reach (RELIABILITY.md, section 4); run it with `--ignored` to
+/// see the evidence.
+#[test]
+#[ignore = "known: ureq's DEBUG/TRACE log records carry URLs and headers; see RELIABILITY.md"]
+fn ureq_log_records_carry_secrets() {
+    capture_everything();
+    let world = OnPremWorld::<BlockingDriverOnPrem>::new();
+    let token = world.client.login().unwrap();
+    let nx = World::<BlockingDriver>::new();
+    let id = nx
+        .client
+        .upload_media(PHONE, "image/png", Source::Bytes(PNG_1X1.to_vec(), "p.png"))
+        .unwrap()
+        .id;
+    let info = nx.client.get_media(PHONE, &id).unwrap();
+    nx.client.download(&info, None).unwrap();
+    let mut secrets = Secrets::default();
+    secrets.add_url(&info.url);
+    secrets.add("an On-Premises token", token.expose());
+    secrets.add("the On-Premises Basic header", basic_header());
+    signs(&nx.sandbox, &[id], &[PHONE], &mut secrets);
+    let records = String::from_utf8_lossy(&lock(&LOG_RECORDS)).into_owned();
+    let lines: Vec<&str> = records.lines().collect();
+    let wire = wire_text(&lines);
+    let mut hits = secrets.hits(records.as_bytes());
+    hits.extend(secrets.hits(wire.as_bytes()));
+    hits.sort();
+    hits.dedup();
+    let evidence: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.contains("Signature="))
+        .take(2)
+        .collect();
+    let sent: Vec<&str> = wire
+        .split("..")
+        .filter(|h| h.starts_with("sign:") || h.starts_with("authorization:"))
+        .take(3)
+        .collect();
+    assert!(
+        hits.is_empty(),
+        "{hits:#?}\n{evidence:#?}\nfrom the wire dumps: {sent:#?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CLI
+// ---------------------------------------------------------------------------------------------
+
+/// The `nxcloud` binary of this build, if it was built (`cargo test --workspace` builds it).
+fn cli_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.parent()?;
+    let bin = dir.join("nxcloud");
+    bin.exists().then_some(bin)
+}
+
+/// Runs the CLI's commands with `-vv` against a sandbox and captures stderr (and stdout, except
+/// what a command prints on purpose: `media get` prints the download URL and `onprem login`
+/// the token, since that is what they are for). Returns (runs, bytes).
+fn cli_runs(secrets: &mut Secrets) -> (usize, usize) {
+    let Some(bin) = cli_binary() else {
+        println!(
+            "(the nxcloud binary is not built: run `cargo build -p nx-cli` or the workspace tests to scan the CLI too)"
+        );
+        return (0, 0);
+    };
+    let sandbox = Sandbox::start(SandboxConfig::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("p.png");
+    std::fs::write(&png, PNG_1X1).unwrap();
+    let base = sandbox.base_url().to_owned();
+    let nx = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(&bin);
+        for var in [
+            "NXCLOUD_BASE_URL",
+            "NXCLOUD_ACCESS_KEY",
+            "NXCLOUD_ACCESS_SECRET",
+            "WA_ONPREM_URL",
+            "WA_ONPREM_TOKEN",
+            "WA_ONPREM_USERNAME",
+            "WA_ONPREM_PASSWORD",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("NXCLOUD_ACCESS_SECRET", DEMO_ACCESS_SECRET)
+            .env("WA_ONPREM_PASSWORD", DEMO_ONPREM_PASSWORD)
+            .args(["-vv", "--base-url", &base, "--access-key", DEMO_ACCESS_KEY])
+            .args(args);
+        cmd.output().expect("the CLI runs")
+    };
+    let mut runs = 0;
+    let mut bytes = 0;
+    let mut keep = |args: &[&str], stdout_too: bool| -> String {
+        let out = nx(args);
+        runs += 1;
+        bytes += out.stdout.len() + out.stderr.len();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        capture(&format!(
+            "nxcloud {args:?} stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+        if stdout_too {
+            capture(&format!("nxcloud {args:?} stdout: {stdout}"));
+        }
+        stdout
+    };
+    let png_path = png.to_string_lossy().into_owned();
+    let up = keep(
+        &["--json", "media", "upload", "--phone", PHONE, &png_path],
+        true,
+    );
+    let id = serde_json::from_str::<serde_json::Value>(up.trim())
+        .ok()
+        .and_then(|v| v["id"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "no-id".into());
+    let got = keep(
+        &["--json", "media", "get", "--phone", PHONE, "--id", &id],
+        false,
+    );
+    if let Some(url) = serde_json::from_str::<serde_json::Value>(got.trim())
+        .ok()
+        .and_then(|v| v["url"].as_str().and_then(|u| DownloadUrl::parse(u).ok()))
+    {
+        secrets.add_url(&url);
+    }
+    let out = dir.path().join("copy.png").to_string_lossy().into_owned();
+    keep(
+        &[
+            "media",
+            "download",
+            "--phone",
+            PHONE,
+            "--id",
+            &id,
+            "--output",
+            &out,
+            "--sha256",
+            &Sha256Digest::of(PNG_1X1).to_string(),
+        ],
+        true,
+    );
+    keep(
+        &[
+            "media",
+            "download",
+            "--phone",
+            PHONE,
+            "--id",
+            &id,
+            "--output",
+            &out,
+            "--sha256",
+            &"0".repeat(64),
+        ],
+        true,
+    );
+    keep(
+        &["media", "get", "--phone", PHONE, "--id", "no-such-id"],
+        true,
+    );
+    keep(&["media", "delete", "--phone", PHONE, "--id", &id], true);
+    let onprem = ["onprem", "--url", &base, "--username", DEMO_ONPREM_USER];
+    let login = keep(&[&onprem[..], &["login"]].concat(), false);
+    for token in sandbox_tokens(&login) {
+        secrets.add("a token the CLI printed", token);
+    }
+    let up = keep(
+        &[&onprem[..], &["--json", "media", "upload", &png_path]].concat(),
+        true,
+    );
+    let id = serde_json::from_str::<serde_json::Value>(up.trim())
+        .ok()
+        .and_then(|v| v["id"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "no-id".into());
+    let out = dir.path().join("op.png").to_string_lossy().into_owned();
+    keep(
+        &[&onprem[..], &["media", "get", &id, "--output", &out]].concat(),
+        true,
+    );
+    keep(
+        &[&onprem[..], &["media", "retry-download", &id]].concat(),
+        true,
+    );
+    keep(&[&onprem[..], &["media", "delete", &id]].concat(), true);
+    capture(&format!("cli sandbox log: {:?}", sandbox.log().entries()));
+    (runs, bytes)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Debug of every public type that holds a secret, pinned
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn debug_of_secret_holders_is_pinned() {
+    let secret = AccessSecret::new("s3cr3t-value");
+    assert_eq!(format!("{secret:?}"), "AccessSecret(<redacted>)");
+    assert_eq!(format!("{secret}"), "<redacted>");
+    let creds = Credentials::new("key-1", "s3cr3t-value");
+    assert_eq!(
+        format!("{creds:?}"),
+        r#"Credentials { access_key: "key-1", access_secret: AccessSecret(<redacted>) }"#
+    );
+    let token = Token::from_parts("tok3n-value-123", None);
+    assert_eq!(
+        format!("{token:?}"),
+        "Token { token: <redacted>, expires_after: None }"
+    );
+    assert_eq!(
+        format!("{:?}", Auth::Bearer(&token)),
+        "Bearer(Token { token: <redacted>, expires_after: None })"
+    );
+    assert_eq!(
+        format!(
+            "{:?}",
+            Auth::Basic {
+                username: "admin",
+                password: "pa55word-value"
+            }
+        ),
+        r#"Basic { username: "admin", password: <redacted> }"#
+    );
+    let login = OnPremLogin::Password {
+        username: "admin".into(),
+        password: AccessSecret::new("pa55word-value"),
+    };
+    assert_eq!(
+        format!("{login:?}"),
+        r#"Password { username: "admin", password: AccessSecret(<redacted>) }"#
+    );
+    assert_eq!(
+        format!("{:?}", OnPremLogin::Token(token.clone())),
+        "Token(Token { token: <redacted>, expires_after: None })"
+    );
+    let url = DownloadUrl::parse(
+        "https://oss.example/a.webp?Expires=1663747602&OSSAccessKeyId=k&Signature=s1gnature%2B",
+    )
+    .unwrap();
+    assert_eq!(
+        format!("{url:?}"),
+        "DownloadUrl(https://oss.example/a.webp?<redacted>)"
+    );
+    let info = MediaInfo {
+        mime_type: "image/webp".into(),
+        file_name: "a.webp".into(),
+        url,
+    };
+    assert_eq!(
+        format!("{info:?}"),
+        r#"MediaInfo { mime_type: "image/webp", file_name: "a.webp", url: DownloadUrl(https://oss.example/a.webp?<redacted>) }"#
+    );
+    let signature = nx_protocol::sign::sign(
+        &nx_protocol::sign::SignableRequest::new(
+            &[
+                ("accessKey", "key-1"),
+                ("action", "getMedia"),
+                ("bizType", "2"),
+                ("ts", "1"),
+            ],
+            nx_protocol::sign::SignableBody::Empty,
+        ),
+        &secret,
+    )
+    .unwrap();
+    assert_eq!(format!("{signature:?}"), "Signature(<redacted>)");
+
+    // The configurations: whole structs, so pinned by what they must not and must show.
+    let config = ClientConfig::new(creds, "agent");
+    let shown = format!("{config:?}");
+    assert!(
+        !shown.contains("s3cr3t-value") && shown.contains("AccessSecret(<redacted>)"),
+        "{shown}"
+    );
+    let onprem = OnPremConfig::new(
+        BaseUrl::parse("https://wa.example:9090").unwrap(),
+        login,
+        "agent",
+    );
+    let shown = format!("{onprem:?}");
+    assert!(
+        !shown.contains("pa55word-value") && shown.contains("AccessSecret(<redacted>)"),
+        "{shown}"
+    );
+    let onprem = OnPremConfig::new(
+        BaseUrl::parse("https://wa.example:9090").unwrap(),
+        OnPremLogin::Token(token),
+        "agent",
+    );
+    let shown = format!("{onprem:?}");
+    assert!(
+        !shown.contains("tok3n-value-123") && shown.contains("token: <redacted>"),
+        "{shown}"
+    );
+    // And the clients that hold them.
+    let sandbox = Sandbox::start(SandboxConfig::default()).unwrap();
+    let mut config = nx_conformance::test_config(&sandbox);
+    config.credentials = Credentials::new(DEMO_ACCESS_KEY, "s3cr3t-value");
+    let shown = format!(
+        "{:?} {:?}",
+        nx_blocking::Client::builder()
+            .credentials(DEMO_ACCESS_KEY, "s3cr3t-value")
+            .base_url(sandbox.base_url())
+            .build()
+            .unwrap(),
+        nx_blocking::OnPremClient::builder()
+            .base_url(sandbox.base_url())
+            .password("admin", "pa55word-value")
+            .build()
+            .unwrap(),
+    );
+    assert!(
+        !shown.contains("s3cr3t-value") && !shown.contains("pa55word-value"),
+        "{shown}"
+    );
+    let _ = demo_login();
+}
