@@ -1,0 +1,214 @@
+//! Input validation at the edge and time: the cases of issue 9 (items 5 and 6) that
+//! `nxcloud.rs` and `onprem.rs` do not cover already, run against both transports.
+//!
+//! Already covered there: NXCloud phones with `+`, spaces, letters; empty, control-character and
+//! 4 KiB media ids; `/ ? # % ..` in ids sent as data; MIME types outside the table and files over
+//! the limit (both APIs); On-Premises ids with `/ ? # % ..` kept in one path segment; a client
+//! clock 5 minutes off recovering after one 1004; a skewed `Date` followed once.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use nx_conformance::{
+    AsyncDriver, AsyncDriverOnPrem, BlockingDriver, BlockingDriverOnPrem, Driver, OnPremDriver,
+    OnPremWorld, test_config,
+};
+use nx_protocol::InvalidInput;
+use nx_protocol::client::Error;
+use nx_protocol::operation::BaseUrl;
+use nx_protocol::policy::clock::ClockError;
+use nx_sandbox::{DEMO_BUSINESS_PHONE as PHONE, Route, Sandbox, SandboxConfig};
+
+/// A server on 127.0.0.1:0 that answers every request with the same raw HTTP answer and counts
+/// the requests; it stops when dropped. Unlike the sandbox (whose HTTP stack always sends a
+/// `Date`), it sends exactly the head it is given.
+struct Scripted {
+    addr: std::net::SocketAddr,
+    requests: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Scripted {
+    fn start(answer: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (counted, stopping) = (requests.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !stopping.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let Ok((stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut reader = BufReader::new(&stream);
+                let mut length = 0usize;
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    if let Some((name, value)) = line.split_once(':')
+                        && name.eq_ignore_ascii_case("content-length")
+                    {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                    line.clear();
+                }
+                let mut body = vec![0; length.min(1 << 20)];
+                let _ = reader.read_exact(&mut body);
+                counted.fetch_add(1, Ordering::Relaxed);
+                let _ = (&stream).write_all(answer.as_bytes());
+            }
+        });
+        Self {
+            addr,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// NXCloud's 1004 answer with these extra header lines (none: no `Date` at all).
+fn answer_1004(extra_headers: &str) -> String {
+    let body = r#"{"code":1004,"message":"Timestamp expired","data":null}"#;
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n{extra_headers}\r\n{body}",
+        body.len()
+    )
+}
+
+/// A client of transport `D` against `server` (the sandbox only lends its settings).
+fn client_for<D: Driver>(server: &Scripted) -> D {
+    let sandbox = Sandbox::start(SandboxConfig::default()).unwrap();
+    let mut config = test_config(&sandbox);
+    config.base_url = BaseUrl::parse(&server.base_url()).unwrap();
+    D::new(config).unwrap()
+}
+
+/// A server that never sends `Date` and answers 1004: one request, then `Error::Clock` whose
+/// message says to check the clock; not a loop, not a retry.
+fn no_date_header_is_a_clock_error_not_a_loop<D: Driver>() {
+    let server = Scripted::start(answer_1004(""));
+    let client = client_for::<D>(&server);
+    let started = Instant::now();
+    match client.get_media(PHONE, "any") {
+        Err(e @ Error::Clock(ClockError::NoDate)) => {
+            let message = e.to_string();
+            assert!(
+                message.contains("clock") && message.contains("1004"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        server.requests(),
+        1,
+        "no retry without a Date to correct from"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// A `Date` that is not an HTTP date: the same, with the value shown.
+fn unreadable_date_header_is_a_clock_error<D: Driver>() {
+    let server = Scripted::start(answer_1004("date: yesterday at noon\r\n"));
+    let client = client_for::<D>(&server);
+    match client.get_media(PHONE, "any") {
+        Err(e @ Error::Clock(ClockError::BadDate(_))) => {
+            let message = e.to_string();
+            assert!(
+                message.contains("yesterday") && message.contains("clock"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(server.requests(), 1);
+}
+
+/// On-Premises ids with control characters, empty or 4 KiB long are refused before the media
+/// request is sent (the login that precedes it is the only request).
+fn onprem_ids_are_checked_before_sending<P: OnPremDriver>() {
+    let world = OnPremWorld::<P>::new();
+    let long = "a".repeat(4096);
+    for id in ["", "a\nb", "a\u{7f}b", "tab\there", long.as_str()] {
+        let refused = |result: Result<(), Error>| {
+            assert!(
+                matches!(
+                    result,
+                    Err(Error::InvalidInput(InvalidInput::MediaId { .. }))
+                ),
+                "{id:?}: {result:?}"
+            );
+        };
+        refused(world.client.retrieve_media(id, None).map(drop));
+        refused(world.client.delete_media(id));
+        refused(world.client.retry_download(id).map(drop));
+        let dir = tempfile::tempdir().unwrap();
+        refused(
+            world
+                .client
+                .retrieve_media_to_path(id, &dir.path().join("x"), None)
+                .map(drop),
+        );
+        assert!(nx_conformance::files_in(dir.path()).is_empty());
+    }
+    let routes: Vec<Route> = world
+        .sandbox
+        .log()
+        .entries()
+        .iter()
+        .map(|e| e.route)
+        .collect();
+    assert!(
+        routes.iter().all(|r| *r == Route::OnPremLogin),
+        "only logins went out: {routes:?}"
+    );
+}
+
+macro_rules! both {
+    ($driver_async:ident, $driver_blocking:ident: $($case:ident),* $(,)?) => {
+        $(
+            mod $case {
+                #[test]
+                fn async_client() {
+                    super::$case::<super::$driver_async>()
+                }
+                #[test]
+                fn blocking_client() {
+                    super::$case::<super::$driver_blocking>()
+                }
+            }
+        )*
+    };
+}
+
+both!(AsyncDriver, BlockingDriver:
+    no_date_header_is_a_clock_error_not_a_loop,
+    unreadable_date_header_is_a_clock_error,
+);
+both!(AsyncDriverOnPrem, BlockingDriverOnPrem: onprem_ids_are_checked_before_sending);
