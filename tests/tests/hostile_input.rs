@@ -551,6 +551,7 @@ fn exchange(addr: std::net::SocketAddr, request: &[u8], framed: bool) -> Reply {
     let head_ends = answer.windows(4).any(|w| w == b"\r\n\r\n");
     let status = answer
         .strip_prefix(b"HTTP/1.1 ")
+        .or_else(|| answer.strip_prefix(b"HTTP/1.0 "))
         .and_then(|rest| std::str::from_utf8(rest.get(..3)?).ok())
         .and_then(|s| s.parse::<u16>().ok())
         .filter(|s| (100..600).contains(s));
