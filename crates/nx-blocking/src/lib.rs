@@ -31,6 +31,12 @@
 //! [`ClientBuilder::add_root_certificate_der`]. Plain `http` is refused except to loopback hosts
 //! unless explicitly allowed. Redirects are not followed, and no proxy is read from the
 //! environment.
+//!
+//! Logging: this crate's own `tracing` events never carry the secret, a `sign` value, a token,
+//! a password or a download URL's query. ureq itself logs through the `log` crate: at DEBUG it
+//! redacts paths, queries and sensitive headers, but at TRACE (targets `ureq` and `ureq_proto`)
+//! it dumps the wire, secrets included. Keep those two targets at DEBUG or below outside local
+//! debugging; `tests/tests/ureq_debug_logs.rs` checks that DEBUG carries no secret.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -31,7 +31,10 @@ pub struct TransportConfig {
     /// media transfers (uploads and downloads), the longest the transfer may go without a byte
     /// moving, so a large file is not cut by a total limit. Default 30 s.
     pub request_timeout: Duration,
-    /// Limit for a whole API call including retries and their waits. Default 120 s.
+    /// Limit for a whole API call including retries and their waits: no new attempt starts
+    /// (and no wait is begun) that would end past it. An attempt already running is bounded by
+    /// [`TransportConfig::request_timeout`], so a call ends at most one `request_timeout` after
+    /// this. Default 120 s.
     pub overall_timeout: Duration,
     /// Retry and backoff policy.
     pub retry: RetryPolicy,
