@@ -5,8 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use nx_protocol::call::{CallState, Next};
+use nx_protocol::call::{CallState, Next, TransferFailure as Failed};
 use nx_protocol::client::{Error, FromConfig, OnPremBuilder, OnPremConfig, OnPremLogin};
+use nx_protocol::download::DownloadOptions;
 use nx_protocol::onprem::{
     self, AfterRejection, Auth, DeleteMedia, DownloadRequested, Login, OnPremOperation,
     RetrieveHead, RetrieveMedia, Retrieved, RetryDownload, Token, TokenSlot, UploadMedia,
@@ -17,9 +18,6 @@ use tokio::sync::Mutex;
 use tracing::Instrument;
 
 use crate::client::now;
-use nx_protocol::call::TransferFailure as Failed;
-use nx_protocol::download::DownloadOptions;
-
 use crate::sink::{Target, TempFile, receive};
 use crate::transport::{self, Http};
 use crate::upload::UploadSource;

@@ -6,8 +6,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use nx_protocol::call::{CallState, Next};
+use nx_protocol::call::{CallState, Next, TransferFailure as Failed};
 use nx_protocol::client::{Error, FromConfig, OnPremBuilder, OnPremConfig, OnPremLogin};
+use nx_protocol::download::DownloadOptions;
 use nx_protocol::onprem::{
     self, AfterRejection, Auth, DeleteMedia, DownloadRequested, Login, OnPremOperation,
     RetrieveHead, RetrieveMedia, Retrieved, RetryDownload, Token, TokenSlot, UploadMedia,
@@ -18,8 +19,6 @@ use crate::client::now;
 use crate::sink::{Target, TempFile, receive};
 use crate::transport::{self, Exchange, Http};
 use crate::upload::UploadSource;
-use nx_protocol::call::TransferFailure as Failed;
-use nx_protocol::download::DownloadOptions;
 
 /// A blocking client for a WhatsApp Business On-Premises installation's media endpoints.
 /// Cheap to clone (an `Arc` inside) and usable from many threads; connections are pooled and
