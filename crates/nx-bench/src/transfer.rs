@@ -208,7 +208,8 @@ pub fn bench_download(
         measures,
         notes: vec![
             format!(
-                "Each run is a fresh `nx-bench child download` process (client built, one GET, exit), the four cases rotated run by run; the server is `nx-bench serve` ({} worker thread) streaming a repeated 64 KiB pattern with a Content-Length. Files go to {}.",
+                "Each run is a fresh `nx-bench child download` process (client built, one GET, exit), the {} cases rotated run by run; the server is `nx-bench serve` ({} worker thread) streaming a repeated 64 KiB pattern with a Content-Length. Files go to {}.",
+                Case::DOWNLOAD.len(),
                 params.server_workers,
                 params.dir.display()
             ),

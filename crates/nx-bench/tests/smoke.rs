@@ -81,8 +81,8 @@ fn async_requests_smoke() {
         "cargo run --release -p nx-bench -- async",
     )
     .unwrap();
-    // Throughput and CPU at two concurrencies.
-    check(&section, 4, 2);
+    // Throughput and CPU at two concurrencies, and two diagnostics at each.
+    check(&section, 8, 2);
     assert!(section.comparisons[0].bar.met(1.0).is_some());
 }
 
