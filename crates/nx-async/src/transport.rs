@@ -179,8 +179,11 @@ pub(crate) async fn send(
     http: &Http,
     request: http::Request<Body>,
 ) -> Result<http::Response<Incoming>, Error> {
-    let host = request.uri().host().unwrap_or_default().to_owned();
-    http.request(request).await.map_err(|e| classify(e, host))
+    // The URI is cheap to keep (shared bytes); the host is copied only for an error message.
+    let uri = request.uri().clone();
+    http.request(request)
+        .await
+        .map_err(|e| classify(e, uri.host().unwrap_or_default().to_owned()))
 }
 
 fn classify(e: hyper_util::client::legacy::Error, host: String) -> Error {
@@ -217,11 +220,20 @@ pub(crate) async fn read_capped(
     response: http::Response<Incoming>,
     limit: u64,
 ) -> Result<Bytes, Error> {
-    let announced = content_length(response.headers());
+    Ok(read_answer(response, limit).await?.body)
+}
+
+/// Reads a whole answer (status, headers, body of at most `limit` bytes), without copying the
+/// headers.
+pub(crate) async fn read_answer(
+    response: http::Response<Incoming>,
+    limit: u64,
+) -> Result<Answer, Error> {
+    let (parts, mut body) = response.into_parts();
+    let announced = content_length(&parts.headers);
     if announced.is_some_and(|len| len > limit) {
         return Err(Error::AnswerTooLarge { limit });
     }
-    let mut body = response.into_body();
     let mut out = BytesMut::with_capacity(announced.unwrap_or(1024).min(limit) as usize);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| Error::Transport {
@@ -234,7 +246,11 @@ pub(crate) async fn read_capped(
             out.extend_from_slice(&data);
         }
     }
-    Ok(out.freeze())
+    Ok(Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: out.freeze(),
+    })
 }
 
 /// The `Content-Length` header, if present and valid.
@@ -302,23 +318,11 @@ pub(crate) async fn exchange(
     };
     let streamed = matches!(outgoing, OutgoingBody::Streamed(_));
     let activity = Activity::new();
-    let mut request = http::Request::from_parts(parts, body_of(outgoing, reader, &activity)?);
-    let agent = http::HeaderValue::from_str(&config.user_agent)
-        .unwrap_or(http::HeaderValue::from_static(crate::USER_AGENT));
-    request
-        .headers_mut()
-        .insert(http::header::USER_AGENT, agent);
-    let exchange = async {
-        let response = send(http, request).await?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = read_capped(response, config.max_answer_bytes).await?;
-        Ok(Answer {
-            status,
-            headers,
-            body,
-        })
-    };
+    let request = with_user_agent(
+        http::Request::from_parts(parts, body_of(outgoing, reader, &activity)?),
+        config,
+    );
+    let exchange = async { read_answer(send(http, request).await?, config.max_answer_bytes).await };
     limited(exchange, streamed, &activity, config.request_timeout).await
 }
 

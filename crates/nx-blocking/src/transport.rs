@@ -52,7 +52,7 @@ pub(crate) struct Http {
 impl Http {
     /// The agent for `config`: rustls with the ring provider, webpki roots plus
     /// `config.extra_roots_der`; 4xx/5xx are answers, not errors; redirects are not followed; no
-    /// proxy from the environment; `connect_timeout` for DNS and for TCP + TLS; by default
+    /// proxy from the environment; `connect_timeout` for TCP + TLS; by default
     /// `request_timeout` for a whole attempt ([`Exchange::Call`]).
     pub(crate) fn new(config: &TransportConfig) -> Result<Self, Error> {
         let mut roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
@@ -79,7 +79,9 @@ impl Http {
             .user_agent(config.user_agent.as_str())
             .accept("")
             .tls_config(tls)
-            .timeout_resolve(Some(config.connect_timeout))
+            // No `timeout_resolve`: with it, ureq 3.5 resolves every request's host on a new
+            // thread, pooled connections and IP literals included (a thread per request; see
+            // BENCHMARKS.md, item 3). Name lookups stay bounded by the global limit of a call.
             .timeout_connect(Some(config.connect_timeout))
             .timeout_global(Some(config.request_timeout))
             .max_idle_age(POOL_IDLE)

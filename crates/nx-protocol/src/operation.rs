@@ -46,7 +46,7 @@
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderValue, Method, StatusCode, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
@@ -256,18 +256,15 @@ pub fn build_request<O: Operation + ?Sized>(
     let signable = SignableRequest::new(&params, signable);
     let signed = sign::instructions(&signable, credentials.access_secret())?;
 
-    let mut builder = http::Request::builder()
-        .method(Method::POST)
-        .uri(base.join(op.path())?);
-    let headers = builder
-        .headers_mut()
-        .ok_or(InvalidInput::HeaderValue { name: "uri".into() })?;
+    let mut headers = HeaderMap::with_capacity(8);
     for (name, value) in signed.headers() {
         let bad = || InvalidInput::HeaderValue {
             name: name.to_owned(),
         };
-        let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
-        headers.insert(name, HeaderValue::from_str(value).map_err(|_| bad())?);
+        headers.insert(
+            header_name(name).ok_or_else(bad)?,
+            HeaderValue::from_str(value).map_err(|_| bad())?,
+        );
     }
     if let Some(content_type) = content_type {
         let value = HeaderValue::from_str(content_type).map_err(|_| InvalidInput::HeaderValue {
@@ -276,11 +273,29 @@ pub fn build_request<O: Operation + ?Sized>(
         headers.insert(CONTENT_TYPE, value);
     }
     headers.insert(CONTENT_LENGTH, HeaderValue::from(outgoing.content_length()));
-    builder
-        .body(outgoing)
-        .map_err(|_| InvalidInput::HeaderValue {
-            name: "request".into(),
-        })
+    let mut request = http::Request::new(outgoing);
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = base.join(op.path())?;
+    *request.headers_mut() = headers;
+    Ok(request)
+}
+
+/// The header name for a signed parameter: NXCloud's own names without parsing (HTTP header
+/// names are case-insensitive and travel in lower case), any other name checked.
+fn header_name(name: &str) -> Option<HeaderName> {
+    const ACCESS_KEY: HeaderName = HeaderName::from_static("accesskey");
+    const ACTION: HeaderName = HeaderName::from_static("action");
+    const BIZ_TYPE: HeaderName = HeaderName::from_static("biztype");
+    const TS: HeaderName = HeaderName::from_static("ts");
+    const SIGN: HeaderName = HeaderName::from_static("sign");
+    Some(match name {
+        headers::ACCESS_KEY => ACCESS_KEY,
+        headers::ACTION => ACTION,
+        headers::BIZ_TYPE => BIZ_TYPE,
+        headers::TS => TS,
+        headers::SIGN => SIGN,
+        other => HeaderName::from_bytes(other.as_bytes()).ok()?,
+    })
 }
 
 /// Deserializes a success answer's `data` as `T`, refusing an absent or `null` one.
