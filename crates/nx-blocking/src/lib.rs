@@ -44,6 +44,7 @@ mod client;
 mod download;
 mod notify;
 mod onprem;
+mod resolver;
 mod sink;
 mod transport;
 mod upload;

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use nx_protocol::client::{Error, TransportConfig};
+
+use crate::resolver::CachingResolver;
 use nx_protocol::{OutgoingBody, ResponseError, Snippet};
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
@@ -52,7 +54,7 @@ pub(crate) struct Http {
 impl Http {
     /// The agent for `config`: rustls with the ring provider, webpki roots plus
     /// `config.extra_roots_der`; 4xx/5xx are answers, not errors; redirects are not followed; no
-    /// proxy from the environment; `connect_timeout` for TCP + TLS; by default
+    /// proxy from the environment; `connect_timeout` for DNS and for TCP + TLS; by default
     /// `request_timeout` for a whole attempt ([`Exchange::Call`]).
     pub(crate) fn new(config: &TransportConfig) -> Result<Self, Error> {
         let mut roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
@@ -72,21 +74,24 @@ impl Http {
             .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .root_certs(RootCerts::Specific(Arc::new(roots)))
             .build();
-        let agent = ureq::Agent::config_builder()
+        let agent_config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
             .proxy(None)
             .user_agent(config.user_agent.as_str())
             .accept("")
             .tls_config(tls)
-            // No `timeout_resolve`: with it, ureq 3.5 resolves every request's host on a new
-            // thread, pooled connections and IP literals included (a thread per request; see
-            // BENCHMARKS.md, item 3). Name lookups stay bounded by the global limit of a call.
+            .timeout_resolve(Some(config.connect_timeout))
             .timeout_connect(Some(config.connect_timeout))
             .timeout_global(Some(config.request_timeout))
             .max_idle_age(POOL_IDLE)
-            .build()
-            .new_agent();
+            .build();
+        // ureq's default resolver starts a thread per request (see `resolver.rs`).
+        let agent = ureq::Agent::with_parts(
+            agent_config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            CachingResolver::default(),
+        );
         Ok(Self {
             agent,
             connect_timeout: config.connect_timeout,

@@ -1,0 +1,130 @@
+//! Name resolution without a thread per request.
+//!
+//! ureq 3.5's default resolver looks the host up on every request, before it checks its
+//! connection pool, and when any timeout applies (ours always does) it runs each lookup on a new
+//! thread so it can stop waiting: a thread per request, even for an IP literal on a pooled
+//! connection (BENCHMARKS.md, item 3). This resolver answers IP literals at once and keeps names
+//! for a minute, so lookups (and their threads) happen only when a name is new or stale.
+//!
+//! It uses ureq's `unversioned` resolver API, which may change in a minor release of ureq; the
+//! workspace pins ureq 3.5.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use http::Uri;
+use ureq::config::Config;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::NextTimeout;
+
+/// How long a looked-up name is reused.
+const TTL: Duration = Duration::from_secs(60);
+
+/// At most this many names are kept; past it the cache starts over.
+const MAX_NAMES: usize = 64;
+
+/// IP literals at once, names from a short-lived cache, the default resolver otherwise.
+#[derive(Debug, Default)]
+pub(crate) struct CachingResolver {
+    lookup: DefaultResolver,
+    names: Mutex<HashMap<String, (Instant, ResolvedSocketAddrs)>>,
+}
+
+impl Resolver for CachingResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let Some(authority) = uri.authority() else {
+            return self.lookup.resolve(uri, config, timeout);
+        };
+        let default_port = match uri.scheme_str() {
+            Some("https") => Some(443),
+            Some("http") => Some(80),
+            _ => None,
+        };
+        let Some(port) = authority.port_u16().or(default_port) else {
+            return self.lookup.resolve(uri, config, timeout);
+        };
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            let mut addrs = self.empty();
+            addrs.push(SocketAddr::new(ip, port));
+            return Ok(addrs);
+        }
+        let key = format!("{host}:{port}");
+        let cached = {
+            let names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
+            names
+                .get(&key)
+                .filter(|(at, _)| at.elapsed() < TTL)
+                .map(|(_, addrs)| addrs.clone())
+        };
+        if let Some(addrs) = cached {
+            return Ok(addrs);
+        }
+        let addrs = self.lookup.resolve(uri, config, timeout)?;
+        let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
+        if names.len() >= MAX_NAMES {
+            names.clear();
+        }
+        names.insert(key, (Instant::now(), addrs.clone()));
+        Ok(addrs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeout() -> NextTimeout {
+        NextTimeout {
+            after: ureq::unversioned::transport::time::Duration::from_secs(5),
+            ..NextTimeout::default()
+        }
+    }
+
+    #[test]
+    fn ip_literals_resolve_to_themselves() {
+        let resolver = CachingResolver::default();
+        let config = Config::default();
+        for (uri, expected) in [
+            ("http://127.0.0.1:8080/x", "127.0.0.1:8080"),
+            ("https://127.0.0.1/x", "127.0.0.1:443"),
+            ("http://[::1]:9090/", "[::1]:9090"),
+        ] {
+            let uri: Uri = uri.parse().unwrap();
+            let addrs = resolver.resolve(&uri, &config, timeout()).unwrap();
+            assert_eq!(
+                addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                [expected]
+            );
+        }
+        assert!(
+            resolver.names.lock().unwrap().is_empty(),
+            "literals are not cached"
+        );
+    }
+
+    #[test]
+    fn names_are_cached_after_one_lookup() {
+        let resolver = CachingResolver::default();
+        let uri: Uri = "http://localhost:1234/".parse().unwrap();
+        let first = resolver
+            .resolve(&uri, &Config::default(), timeout())
+            .unwrap();
+        assert!(!first.is_empty());
+        assert_eq!(resolver.names.lock().unwrap().len(), 1);
+        let second = resolver
+            .resolve(&uri, &Config::default(), timeout())
+            .unwrap();
+        assert_eq!(first.as_ref(), second.as_ref());
+    }
+}
