@@ -125,7 +125,7 @@ impl Driver for AsyncDriver {
             Source::Bytes(b, name) => nx_async::UploadSource::bytes(b, name),
             Source::Reader(b, name) => {
                 let len = b.len() as u64;
-                nx_async::UploadSource::reader(Cursor::new(b), len, name)
+                nx_async::UploadSource::reader(Box::new(Cursor::new(b)), len, name)
             }
         };
         self.rt
@@ -480,7 +480,7 @@ fn async_source(source: Source<'_>) -> nx_async::UploadSource {
         Source::Bytes(b, name) => nx_async::UploadSource::bytes(b, name),
         Source::Reader(b, name) => {
             let len = b.len() as u64;
-            nx_async::UploadSource::reader(Cursor::new(b), len, name)
+            nx_async::UploadSource::reader(Box::new(Cursor::new(b)), len, name)
         }
     }
 }
@@ -491,7 +491,7 @@ fn blocking_source(source: Source<'_>) -> nx_blocking::UploadSource {
         Source::Bytes(b, name) => nx_blocking::UploadSource::bytes(b, name),
         Source::Reader(b, name) => {
             let len = b.len() as u64;
-            nx_blocking::UploadSource::reader(Cursor::new(b), len, name)
+            nx_blocking::UploadSource::reader(Box::new(Cursor::new(b)), len, name)
         }
     }
 }

@@ -117,7 +117,7 @@ impl Client {
         mime_type: &str,
         source: UploadSource,
     ) -> Result<UploadedMedia, Error> {
-        let len = source.len().await?;
+        let len = crate::upload::len(&source).await?;
         let op = UploadMedia::new(business_phone, mime_type, source.file_name(), len)
             .with_boundary(nx_protocol::multipart::boundary_from(fastrand::u128(..)));
         self.run(&op, Some(source)).await
@@ -131,7 +131,10 @@ impl Client {
         mut source: Option<UploadSource>,
     ) -> Result<O::Output, Error> {
         let config = &self.inner.config;
-        let idempotent = op.is_idempotent() && source.as_ref().is_none_or(UploadSource::reopenable);
+        let idempotent = op.is_idempotent()
+            && source
+                .as_ref()
+                .is_none_or(nx_protocol::body::UploadSource::reopenable);
         let mut call = CallState::new(
             config.transport.retry.clone(),
             idempotent,

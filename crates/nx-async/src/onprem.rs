@@ -113,7 +113,7 @@ impl OnPremClient {
         mime_type: &str,
         source: UploadSource,
     ) -> Result<UploadedMedia, Error> {
-        let op = UploadMedia::new(mime_type, source.len().await?);
+        let op = UploadMedia::new(mime_type, crate::upload::len(&source).await?);
         self.run(&op, Some(source), Credential::Bearer).await
     }
 
@@ -200,7 +200,10 @@ impl OnPremClient {
     ) -> Result<O::Output, Error> {
         let config = &self.inner.config;
         let transport = &config.transport;
-        let idempotent = op.is_idempotent() && source.as_ref().is_none_or(UploadSource::reopenable);
+        let idempotent = op.is_idempotent()
+            && source
+                .as_ref()
+                .is_none_or(nx_protocol::body::UploadSource::reopenable);
         let mut call = CallState::new(
             transport.retry.clone(),
             idempotent,

@@ -313,7 +313,7 @@ pub(crate) async fn exchange(
 ) -> Result<Answer, Error> {
     let (parts, outgoing) = request.into_parts();
     let reader = match (&outgoing, source) {
-        (OutgoingBody::Streamed(_), Some(source)) => Some(source.open().await?),
+        (OutgoingBody::Streamed(_), Some(source)) => Some(crate::upload::open(source).await?),
         _ => None,
     };
     let streamed = matches!(outgoing, OutgoingBody::Streamed(_));

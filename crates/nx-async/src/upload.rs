@@ -1,109 +1,41 @@
-//! Where an upload's bytes come from.
+//! Where an upload's bytes come from: nx-protocol's [`UploadSource`](nx_protocol::body::UploadSource)
+//! with this transport's reader type, and the file I/O that reads it.
 
-use std::fmt;
 use std::io::Cursor;
-use std::path::PathBuf;
 
-use bytes::Bytes;
+use nx_protocol::body::SourceKind;
 use nx_protocol::client::Error;
 use tokio::io::AsyncRead;
 
-type Reader = Box<dyn AsyncRead + Send + Unpin>;
+/// The reader a one-shot upload source holds.
+pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
 
-/// The bytes of an upload: a file (reopened for each attempt), bytes in memory, or a one-shot
-/// reader of known length (not retried, since it cannot be read twice).
-pub struct UploadSource {
-    kind: Kind,
-    file_name: String,
-}
+/// The bytes of an upload: `UploadSource::path(p)`, `UploadSource::bytes(b, name)`, or
+/// `UploadSource::reader(Box::new(r), len, name)` (a one-shot reader, not retried).
+pub type UploadSource = nx_protocol::body::UploadSource<Reader>;
 
-enum Kind {
-    Path(PathBuf),
-    Bytes(Bytes),
-    Reader(Option<Reader>, u64),
-}
-
-impl UploadSource {
-    /// A file on disk; its name becomes the form's file name.
-    pub fn path(path: impl Into<PathBuf>) -> Self {
-        let path = path.into();
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        Self {
-            kind: Kind::Path(path),
-            file_name,
-        }
-    }
-
-    /// Bytes in memory, sent as `file_name`.
-    pub fn bytes(bytes: impl Into<Bytes>, file_name: impl Into<String>) -> Self {
-        Self {
-            kind: Kind::Bytes(bytes.into()),
-            file_name: file_name.into(),
-        }
-    }
-
-    /// A reader that yields exactly `len` bytes, sent as `file_name`.
-    pub fn reader(
-        reader: impl AsyncRead + Send + Unpin + 'static,
-        len: u64,
-        file_name: impl Into<String>,
-    ) -> Self {
-        Self {
-            kind: Kind::Reader(Some(Box::new(reader)), len),
-            file_name: file_name.into(),
-        }
-    }
-
-    /// The file name sent in the form.
-    pub fn file_name(&self) -> &str {
-        &self.file_name
-    }
-
-    /// Whether a failed attempt can be retried from the start.
-    pub fn reopenable(&self) -> bool {
-        !matches!(self.kind, Kind::Reader(..))
-    }
-
-    /// The length in bytes.
-    pub(crate) async fn len(&self) -> Result<u64, Error> {
-        match &self.kind {
-            Kind::Path(path) => tokio::fs::metadata(path)
-                .await
-                .map(|m| m.len())
-                .map_err(|e| Error::io(format!("reading {}", path.display()), e)),
-            Kind::Bytes(bytes) => Ok(bytes.len() as u64),
-            Kind::Reader(_, len) => Ok(*len),
-        }
-    }
-
-    /// A reader from the start.
-    pub(crate) async fn open(&mut self) -> Result<Reader, Error> {
-        match &mut self.kind {
-            Kind::Path(path) => tokio::fs::File::open(&*path)
-                .await
-                .map(|f| Box::new(f) as Reader)
-                .map_err(|e| Error::io(format!("opening {}", path.display()), e)),
-            Kind::Bytes(bytes) => Ok(Box::new(Cursor::new(bytes.clone()))),
-            Kind::Reader(reader, _) => reader.take().ok_or_else(|| {
-                Error::Config("a one-shot upload reader cannot be sent twice".into())
-            }),
-        }
+/// The source's length in bytes.
+pub(crate) async fn len(source: &UploadSource) -> Result<u64, Error> {
+    match source.kind() {
+        SourceKind::Path(path) => tokio::fs::metadata(path)
+            .await
+            .map(|m| m.len())
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e)),
+        SourceKind::Bytes(bytes) => Ok(bytes.len() as u64),
+        SourceKind::Reader(_, len) => Ok(*len),
     }
 }
 
-impl fmt::Debug for UploadSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match &self.kind {
-            Kind::Path(p) => format!("Path({})", p.display()),
-            Kind::Bytes(b) => format!("Bytes({} bytes)", b.len()),
-            Kind::Reader(_, len) => format!("Reader({len} bytes)"),
-        };
-        f.debug_struct("UploadSource")
-            .field("kind", &kind)
-            .field("file_name", &self.file_name)
-            .finish()
+/// A reader from the start of the source.
+pub(crate) async fn open(source: &mut UploadSource) -> Result<Reader, Error> {
+    match source.kind_mut() {
+        SourceKind::Path(path) => tokio::fs::File::open(&*path)
+            .await
+            .map(|f| Box::new(f) as Reader)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e)),
+        SourceKind::Bytes(bytes) => Ok(Box::new(Cursor::new(bytes.clone()))),
+        SourceKind::Reader(reader, _) => reader
+            .take()
+            .ok_or_else(|| Error::Config("a one-shot upload reader cannot be sent twice".into())),
     }
 }

@@ -52,7 +52,7 @@ mod upload;
 pub use client::{Client, USER_AGENT};
 pub use notify::{Expected, NotificationHub};
 pub use onprem::OnPremClient;
-pub use upload::UploadSource;
+pub use upload::{Reader, UploadSource};
 
 pub use nx_protocol::client::{
     ClientBuilder, ClientConfig, Error, OnPremBuilder, OnPremConfig, TransportConfig,

@@ -122,7 +122,7 @@ impl OnPremClient {
         mime_type: &str,
         source: UploadSource,
     ) -> Result<UploadedMedia, Error> {
-        let op = UploadMedia::new(mime_type, source.len()?);
+        let op = UploadMedia::new(mime_type, crate::upload::len(&source)?);
         self.run(&op, Some(source), Credential::Bearer)
     }
 
@@ -215,7 +215,10 @@ impl OnPremClient {
     ) -> Result<O::Output, Error> {
         let config = &self.inner.config;
         let transport = &config.transport;
-        let idempotent = op.is_idempotent() && source.as_ref().is_none_or(UploadSource::reopenable);
+        let idempotent = op.is_idempotent()
+            && source
+                .as_ref()
+                .is_none_or(nx_protocol::body::UploadSource::reopenable);
         let mut call = CallState::new(
             transport.retry.clone(),
             idempotent,

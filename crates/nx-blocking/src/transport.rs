@@ -160,7 +160,7 @@ impl Http {
             return self.send(head, None, exchange, during);
         }
         let reader = match (&outgoing, source) {
-            (OutgoingBody::Streamed(_), Some(source)) => Some(source.open()?),
+            (OutgoingBody::Streamed(_), Some(source)) => Some(crate::upload::open(source)?),
             _ => None,
         };
         let mut body = RequestBody::new(outgoing, reader)?;

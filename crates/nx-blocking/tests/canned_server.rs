@@ -637,7 +637,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 fn a_short_upload_reader_fails_as_local_io() {
     let server = Server::bind().serve(vec![reply("200 OK", &[], Vec::new())]);
     let client = client(&server);
-    let source = UploadSource::reader(std::io::Cursor::new(vec![1u8; 10]), 20, "a.txt");
+    let source = UploadSource::reader(Box::new(std::io::Cursor::new(vec![1u8; 10])), 20, "a.txt");
     let err = client
         .upload_media(PHONE, "text/plain", source)
         .unwrap_err();

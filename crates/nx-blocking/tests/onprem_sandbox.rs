@@ -373,7 +373,11 @@ fn a_one_shot_reader_upload_is_not_resent_after_a_reset() {
     let err = client
         .upload_media(
             "image/jpeg",
-            UploadSource::reader(std::io::Cursor::new(bytes.clone()), bytes.len() as u64, "p"),
+            UploadSource::reader(
+                Box::new(std::io::Cursor::new(bytes.clone())),
+                bytes.len() as u64,
+                "p",
+            ),
         )
         .unwrap_err();
     assert!(

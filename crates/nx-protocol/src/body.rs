@@ -56,3 +56,86 @@ impl StreamedBody {
         self.head.len() as u64 + self.stream_len + self.tail.len() as u64
     }
 }
+
+/// Where an upload's bytes come from, generic over a transport's reader type `R`: a file
+/// (reopened for each attempt), bytes in memory, or a one-shot reader of known length (not
+/// retried, since it cannot be read twice). The transports wrap it and do the reading.
+pub struct UploadSource<R> {
+    kind: SourceKind<R>,
+    file_name: String,
+}
+
+/// The three kinds of [`UploadSource`].
+pub enum SourceKind<R> {
+    /// A file on disk.
+    Path(std::path::PathBuf),
+    /// Bytes in memory.
+    Bytes(Bytes),
+    /// A reader (taken by the first attempt) and the length it yields.
+    Reader(Option<R>, u64),
+}
+
+impl<R> UploadSource<R> {
+    /// A file on disk; its name becomes the form's file name.
+    pub fn path(path: impl Into<std::path::PathBuf>) -> Self {
+        let path = path.into();
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Self {
+            kind: SourceKind::Path(path),
+            file_name,
+        }
+    }
+
+    /// Bytes in memory, sent as `file_name`.
+    pub fn bytes(bytes: impl Into<Bytes>, file_name: impl Into<String>) -> Self {
+        Self {
+            kind: SourceKind::Bytes(bytes.into()),
+            file_name: file_name.into(),
+        }
+    }
+
+    /// A reader that yields exactly `len` bytes, sent as `file_name`.
+    pub fn reader(reader: R, len: u64, file_name: impl Into<String>) -> Self {
+        Self {
+            kind: SourceKind::Reader(Some(reader), len),
+            file_name: file_name.into(),
+        }
+    }
+
+    /// The file name sent in the form.
+    pub fn file_name(&self) -> &str {
+        &self.file_name
+    }
+
+    /// Whether a failed attempt can be retried from the start.
+    pub fn reopenable(&self) -> bool {
+        !matches!(self.kind, SourceKind::Reader(..))
+    }
+
+    /// The kind, for the transport that reads it.
+    pub fn kind_mut(&mut self) -> &mut SourceKind<R> {
+        &mut self.kind
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> &SourceKind<R> {
+        &self.kind
+    }
+}
+
+impl<R> std::fmt::Debug for UploadSource<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.kind {
+            SourceKind::Path(p) => format!("Path({})", p.display()),
+            SourceKind::Bytes(b) => format!("Bytes({} bytes)", b.len()),
+            SourceKind::Reader(_, len) => format!("Reader({len} bytes)"),
+        };
+        f.debug_struct("UploadSource")
+            .field("kind", &kind)
+            .field("file_name", &self.file_name)
+            .finish()
+    }
+}
