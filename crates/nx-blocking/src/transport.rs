@@ -376,20 +376,20 @@ pub(crate) fn read_capped(
     if announced.is_some_and(|len| len > limit) {
         return Err(Error::AnswerTooLarge { limit });
     }
-    let mut reader = response.into_body().into_reader();
+    // Read straight into the answer's buffer, one byte past the limit at most: no scratch
+    // buffer to allocate and zero per answer.
+    let mut reader = response
+        .into_body()
+        .into_reader()
+        .take(limit.saturating_add(1));
     let mut out = Vec::with_capacity(announced.unwrap_or(1024).min(limit) as usize);
-    let mut buf = vec![0u8; CHUNK.min(usize::try_from(limit.saturating_add(1)).unwrap_or(CHUNK))];
     loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => return Ok(out),
-            Ok(n) => n,
+        match reader.read_to_end(&mut out) {
+            Ok(_) if out.len() as u64 > limit => return Err(Error::AnswerTooLarge { limit }),
+            Ok(_) => return Ok(out),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(body_error(e, during, timeout)),
-        };
-        if out.len() as u64 + n as u64 > limit {
-            return Err(Error::AnswerTooLarge { limit });
         }
-        out.extend_from_slice(&buf[..n]);
     }
 }
 
