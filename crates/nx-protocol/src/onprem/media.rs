@@ -289,7 +289,8 @@ impl OnPremOperation for RetrieveMedia {
 }
 
 /// `DELETE /v1/media/{id}`: deletes a media file from the client's storage. Success is 200 with
-/// no body or the usual `meta` object.
+/// no body or the usual `meta` object. Retried like any idempotent call; if a first attempt
+/// deleted the file and its answer was lost, the retry is answered 404 / 1006: gone either way.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeleteMedia {
     id: String,

@@ -92,6 +92,9 @@ impl Operation for GetMedia {
 }
 
 /// `POST /api/wa/deleteMedia`: deletes a media file from WhatsApp's storage.
+///
+/// Idempotent in effect, so it is retried; but if a first attempt deleted the file and its
+/// answer was lost, the retry is answered -1 (unknown id): the file is gone either way.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeleteMedia {
     business_phone: String,
