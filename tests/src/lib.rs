@@ -548,6 +548,28 @@ impl<D: OnPremDriver> Default for OnPremWorld<D> {
     }
 }
 
+/// Reads one HTTP/1 request from `stream` (a test server's side) and returns its body (at most
+/// 1 MiB, by `Content-Length`); `None` if the request cannot be read within 5 s.
+pub fn read_request_body(stream: &std::net::TcpStream) -> Option<Vec<u8>> {
+    use std::io::{BufRead, BufReader, Read};
+    stream.set_nonblocking(false).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut reader = BufReader::new(stream);
+    let mut length = 0usize;
+    let mut line = String::new();
+    while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap_or(0);
+        }
+        line.clear();
+    }
+    let mut body = vec![0; length.min(1 << 20)];
+    reader.read_exact(&mut body).ok()?;
+    Some(body)
+}
+
 /// A webhook receiver on 127.0.0.1:0 that answers every POST with 200 and hands over the
 /// bodies. It stops when dropped.
 #[derive(Debug)]
@@ -561,7 +583,7 @@ pub struct CallbackServer {
 impl CallbackServer {
     /// Starts the receiver.
     pub fn start() -> Self {
-        use std::io::{BufRead, BufReader, Read, Write};
+        use std::io::Write;
         use std::sync::atomic::Ordering;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener
@@ -580,21 +602,7 @@ impl CallbackServer {
                     std::thread::sleep(Duration::from_millis(5));
                     continue;
                 };
-                let _ = stream.set_nonblocking(false);
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut reader = BufReader::new(&stream);
-                let mut length = 0usize;
-                let mut line = String::new();
-                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
-                    if let Some((name, value)) = line.split_once(':')
-                        && name.eq_ignore_ascii_case("content-length")
-                    {
-                        length = value.trim().parse().unwrap_or(0);
-                    }
-                    line.clear();
-                }
-                let mut body = vec![0; length.min(1 << 20)];
-                if reader.read_exact(&mut body).is_ok() {
+                if let Some(body) = read_request_body(&stream) {
                     let _ = sender.send(body);
                 }
                 let _ = (&stream).write_all(

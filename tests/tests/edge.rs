@@ -6,7 +6,7 @@
 //! the limit (both APIs); On-Premises ids with `/ ? # % ..` kept in one path segment; a client
 //! clock 5 minutes off recovering after one 1004; a skewed `Date` followed once.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use nx_conformance::{
     AsyncDriver, AsyncDriverOnPrem, BlockingDriver, BlockingDriverOnPrem, Driver, OnPremDriver,
-    OnPremWorld, test_config,
+    OnPremWorld, read_request_body, test_config,
 };
 use nx_protocol::InvalidInput;
 use nx_protocol::client::Error;
@@ -47,21 +47,7 @@ impl Scripted {
                     std::thread::sleep(Duration::from_millis(5));
                     continue;
                 };
-                let _ = stream.set_nonblocking(false);
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut reader = BufReader::new(&stream);
-                let mut length = 0usize;
-                let mut line = String::new();
-                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
-                    if let Some((name, value)) = line.split_once(':')
-                        && name.eq_ignore_ascii_case("content-length")
-                    {
-                        length = value.trim().parse().unwrap_or(0);
-                    }
-                    line.clear();
-                }
-                let mut body = vec![0; length.min(1 << 20)];
-                let _ = reader.read_exact(&mut body);
+                let _ = read_request_body(&stream);
                 counted.fetch_add(1, Ordering::Relaxed);
                 let _ = (&stream).write_all(answer.as_bytes());
             }

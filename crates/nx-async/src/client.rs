@@ -213,7 +213,11 @@ impl Client {
         )
         .await
         .map_err(|e| (e, None))?;
-        parse_response(op, answer.status, &answer.body)
-            .map_err(|e| (Error::Response(e), transport::date(&answer.headers)))
+        parse_response(op, answer.status, &answer.body).map_err(|e| {
+            (
+                Error::Response(e),
+                nx_protocol::head::date(&answer.headers).map(str::to_owned),
+            )
+        })
     }
 }

@@ -176,7 +176,7 @@ impl Client {
                 Error::Response(nx_protocol::ResponseError::Http { status, snippet }).into(),
             );
         }
-        let total = transport::content_length(response.headers());
+        let total = nx_protocol::head::content_length(response.headers());
         let check = options
             .check(config.transport.max_download_bytes, total)
             .map_err(Error::from)?;

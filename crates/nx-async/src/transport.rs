@@ -230,7 +230,7 @@ pub(crate) async fn read_answer(
     limit: u64,
 ) -> Result<Answer, Error> {
     let (parts, mut body) = response.into_parts();
-    let announced = content_length(&parts.headers);
+    let announced = nx_protocol::head::content_length(&parts.headers);
     if announced.is_some_and(|len| len > limit) {
         return Err(Error::AnswerTooLarge { limit });
     }
@@ -251,25 +251,6 @@ pub(crate) async fn read_answer(
         headers: parts.headers,
         body: out.freeze(),
     })
-}
-
-/// The `Content-Length` header, if present and valid.
-pub(crate) fn content_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
-}
-
-/// The `Date` header, if present and text.
-pub(crate) fn date(headers: &http::HeaderMap) -> Option<String> {
-    headers
-        .get(http::header::DATE)?
-        .to_str()
-        .ok()
-        .map(str::to_owned)
 }
 
 /// Runs `exchange` under the attempt's limit: a total of `limit` for a complete body, or `limit`

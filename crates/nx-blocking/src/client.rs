@@ -206,7 +206,7 @@ impl Client {
             )
             .map_err(|e| (e, None))?;
         let status = response.status();
-        let date = transport::date(response.headers());
+        let date = nx_protocol::head::date(response.headers()).map(str::to_owned);
         let body = transport::read_capped(
             response,
             config.transport.max_answer_bytes,

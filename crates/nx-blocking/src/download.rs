@@ -190,7 +190,7 @@ impl Client {
             })
             .into());
         }
-        let total = transport::content_length(response.headers());
+        let total = nx_protocol::head::content_length(response.headers());
         let check = options.check(config.transport.max_download_bytes, total)?;
         receive(response.into_body(), check, sink, idle, options)
     }

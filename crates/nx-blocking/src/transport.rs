@@ -372,7 +372,7 @@ pub(crate) fn read_capped(
     during: &'static str,
     timeout: Duration,
 ) -> Result<Vec<u8>, Error> {
-    let announced = content_length(response.headers());
+    let announced = nx_protocol::head::content_length(response.headers());
     if announced.is_some_and(|len| len > limit) {
         return Err(Error::AnswerTooLarge { limit });
     }
@@ -406,25 +406,6 @@ pub(crate) fn error_body(
         Err(e @ Error::Timeout { .. }) => Err(e),
         Err(_) => Ok(Vec::new()),
     }
-}
-
-/// The `Content-Length` header, if present and valid.
-pub(crate) fn content_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
-}
-
-/// The `Date` header, if present and text.
-pub(crate) fn date(headers: &http::HeaderMap) -> Option<String> {
-    headers
-        .get(http::header::DATE)?
-        .to_str()
-        .ok()
-        .map(str::to_owned)
 }
 
 /// A request body as ureq reads it: `head`, then exactly `stream_len` bytes of the caller's

@@ -44,6 +44,7 @@ pub mod code;
 pub mod download;
 pub mod envelope;
 pub mod error;
+pub mod head;
 pub mod multipart;
 pub mod onprem;
 pub mod operation;
