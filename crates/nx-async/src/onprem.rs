@@ -300,18 +300,15 @@ impl OnPremClient {
                         self.retrieve_to_temp(op, &token, path, &mut options).await
                     }
                 };
-                let Failed { error, wrote } = match result {
+                let failure = match result {
                     Ok(retrieved) => return Ok(retrieved),
                     Err(failed) => failed,
                 };
-                if wrote {
-                    return Err(error);
-                }
-                match call.after_error(&error, None, now(), started.elapsed(), fastrand::u64(..)) {
+                match call.after_transfer(&failure, now(), started.elapsed(), fastrand::u64(..)) {
                     Next::Retry { delay } => tokio::time::sleep(delay).await,
                     Next::Reauthenticate if self.relogin(&token).await? => {}
                     Next::Fail(error) => return Err(error),
-                    _ => return Err(error),
+                    _ => return Err(failure.error),
                 }
             }
         }

@@ -320,18 +320,15 @@ impl OnPremClient {
                 Target::Writer(sink) => self.retrieve_once(op, &token, &mut **sink, &mut options),
                 Target::Path(path) => self.retrieve_to_temp(op, &token, path, &mut options),
             };
-            let Failed { error, wrote } = match result {
+            let failure = match result {
                 Ok(retrieved) => return Ok(retrieved),
                 Err(failed) => failed,
             };
-            if wrote {
-                return Err(error);
-            }
-            match call.after_error(&error, None, now(), started.elapsed(), fastrand::u64(..)) {
+            match call.after_transfer(&failure, now(), started.elapsed(), fastrand::u64(..)) {
                 Next::Retry { delay } => std::thread::sleep(delay),
                 Next::Reauthenticate if self.relogin(&token)? => {}
                 Next::Fail(error) => return Err(error),
-                _ => return Err(error),
+                _ => return Err(failure.error),
             }
         }
     }

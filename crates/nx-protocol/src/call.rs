@@ -100,6 +100,22 @@ impl CallState {
         self.clock.apply(local_now)
     }
 
+    /// Decides what follows a failed transfer (a download or retrieve): once bytes reached the
+    /// caller's writer nothing is resent, since a writer cannot be rewound; otherwise as
+    /// [`CallState::after_error`].
+    pub fn after_transfer(
+        &mut self,
+        failure: &TransferFailure,
+        local_now: Timestamp,
+        elapsed: Duration,
+        random: u64,
+    ) -> Next {
+        if failure.wrote {
+            return Next::GiveUp;
+        }
+        self.after_error(&failure.error, None, local_now, elapsed, random)
+    }
+
     /// Decides what follows a failed attempt. `date` is the answer's `Date` header, if any;
     /// `elapsed` the time since the call began; `random` any random value (for jitter).
     pub fn after_error(
@@ -228,6 +244,7 @@ impl DownloadCall {
         random: u64,
     ) -> DownloadNext {
         if wrote {
+            // The rule of [`CallState::after_transfer`]: a writer cannot be rewound.
             return DownloadNext::GiveUp;
         }
         if self.refresh_if(needs_fresh_url(url, error.status(), now, self.refreshed)) {
@@ -314,6 +331,25 @@ mod tests {
             host: "oss.example".into(),
             source: "refused".into(),
         }
+    }
+
+    #[test]
+    fn a_transfer_that_reached_the_writer_is_never_resent() {
+        let mut call = CallState::new(RetryPolicy::default(), true, Duration::from_secs(60));
+        call.begin_attempt();
+        let wrote = TransferFailure {
+            error: connect(),
+            wrote: true,
+        };
+        assert!(matches!(
+            call.after_transfer(&wrote, NOW, Duration::ZERO, 1),
+            Next::GiveUp
+        ));
+        let clean = TransferFailure::from(connect());
+        assert!(matches!(
+            call.after_transfer(&clean, NOW, Duration::ZERO, 1),
+            Next::Retry { .. }
+        ));
     }
 
     fn download(can_refresh: bool) -> DownloadCall {
