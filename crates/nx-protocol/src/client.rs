@@ -67,6 +67,24 @@ impl TransportConfig {
         }
     }
 
+    /// The `User-Agent` header, checked once when a client is built, so that every request can
+    /// carry it without validating it again.
+    ///
+    /// ```
+    /// use nx_protocol::client::TransportConfig;
+    /// assert_eq!(TransportConfig::new("app/1.0").user_agent_header().unwrap(), "app/1.0");
+    /// let err = TransportConfig::new("app\n1.0").user_agent_header().unwrap_err();
+    /// assert!(err.to_string().contains("User-Agent"), "{err}");
+    /// ```
+    pub fn user_agent_header(&self) -> Result<http::HeaderValue, Error> {
+        http::HeaderValue::from_str(&self.user_agent).map_err(|_| {
+            Error::Config(format!(
+                "the User-Agent {:?} is not a valid header value (visible ASCII and spaces only)",
+                self.user_agent
+            ))
+        })
+    }
+
     /// Refuses a base URL that would send credentials in clear text: plain `http` is allowed
     /// for loopback hosts, or when [`TransportConfig::allow_insecure_http`] is set.
     pub fn check_url(&self, base_url: &BaseUrl) -> Result<(), Error> {

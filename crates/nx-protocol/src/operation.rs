@@ -46,6 +46,7 @@
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::uri::{Authority, Parts, PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
@@ -134,6 +135,11 @@ pub struct BaseUrl {
     /// Scheme and authority with any path prefix, without a trailing `/`.
     prefix: String,
     scheme_https: bool,
+    /// The parsed parts [`BaseUrl::join`] puts together, so that a call parses only its path.
+    scheme: Scheme,
+    authority: Authority,
+    /// The path prefix without a trailing `/` (empty for none).
+    path: String,
 }
 
 impl BaseUrl {
@@ -159,10 +165,13 @@ impl BaseUrl {
             return Err(bad("a base URL cannot have a query or fragment"));
         }
         let path = uri.path().trim_end_matches('/');
-        let scheme = if https { "https" } else { "http" };
+        let scheme = if https { Scheme::HTTPS } else { Scheme::HTTP };
         Ok(Self {
             prefix: format!("{scheme}://{authority}{path}"),
             scheme_https: https,
+            authority: authority.clone(),
+            path: path.to_owned(),
+            scheme,
         })
     }
 
@@ -192,13 +201,38 @@ impl BaseUrl {
     }
 
     /// The URL of `path_and_query` (which starts with `/`) below this base.
+    ///
+    /// ```
+    /// use nx_protocol::operation::BaseUrl;
+    /// let base = BaseUrl::parse("https://gw.example:8443/nx/").unwrap();
+    /// assert_eq!(base.join("/api/wa/getMedia").unwrap(), "https://gw.example:8443/nx/api/wa/getMedia");
+    /// let bare = BaseUrl::parse("http://127.0.0.1:9000").unwrap();
+    /// assert_eq!(bare.join("/v1/media/1?x=y").unwrap(), "http://127.0.0.1:9000/v1/media/1?x=y");
+    /// // What cannot be a path is a typed error naming the URL, never a panic.
+    /// for bad in ["api/wa", "/a b", "/a\nb", ""] {
+    ///     let err = bare.join(bad).unwrap_err().to_string();
+    ///     assert!(err.contains("http://127.0.0.1:9000"), "{err}");
+    /// }
+    /// ```
     pub fn join(&self, path_and_query: &str) -> Result<Uri, InvalidInput> {
-        format!("{}{}", self.prefix, path_and_query)
-            .parse()
-            .map_err(|_| InvalidInput::Url {
-                url: format!("{}{}", self.prefix, strip_query(path_and_query)),
-                reason: "the path does not form a valid URL",
-            })
+        // Scheme and authority were checked once by `parse`: only the path is parsed per call.
+        let path = if self.path.is_empty() {
+            PathAndQuery::try_from(path_and_query)
+        } else {
+            PathAndQuery::try_from(format!("{}{path_and_query}", self.path))
+        };
+        let bad = || InvalidInput::Url {
+            url: format!("{}{}", self.prefix, strip_query(path_and_query)),
+            reason: "the path does not form a valid URL",
+        };
+        if !path_and_query.starts_with('/') {
+            return Err(bad());
+        }
+        let mut parts = Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(path.map_err(|_| bad())?);
+        Uri::from_parts(parts).map_err(|_| bad())
     }
 
     /// The base as text.
@@ -232,16 +266,21 @@ pub fn build_request<O: Operation + ?Sized>(
     ts: Timestamp,
 ) -> Result<http::Request<OutgoingBody>, InvalidInput> {
     let body = op.body()?;
+    const JSON: HeaderValue = HeaderValue::from_static(JSON_CONTENT_TYPE);
     let (signable, content_type, outgoing) = match &body {
         RequestBody::Empty => (SignableBody::Empty, None, OutgoingBody::Empty),
         RequestBody::Json(bytes) => (
             SignableBody::Json(bytes),
-            Some(JSON_CONTENT_TYPE),
+            Some(JSON),
             OutgoingBody::Bytes(bytes.clone()),
         ),
         RequestBody::Multipart { content_type, body } => (
             SignableBody::Multipart,
-            Some(content_type.as_str()),
+            Some(
+                HeaderValue::from_str(content_type).map_err(|_| InvalidInput::HeaderValue {
+                    name: CONTENT_TYPE.to_string(),
+                })?,
+            ),
             OutgoingBody::Streamed(body.clone()),
         ),
     };
@@ -267,10 +306,7 @@ pub fn build_request<O: Operation + ?Sized>(
         );
     }
     if let Some(content_type) = content_type {
-        let value = HeaderValue::from_str(content_type).map_err(|_| InvalidInput::HeaderValue {
-            name: CONTENT_TYPE.to_string(),
-        })?;
-        headers.insert(CONTENT_TYPE, value);
+        headers.insert(CONTENT_TYPE, content_type);
     }
     headers.insert(CONTENT_LENGTH, HeaderValue::from(outgoing.content_length()));
     let mut request = http::Request::new(outgoing);
