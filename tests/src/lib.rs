@@ -551,11 +551,18 @@ impl<D: OnPremDriver> Default for OnPremWorld<D> {
 /// Reads one HTTP/1 request from `stream` (a test server's side) and returns its body (at most
 /// 1 MiB, by `Content-Length`); `None` if the request cannot be read within 5 s.
 pub fn read_request_body(stream: &std::net::TcpStream) -> Option<Vec<u8>> {
+    read_request(stream).map(|(_, body)| body)
+}
+
+/// Reads one HTTP/1.1 request: its head (request line and header lines, as sent) and its
+/// `Content-Length` body.
+pub fn read_request(stream: &std::net::TcpStream) -> Option<(String, Vec<u8>)> {
     use std::io::{BufRead, BufReader, Read};
     stream.set_nonblocking(false).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let mut reader = BufReader::new(stream);
     let mut length = 0usize;
+    let mut head = String::new();
     let mut line = String::new();
     while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
         if let Some((name, value)) = line.split_once(':')
@@ -563,11 +570,12 @@ pub fn read_request_body(stream: &std::net::TcpStream) -> Option<Vec<u8>> {
         {
             length = value.trim().parse().unwrap_or(0);
         }
+        head.push_str(&line);
         line.clear();
     }
     let mut body = vec![0; length.min(1 << 20)];
     reader.read_exact(&mut body).ok()?;
-    Some(body)
+    Some((head, body))
 }
 
 /// A webhook receiver on 127.0.0.1:0 that answers every POST with 200 and hands over the

@@ -8,13 +8,13 @@
 
 use std::io::Write;
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nx_conformance::{
     AsyncDriver, AsyncDriverOnPrem, BlockingDriver, BlockingDriverOnPrem, Driver, OnPremDriver,
-    OnPremWorld, read_request_body, test_config,
+    OnPremWorld, read_request, test_config,
 };
 use nx_protocol::InvalidInput;
 use nx_protocol::client::Error;
@@ -28,6 +28,7 @@ use nx_sandbox::{DEMO_BUSINESS_PHONE as PHONE, Route, Sandbox, SandboxConfig};
 struct Scripted {
     addr: std::net::SocketAddr,
     requests: Arc<AtomicUsize>,
+    heads: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -39,7 +40,8 @@ impl Scripted {
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (counted, stopping) = (requests.clone(), stop.clone());
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let (counted, stopping, seen) = (requests.clone(), stop.clone(), heads.clone());
         let thread = std::thread::spawn(move || {
             let deadline = Instant::now() + Duration::from_secs(60);
             while !stopping.load(Ordering::Relaxed) && Instant::now() < deadline {
@@ -47,7 +49,9 @@ impl Scripted {
                     std::thread::sleep(Duration::from_millis(5));
                     continue;
                 };
-                let _ = read_request_body(&stream);
+                if let Some((head, _)) = read_request(&stream) {
+                    seen.lock().unwrap().push(head);
+                }
                 counted.fetch_add(1, Ordering::Relaxed);
                 let _ = (&stream).write_all(answer.as_bytes());
             }
@@ -55,6 +59,7 @@ impl Scripted {
         Self {
             addr,
             requests,
+            heads,
             stop,
             thread: Some(thread),
         }
@@ -66,6 +71,11 @@ impl Scripted {
 
     fn requests(&self) -> usize {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The heads of the requests received so far, as sent.
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
     }
 }
 
@@ -89,10 +99,51 @@ fn answer_1004(extra_headers: &str) -> String {
 
 /// A client of transport `D` against `server` (the sandbox only lends its settings).
 fn client_for<D: Driver>(server: &Scripted) -> D {
+    client_with::<D>(server, |_| {}).unwrap()
+}
+
+fn client_with<D: Driver>(
+    server: &Scripted,
+    edit: impl FnOnce(&mut nx_protocol::client::ClientConfig),
+) -> Result<D, Error> {
     let sandbox = Sandbox::start(SandboxConfig::default()).unwrap();
     let mut config = test_config(&sandbox);
     config.base_url = BaseUrl::parse(&server.base_url()).unwrap();
-    D::new(config).unwrap()
+    edit(&mut config);
+    D::new(config)
+}
+
+/// The configured `User-Agent` goes out once on every request, exactly as given; one that
+/// cannot be a header value is refused when the client is built, naming what is wrong, rather
+/// than replaced or failing each call.
+fn user_agent_is_sent_as_given_and_a_bad_one_refused<D: Driver>() {
+    let server = Scripted::start(answer_1004(""));
+    for bad in ["app\n1.0", "app\r\nX-Injected: 1", "caf\u{e9}\u{7f}"] {
+        match client_with::<D>(&server, |c| c.transport.user_agent = bad.to_owned()) {
+            Err(Error::Config(message)) => assert!(message.contains("User-Agent"), "{message}"),
+            other => panic!("{bad:?}: {:?}", other.map(|_| ())),
+        }
+    }
+    assert_eq!(server.requests(), 0, "a refused client sends nothing");
+    let client = client_with::<D>(&server, |c| {
+        c.transport.user_agent = "shop-backend/2.3 (ops@example.com)".to_owned()
+    })
+    .unwrap();
+    let _ = client.get_media(PHONE, "any");
+    let heads = server.heads();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    let agents: Vec<&str> = heads[0]
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(name, _)| name.eq_ignore_ascii_case("user-agent"))
+        .map(|(_, value)| value.trim())
+        .collect();
+    assert_eq!(
+        agents,
+        ["shop-backend/2.3 (ops@example.com)"],
+        "{}",
+        heads[0]
+    );
 }
 
 /// A server that never sends `Date` and answers 1004: one request, then `Error::Clock` whose
@@ -194,6 +245,7 @@ macro_rules! both {
 }
 
 both!(AsyncDriver, BlockingDriver:
+    user_agent_is_sent_as_given_and_a_bad_one_refused,
     no_date_header_is_a_clock_error_not_a_loop,
     unreadable_date_header_is_a_clock_error,
 );

@@ -23,7 +23,13 @@ use crate::upload::UploadSource;
 
 /// The request body type every call uses.
 pub(crate) type Body = UnsyncBoxBody<Bytes, io::Error>;
-pub(crate) type Http = HyperClient<HttpsConnector<HttpConnector>, Body>;
+/// The pooled hyper client and what every request carries.
+#[derive(Clone, Debug)]
+pub(crate) struct Http {
+    client: HyperClient<HttpsConnector<HttpConnector>, Body>,
+    /// Checked once at construction ([`TransportConfig::user_agent_header`]).
+    user_agent: http::HeaderValue,
+}
 
 /// Bytes read from a streamed source at a time.
 pub(crate) const CHUNK: usize = 64 * 1024;
@@ -31,6 +37,7 @@ pub(crate) const CHUNK: usize = 64 * 1024;
 /// A pooled, keep-alive HTTP/1.1 client over rustls (ring provider, webpki roots plus the
 /// configured extra roots).
 pub(crate) fn http_client(config: &TransportConfig) -> Result<Http, Error> {
+    let user_agent = config.user_agent_header()?;
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     for der in &config.extra_roots_der {
@@ -53,9 +60,10 @@ pub(crate) fn http_client(config: &TransportConfig) -> Result<Http, Error> {
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
-    Ok(HyperClient::builder(TokioExecutor::new())
+    let client = HyperClient::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
-        .build(connector))
+        .build(connector);
+    Ok(Http { client, user_agent })
 }
 
 /// A complete body.
@@ -174,14 +182,18 @@ pub(crate) fn body_of(
     })
 }
 
-/// Sends `request`, mapping hyper's errors to the shared kinds.
+/// Sends `request` with the client's `User-Agent`, mapping hyper's errors to the shared kinds.
 pub(crate) async fn send(
     http: &Http,
-    request: http::Request<Body>,
+    mut request: http::Request<Body>,
 ) -> Result<http::Response<Incoming>, Error> {
+    request
+        .headers_mut()
+        .insert(http::header::USER_AGENT, http.user_agent.clone());
     // The URI is cheap to keep (shared bytes); the host is copied only for an error message.
     let uri = request.uri().clone();
-    http.request(request)
+    http.client
+        .request(request)
         .await
         .map_err(|e| classify(e, uri.host().unwrap_or_default().to_owned()))
 }
@@ -299,24 +311,9 @@ pub(crate) async fn exchange(
     };
     let streamed = matches!(outgoing, OutgoingBody::Streamed(_));
     let activity = Activity::new();
-    let request = with_user_agent(
-        http::Request::from_parts(parts, body_of(outgoing, reader, &activity)?),
-        config,
-    );
+    let request = http::Request::from_parts(parts, body_of(outgoing, reader, &activity)?);
     let exchange = async { read_answer(send(http, request).await?, config.max_answer_bytes).await };
     limited(exchange, streamed, &activity, config.request_timeout).await
-}
-
-fn with_user_agent(
-    mut request: http::Request<Body>,
-    config: &TransportConfig,
-) -> http::Request<Body> {
-    let agent = http::HeaderValue::from_str(&config.user_agent)
-        .unwrap_or(http::HeaderValue::from_static(crate::USER_AGENT));
-    request
-        .headers_mut()
-        .insert(http::header::USER_AGENT, agent);
-    request
 }
 
 /// Sends a request without a streamed body and returns the answer once its head has arrived
@@ -327,10 +324,7 @@ pub(crate) async fn start(
     request: http::Request<OutgoingBody>,
 ) -> Result<http::Response<Incoming>, Error> {
     let (parts, outgoing) = request.into_parts();
-    let request = with_user_agent(
-        http::Request::from_parts(parts, body_of(outgoing, None, &Activity::new())?),
-        config,
-    );
+    let request = http::Request::from_parts(parts, body_of(outgoing, None, &Activity::new())?);
     let limit = config.request_timeout;
     tokio::time::timeout(limit, send(http, request))
         .await

@@ -57,6 +57,8 @@ impl Http {
     /// proxy from the environment; `connect_timeout` for DNS and for TCP + TLS; by default
     /// `request_timeout` for a whole attempt ([`Exchange::Call`]).
     pub(crate) fn new(config: &TransportConfig) -> Result<Self, Error> {
+        // Refused here as nx-async does, rather than by ureq on every request.
+        config.user_agent_header()?;
         let mut roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
             .iter()
             .map(|cert| Certificate::from_der(cert.as_ref()))
