@@ -172,6 +172,18 @@ pub fn bench_download(
                 Bar::Info,
             ));
         }
+        comparisons.push(Comparison::new(
+            format!(
+                "{}: diagnostic: {} (SHA-256 on a second thread, overlapping receive and write; fsync) vs {} (stream to file)",
+                size_text(size),
+                Case::RawBlockingHashThread.name(),
+                Case::RawBlocking.name()
+            ),
+            "MiB/s",
+            &figures[index(Case::RawBlockingHashThread)].mib_per_sec,
+            &figures[index(Case::RawBlocking)].mib_per_sec,
+            Bar::Info,
+        ));
         for case in Case::UPLOAD {
             measures.push(Measure::new(
                 format!("peak RSS, {}, {}", size_text(size), case.name()),

@@ -113,8 +113,9 @@ fn download_smoke() {
         "cargo run --release -p nx-bench -- download",
     )
     .unwrap();
-    // Four comparisons and four RSS rows per size, and the SHA-256 row.
-    check(&section, 8, 9);
+    // Five comparisons (the hash-thread diagnostic included) and four RSS rows per size, and
+    // the SHA-256 row.
+    check(&section, 10, 9);
     for m in section
         .measures
         .iter()
