@@ -25,7 +25,7 @@ use nx_bench::transfer::{DownloadParams, UploadParams};
 const USAGE: &str =
     "usage: nx-bench <sign|async|blocking|download|upload|sandbox> [--runs N] [options]
   sign      [--iters N]
-  async     [--requests N] [--concurrency 1,64] [--only sdk|raw (profiling)]
+  async     [--requests N] [--concurrency 1,64] [--only sdk|raw|hand (profiling)]
   blocking  [--requests N] [--concurrency 1,64] [--only sdk|raw (profiling)]
   download  [--sizes 16M,256M,1G] [--timed 256M] [--dir DIR]
   upload    [--size 100M] [--dir DIR]

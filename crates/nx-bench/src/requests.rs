@@ -28,8 +28,10 @@ pub struct RequestParams {
     pub concurrency: Vec<usize>,
     /// Threads of the server child.
     pub server_workers: usize,
-    /// Run one side only (`sdk` or `raw`), for profiling; the figures of the other side are
-    /// then missing and the section is not sane.
+    /// Run one side only (`sdk`, `raw`, or for item 2 `hand`: nx-protocol by hand over raw
+    /// hyper-util), for profiling; the figures of the other sides are then missing and the
+    /// section is not sane. Any other value (e.g. `none`) runs only the warm-up and the
+    /// sans-IO loops: the fixed cost to subtract from a profiled run's total.
     pub only: Option<String>,
 }
 
@@ -364,7 +366,7 @@ pub fn bench_async(exe: &Path, params: &RequestParams, command: &str) -> Result<
             if params.only.is_some() {
                 if params.runs_side("sdk") {
                     sdk_sides[i].push(sdk_run()?, total);
-                } else {
+                } else if params.runs_side("raw") {
                     raw_sides[i].push(raw_run()?, total);
                 }
             } else if run % 2 == 0 {
@@ -374,7 +376,7 @@ pub fn bench_async(exe: &Path, params: &RequestParams, command: &str) -> Result<
                 raw_sides[i].push(raw_run()?, total);
                 sdk_sides[i].push(sdk_run()?, total);
             }
-            if params.only.is_none() {
+            if params.runs_side("hand") {
                 by_hand_sides[i].push(
                     timed(|| {
                         runtime.block_on(drive(by_hand.clone(), c, total, sans_io_async_call))
@@ -516,7 +518,7 @@ pub fn bench_blocking(
             if params.only.is_some() {
                 if params.runs_side("sdk") {
                     sdk_sides[i].push(sdk_run()?, total);
-                } else {
+                } else if params.runs_side("raw") {
                     raw_sides[i].push(raw_run()?, total);
                 }
                 continue;
