@@ -15,7 +15,6 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use nx_protocol::wa::MediaKind;
 use serde_json::json;
 
 use crate::inbound;
@@ -104,7 +103,7 @@ async fn inbound_http(
             Err(why) => return refuse(why).close(),
         };
     let mut body = req.into_body();
-    let limit = kind.max_bytes().min(MAX_UPLOAD_BODY);
+    let limit = kind.max_bytes.min(MAX_UPLOAD_BODY);
     let mut pending = match state.store.begin().await {
         Ok(p) => p,
         Err(_) => return refuse("the sandbox could not create a file".into()).close(),
@@ -126,7 +125,7 @@ async fn inbound_http(
             }
         }
     }
-    if let Err(why) = MediaKind::check(&mime, pending.len()) {
+    if let Err(why) = crate::media_table::check_essence(&mime, pending.len()) {
         return refuse(why.to_string());
     }
     let media = pending

@@ -6,10 +6,10 @@ use std::fmt;
 
 use bytes::Bytes;
 use nx_protocol::download::Sha256Digest;
-use nx_protocol::wa::MediaKind;
 use serde_json::{Value, json};
 
 use crate::config::DEMO_CUSTOMER_PHONE;
+use crate::media_table::{self, Kind};
 use crate::state::State;
 use crate::store::Media;
 
@@ -145,7 +145,7 @@ pub(crate) fn validate(
     len: u64,
     from: &str,
     merchant_phone: Option<&str>,
-) -> Result<(MediaKind, String), String> {
+) -> Result<(Kind, String), String> {
     if !INBOUND_TYPES.contains(&msg_type) {
         return Err(format!(
             "type `{}` is not a media message type ({})",
@@ -153,13 +153,15 @@ pub(crate) fn validate(
             INBOUND_TYPES.join(", ")
         ));
     }
-    let kind = MediaKind::check(mime, len).map_err(|e| e.to_string())?;
+    // A simulated customer's MIME type is read like a Content-Type (`audio/ogg; codecs=opus`
+    // is what WhatsApp sends for voice notes); uploadMedia's `type` field is read strictly.
+    let kind = media_table::check_essence(mime, len).map_err(|e| e.to_string())?;
     let expected = if msg_type == "voice" {
         "audio"
     } else {
         msg_type
     };
-    if kind.name() != expected {
+    if kind.name != expected {
         return Err(format!(
             "MIME type {mime} is {kind} media, not {msg_type}",
             mime = crate::log::printable(mime.as_bytes(), 100)

@@ -50,12 +50,22 @@
 //! | ts not decimal milliseconds within 60 000 ms of the sandbox clock | 1004 |
 //! | wrong Content-Type (`application/json` for getMedia/deleteMedia, `multipart/form-data` with a boundary for uploadMedia) | 1003 |
 //! | sign mismatch (JSON: over the raw body bytes as received; multipart: without the body) | 1003 |
-//! | invalid JSON / malformed form; a field missing, empty or not a string; messaging_product not `whatsapp` | 9000 |
+//! | invalid JSON, not a JSON object / malformed form | 9000 |
+//! | a known field sent twice (JSON: a repeated key), over 1 KiB, or (form) not UTF-8 | 1002 |
+//! | a field missing or empty (JSON: or `null`) | 9000 |
+//! | a field not a string (JSON); messaging_product not exactly `whatsapp` | 1002 |
 //! | business_phone not digits | 9002 |
 //! | business_phone not bound to the account | 9006 |
-//! | upload: type not in the media table, empty file, or over its kind's limit | 9000, the message names the accepted types or the limit |
+//! | upload: type not spelled exactly as in the media table, or the file over its kind's limit | 1002, the message names the accepted types or the limit |
+//! | upload: empty file | 9000 |
 //! | upload: sandbox storage full | 9001 |
 //! | unknown (or deleted, or another phone's) media id | -1 |
+//!
+//! 9000 ("a required body field is missing") is for what is absent or empty, 1002 ("a wrong
+//! body parameter") for what is there with a wrong value. Values are judged as sent: form
+//! fields are not trimmed, and `type` is compared byte for byte with the spec's media table
+//! (no case folding, no `; codecs=...` parameters). The sandbox keeps its own copy of that
+//! table, with nx-protocol's reading of "MB" (1 MB = 1024 × 1024 bytes).
 //!
 //! Envelope answers use HTTP 200 whatever the code (our reading of the vendor's documentation)
 //! and carry a `Date` header from the sandbox clock, offset included, so a client can correct
@@ -76,6 +86,7 @@ mod config;
 mod fault;
 mod inbound;
 mod log;
+mod media_table;
 mod nxcloud;
 mod onprem;
 mod oss;

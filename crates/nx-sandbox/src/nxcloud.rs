@@ -12,20 +12,32 @@
 //! | ts not decimal milliseconds within 60 000 ms of the sandbox clock | 1004 |
 //! | Content-Type not `application/json` (JSON routes) or not `multipart/form-data` with a boundary (upload) | 1003 |
 //! | sign not the lower-case hex MD5 of the string to sign | 1003 |
-//! | body not a JSON object / malformed form; a field missing, empty, not a string, sent twice or over 1 KiB; messaging_product not `whatsapp` | 9000 |
+//! | body not a JSON object / malformed form | 9000 |
+//! | a known field sent twice (JSON: a repeated key), over 1 KiB, or (form) not UTF-8 | 1002 |
+//! | upload: the sandbox's storage failed while the file streamed in | 9001 |
+//! | a field missing, empty (or JSON `null`) | 9000 |
+//! | a field not a string (JSON); messaging_product not exactly `whatsapp` | 1002 |
 //! | business_phone not digits only | 9002 |
 //! | business_phone not bound to the account | 9006 |
-//! | upload: type not in the media table, empty file, file over its kind's limit | 9000 |
-//! | upload: the sandbox's storage is full | 9001 |
+//! | upload: type not spelled exactly as in the media table; file over its kind's limit | 1002 |
+//! | upload: empty file | 9000 |
 //! | getMedia/deleteMedia: no media with that id for that business_phone | -1 |
 //!
 //! Envelope answers use HTTP 200 whatever the code: that is our reading of the vendor's
 //! documentation, which only ever shows the code inside the envelope.
 //!
-//! For upload problems with the file itself (type not in the table, too large, empty) we answer
-//! 9000 ("parameter exception") with a message naming the accepted types or the limit, rather than
-//! 1002: 1002 lies in the 1000~100X range that clients treat as an authentication problem, which
-//! would send a user to check their keys for what is a file problem.
+//! 9000 or 1002: the spec gives 9000 for "a required body field is missing" and 1002 for "a
+//! wrong body parameter". The sandbox answers 9000 when a field (or the file) is absent or
+//! empty, or the body cannot be read as fields at all, and 1002 when a field is there with a
+//! wrong value: a value other than the one documented, a value sent twice or over 1 KiB (there
+//! is no single value to take), a `type` not in the media table, a file over its kind's limit.
+//! business_phone keeps its own code, 9002. The message always names the field, and for the
+//! file the accepted types or the limit, since 1002 is also the code for a wrong bizType/action.
+//!
+//! Values are compared as sent: form fields are not trimmed (`" whatsapp\r\n"` is not
+//! `whatsapp`, a phone with a stray space is not digits), and `type` must be one of the media
+//! table's spellings exactly (no case folding, no parameters such as `; codecs=opus`): the
+//! sandbox's strict reading of the spec, see [`crate::media_table`].
 
 use std::sync::Arc;
 
@@ -33,11 +45,12 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, header};
 use hyper::body::Incoming;
-use nx_protocol::wa::MediaKind;
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Value, json};
 
 use crate::config::{Account, TS_WINDOW_MS};
 use crate::log::Route;
+use crate::media_table::{self, Refusal};
 use crate::paced::{Paced, Progress};
 use crate::signing;
 use crate::state::{
@@ -79,16 +92,8 @@ fn message(c: i64) -> &'static str {
     }
 }
 
-/// The longest text form field accepted.
+/// The longest field value accepted (form text fields and JSON string values), in bytes.
 const MAX_TEXT_FIELD: usize = 1024;
-/// The largest file of any kind (documents, 100 MB).
-fn max_media_bytes() -> u64 {
-    MediaKind::ALL
-        .into_iter()
-        .map(MediaKind::max_bytes)
-        .max()
-        .unwrap_or(0)
-}
 
 /// An envelope answer with HTTP 200.
 pub(crate) fn envelope(c: i64, msg: String, data: Option<Value>) -> Outcome {
@@ -322,7 +327,7 @@ async fn json_route(state: &Arc<State>, route: Route, parts: Parts, body: Incomi
     }
     let (phone, media_id) = match media_fields(&bytes) {
         Ok(fields) => fields,
-        Err(detail) => return fail(code::PARAMETER_EXCEPTION, detail),
+        Err((c, detail)) => return fail(c, detail),
     };
     if let Err(out) = check_phone(auth.account, &phone) {
         return *out;
@@ -353,34 +358,124 @@ async fn json_route(state: &Arc<State>, route: Route, parts: Parts, body: Incomi
     }
 }
 
-/// `business_phone`, `Media-ID` (exactly that key) and `messaging_product` = `whatsapp`.
-fn media_fields(bytes: &[u8]) -> Result<(String, String), String> {
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|_| "the body is not valid JSON".to_owned())?;
-    let Value::Object(obj) = value else {
-        return Err("the body must be a JSON object".into());
-    };
-    let mut missing = Vec::new();
-    let mut get = |name: &'static str| match obj.get(name) {
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        _ => {
-            missing.push(name);
-            None
+/// The JSON body's fields that the sandbox reads, in the order of [`MediaBody::fields`].
+const JSON_FIELDS: [&str; 3] = ["business_phone", "Media-ID", "messaging_product"];
+
+/// One known field of the JSON body: its first value, and whether the key came again.
+#[derive(Default)]
+struct JsonField {
+    value: Option<Value>,
+    repeated: bool,
+}
+
+/// A getMedia/deleteMedia body as serde reads it: the known fields (keys compared exactly, so
+/// `media_id` is not `Media-ID`), each with every occurrence noticed. serde_json's own maps keep
+/// the last of a repeated key silently; this visitor sees each key as it comes. Other keys are
+/// skipped unread ([`IgnoredAny`]).
+#[derive(Default)]
+struct MediaBody {
+    fields: [JsonField; 3],
+}
+
+impl<'de> Deserialize<'de> for MediaBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = MediaBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MediaBody, A::Error> {
+                let mut body = MediaBody::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match JSON_FIELDS.iter().position(|name| *name == key) {
+                        Some(i) => {
+                            let value: Value = map.next_value()?;
+                            let field = &mut body.fields[i];
+                            if field.value.is_some() {
+                                field.repeated = true;
+                            } else {
+                                field.value = Some(value);
+                            }
+                        }
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(body)
+            }
         }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
+/// `business_phone`, `Media-ID` (exactly that key) and `messaging_product` = `whatsapp`, or
+/// the code and detail of the first problem (see the module's table).
+fn media_fields(bytes: &[u8]) -> Result<(String, String), (i64, String)> {
+    let body: MediaBody = serde_json::from_slice(bytes).map_err(|e| {
+        let detail = if e.classify() == serde_json::error::Category::Data {
+            "the body must be a JSON object"
+        } else {
+            "the body is not valid JSON"
+        };
+        (code::PARAMETER_EXCEPTION, detail.to_owned())
+    })?;
+    let names = |pick: &dyn Fn(&JsonField) -> bool| {
+        JSON_FIELDS
+            .iter()
+            .zip(&body.fields)
+            .filter(|(_, field)| pick(field))
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>()
     };
-    let phone = get("business_phone");
-    let media_id = get("Media-ID");
-    let product = get("messaging_product");
-    if !missing.is_empty() {
-        return Err(format!(
-            "field(s) {} missing, empty or not a string",
-            missing.join(", ")
+    let repeated = names(&|f| f.repeated);
+    if !repeated.is_empty() {
+        return Err((
+            code::PARAMETER_ERROR,
+            format!("field(s) {} sent more than once", repeated.join(", ")),
         ));
     }
-    if product.as_deref() != Some("whatsapp") {
-        return Err("messaging_product must be `whatsapp`".into());
+    let too_long =
+        names(&|f| matches!(&f.value, Some(Value::String(s)) if s.len() > MAX_TEXT_FIELD));
+    if !too_long.is_empty() {
+        return Err((
+            code::PARAMETER_ERROR,
+            format!(
+                "field(s) {} longer than {MAX_TEXT_FIELD} bytes",
+                too_long.join(", ")
+            ),
+        ));
     }
-    Ok((phone.unwrap_or_default(), media_id.unwrap_or_default()))
+    let missing = names(&|f| match &f.value {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.is_empty(),
+        Some(_) => false,
+    });
+    if !missing.is_empty() {
+        return Err((
+            code::PARAMETER_EXCEPTION,
+            format!("field(s) {} missing or empty", missing.join(", ")),
+        ));
+    }
+    let not_strings = names(&|f| !matches!(f.value, Some(Value::String(_))));
+    if !not_strings.is_empty() {
+        return Err((
+            code::PARAMETER_ERROR,
+            format!("field(s) {} must be strings", not_strings.join(", ")),
+        ));
+    }
+    let [phone, media_id, product] = body.fields.map(|f| match f.value {
+        Some(Value::String(s)) => s,
+        _ => String::new(),
+    });
+    if product != "whatsapp" {
+        return Err((
+            code::PARAMETER_ERROR,
+            "messaging_product must be `whatsapp`".into(),
+        ));
+    }
+    Ok((phone, media_id))
 }
 
 /// Reads and discards the rest of a body before answering `out`; closes when it cannot.
@@ -430,7 +525,8 @@ struct Form {
     file_seen: bool,
     file_name: Option<String>,
     file_len: u64,
-    /// The first problem with the form's structure (9000) or the storage (9001).
+    /// The first problem with a field's value that leaves no single value to judge (1002: sent
+    /// twice, too long, not UTF-8) or with the storage (9001).
     problem: Option<(i64, String)>,
 }
 
@@ -451,7 +547,7 @@ impl Form {
             && self
                 .mime
                 .as_deref()
-                .is_none_or(|m| MediaKind::from_mime(m).is_some())
+                .is_none_or(|m| media_table::exact(m).is_some())
     }
 }
 
@@ -505,22 +601,23 @@ async fn read_form(
                     "business_phone" => &mut form.business_phone,
                     _ => &mut form.mime,
                 };
-                let value = String::from_utf8(buf).ok().map(|s| s.trim().to_owned());
+                // Not trimmed: a value is judged exactly as sent.
+                let value = String::from_utf8(buf).ok();
                 if too_long {
                     form.problem(
-                        code::PARAMETER_EXCEPTION,
+                        code::PARAMETER_ERROR,
                         format!("form field {n} is longer than {MAX_TEXT_FIELD} bytes"),
                     );
                 } else if slot.is_some() {
                     form.problem(
-                        code::PARAMETER_EXCEPTION,
+                        code::PARAMETER_ERROR,
                         format!("form field {n} is sent more than once"),
                     );
                 } else if let Some(value) = value {
                     *slot = Some(value);
                 } else {
                     form.problem(
-                        code::PARAMETER_EXCEPTION,
+                        code::PARAMETER_ERROR,
                         format!("form field {n} is not UTF-8"),
                     );
                 }
@@ -528,7 +625,7 @@ async fn read_form(
             Some("file") => {
                 if form.file_seen {
                     form.problem(
-                        code::PARAMETER_EXCEPTION,
+                        code::PARAMETER_ERROR,
                         "form field file is sent more than once".into(),
                     );
                     pending = None;
@@ -541,8 +638,8 @@ async fn read_form(
                 let limit = form
                     .mime
                     .as_deref()
-                    .and_then(MediaKind::from_mime)
-                    .map_or_else(max_media_bytes, MediaKind::max_bytes);
+                    .and_then(media_table::exact)
+                    .map_or_else(media_table::largest, |kind| kind.max_bytes);
                 if first && form.storable(account) {
                     match state.store.begin().await {
                         Ok(p) => pending = Some(p),
@@ -645,8 +742,8 @@ async fn finish_upload(
     }
     if form.messaging_product.as_deref() != Some("whatsapp") {
         return fail(
-            code::PARAMETER_EXCEPTION,
-            "messaging_product must be `whatsapp`",
+            code::PARAMETER_ERROR,
+            "messaging_product must be `whatsapp` (exactly, no surrounding whitespace)",
         );
     }
     let phone = form.business_phone.unwrap_or_default();
@@ -654,9 +751,10 @@ async fn finish_upload(
         return *out;
     }
     let mime = form.mime.unwrap_or_default();
-    let kind = match MediaKind::check(&mime, form.file_len) {
+    let kind = match media_table::check_exact(&mime, form.file_len) {
         Ok(kind) => kind,
-        Err(e) => return fail(code::PARAMETER_EXCEPTION, e.to_string()),
+        Err(e @ Refusal::Empty) => return fail(code::PARAMETER_EXCEPTION, e.to_string()),
+        Err(e) => return fail(code::PARAMETER_ERROR, e.to_string()),
     };
     let Some(pending) = pending else {
         return fail(
@@ -666,7 +764,7 @@ async fn finish_upload(
     };
     let stored = pending
         .finish(NewMedia {
-            msg_type: kind.name().to_owned(),
+            msg_type: kind.name.to_owned(),
             mime,
             file_name: form.file_name,
             origin: Origin::NxUpload { phone },

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use nx_protocol::download::Sha256Digest;
-use nx_protocol::wa::MediaKind;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -385,9 +384,9 @@ fn extension(mime: &str) -> &'static str {
     ]
     .into_iter()
     .find(|(m, _)| m.eq_ignore_ascii_case(essence));
-    match (ext, MediaKind::from_mime(essence)) {
+    match (ext, crate::media_table::essence(essence)) {
         (Some((_, ext)), _) => ext,
-        (None, Some(MediaKind::Document)) => "doc",
+        (None, Some(kind)) if kind.name == "document" => "doc",
         _ => "bin",
     }
 }

@@ -416,7 +416,8 @@ async fn body_field_codes() {
             r#"{{"business_phone":"{p}","Media-ID":"{id}","messaging_product":"sms"}}"#
         ))
         .await,
-        9000
+        1002,
+        "present but wrong: a wrong body parameter"
     );
     assert_eq!(
         code(format!(
@@ -430,8 +431,8 @@ async fn body_field_codes() {
             r#"{{"business_phone":8613800138000,"Media-ID":"{id}","messaging_product":"whatsapp"}}"#
         ))
         .await,
-        9000,
-        "numbers are not strings"
+        1002,
+        "numbers are not strings: present but wrong"
     );
     assert_eq!(
         code(format!(
@@ -464,6 +465,237 @@ async fn body_field_codes() {
         code(String::from_utf8(media_body(p, &id)).unwrap()).await,
         0
     );
+}
+
+/// getMedia with `body` (signed over exactly those bytes): the code and the message.
+async fn json_code(sandbox: &Sandbox, body: &str) -> (i64, String) {
+    let addr = sandbox.addr();
+    let signed = Signed::new(sandbox, "getMedia");
+    let answer = send(addr, signed.json(addr, "/api/wa/getMedia", body.as_bytes()))
+        .await
+        .unwrap();
+    let message = answer.json()["message"].as_str().unwrap().to_owned();
+    (answer.code(), message)
+}
+
+#[tokio::test]
+async fn wrong_values_are_1002_missing_ones_9000() {
+    let sandbox = start();
+    let id = upload(&sandbox, "image/jpeg", "a.jpg", b"\xff\xd8\xffjpeg").await;
+    let p = DEMO_BUSINESS_PHONE;
+    for product in ["sms", "WhatsApp", " whatsapp", "whatsapp\n"] {
+        let product = serde_json::to_string(product).unwrap();
+        let (c, message) = json_code(
+            &sandbox,
+            &format!(
+                r#"{{"business_phone":"{p}","Media-ID":"{id}","messaging_product":{product}}}"#
+            ),
+        )
+        .await;
+        assert_eq!(c, 1002, "{product}: {message}");
+        assert!(message.contains("messaging_product"), "{message}");
+    }
+    for product in [r#""""#, "null"] {
+        let (c, message) = json_code(
+            &sandbox,
+            &format!(
+                r#"{{"business_phone":"{p}","Media-ID":"{id}","messaging_product":{product}}}"#
+            ),
+        )
+        .await;
+        assert_eq!(c, 9000, "{product}: {message}");
+    }
+    let (c, _) = json_code(
+        &sandbox,
+        &format!(
+            r#"{{"business_phone":"{p}","Media-ID":["{id}"],"messaging_product":"whatsapp"}}"#
+        ),
+    )
+    .await;
+    assert_eq!(c, 1002, "an array is not a string");
+    // Missing comes before wrong: 9000 although messaging_product is also wrong.
+    let (c, message) = json_code(
+        &sandbox,
+        &format!(r#"{{"business_phone":"{p}","messaging_product":"sms"}}"#),
+    )
+    .await;
+    assert_eq!(c, 9000, "{message}");
+    assert!(message.contains("Media-ID"), "{message}");
+}
+
+#[tokio::test]
+async fn json_duplicate_keys_and_long_values_are_refused() {
+    let sandbox = start();
+    let id = upload(&sandbox, "image/jpeg", "a.jpg", b"\xff\xd8\xffjpeg").await;
+    let p = DEMO_BUSINESS_PHONE;
+    // serde_json's maps would keep the last value of each of these, which is the right one.
+    let repeated = [
+        format!(
+            r#"{{"business_phone":"{p}","Media-ID":"{id}","messaging_product":"sms","messaging_product":"whatsapp"}}"#
+        ),
+        format!(
+            r#"{{"business_phone":"{p}","Media-ID":"other","Media-ID":"{id}","messaging_product":"whatsapp"}}"#
+        ),
+        format!(
+            r#"{{"business_phone":"8613700137000","Media-ID":"{id}","messaging_product":"whatsapp","business_phone":"{p}"}}"#
+        ),
+        // The same key once escaped: still the same key.
+        format!(
+            r#"{{"business_phone":"{p}","Media\u002dID":"{id}","Media-ID":"{id}","messaging_product":"whatsapp"}}"#
+        ),
+    ];
+    for body in &repeated {
+        let (c, message) = json_code(&sandbox, body).await;
+        assert_eq!(c, 1002, "{body}: {message}");
+        assert!(message.contains("more than once"), "{message}");
+    }
+    // Keys the sandbox does not read may repeat and nest; values at 1 KiB are read.
+    let (c, message) = json_code(
+        &sandbox,
+        &format!(
+            r#"{{"x":1,"business_phone":"{p}","x":[{{"x":null}}],"Media-ID":"{id}","messaging_product":"whatsapp","x":"{}"}}"#,
+            "y".repeat(5000)
+        ),
+    )
+    .await;
+    assert_eq!(c, 0, "{message}");
+    let at_limit = "m".repeat(1024);
+    let (c, message) = json_code(
+        &sandbox,
+        &format!(
+            r#"{{"business_phone":"{p}","Media-ID":"{at_limit}","messaging_product":"whatsapp"}}"#
+        ),
+    )
+    .await;
+    assert_eq!(c, -1, "read, then not found: {message}");
+    // Over 1 KiB: refused before it is looked up.
+    let over = "m".repeat(1025);
+    let (c, message) = json_code(
+        &sandbox,
+        &format!(
+            r#"{{"business_phone":"{p}","Media-ID":"{over}","messaging_product":"whatsapp"}}"#
+        ),
+    )
+    .await;
+    assert_eq!(c, 1002, "{message}");
+    assert!(message.contains("longer than 1024 bytes"), "{message}");
+    let long_phone = "8".repeat(1025);
+    let (c, message) = json_code(
+        &sandbox,
+        &format!(r#"{{"business_phone":"{long_phone}","Media-ID":"{id}","messaging_product":"whatsapp"}}"#),
+    )
+    .await;
+    assert_eq!(c, 1002, "{message}");
+    assert!(message.contains("business_phone"), "{message}");
+    // Nothing was deleted or changed by the refused calls.
+    assert_eq!(get_media(&sandbox, p, &id).await.code(), 0);
+}
+
+#[tokio::test]
+async fn form_values_are_judged_as_sent() {
+    let sandbox = start();
+    let addr = sandbox.addr();
+    let phone = DEMO_BUSINESS_PHONE;
+    let send_form = |body: Vec<u8>| {
+        let signed = upload_signed(&sandbox);
+        async move {
+            let answer = send(addr, signed.multipart(addr, body)).await.unwrap();
+            (
+                answer.code(),
+                answer.json()["message"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    let with = |product: &str, phone: &str, mime: &str| {
+        form(
+            &[
+                ("messaging_product", product),
+                ("business_phone", phone),
+                ("type", mime),
+            ],
+            Some(("a.ogg", "audio/ogg", b"OggS")),
+        )
+    };
+    let cases = [
+        (
+            with(" whatsapp", phone, "audio/ogg"),
+            1002,
+            "messaging_product",
+        ),
+        (
+            with("whatsapp ", phone, "audio/ogg"),
+            1002,
+            "messaging_product",
+        ),
+        (
+            with("whatsapp\r\n", phone, "audio/ogg"),
+            1002,
+            "messaging_product",
+        ),
+        (
+            with("\twhatsapp", phone, "audio/ogg"),
+            1002,
+            "messaging_product",
+        ),
+        (
+            with("WHATSAPP", phone, "audio/ogg"),
+            1002,
+            "messaging_product",
+        ),
+        (
+            with("whatsapp", &format!(" {phone}"), "audio/ogg"),
+            9002,
+            "business_phone",
+        ),
+        (
+            with("whatsapp", &format!("{phone}\r\n"), "audio/ogg"),
+            9002,
+            "business_phone",
+        ),
+        (
+            with("whatsapp", phone, "audio/ogg "),
+            1002,
+            "not in the media table",
+        ),
+        (
+            with("whatsapp", phone, "\r\naudio/ogg"),
+            1002,
+            "not in the media table",
+        ),
+        (
+            with("whatsapp", phone, "Audio/OGG"),
+            1002,
+            "not in the media table",
+        ),
+        (
+            with("whatsapp", phone, "audio/ogg; codecs=opus"),
+            1002,
+            "not in the media table",
+        ),
+        (
+            with("whatsapp", phone, "audio/ogg;codecs=opus"),
+            1002,
+            "not in the media table",
+        ),
+        (
+            with("whatsapp", phone, &"a".repeat(1025)),
+            1002,
+            "longer than 1024 bytes",
+        ),
+        (with("", phone, "audio/ogg"), 9000, "messaging_product"),
+    ];
+    for (body, expected, needle) in cases {
+        let (c, message) = send_form(body).await;
+        assert_eq!(c, expected, "{message}");
+        assert!(
+            message.contains(needle),
+            "{message} should mention {needle}"
+        );
+    }
+    assert_eq!(sandbox.media_count(), 0, "nothing refused was kept");
+    // The table's own spellings are accepted.
+    let (c, message) = send_form(with("whatsapp", phone, "audio/ogg")).await;
+    assert_eq!(c, 0, "{message}");
 }
 
 #[tokio::test]
@@ -636,7 +868,7 @@ async fn upload_codes() {
                 fields("sms", phone, "image/jpeg"),
                 Some(("a", "image/jpeg", jpeg)),
             ),
-            9000,
+            1002,
             "whatsapp",
         ),
         (
@@ -660,7 +892,7 @@ async fn upload_codes() {
                 fields("whatsapp", phone, "image/gif"),
                 Some(("a", "image/gif", jpeg)),
             ),
-            9000,
+            1002,
             "image/gif",
         ),
         (
@@ -668,7 +900,7 @@ async fn upload_codes() {
                 fields("whatsapp", phone, "image"),
                 Some(("a", "image/jpeg", jpeg)),
             ),
-            9000,
+            1002,
             "accepted",
         ),
         (
@@ -684,7 +916,7 @@ async fn upload_codes() {
                 fields("whatsapp", phone, "image/webp"),
                 Some(("s.webp", "image/webp", &vec![0u8; 100 * 1024 + 1])),
             ),
-            9000,
+            1002,
             "at most 102400 bytes",
         ),
         (
@@ -693,7 +925,7 @@ async fn upload_codes() {
                 f.push(("type", "image/png".into()));
                 build(f, Some(("a", "image/jpeg", jpeg)))
             },
-            9000,
+            1002,
             "more than once",
         ),
         (b"this is not a multipart body".to_vec(), 9000, "malformed"),
@@ -733,7 +965,7 @@ async fn large_upload_is_streamed_and_checked() {
     )
     .await
     .unwrap();
-    assert_eq!(answer.code(), 9000);
+    assert_eq!(answer.code(), 1002, "over the limit: a wrong file");
     assert!(
         answer.json()["message"]
             .as_str()
