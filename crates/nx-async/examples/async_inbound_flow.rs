@@ -31,6 +31,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .merchant_phone
         .ok_or("the webhook names no merchant phone")?;
 
+    // A message that could not be read is reported, not dropped: log it and go on with the rest.
+    for rejected in &webhook.rejected {
+        eprintln!("skipped {rejected}");
+    }
+
     let dir = tempfile::tempdir()?;
     for media in &webhook.media {
         println!("{} {} from {:?}", media.kind, media.id, media.from);

@@ -695,6 +695,39 @@ fn webhook_parse_reads_inbound_bodies() {
 }
 
 #[test]
+fn webhook_parse_reports_a_bad_message_and_keeps_the_rest() {
+    let body = r#"{"messages":[
+       {"id":"ABGX","type":"image","image":{"id":"m0","sha256":"not hex"}},
+       {"id":"ABGH","type":"image","image":{"id":"m1","mime_type":"image/jpeg"}}],
+     "merchant_phone":"8617600000001"}"#;
+    let json = expect(
+        nxcloud()
+            .args(["--json", "webhook", "parse"])
+            .write_stdin(body),
+        0,
+    )
+    .json();
+    let media = json["media"].as_array().unwrap();
+    assert_eq!(media.len(), 1);
+    assert_eq!(media[0]["id"], "m1");
+    assert_eq!(json["rejected"][0]["index"], 0);
+    assert_eq!(json["rejected"][0]["message_id"], "ABGX");
+    assert_eq!(
+        json["rejected"][0]["reason"],
+        "sha256 is not 64 hex characters"
+    );
+
+    let text = expect(nxcloud().args(["webhook", "parse"]).write_stdin(body), 0);
+    assert!(text.stdout.contains("--id m1"), "{}", text.stdout);
+    assert!(
+        text.stdout
+            .contains("messages[0] (image) id ABGX: sha256 is not 64 hex characters"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
 fn webhook_parse_reads_onprem_notifications() {
     let json = expect(
         nxcloud()

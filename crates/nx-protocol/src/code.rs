@@ -25,7 +25,11 @@ pub struct ApiCode(i64);
 impl ApiCode {
     /// 0: the request succeeded.
     pub const SUCCESS: Self = Self(0);
-    /// -1: the request failed on the vendor's side (also answered for an unknown media id).
+    /// -1: "Request failed", a vendor-side failure (the spec says: contact support).
+    ///
+    /// This SDK's reading, not the spec's: for getMedia and deleteMedia it may also mean an
+    /// unknown or already deleted media id (assumed from observed behaviour; the spec does not
+    /// say so).
     pub const REQUEST_FAILED: Self = Self(-1);
     /// 1001: a common header (accessKey, ts, bizType, action, sign) is missing.
     pub const MISSING_PARAMETERS: Self = Self(1001);
@@ -70,8 +74,9 @@ impl ApiCode {
     /// Whether the same request, re-signed, may succeed if simply sent again.
     ///
     /// - 9001 (system business error) is a vendor-side failure that is often transient: yes.
-    /// - -1 (request failed) is also answered for ids that do not exist, so repeating it only
-    ///   repeats the answer: no.
+    /// - -1 (request failed): the spec calls it a vendor-side failure to take to support, and
+    ///   (this SDK's reading, observed rather than documented) it may also be the answer for a
+    ///   media id that does not exist, where repeating it only repeats the answer: no.
     /// - 1004 (timestamp expired) is not retryable *as is*: the clock must be corrected first,
     ///   which [`crate::policy::retry`] handles as its own case (see [`ApiCode::is_clock_skew`]).
     /// - Every other auth code (1001-1003, 1005) and 9000/9002/9006 describe the request or the
@@ -90,7 +95,7 @@ impl ApiCode {
         match self.0 {
             0 => "request successful",
             -1 => {
-                "request failed on NXCloud's side (or the media id is unknown): check the id; contact NXCloud support if it persists"
+                "request failed (vendor-side failure; for getMedia/deleteMedia this may also mean an unknown or already deleted media id): check the id; contact NXCloud support if it persists"
             }
             1001 => {
                 "missing parameters: a common header (accessKey, ts, bizType, action, sign) is absent"
@@ -207,5 +212,19 @@ mod tests {
         .collect();
         assert_eq!(retryable, [9001]);
         assert!(ApiCode::TIMESTAMP_EXPIRED.is_clock_skew());
+    }
+
+    #[test]
+    fn request_failed_says_what_the_spec_says_and_hedges_the_rest() {
+        let meaning = ApiCode::REQUEST_FAILED.meaning();
+        assert!(
+            meaning.starts_with("request failed (vendor-side failure; "),
+            "{meaning}"
+        );
+        assert!(
+            meaning.contains("this may also mean an unknown or already deleted media id"),
+            "{meaning}"
+        );
+        assert!(meaning.contains("contact NXCloud support"), "{meaning}");
     }
 }

@@ -369,7 +369,10 @@ pub fn parse_response<O: Operation + ?Sized>(
     if !envelope.code.is_success() {
         return Err(ResponseError::Api {
             code: envelope.code,
-            message: envelope.message.unwrap_or_default(),
+            message: envelope
+                .message
+                .map(std::borrow::Cow::into_owned)
+                .unwrap_or_default(),
             status,
         });
     }

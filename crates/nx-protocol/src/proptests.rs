@@ -477,6 +477,79 @@ proptest! {
     }
 
     #[test]
+    fn codes_survive_a_message_of_any_json_type(
+        status in any_status(),
+        code in prop_oneof![Just(0i64), Just(-1), Just(9001), any::<i64>()],
+        message in prop::option::of(json_value()),
+    ) {
+        let mut env = json!({ "code": code, "data": { "success": true } });
+        if let Some(message) = &message {
+            env["message"] = message.clone();
+        }
+        let body = serde_json::to_vec(&env).unwrap();
+        let result = parse_response(&DeleteMedia::new("8615800001795", "x"), status, &body);
+        if code != 0 {
+            let err = result.unwrap_err();
+            prop_assert_eq!(err.api_code(), Some(ApiCode::new(code)));
+            let ResponseError::Api { message: shown, .. } = &err else {
+                return Err(TestCaseError::fail(format!("{err:?}")));
+            };
+            // A string as is; null/absent as empty; anything else as its compact JSON text.
+            let expected = match &message {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+            };
+            prop_assert_eq!(shown, &expected);
+        } else if status.is_success() {
+            prop_assert!(result.is_ok(), "{:?}", result);
+        } else {
+            prop_assert!(matches!(result, Err(ResponseError::Http { .. })), "{:?}", result);
+        }
+    }
+
+    #[test]
+    fn webhook_messages_are_each_read_or_reported(
+        slots in prop::collection::vec(prop::option::of(json_value()), 0..8),
+    ) {
+        // `None` is a valid media message; `Some` is any JSON value in its place.
+        let messages: Vec<Value> = slots
+            .iter()
+            .enumerate()
+            .map(|(i, slot)| slot.clone().unwrap_or_else(|| json!({
+                "type": "image", "id": format!("msg{i}"),
+                "image": { "id": format!("valid-media-{i}"), "sha256": "0ed3d9d4db83ed7751314af5f2e9bf008edc49a101bebb9054a97f824cf2136b" },
+            })))
+            .collect();
+        let body = serde_json::to_vec(&json!({ "messages": messages })).unwrap();
+        let hook = parse_inbound_webhook(&body).unwrap();
+        // Every valid message is returned, in order, whatever surrounds it.
+        let valid: Vec<String> = (0..slots.len())
+            .filter(|&i| slots[i].is_none())
+            .map(|i| format!("valid-media-{i}"))
+            .collect();
+        let returned: Vec<String> = hook
+            .media
+            .iter()
+            .map(|m| m.id.clone())
+            .filter(|id| valid.contains(id))
+            .collect();
+        prop_assert_eq!(returned, valid);
+        // Every element that is not an object is reported, never silently dropped; each element
+        // is returned or reported at most once.
+        let indices: Vec<usize> = hook.rejected.iter().map(|r| r.index).collect();
+        prop_assert!(indices.windows(2).all(|w| w[0] < w[1]), "{:?}", indices);
+        for (i, slot) in slots.iter().enumerate() {
+            match slot {
+                None => prop_assert!(!indices.contains(&i)),
+                Some(Value::Object(_)) => {}
+                Some(_) => prop_assert!(indices.contains(&i), "{} {:?}", i, hook.rejected),
+            }
+        }
+        prop_assert!(hook.media.len() + hook.rejected.len() <= slots.len());
+    }
+
+    #[test]
     fn webhooks_of_any_json_never_panic(value in prop_oneof![webhook(), json_value()]) {
         check_webhook(&serde_json::to_vec(&value).unwrap());
     }

@@ -179,8 +179,18 @@ impl Signature {
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
-    /// Compares with a received `sign` value in constant time (ASCII case-insensitively, since
-    /// hex digits carry the same value in either case).
+    /// Compares with a received `sign` value exactly, in constant time (for a value of the
+    /// right length). The spec's `sign` is 32 *lower-case* hex characters, so only that exact
+    /// text matches: the same digest in upper case does not.
+    ///
+    /// ```
+    /// use nx_protocol::sign::{sign, SignableBody, SignableRequest};
+    /// use nx_protocol::AccessSecret;
+    /// let params = [("accessKey", "k"), ("action", "getMedia"), ("bizType", "2"), ("ts", "1")];
+    /// let sig = sign(&SignableRequest::new(&params, SignableBody::Empty), &AccessSecret::new("s")).unwrap();
+    /// assert!(sig.matches(sig.as_str()));
+    /// assert!(!sig.matches(&sig.as_str().to_ascii_uppercase()));
+    /// ```
     pub fn matches(&self, received: &str) -> bool {
         let received = received.as_bytes();
         if received.len() != self.0.len() {
@@ -190,7 +200,7 @@ impl Signature {
             .0
             .iter()
             .zip(received)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b.to_ascii_lowercase()));
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
         diff == 0
     }
 }

@@ -135,10 +135,23 @@ fn inbound(hook: &InboundWebhook, out: Output) -> Result<(), CliError> {
             timestamp: m.timestamp.as_deref(),
         })
         .collect();
+    let rejected: Vec<Value> = hook
+        .rejected
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "index": r.index,
+                "type": r.kind,
+                "message_id": r.message_id,
+                "reason": r.reason,
+            })
+        })
+        .collect();
     let value = serde_json::json!({
         "source": Source::NxcloudInbound,
         "merchant_phone": hook.merchant_phone,
         "media": items,
+        "rejected": rejected,
     });
     out.result(&value, |_| {
         let merchant = hook.merchant_phone.as_deref();
@@ -177,6 +190,15 @@ fn inbound(hook: &InboundWebhook, out: Output) -> Result<(), CliError> {
             }
             text.push_str(&fetch);
             text.push_str(" -o FILE");
+        }
+        if !hook.rejected.is_empty() {
+            text.push_str(&format!(
+                "\n{} message(s) could not be read:",
+                hook.rejected.len()
+            ));
+            for rejected in &hook.rejected {
+                text.push_str(&format!("\n   {rejected}"));
+            }
         }
         text
     })

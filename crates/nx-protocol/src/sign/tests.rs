@@ -49,7 +49,10 @@ fn vendor_vector_stage_4_signature() {
     let sig = sign(&vendor_request(), &AccessSecret::new(VENDOR_SECRET)).unwrap();
     assert_eq!(sig.as_str(), "87c3560d3331ae23f1021e2025722354");
     assert!(sig.matches("87c3560d3331ae23f1021e2025722354"));
-    assert!(sig.matches("87C3560D3331AE23F1021E2025722354"));
+    // The spec's sign is lower-case hex and the server compares exactly: no other case.
+    assert!(!sig.matches("87C3560D3331AE23F1021E2025722354"));
+    assert!(!sig.matches("87c3560d3331AE23f1021e2025722354"));
+    assert!(!sig.matches("87c3560d3331ae23f1021e2025722354 "));
     assert!(!sig.matches("87c3560d3331ae23f1021e2025722355"));
     assert!(!sig.matches("87c3560d"));
 }

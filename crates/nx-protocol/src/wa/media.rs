@@ -1,6 +1,6 @@
 //! getMedia and deleteMedia.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
 use crate::code::BizType;
@@ -64,11 +64,16 @@ impl GetMedia {
 pub struct MediaInfo {
     /// e.g. `image/webp`.
     pub mime_type: String,
-    /// The file's name (empty when the server gives none).
-    #[serde(default)]
+    /// The file's name (empty when the server gives none: absent or `null`).
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub file_name: String,
     /// The pre-signed download URL (a secret until it expires).
     pub url: DownloadUrl,
+}
+
+/// A string that may be `null`, read as empty: a missing file name must not fail the call.
+fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 impl Operation for GetMedia {
@@ -94,7 +99,9 @@ impl Operation for GetMedia {
 /// `POST /api/wa/deleteMedia`: deletes a media file from WhatsApp's storage.
 ///
 /// Idempotent in effect, so it is retried; but if a first attempt deleted the file and its
-/// answer was lost, the retry is answered -1 (unknown id): the file is gone either way.
+/// answer was lost, the retry finds no file. The spec does not say what is answered then; this
+/// SDK's reading (not the spec's) is that it is -1 ("request failed"), as observed for an unknown
+/// or already deleted id: the file is gone either way.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeleteMedia {
     business_phone: String,
@@ -143,6 +150,57 @@ impl Operation for DeleteMedia {
                 "deleteMedia answered code 0 with `success: false`; the media may still exist"
                     .into(),
             )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operation::parse_response;
+    use http::StatusCode;
+
+    fn get(data: &str) -> Result<MediaInfo, crate::ResponseError> {
+        let body = format!(r#"{{"code":0,"message":"ok","data":{data}}}"#);
+        parse_response(
+            &GetMedia::new("8615800001795", "m1"),
+            StatusCode::OK,
+            body.as_bytes(),
+        )
+    }
+
+    const URL: &str = "https://oss.example/f?Expires=1663747602&Signature=x";
+
+    #[test]
+    fn file_name_null_or_absent_is_empty_the_rest_stays_required() {
+        for file_name in [r#","file_name":null"#, ""] {
+            let info = get(&format!(
+                r#"{{"mime_type":"image/webp"{file_name},"url":"{URL}"}}"#
+            ))
+            .unwrap();
+            assert_eq!(info.file_name, "", "{file_name}");
+            assert_eq!(info.mime_type, "image/webp");
+            assert_eq!(info.url.expose(), URL);
+        }
+        let named = get(&format!(
+            r#"{{"mime_type":"image/webp","file_name":"a.webp","url":"{URL}"}}"#
+        ))
+        .unwrap();
+        assert_eq!(named.file_name, "a.webp");
+
+        // mime_type and url stay required; a file name of another type is still refused.
+        for data in [
+            format!(r#"{{"mime_type":null,"file_name":"a","url":"{URL}"}}"#),
+            format!(r#"{{"file_name":"a","url":"{URL}"}}"#),
+            r#"{"mime_type":"image/webp","file_name":"a","url":null}"#.to_owned(),
+            r#"{"mime_type":"image/webp","file_name":"a"}"#.to_owned(),
+            format!(r#"{{"mime_type":"image/webp","file_name":7,"url":"{URL}"}}"#),
+        ] {
+            let err = get(&data).unwrap_err();
+            assert!(
+                matches!(err, crate::ResponseError::Malformed { .. }),
+                "{data}: {err:?}"
+            );
         }
     }
 }

@@ -18,5 +18,6 @@ pub use upload::{UploadMedia, UploadedMedia};
 pub use url::DownloadUrl;
 pub use validate::{MAX_MEDIA_ID_LEN, validate_media_id, validate_phone};
 pub use webhook::{
-    InboundMedia, InboundWebhook, MEDIA_MESSAGE_TYPES, WebhookError, parse_inbound_webhook,
+    InboundMedia, InboundWebhook, MEDIA_MESSAGE_TYPES, RejectedMessage, WebhookError,
+    parse_inbound_webhook,
 };

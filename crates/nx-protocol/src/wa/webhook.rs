@@ -1,7 +1,9 @@
 //! The inbound-message webhook NXCloud POSTs to the merchant: where media ids come from.
 
+use std::fmt;
+
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::download::Sha256Digest;
 
@@ -33,39 +35,64 @@ pub struct InboundMedia {
 }
 
 /// An NXCloud inbound webhook body, reduced to what matters for media.
+///
+/// Each element of `messages` is read on its own: one that cannot be read does not void the
+/// batch, and is reported in [`InboundWebhook::rejected`] rather than dropped silently.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct InboundWebhook {
     /// The merchant number the messages came to.
     pub merchant_phone: Option<String>,
     /// The media references, in message order; text, location and unknown types are skipped.
     pub media: Vec<InboundMedia>,
+    /// The messages that could not be read, in message order: not a JSON object, no `type`, or
+    /// a media message without a usable media object (no id, a malformed sha256, ...).
+    pub rejected: Vec<RejectedMessage>,
 }
 
-/// Why a webhook body was refused.
+/// An element of the webhook's `messages` that could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectedMessage {
+    /// Its index in `messages`.
+    pub index: usize,
+    /// Its `type`, when it has one.
+    pub kind: Option<String>,
+    /// Its message id (`id`), when it has one.
+    pub message_id: Option<String>,
+    /// What is wrong.
+    pub reason: &'static str,
+}
+
+impl fmt::Display for RejectedMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "messages[{}]", self.index)?;
+        if let Some(kind) = &self.kind {
+            write!(f, " ({kind})")?;
+        }
+        if let Some(id) = &self.message_id {
+            write!(f, " id {id}")?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+/// Why a webhook body was refused as a whole. A single message that cannot be read is not an
+/// error: see [`InboundWebhook::rejected`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum WebhookError {
-    /// Not JSON, or not the webhook's shape.
+    /// Not JSON, not a JSON object, or not the webhook's shape at the top level (e.g. a
+    /// `messages` that is neither an array nor `null`).
     #[error("not an NXCloud inbound webhook body: {0}")]
     Shape(String),
-    /// A media message lacks what it needs.
-    #[error("messages[{index}] ({kind}): {what}")]
-    Media {
-        /// The message's index.
-        index: usize,
-        /// Its type.
-        kind: String,
-        /// What is wrong.
-        what: &'static str,
-    },
 }
 
 #[derive(Deserialize)]
 struct Body {
     #[serde(default)]
     merchant_phone: Option<Value>,
+    /// `null` or absent: no messages.
     #[serde(default)]
-    messages: Vec<Map<String, Value>>,
+    messages: Option<Vec<Value>>,
 }
 
 fn text(value: Option<&Value>) -> Option<String> {
@@ -76,65 +103,221 @@ fn text(value: Option<&Value>) -> Option<String> {
     }
 }
 
+/// Reads one element of `messages`: the media it references, `None` for a message that carries
+/// no media (text, location, an unknown type), or why it cannot be read.
+fn read_message(index: usize, message: &Value) -> Result<Option<InboundMedia>, RejectedMessage> {
+    let Value::Object(message) = message else {
+        return Err(RejectedMessage {
+            index,
+            kind: None,
+            message_id: None,
+            reason: "not a JSON object",
+        });
+    };
+    let kind = message.get("type").and_then(Value::as_str);
+    let reject = |reason| RejectedMessage {
+        index,
+        kind: kind.map(str::to_owned),
+        message_id: text(message.get("id")),
+        reason,
+    };
+    let Some(kind) = kind else {
+        return Err(reject("no `type` (or not a string)"));
+    };
+    if !MEDIA_MESSAGE_TYPES.contains(&kind) {
+        return Ok(None);
+    }
+    let object = message
+        .get(kind)
+        .and_then(Value::as_object)
+        .ok_or_else(|| reject("no media object under its type"))?;
+    let id = text(object.get("id"))
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| reject("media object has no id"))?;
+    let sha256 = match object.get("sha256") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(hex)) => Some(
+            Sha256Digest::from_hex(hex).ok_or_else(|| reject("sha256 is not 64 hex characters"))?,
+        ),
+        Some(_) => return Err(reject("sha256 is not a string")),
+    };
+    Ok(Some(InboundMedia {
+        kind: kind.to_owned(),
+        id,
+        mime_type: text(object.get("mime_type")),
+        sha256,
+        caption: text(object.get("caption")),
+        filename: text(object.get("filename")),
+        from: text(message.get("from")),
+        message_id: text(message.get("id")),
+        timestamp: text(message.get("timestamp")),
+    }))
+}
+
 /// Parses an inbound webhook body and returns the media references it holds.
+///
+/// The body must be a JSON object; `messages` may be absent or `null` (no messages). Each
+/// message is read on its own: one that cannot be read is reported in
+/// [`InboundWebhook::rejected`] and the others are still returned. Never panics.
 ///
 /// ```
 /// let body = br#"{"contacts":[{"profile":{"name":"Jay"},"wa_id":"86176xxxx0819"}],
 ///   "messages":[{"from":"86176xxxx0819","id":"ABGH","timestamp":"1663053029","type":"image",
 ///     "image":{"id":"2bc7102f-5491-40b1-a92f-338303eab9d3","mime_type":"image/jpeg",
 ///       "sha256":"0ed3d9d4db83ed7751314af5f2e9bf008edc49a101bebb9054a97f824cf2136b"}},
-///     {"from":"86176xxxx0819","id":"ABGI","timestamp":"1663053030","type":"text","text":{"body":"hi"}}],
+///     {"from":"86176xxxx0819","id":"ABGI","timestamp":"1663053030","type":"text","text":{"body":"hi"}},
+///     {"from":"86176xxxx0819","id":"ABGJ","type":"image","image":{"id":"x","sha256":"not hex"}}],
 ///   "merchant_phone":"86176xxxx0819","messaging_product":"whatsapp"}"#;
 /// let hook = nx_protocol::wa::parse_inbound_webhook(body).unwrap();
 /// assert_eq!(hook.media.len(), 1);
 /// assert_eq!(hook.media[0].id, "2bc7102f-5491-40b1-a92f-338303eab9d3");
 /// assert!(hook.media[0].sha256.is_some());
+/// // The third message is reported, not dropped, and does not void the first.
+/// assert_eq!(hook.rejected.len(), 1);
+/// assert_eq!(hook.rejected[0].to_string(), "messages[2] (image) id ABGJ: sha256 is not 64 hex characters");
 /// ```
 pub fn parse_inbound_webhook(body: &[u8]) -> Result<InboundWebhook, WebhookError> {
+    // serde would also read a struct from a JSON array: only an object is a webhook body.
+    let first = body
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if first.is_some_and(|&b| b != b'{') {
+        return Err(WebhookError::Shape("the body is not a JSON object".into()));
+    }
     let body: Body =
         serde_json::from_slice(body).map_err(|e| WebhookError::Shape(e.to_string()))?;
     let mut media = Vec::new();
-    for (index, message) in body.messages.iter().enumerate() {
-        let Some(kind) = message.get("type").and_then(Value::as_str) else {
-            continue;
-        };
-        if !MEDIA_MESSAGE_TYPES.contains(&kind) {
-            continue;
+    let mut rejected = Vec::new();
+    for (index, message) in body.messages.iter().flatten().enumerate() {
+        match read_message(index, message) {
+            Ok(Some(found)) => media.push(found),
+            Ok(None) => {}
+            Err(rejection) => rejected.push(rejection),
         }
-        let err = |what| WebhookError::Media {
-            index,
-            kind: kind.to_owned(),
-            what,
-        };
-        let object = message
-            .get(kind)
-            .and_then(Value::as_object)
-            .ok_or_else(|| err("no media object under its type"))?;
-        let id = text(object.get("id"))
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| err("media object has no id"))?;
-        let sha256 = match object.get("sha256") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(hex)) => Some(
-                Sha256Digest::from_hex(hex)
-                    .ok_or_else(|| err("sha256 is not 64 hex characters"))?,
-            ),
-            Some(_) => return Err(err("sha256 is not a string")),
-        };
-        media.push(InboundMedia {
-            kind: kind.to_owned(),
-            id,
-            mime_type: text(object.get("mime_type")),
-            sha256,
-            caption: text(object.get("caption")),
-            filename: text(object.get("filename")),
-            from: text(message.get("from")),
-            message_id: text(message.get("id")),
-            timestamp: text(message.get("timestamp")),
-        });
     }
     Ok(InboundWebhook {
         merchant_phone: text(body.merchant_phone.as_ref()),
         media,
+        rejected,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "0ed3d9d4db83ed7751314af5f2e9bf008edc49a101bebb9054a97f824cf2136b";
+
+    fn parse(body: &str) -> Result<InboundWebhook, WebhookError> {
+        parse_inbound_webhook(body.as_bytes())
+    }
+
+    fn image(id: &str, sha256: &str) -> String {
+        format!(
+            r#"{{"from":"8617600000819","id":"msg-{id}","timestamp":"1663053029","type":"image",
+                "image":{{"id":"{id}","mime_type":"image/jpeg","sha256":"{sha256}"}}}}"#
+        )
+    }
+
+    #[test]
+    fn a_bad_message_does_not_void_the_batch() {
+        let body = format!(
+            r#"{{"messages":[{bad},{good},{{"type":"text","text":{{"body":"hi"}}}},
+                 {{"type":"document","id":"msg-d","document":{{"mime_type":"application/pdf"}}}},
+                 {{"type":"sticker","sticker":"not an object"}},
+                 {{"type":"audio","audio":{{"id":"a1","sha256":7}}}}],
+               "merchant_phone":"8617600000001"}}"#,
+            bad = image("bad", "not hex"),
+            good = image("good", SHA),
+        );
+        let hook = parse(&body).unwrap();
+        assert_eq!(hook.merchant_phone.as_deref(), Some("8617600000001"));
+        assert_eq!(hook.media.len(), 1);
+        assert_eq!(hook.media[0].id, "good");
+        assert_eq!(hook.media[0].message_id.as_deref(), Some("msg-good"));
+        assert_eq!(hook.media[0].sha256.unwrap().to_string(), SHA);
+        let rejected: Vec<(usize, Option<&str>, &str)> = hook
+            .rejected
+            .iter()
+            .map(|r| (r.index, r.kind.as_deref(), r.reason))
+            .collect();
+        assert_eq!(
+            rejected,
+            [
+                (0, Some("image"), "sha256 is not 64 hex characters"),
+                (3, Some("document"), "media object has no id"),
+                (4, Some("sticker"), "no media object under its type"),
+                (5, Some("audio"), "sha256 is not a string"),
+            ]
+        );
+        assert_eq!(hook.rejected[0].message_id.as_deref(), Some("msg-bad"));
+        assert_eq!(
+            hook.rejected[1].to_string(),
+            "messages[3] (document) id msg-d: media object has no id"
+        );
+    }
+
+    #[test]
+    fn messages_null_or_absent_is_no_messages() {
+        for body in [
+            r#"{"messages":null,"merchant_phone":"8617600000001"}"#,
+            r#"{"merchant_phone":"8617600000001"}"#,
+            r#"{"messages":[],"merchant_phone":"8617600000001"}"#,
+        ] {
+            let hook = parse(body).unwrap_or_else(|e| panic!("{body}: {e}"));
+            assert_eq!(hook.merchant_phone.as_deref(), Some("8617600000001"));
+            assert!(hook.media.is_empty() && hook.rejected.is_empty(), "{body}");
+        }
+    }
+
+    #[test]
+    fn non_object_messages_are_reported() {
+        let body = format!(
+            r#"{{"messages":[null,1,"image",[{good}],{good},{{"id":"m7"}},{{"type":3}}]}}"#,
+            good = image("good", SHA),
+        );
+        let hook = parse(&body).unwrap();
+        assert_eq!(hook.media.len(), 1);
+        assert_eq!(hook.media[0].id, "good");
+        let rejected: Vec<(usize, &str)> =
+            hook.rejected.iter().map(|r| (r.index, r.reason)).collect();
+        assert_eq!(
+            rejected,
+            [
+                (0, "not a JSON object"),
+                (1, "not a JSON object"),
+                (2, "not a JSON object"),
+                (3, "not a JSON object"),
+                (5, "no `type` (or not a string)"),
+                (6, "no `type` (or not a string)"),
+            ]
+        );
+        assert_eq!(
+            hook.rejected[0].to_string(),
+            "messages[0]: not a JSON object"
+        );
+        assert_eq!(hook.rejected[4].message_id.as_deref(), Some("m7"));
+    }
+
+    #[test]
+    fn a_body_that_is_not_a_webhook_object_is_still_an_error() {
+        for body in [
+            "",
+            "not json",
+            "[]",
+            " [null, []]",
+            "null",
+            "7",
+            r#""messages""#,
+            r#"{"messages":{"0":{}}}"#,
+            r#"{"messages":"none"}"#,
+            r#"{"messages":[{"type":"image"}]"#,
+        ] {
+            assert!(
+                matches!(parse(body), Err(WebhookError::Shape(_))),
+                "{body}: {:?}",
+                parse(body)
+            );
+        }
+    }
 }
