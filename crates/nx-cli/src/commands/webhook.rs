@@ -64,6 +64,7 @@ enum NotificationItem<'a> {
         kind: Option<&'a str>,
         id: Option<&'a str>,
         errors: &'a [MetaError],
+        state: Option<&'a str>,
     },
 }
 
@@ -221,10 +222,16 @@ fn notification(items: &[MediaItemStatus], out: Output) -> Result<(), CliError> 
                 sha256: sha256.map(|d| d.to_string()),
                 state: status.as_deref(),
             },
-            MediaItemStatus::Failed { id, kind, errors } => NotificationItem::Failed {
+            MediaItemStatus::Failed {
+                id,
+                kind,
+                errors,
+                status,
+            } => NotificationItem::Failed {
                 kind: kind.as_deref(),
                 id: id.as_deref(),
                 errors,
+                state: status.as_deref(),
             },
         })
         .collect();
@@ -259,17 +266,25 @@ fn notification(items: &[MediaItemStatus], out: Output) -> Result<(), CliError> 
                     text.push_str(&fetch);
                     text.push_str(" -o FILE");
                 }
-                NotificationItem::Failed { kind, id, errors } => {
+                NotificationItem::Failed {
+                    kind,
+                    id,
+                    errors,
+                    state,
+                } => {
                     text.push_str(&format!(
                         "\n{}. failed {} {}",
                         i + 1,
                         kind.unwrap_or("(no type)"),
                         id.unwrap_or("(no id)")
                     ));
+                    if let Some(state) = state {
+                        text.push_str(&format!(" (status {state})"));
+                    }
                     for error in *errors {
                         text.push_str(&format!("\n   {error}"));
                     }
-                    if errors.is_empty() {
+                    if errors.is_empty() && state.is_none() {
                         text.push_str("\n   (no error details)");
                     }
                 }

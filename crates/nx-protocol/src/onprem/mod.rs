@@ -84,8 +84,8 @@ pub use media::{
     RetryDownload, UploadMedia, UploadedMedia,
 };
 pub use notification::{
-    MediaItemStatus, NOTIFICATION_MEDIA_TYPES, NotificationError, PendingDownloads, Waiters,
-    parse_media_notification,
+    DOWNLOADED, MediaItemStatus, NOTIFICATION_MEDIA_TYPES, NotificationError, PendingDownloads,
+    Waiters, parse_media_notification,
 };
 pub use operation::{
     Auth, AuthKind, MAX_ERROR_BODY, OnPremBody, OnPremOperation, build_request, media_path,

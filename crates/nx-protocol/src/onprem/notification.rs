@@ -10,6 +10,9 @@ use crate::download::Sha256Digest;
 use crate::onprem::error::{MetaError, errors_of};
 use crate::time::Timestamp;
 
+/// The `status` of a stored media item.
+pub const DOWNLOADED: &str = "downloaded";
+
 /// The values of an item's `type`, each naming the key of the item's inner media object.
 pub const NOTIFICATION_MEDIA_TYPES: [&str; 6] =
     ["image", "video", "audio", "document", "sticker", "voice"];
@@ -17,7 +20,8 @@ pub const NOTIFICATION_MEDIA_TYPES: [&str; 6] =
 /// The outcome of one `media_items` entry of a media notification.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MediaItemStatus {
-    /// The item carries no errors and names its media: the client stored it.
+    /// The item carries no errors, names its media, and its `status` is `downloaded` (or absent):
+    /// the client stored it.
     Downloaded {
         /// The media id.
         id: String,
@@ -28,11 +32,12 @@ pub enum MediaItemStatus {
         mime_type: Option<String>,
         /// The file's SHA-256, when given as 64 hex characters: check the download against it.
         sha256: Option<Sha256Digest>,
-        /// The `status` as the client wrote it (normally `downloaded`), when given.
+        /// The `status` as the client wrote it (`downloaded`), when given.
         status: Option<String>,
     },
-    /// The item carries an `errors` array, or does not say which media it is about: nothing
-    /// says the media was stored.
+    /// The item carries an `errors` array, has a `status` other than `downloaded` (e.g. the
+    /// media is no longer available), or does not say which media it is about: nothing says
+    /// the media was stored.
     Failed {
         /// The media id, unless the item lacks its inner object (or the object its id).
         id: Option<String>,
@@ -40,6 +45,9 @@ pub enum MediaItemStatus {
         kind: Option<String>,
         /// The error objects that could be read (empty if there were none, or none readable).
         errors: Vec<MetaError>,
+        /// The `status` as the client wrote it, when given (a failed item may still say
+        /// `downloaded`, as in Meta's own example of a failure).
+        status: Option<String>,
     },
 }
 
@@ -110,7 +118,14 @@ fn item_status(item: &Map<String, Value>) -> MediaItemStatus {
     };
     let id = inner.and_then(|o| text(o.get("id")));
     let inner_errors = inner.and_then(|o| o.get("errors"));
-    let failed = has_errors(item.get("errors")) || has_errors(inner_errors);
+    let status = inner.and_then(|o| text(o.get("status")));
+    // Reading: `downloaded` (any ASCII case) or no `status` at all means stored, as long as no
+    // `errors` say otherwise; any other status (the spec names the case "the media is
+    // unavailable") means it was not.
+    let not_stored = status
+        .as_deref()
+        .is_some_and(|s| !s.eq_ignore_ascii_case(DOWNLOADED));
+    let failed = has_errors(item.get("errors")) || has_errors(inner_errors) || not_stored;
     match (id, kind, inner) {
         (Some(id), Some(kind), Some(inner)) if !failed => MediaItemStatus::Downloaded {
             id,
@@ -120,7 +135,7 @@ fn item_status(item: &Map<String, Value>) -> MediaItemStatus {
                 .get("sha256")
                 .and_then(Value::as_str)
                 .and_then(Sha256Digest::from_hex),
-            status: text(inner.get("status")),
+            status,
         },
         (id, kind, _) => {
             let mut errors = item.get("errors").map(errors_of).unwrap_or_default();
@@ -129,6 +144,7 @@ fn item_status(item: &Map<String, Value>) -> MediaItemStatus {
                 id,
                 kind: kind.map(str::to_owned),
                 errors,
+                status,
             }
         }
     }
@@ -139,8 +155,9 @@ fn item_status(item: &Map<String, Value>) -> MediaItemStatus {
 /// an item that also carries an `errors` array being a failure. One [`MediaItemStatus`] per item,
 /// in order.
 ///
-/// Accepted: unknown extra fields, a `status` other than `downloaded`, a missing inner object
-/// (the item is then [`MediaItemStatus::Failed`] with an unknown id), a `sha256` that is not 64
+/// Accepted: unknown extra fields, a `status` other than `downloaded` (the item is then
+/// [`MediaItemStatus::Failed`], keeping the status), a missing inner object (the item is then
+/// [`MediaItemStatus::Failed`] with an unknown id), a `sha256` that is not 64
 /// hex characters (read as absent). Refused with an error: anything that is not a JSON object
 /// with a `media_items` array of objects, including Meta's own (invalid JSON) examples. Never
 /// panics.
@@ -401,6 +418,7 @@ mod tests {
                     title: "Parameter not valid".into(),
                     details: Some("Media not found in the datastore.".into()),
                 }],
+                status: Some("downloaded".into()),
             }]
         );
     }
@@ -431,16 +449,19 @@ mod tests {
         ]}"#;
         let items = parse_media_notification(body).unwrap();
         assert_eq!(items.len(), 10);
-        // A status other than `downloaded` is kept as it is.
+        // A status other than `downloaded` is not stored, and is kept as it is.
         assert!(matches!(&items[0],
-            MediaItemStatus::Downloaded { id, status: Some(s), .. } if id == "v" && s == "unavailable"));
+            MediaItemStatus::Failed { id: Some(id), status: Some(s), errors, .. }
+                if id == "v" && s == "unavailable" && errors.is_empty()));
+        assert!(!items[0].is_downloaded());
         // Missing inner object: the id is unknown.
         assert_eq!(
             items[1],
             MediaItemStatus::Failed {
                 id: None,
                 kind: Some("image".into()),
-                errors: vec![]
+                errors: vec![],
+                status: None,
             }
         );
         assert!(matches!(&items[2],
@@ -464,7 +485,8 @@ mod tests {
             MediaItemStatus::Failed {
                 id: None,
                 kind: None,
-                errors: vec![]
+                errors: vec![],
+                status: None,
             }
         );
 
@@ -472,6 +494,24 @@ mod tests {
             parse_media_notification(br#"{"media_items":[]}"#).unwrap(),
             []
         );
+
+        // Stored only when the status says `downloaded` (any case) or says nothing.
+        for (status, stored) in [
+            (r#""downloaded""#, true),
+            (r#""DOWNLOADED""#, true),
+            ("null", true),
+            (r#""unavailable""#, false),
+            (r#""failed""#, false),
+            (r#""""#, true),
+            ("7", false),
+        ] {
+            let body = format!(
+                r#"{{"media_items":[{{"type":"image","image":{{"id":"m","status":{status}}}}}]}}"#
+            );
+            let items = parse_media_notification(body.as_bytes()).unwrap();
+            assert_eq!(items[0].is_downloaded(), stored, "status {status}");
+            assert_eq!(items[0].id(), Some("m"));
+        }
     }
 
     /// Meta's reference pages show these payloads without commas and quotes. They are not
@@ -572,11 +612,13 @@ mod tests {
             id: Some("b".into()),
             kind: Some("image".into()),
             errors: vec![],
+            status: None,
         };
         let anonymous = MediaItemStatus::Failed {
             id: None,
             kind: None,
             errors: vec![],
+            status: None,
         };
         let done = pending.feed([
             downloaded("x"),
