@@ -370,6 +370,8 @@ pub trait OnPremDriver: Sized {
     fn new(config: OnPremConfig) -> Result<Self, Error>;
     /// Logs in now.
     fn login(&self) -> Result<Token, Error>;
+    /// The first login of a fresh installation's admin, setting `new_password`.
+    fn first_login(&self, new_password: &str) -> Result<Token, Error>;
     /// `POST /v1/media`.
     fn upload_media(&self, mime: &str, source: Source<'_>) -> Result<onprem::UploadedMedia, Error>;
     /// `GET /v1/media/{id}` into memory.
@@ -415,6 +417,10 @@ impl OnPremDriver for AsyncDriverOnPrem {
 
     fn login(&self) -> Result<Token, Error> {
         self.rt.block_on(self.client.login())
+    }
+
+    fn first_login(&self, new_password: &str) -> Result<Token, Error> {
+        self.rt.block_on(self.client.first_login(new_password))
     }
 
     fn upload_media(&self, mime: &str, source: Source<'_>) -> Result<onprem::UploadedMedia, Error> {
@@ -666,6 +672,10 @@ impl OnPremDriver for BlockingDriverOnPrem {
 
     fn login(&self) -> Result<Token, Error> {
         self.client.login()
+    }
+
+    fn first_login(&self, new_password: &str) -> Result<Token, Error> {
+        self.client.first_login(new_password)
     }
 
     fn upload_media(&self, mime: &str, source: Source<'_>) -> Result<onprem::UploadedMedia, Error> {

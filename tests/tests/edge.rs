@@ -187,6 +187,36 @@ fn unreadable_date_header_is_a_clock_error<D: Driver>() {
     assert_eq!(server.requests(), 1);
 }
 
+const BARE_429: &str =
+    "HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+
+/// A bare 429 from NXCloud's gateway (no envelope) is retried, as the other transient statuses.
+fn bare_429_is_retried_for_nxcloud<D: Driver>() {
+    let server = Scripted::start(BARE_429.to_owned());
+    let client = client_for::<D>(&server);
+    match client.get_media(PHONE, "any") {
+        Err(Error::Response(e)) => assert_eq!(e.status().as_u16(), 429),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(server.requests(), 3, "every attempt of the policy");
+}
+
+/// The same on the On-Premises API is final: its documentation says not to retry 4xx answers
+/// other than its listed codes, since some hosts block a number after repeated error answers.
+fn bare_429_is_final_on_premises<P: OnPremDriver>() {
+    let server = Scripted::start(BARE_429.to_owned());
+    let sandbox = Sandbox::start(SandboxConfig::default()).unwrap();
+    let mut config = nx_conformance::onprem_test_config(&sandbox, nx_conformance::demo_login());
+    config.base_url = BaseUrl::parse(&server.base_url()).unwrap();
+    assert_eq!(config.transport.retry.max_attempts, 3);
+    let client = P::new(config).unwrap();
+    match client.login() {
+        Err(Error::Response(e)) => assert_eq!(e.status().as_u16(), 429),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(server.requests(), 1, "not retried");
+}
+
 /// On-Premises ids with control characters, empty or 4 KiB long are refused before the media
 /// request is sent (the login that precedes it is the only request).
 fn onprem_ids_are_checked_before_sending<P: OnPremDriver>() {
@@ -246,7 +276,11 @@ macro_rules! both {
 
 both!(AsyncDriver, BlockingDriver:
     user_agent_is_sent_as_given_and_a_bad_one_refused,
+    bare_429_is_retried_for_nxcloud,
     no_date_header_is_a_clock_error_not_a_loop,
     unreadable_date_header_is_a_clock_error,
 );
-both!(AsyncDriverOnPrem, BlockingDriverOnPrem: onprem_ids_are_checked_before_sending);
+both!(AsyncDriverOnPrem, BlockingDriverOnPrem:
+    onprem_ids_are_checked_before_sending,
+    bare_429_is_final_on_premises,
+);

@@ -6,11 +6,11 @@ use nx_conformance::{
     AsyncDriverOnPrem, BlockingDriverOnPrem, CallbackServer, OnPremDriver, OnPremWorld, PNG_1X1,
     Source, files_in, pattern,
 };
-use nx_protocol::ResponseError;
 use nx_protocol::client::{Error, OnPremLogin};
 use nx_protocol::download::Sha256Digest;
 use nx_protocol::onprem::{MediaItemStatus, MetaCode, Token};
-use nx_sandbox::{Fault, FaultRule, Inbound, Route, SandboxConfig};
+use nx_protocol::{InvalidInput, ResponseError};
+use nx_sandbox::{Fault, FaultRule, Inbound, OnPremUser, Route, SandboxConfig};
 
 fn logins(world: &OnPremWorld<impl OnPremDriver>) -> usize {
     world.sandbox.log().for_route(Route::OnPremLogin).len()
@@ -138,6 +138,42 @@ fn bad_password_is_final<D: OnPremDriver>() {
         2,
         "one login attempt per call, never repeated"
     );
+}
+
+/// A fresh installation: the admin's first login must set a new password. A plain login is
+/// refused (400, Meta 1005) and not retried; an empty new password is refused before sending;
+/// `first_login` sets it and keeps the token; a later re-login (after the token is revoked)
+/// uses the new password, which is now the only one that works.
+fn first_login_sets_the_new_password<D: OnPremDriver>() {
+    let fresh = OnPremUser::demo().must_change_password();
+    let world = OnPremWorld::<D>::with(SandboxConfig::default().onprem_users([fresh]), |_| {});
+    assert_eq!(status_of(world.client.login()), (400, Some(1005)));
+    assert_eq!(logins(&world), 1, "a refused login is not retried");
+    assert!(matches!(
+        world.client.first_login(""),
+        Err(Error::InvalidInput(InvalidInput::NewPassword { .. }))
+    ));
+    assert_eq!(logins(&world), 1, "an empty new password is not sent");
+
+    world.client.first_login("a-long-new-password").unwrap();
+    let id = world
+        .client
+        .upload_media("image/png", Source::Bytes(PNG_1X1.to_vec(), "p.png"))
+        .unwrap()
+        .id;
+    assert_eq!(logins(&world), 2, "the first login's token is used");
+    world.sandbox.revoke_onprem_tokens();
+    let (bytes, _) = world.client.retrieve_media(&id, None).unwrap();
+    assert_eq!(bytes, PNG_1X1);
+    assert_eq!(logins(&world), 3, "one re-login, with the new password");
+
+    let with_old_password = world.client_with(nx_conformance::demo_login());
+    assert_eq!(status_of(with_old_password.login()).0, 401);
+    let with_new_password = world.client_with(OnPremLogin::Password {
+        username: nx_sandbox::DEMO_ONPREM_USER.into(),
+        password: nx_protocol::AccessSecret::new("a-long-new-password"),
+    });
+    with_new_password.login().unwrap();
 }
 
 /// A given token that the server rejects: the 401 is final (nothing to log in with).
@@ -319,6 +355,7 @@ conformance!(
     expiring_token_is_renewed_before_use,
     bad_password_is_final,
     rejected_given_token_is_final,
+    first_login_sets_the_new_password,
     hostile_ids_stay_one_segment,
     retry_download_notifications,
     transient_failures_are_retried,

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
+use nx_protocol::AccessSecret;
 use nx_protocol::call::{CallState, Next, TransferFailure as Failed};
 use nx_protocol::client::{Error, FromConfig, OnPremBuilder, OnPremConfig, OnPremLogin};
 use nx_protocol::download::DownloadOptions;
@@ -78,9 +79,12 @@ impl FromConfig<OnPremConfig> for OnPremClient {
 
 /// Whose credentials an attempt carries.
 #[derive(Clone, Copy)]
-enum Credential {
-    /// The user name and password (for [`Login`]).
-    Basic,
+enum Credential<'a> {
+    /// A user name and password (for [`Login`]).
+    Basic {
+        username: &'a str,
+        password: &'a AccessSecret,
+    },
     /// The current token, renewed as needed.
     Bearer,
 }
@@ -104,7 +108,30 @@ impl OnPremClient {
         if let OnPremLogin::Token(token) = &self.inner.config.login {
             return Ok(token.clone());
         }
-        let token = self.fresh_login()?;
+        let token = self.fresh_login(&Login::new(), &slot)?;
+        slot.store(token.clone());
+        Ok(token)
+    }
+
+    /// The very first login of a fresh installation's admin user, which must set a new
+    /// password (Meta's API refuses that user's first login without one). Logs in with the
+    /// configured password and `new_password`, keeps the token, and from then on logs in
+    /// (renewals, after a 401) with `new_password`. Not retried once sent: after it succeeded,
+    /// the old password no longer logs in.
+    ///
+    /// ```no_run
+    /// # fn run() -> Result<(), nx_blocking::Error> {
+    /// let client = nx_blocking::OnPremClient::builder()
+    ///     .base_url("https://wa.example.internal:9090")
+    ///     .password("admin", "secret") // the installation's initial password
+    ///     .build()?;
+    /// client.first_login("a-long-new-password")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn first_login(&self, new_password: &str) -> Result<Token, Error> {
+        let mut slot = self.slot();
+        let token = self.fresh_login(&Login::with_new_password(new_password), &slot)?;
+        slot.password_changed(AccessSecret::new(new_password));
         slot.store(token.clone());
         Ok(token)
     }
@@ -173,9 +200,11 @@ impl OnPremClient {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Logs in with the user name and password.
-    fn fresh_login(&self) -> Result<Token, Error> {
-        self.run(&Login::new(), None, Credential::Basic)
+    /// Logs in with the user name and the password in force (`slot` knows whether a first
+    /// login changed it).
+    fn fresh_login(&self, login: &Login, slot: &TokenSlot) -> Result<Token, Error> {
+        let (username, password) = self.inner.config.login.credentials(slot)?;
+        self.run(login, None, Credential::Basic { username, password })
     }
 
     /// The current token, logging in first when there is none or it is about to expire.
@@ -185,7 +214,7 @@ impl OnPremClient {
         if let Some(token) = slot.usable(now(), margin) {
             return Ok(token);
         }
-        let token = self.fresh_login()?;
+        let token = self.fresh_login(&Login::new(), &slot)?;
         slot.store(token.clone());
         Ok(token)
     }
@@ -198,7 +227,7 @@ impl OnPremClient {
             AfterRejection::Final => Ok(false),
             AfterRejection::Replaced(_) => Ok(true),
             _ => {
-                let token = self.fresh_login()?;
+                let token = self.fresh_login(&Login::new(), &slot)?;
                 slot.store(token);
                 Ok(true)
             }
@@ -211,7 +240,7 @@ impl OnPremClient {
         &self,
         op: &O,
         mut source: Option<UploadSource>,
-        credential: Credential,
+        credential: Credential<'_>,
     ) -> Result<O::Output, Error> {
         let config = &self.inner.config;
         let transport = &config.transport;
@@ -219,7 +248,7 @@ impl OnPremClient {
             && source
                 .as_ref()
                 .is_none_or(nx_protocol::body::UploadSource::reopenable);
-        let mut call = CallState::new(
+        let mut call = CallState::on_premises(
             transport.retry.clone(),
             idempotent,
             transport.overall_timeout,
@@ -236,15 +265,19 @@ impl OnPremClient {
             span.record("attempt", attempt);
             let token = match credential {
                 Credential::Bearer => Some(self.token()?),
-                Credential::Basic => None,
+                Credential::Basic { .. } => None,
             };
-            let auth = match (&token, &config.login) {
-                (Some(token), _) => Auth::Bearer(token),
-                (None, OnPremLogin::Password { username, password }) => Auth::Basic {
+            let auth = match (&token, credential) {
+                (None, Credential::Basic { username, password }) => Auth::Basic {
                     username,
                     password: password.expose(),
                 },
-                (None, OnPremLogin::Token(token)) => Auth::Bearer(token),
+                (Some(token), _) => Auth::Bearer(token),
+                (None, Credential::Bearer) => {
+                    return Err(Error::Config(
+                        "internal: a bearer attempt without a token".into(),
+                    ));
+                }
             };
             let request = onprem::build_request(op, &config.base_url, auth)?;
             let sent = Instant::now();
@@ -308,7 +341,8 @@ impl OnPremClient {
         mut options: DownloadOptions,
     ) -> Result<Retrieved, Error> {
         let transport = &self.inner.config.transport;
-        let mut call = CallState::new(transport.retry.clone(), true, transport.overall_timeout);
+        let mut call =
+            CallState::on_premises(transport.retry.clone(), true, transport.overall_timeout);
         let started = Instant::now();
         let span = tracing::info_span!("nx.onprem.retrieve", attempt = tracing::field::Empty);
         let _entered = span.enter();

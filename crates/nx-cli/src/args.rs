@@ -13,6 +13,8 @@ use nx_protocol::download::Sha256Digest;
 pub(crate) const ENV_ONPREM_USERNAME: &str = "WA_ONPREM_USERNAME";
 /// Environment variable for the On-Premises password.
 pub(crate) const ENV_ONPREM_PASSWORD: &str = "WA_ONPREM_PASSWORD";
+/// Environment variable for the new password of an On-Premises first login.
+pub(crate) const ENV_ONPREM_NEW_PASSWORD: &str = "WA_ONPREM_NEW_PASSWORD";
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success, 2 usage (bad options, input refused before sending), 3 the API answered \
@@ -205,10 +207,19 @@ pub(crate) struct OnPremArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum OnPremCommand {
     /// Log in with the user name and password and print the token.
-    Login,
+    Login(OnPremLoginArgs),
     /// Media on the installation.
     #[command(subcommand)]
     Media(OnPremMediaCommand),
+}
+
+/// `nxcloud onprem login`.
+#[derive(Debug, Args)]
+pub(crate) struct OnPremLoginArgs {
+    /// The first login of a fresh installation's admin: set this new password (Meta's API
+    /// requires it then); later logins use it. Prefer the environment variable.
+    #[arg(long, env = ENV_ONPREM_NEW_PASSWORD, hide_env_values = true, value_name = "P")]
+    pub(crate) new_password: Option<String>,
 }
 
 /// `nxcloud onprem media ...`.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use assert_cmd::Command;
 use nx_sandbox::{
     DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET, DEMO_BUSINESS_PHONE, DEMO_ONPREM_PASSWORD,
-    DEMO_ONPREM_USER, Inbound, Route, Sandbox, SandboxConfig,
+    DEMO_ONPREM_USER, Inbound, OnPremUser, Route, Sandbox, SandboxConfig,
 };
 use serde_json::Value;
 
@@ -31,6 +31,7 @@ fn nxcloud() -> Command {
         "WA_ONPREM_TOKEN",
         "WA_ONPREM_USERNAME",
         "WA_ONPREM_PASSWORD",
+        "WA_ONPREM_NEW_PASSWORD",
     ] {
         cmd.env_remove(var);
     }
@@ -970,6 +971,35 @@ fn onprem(sandbox: &Sandbox) -> Command {
     ])
     .env("WA_ONPREM_PASSWORD", DEMO_ONPREM_PASSWORD);
     cmd
+}
+
+#[test]
+fn onprem_first_login_sets_the_new_password() {
+    let sandbox = Sandbox::start(
+        SandboxConfig::default().onprem_users([OnPremUser::demo().must_change_password()]),
+    )
+    .unwrap();
+    // A fresh installation refuses a plain login: an API error, with Meta's code shown.
+    let refused = expect(onprem(&sandbox).arg("login"), 3);
+    assert!(refused.stderr.contains("1005"), "{}", refused.stderr);
+    let token = expect(
+        onprem(&sandbox)
+            .arg("login")
+            .env("WA_ONPREM_NEW_PASSWORD", "a-long-new-password"),
+        0,
+    )
+    .stdout;
+    assert!(!token.trim().is_empty());
+    // The new password is never echoed.
+    let again = run(onprem(&sandbox)
+        .env("WA_ONPREM_PASSWORD", "a-long-new-password")
+        .arg("login"));
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        !again.stdout.contains("a-long-new-password")
+            && !again.stderr.contains("a-long-new-password")
+    );
+    expect(onprem(&sandbox).arg("login"), 3);
 }
 
 #[test]

@@ -73,6 +73,14 @@ impl CallState {
         }
     }
 
+    /// The state of a call to the On-Premises API, whose retry rules differ for bare 4xx
+    /// answers ([`RetryContext::on_premises`]).
+    pub fn on_premises(policy: RetryPolicy, idempotent: bool, overall: Duration) -> Self {
+        let mut call = Self::new(policy, idempotent, overall);
+        call.ctx.on_premises = true;
+        call
+    }
+
     /// Starts with the client's current clock correction.
     pub fn with_clock(mut self, clock: ClockOffset) -> Self {
         self.clock = clock;

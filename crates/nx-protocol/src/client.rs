@@ -174,6 +174,25 @@ pub enum OnPremLogin {
     Token(Token),
 }
 
+impl OnPremLogin {
+    /// The user name and the password to log in with now: the configured one, or the one a
+    /// first login set (`slot` knows). A given token has nothing to log in with: an error.
+    pub fn credentials<'a>(
+        &'a self,
+        slot: &'a crate::onprem::TokenSlot,
+    ) -> Result<(&'a str, &'a AccessSecret), Error> {
+        match self {
+            OnPremLogin::Password { username, password } => {
+                Ok((username, slot.login_password(password)))
+            }
+            OnPremLogin::Token(_) => Err(Error::Config(
+                "this client was given a token: it has no user name and password to log in with"
+                    .into(),
+            )),
+        }
+    }
+}
+
 /// An On-Premises client's settings.
 #[derive(Clone, Debug)]
 pub struct OnPremConfig {

@@ -70,6 +70,12 @@ pub enum InvalidInput {
     /// A request field could not be serialized.
     #[error("request body could not be serialized: {0}")]
     Serialize(String),
+    /// The new password of an On-Premises first login is not usable.
+    #[error("the new password {reason}")]
+    NewPassword {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 /// A short, printable excerpt of an answer body for error messages: at most 200 characters,

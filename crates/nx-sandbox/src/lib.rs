@@ -97,7 +97,7 @@ pub mod signing;
 mod state;
 mod store;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -194,6 +194,12 @@ impl Sandbox {
             .iter()
             .map(|u| (u.username.clone(), u.password.clone()))
             .collect();
+        let must_change_password: HashSet<String> = config
+            .onprem_users
+            .iter()
+            .filter(|u| u.must_change_password)
+            .map(|u| u.username.clone())
+            .collect();
         let state = Arc::new(State {
             clock: clock::Clock::new(config.clock_offset_ms),
             base_url: base_url(addr),
@@ -205,6 +211,7 @@ impl Sandbox {
             rng: Mutex::new(rng),
             tokens: Mutex::new(HashMap::new()),
             passwords: Mutex::new(passwords),
+            must_change_password: Mutex::new(must_change_password),
             webhook_url: Mutex::new(webhook_url),
             callback_url: Mutex::new(callback_url),
             shutdown: shutdown_rx,

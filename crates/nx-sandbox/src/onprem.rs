@@ -43,12 +43,12 @@ use http::request::Parts;
 use http::{HeaderMap, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use nx_protocol::wa::MediaKind;
 use serde_json::{Value, json};
 
 use crate::clock::format_expires_after;
 use crate::config::ONPREM_API_VERSION;
 use crate::log::Route;
+use crate::media_table;
 use crate::state::{
     MAX_UPLOAD_BODY, Outcome, ReadError, State, Token, announced_len, drain, json_response, lock,
     read_capped, respond, too_large,
@@ -250,8 +250,19 @@ async fn login(state: &Arc<State>, req: Request<Incoming>) -> Outcome {
             }
         }
     };
-    if let Some(p) = new_password {
-        lock(&state.passwords).insert(user, p);
+    match new_password {
+        Some(p) => {
+            lock(&state.must_change_password).remove(&user);
+            lock(&state.passwords).insert(user, p);
+        }
+        None if lock(&state.must_change_password).contains(&user) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                code::ACCESS_DENIED,
+                "The password must be changed on the first login: send {\"new_password\":\"...\"}.",
+            );
+        }
+        None => {}
     }
     let token = format!(
         "sbx{:032x}{:032x}",
@@ -315,7 +326,9 @@ async fn upload(state: &Arc<State>, parts: Parts, mut body: Incoming) -> Outcome
         );
         return drained(body, out).await;
     }
-    let kind = match MediaKind::check(&mime, announced.max(1)) {
+    // Content-Type is a header, which may carry parameters (`audio/ogg; codecs=opus`): the
+    // type is looked up by its essence here, unlike NXCloud's `type` form field.
+    let kind = match media_table::check_essence(&mime, announced.max(1)) {
         Ok(kind) => kind,
         Err(e) => {
             let out = error(
@@ -326,7 +339,7 @@ async fn upload(state: &Arc<State>, parts: Parts, mut body: Incoming) -> Outcome
             return drained(body, out).await;
         }
     };
-    let limit = kind.max_bytes();
+    let limit = kind.max_bytes;
     let mut pending = match state.store.begin().await {
         Ok(p) => Some(p),
         Err(_) => {
@@ -379,7 +392,7 @@ async fn upload(state: &Arc<State>, parts: Parts, mut body: Incoming) -> Outcome
             "The request body (the file) is empty.",
         );
     }
-    if let Err(e) = MediaKind::check(&mime, len) {
+    if let Err(e) = media_table::check_essence(&mime, len) {
         return error(
             StatusCode::BAD_REQUEST,
             code::PARAMETER_INVALID,
@@ -389,7 +402,7 @@ async fn upload(state: &Arc<State>, parts: Parts, mut body: Incoming) -> Outcome
     let stored = match pending {
         Some(p) if !full => p
             .finish(NewMedia {
-                msg_type: kind.name().to_owned(),
+                msg_type: kind.name.to_owned(),
                 mime,
                 file_name: None,
                 origin: Origin::OnPremUpload,

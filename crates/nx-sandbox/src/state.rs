@@ -1,6 +1,6 @@
 //! The state shared by every connection, and the pieces every handler uses.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -37,6 +37,8 @@ pub(crate) struct State {
     pub(crate) tokens: Mutex<HashMap<String, Token>>,
     /// Current On-Prem passwords by user (`new_password` changes them).
     pub(crate) passwords: Mutex<HashMap<String, String>>,
+    /// Users whose next login must set a new password ([`crate::OnPremUser::must_change_password`]).
+    pub(crate) must_change_password: Mutex<HashSet<String>>,
     pub(crate) webhook_url: Mutex<Option<LoopbackUrl>>,
     pub(crate) callback_url: Mutex<Option<LoopbackUrl>>,
     pub(crate) shutdown: watch::Receiver<bool>,

@@ -7,8 +7,8 @@ use nx_protocol::onprem::format_expires_after;
 use serde_json::json;
 
 use crate::args::{
-    GlobalArgs, OnPremArgs, OnPremCommand, OnPremGetArgs, OnPremIdArgs, OnPremMediaCommand,
-    OnPremUploadArgs,
+    GlobalArgs, OnPremArgs, OnPremCommand, OnPremGetArgs, OnPremIdArgs, OnPremLoginArgs,
+    OnPremMediaCommand, OnPremUploadArgs,
 };
 use crate::clients;
 use crate::commands::media::Saved;
@@ -20,7 +20,7 @@ use crate::progress::Bar;
 /// Runs `nxcloud onprem ...`.
 pub(crate) fn run(global: &GlobalArgs, args: &OnPremArgs, out: Output) -> Result<(), CliError> {
     match &args.command {
-        OnPremCommand::Login => login(global, args, out),
+        OnPremCommand::Login(login_args) => login(global, args, login_args, out),
         OnPremCommand::Media(OnPremMediaCommand::Upload(upload_args)) => {
             upload(global, args, upload_args, out)
         }
@@ -32,16 +32,24 @@ pub(crate) fn run(global: &GlobalArgs, args: &OnPremArgs, out: Output) -> Result
     }
 }
 
-/// Logs in and prints the token alone (for `WA_ONPREM_TOKEN`), or with `--json` the token and
-/// its expiry.
-fn login(global: &GlobalArgs, args: &OnPremArgs, out: Output) -> Result<(), CliError> {
+/// Logs in (setting a new password on a fresh installation's first login) and prints the
+/// token alone (for `WA_ONPREM_TOKEN`), or with `--json` the token and its expiry.
+fn login(
+    global: &GlobalArgs,
+    args: &OnPremArgs,
+    login: &OnPremLoginArgs,
+    out: Output,
+) -> Result<(), CliError> {
     if args.username.is_none() || args.password.is_none() {
         return Err(CliError::usage(
             "login needs --username and --password (a token is already logged in)",
         ));
     }
     let client = clients::onprem(global, args)?;
-    let token = client.login()?;
+    let token = match &login.new_password {
+        Some(new_password) => client.first_login(new_password)?,
+        None => client.login()?,
+    };
     let expires = token.expires_after().map(format_expires_after);
     let value = json!({ "token": token.expose(), "expires_after": expires });
     out.result(&value, |_| token.expose().to_owned())

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use crate::error::InvalidInput;
 use crate::onprem::operation::{AuthKind, OnPremBody, OnPremOperation};
-use crate::secret::REDACTED;
+use crate::secret::{AccessSecret, REDACTED};
 use crate::time::Timestamp;
 
 /// A bearer token of the On-Premises API and when it stops being accepted.
@@ -69,6 +69,9 @@ impl Token {
 pub struct TokenSlot {
     token: Option<Token>,
     given: bool,
+    /// The password a first login set ([`Login::with_new_password`]): later logins use it
+    /// instead of the configured one, which no longer works.
+    password: Option<AccessSecret>,
 }
 
 /// What to do after the server rejected a token with 401.
@@ -88,7 +91,18 @@ impl TokenSlot {
         Self {
             given: given.is_some(),
             token: given,
+            password: None,
         }
+    }
+
+    /// The password to log in with: the one a first login set, else `configured`.
+    pub fn login_password<'a>(&'a self, configured: &'a AccessSecret) -> &'a AccessSecret {
+        self.password.as_ref().unwrap_or(configured)
+    }
+
+    /// Records that a first login replaced the password with `new_password`.
+    pub fn password_changed(&mut self, new_password: AccessSecret) {
+        self.password = Some(new_password);
     }
 
     /// The token to use at `now`, if it is good for more than `margin_ms`; `None` means log in
@@ -198,7 +212,7 @@ struct LoginAnswer {
 struct LoginUser {
     token: String,
     #[serde(default)]
-    expires_after: Option<String>,
+    expires_after: Option<serde_json::Value>,
 }
 
 impl OnPremOperation for Login {
@@ -214,6 +228,9 @@ impl OnPremOperation for Login {
         AuthKind::Basic
     }
     fn body(&self) -> Result<OnPremBody, InvalidInput> {
+        if self.new_password.as_ref().is_some_and(|p| p.is_empty()) {
+            return Err(InvalidInput::NewPassword { reason: "is empty" });
+        }
         #[derive(serde::Serialize)]
         struct Body<'a> {
             #[serde(skip_serializing_if = "Option::is_none")]
@@ -239,12 +256,14 @@ impl OnPremOperation for Login {
         if user.token.is_empty() {
             return Err("the login answer's token is empty".into());
         }
-        let expires_after = match user.expires_after.as_deref() {
-            None => None,
-            Some(text) => Some(parse_expires_after(text).ok_or_else(|| {
-                format!("`expires_after` {text:?} is not `YYYY-MM-DD HH:MM:SS+HH:MM` after 1970")
-            })?),
-        };
+        // Reading: an `expires_after` that is absent or cannot be read (not a string, not the
+        // documented format) leaves the expiry unknown rather than throwing away a token the
+        // server just issued; the client then uses it until a 401, and logs in again.
+        let expires_after = user
+            .expires_after
+            .as_ref()
+            .and_then(serde_json::Value::as_str)
+            .and_then(parse_expires_after);
         Ok(Token::from_parts(user.token, expires_after))
     }
     /// Logging in twice only makes a second token. Setting a new password is not repeatable:
@@ -534,11 +553,25 @@ mod tests {
         let no_expiry = login(br#"{"users":[{"token":"t"}]}"#).unwrap();
         assert_eq!(no_expiry.expires_after(), None);
         assert!(!no_expiry.needs_refresh(Timestamp::from_millis(u64::MAX), u64::MAX));
+        // An expiry that cannot be read keeps the token, with the expiry unknown.
+        for unreadable in [
+            r#""tomorrow""#,
+            "1519918166",
+            r#""2018-03-01 15:29:26+0000""#,
+            "{}",
+        ] {
+            let body = format!(r#"{{"users":[{{"token":"t","expires_after":{unreadable}}}]}}"#);
+            let token = login(body.as_bytes()).unwrap();
+            assert_eq!(
+                (token.expose(), token.expires_after()),
+                ("t", None),
+                "{unreadable}"
+            );
+        }
 
         for bad in [
             &br#"{"users":[]}"#[..],
             br#"{"users":[{"token":""}]}"#,
-            br#"{"users":[{"token":"t","expires_after":"tomorrow"}]}"#,
             br#"{"users":[{"expires_after":"2018-03-01 15:29:26+00:00"}]}"#,
             br#"{"token":"t"}"#,
             b"",

@@ -71,6 +71,10 @@ pub struct RetryContext {
     pub clock_corrected: bool,
     /// A re-login was already done in this call (On-Premises).
     pub reauthenticated: bool,
+    /// The call goes to the On-Premises API, whose documentation says not to retry 4xx
+    /// answers other than its listed codes ("some hosts block a number after repeated error
+    /// answers"): a bare 429 is then final, where NXCloud's gateway may be retried after one.
+    pub on_premises: bool,
 }
 
 /// How an attempt failed.
@@ -253,8 +257,8 @@ impl RetryPolicy {
                 }
                 ResponseError::OnPrem { error, .. } => retry_if(error.code.is_retryable()),
                 ResponseError::Http { status, .. } => match *status {
-                    StatusCode::TOO_MANY_REQUESTS
-                    | StatusCode::BAD_GATEWAY
+                    StatusCode::TOO_MANY_REQUESTS => retry_if(!ctx.on_premises),
+                    StatusCode::BAD_GATEWAY
                     | StatusCode::SERVICE_UNAVAILABLE
                     | StatusCode::GATEWAY_TIMEOUT => retry(),
                     StatusCode::INTERNAL_SERVER_ERROR => retry_if(ctx.idempotent),
@@ -468,6 +472,17 @@ mod tests {
         let d = |s| p.decide(1, AttemptFailure::Response(&http(s)), ctx(false), 0);
         for s in [429, 502, 503, 504] {
             assert!(is_retry(d(s)), "{s}");
+        }
+        // On-Premises: only Meta's listed codes are retried among 4xx answers, so a bare 429
+        // is final there; 502/503/504 are not 4xx and stay retried.
+        let on_prem = RetryContext {
+            on_premises: true,
+            ..ctx(false)
+        };
+        let d_on_prem = |s| p.decide(1, AttemptFailure::Response(&http(s)), on_prem, 0);
+        assert_eq!(d_on_prem(429), RetryDecision::GiveUp);
+        for s in [502, 503, 504] {
+            assert!(is_retry(d_on_prem(s)), "{s}");
         }
         for s in [
             400, 403, 404, 405, 408, 409, 413, 422, 500, 501, 505, 302, 200,
