@@ -101,6 +101,9 @@ impl OnPremOperation for UploadMedia {
         Ok("/v1/media".to_owned())
     }
     fn body(&self) -> Result<OnPremBody, InvalidInput> {
+        // Reading: Meta states the limits "after processing", which a client cannot predict;
+        // the file is checked as sent against the same limits, so that a file the installation
+        // would most likely refuse fails here, before its bytes travel.
         MediaKind::check(&self.content_type, self.len)?;
         Ok(OnPremBody::Raw {
             content_type: self.content_type.clone(),
