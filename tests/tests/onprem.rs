@@ -318,6 +318,19 @@ fn corrupt_retrieve_leaves_no_file<D: OnPremDriver>() {
 }
 
 /// Uploads are checked against the media table before anything is sent.
+/// A one-shot upload whose token the server rejects: the 401 is reported (the reader is spent,
+/// so the call is not sent again after the re-login), not "cannot be sent twice".
+fn one_shot_upload_after_401_reports_the_401<D: OnPremDriver>() {
+    let world = OnPremWorld::<D>::new();
+    world.client.login().unwrap();
+    world.sandbox.revoke_onprem_tokens();
+    let result = world
+        .client
+        .upload_media("image/png", Source::Reader(PNG_1X1.to_vec(), "p.png"));
+    assert_eq!(status_of(result).0, 401);
+    assert_eq!(world.sandbox.log().for_route(Route::OnPremUpload).len(), 1);
+}
+
 fn uploads_are_checked_first<D: OnPremDriver>() {
     let world = OnPremWorld::<D>::new();
     let result = world
@@ -361,4 +374,5 @@ conformance!(
     transient_failures_are_retried,
     corrupt_retrieve_leaves_no_file,
     uploads_are_checked_first,
+    one_shot_upload_after_401_reports_the_401,
 );

@@ -131,15 +131,15 @@ impl Client {
         mut source: Option<UploadSource>,
     ) -> Result<O::Output, Error> {
         let config = &self.inner.config;
-        let idempotent = op.is_idempotent()
-            && source
-                .as_ref()
-                .is_none_or(nx_protocol::body::UploadSource::reopenable);
+        let reopenable = source
+            .as_ref()
+            .is_none_or(nx_protocol::body::UploadSource::reopenable);
         let mut call = CallState::new(
             config.transport.retry.clone(),
-            idempotent,
+            op.is_idempotent(),
             config.transport.overall_timeout,
         )
+        .with_body(reopenable)
         .with_clock(self.clock_offset());
         let started = Instant::now();
         let span = tracing::info_span!(

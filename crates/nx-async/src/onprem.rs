@@ -236,15 +236,15 @@ impl OnPremClient {
     ) -> Result<O::Output, Error> {
         let config = &self.inner.config;
         let transport = &config.transport;
-        let idempotent = op.is_idempotent()
-            && source
-                .as_ref()
-                .is_none_or(nx_protocol::body::UploadSource::reopenable);
+        let reopenable = source
+            .as_ref()
+            .is_none_or(nx_protocol::body::UploadSource::reopenable);
         let mut call = CallState::on_premises(
             transport.retry.clone(),
-            idempotent,
+            op.is_idempotent(),
             transport.overall_timeout,
-        );
+        )
+        .with_body(reopenable);
         let started = Instant::now();
         let span = tracing::info_span!("nx.onprem", method = %op.method(), attempt = tracing::field::Empty);
         async {

@@ -54,6 +54,8 @@ pub struct CallState {
     attempt: u32,
     ctx: RetryContext,
     clock: ClockOffset,
+    /// The body can be sent again (no one-shot reader was consumed).
+    resendable: bool,
 }
 
 impl CallState {
@@ -70,7 +72,20 @@ impl CallState {
             attempt: 0,
             ctx,
             clock: ClockOffset::ZERO,
+            resendable: true,
         }
+    }
+
+    /// Says whether the call's body can be read again from the start. A one-shot body (a
+    /// reader) makes the call non-idempotent, and once an attempt has consumed it nothing is
+    /// resent, whatever the failure (a refused connection, a 401, a 1004): the call ends with
+    /// that failure rather than with "cannot be sent twice".
+    pub fn with_body(mut self, reopenable: bool) -> Self {
+        if !reopenable {
+            self.ctx.idempotent = false;
+            self.resendable = false;
+        }
+        self
     }
 
     /// The state of a call to the On-Premises API, whose retry rules differ for bare 4xx
@@ -137,6 +152,9 @@ impl CallState {
         let Some(failure) = error.attempt_failure() else {
             return Next::GiveUp;
         };
+        if !self.resendable {
+            return Next::GiveUp;
+        }
         match self.policy.decide(self.attempt, failure, self.ctx, random) {
             RetryDecision::GiveUp => Next::GiveUp,
             RetryDecision::Retry { delay } if elapsed + delay >= self.overall => Next::GiveUp,
@@ -338,6 +356,35 @@ mod tests {
         Error::Connect {
             host: "oss.example".into(),
             source: "refused".into(),
+        }
+    }
+
+    #[test]
+    fn a_one_shot_body_is_never_resent() {
+        let policy = RetryPolicy::default();
+        let minute = Duration::from_secs(60);
+        // Reopenable: a refused connection is retried, a 401 (On-Premises) logs in again.
+        let mut call = CallState::on_premises(policy.clone(), false, minute).with_body(true);
+        call.begin_attempt();
+        assert!(matches!(
+            call.after_error(&connect(), None, NOW, Duration::ZERO, 1),
+            Next::Retry { .. }
+        ));
+        assert!(matches!(
+            call.after_error(&http(401), None, NOW, Duration::ZERO, 1),
+            Next::Reauthenticate
+        ));
+        // One-shot: the same failures end the call with themselves.
+        for error in [connect(), http(401), http(503)] {
+            let mut call = CallState::on_premises(policy.clone(), true, minute).with_body(false);
+            call.begin_attempt();
+            assert!(
+                matches!(
+                    call.after_error(&error, None, NOW, Duration::ZERO, 1),
+                    Next::GiveUp
+                ),
+                "{error}"
+            );
         }
     }
 
