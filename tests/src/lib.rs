@@ -363,7 +363,7 @@ pub fn files_in(dir: &Path) -> Vec<String> {
 }
 
 /// One On-Premises client, driven synchronously, with its transport's notification hub.
-pub trait OnPremDriver: Sized {
+pub trait OnPremDriver: Sized + std::fmt::Debug {
     /// The transport's name, for messages.
     const NAME: &'static str;
     /// Builds the client.

@@ -34,7 +34,7 @@ use nx_protocol::wa::{DeleteMedia, DownloadUrl, GetMedia, MediaInfo};
 use nx_protocol::{AccessSecret, Credentials, Timestamp};
 use nx_sandbox::{
     DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET, DEMO_BUSINESS_PHONE as PHONE, DEMO_ONPREM_PASSWORD,
-    DEMO_ONPREM_USER, Fault, FaultRule, Route, Sandbox, SandboxConfig,
+    DEMO_ONPREM_USER, Fault, FaultRule, OnPremUser, Route, Sandbox, SandboxConfig,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -457,6 +457,36 @@ fn onprem_calls<P: OnPremDriver>(secrets: &mut Secrets) {
     )));
     secrets.add("a given On-Premises token", "sbxnot-a-real-token-0001");
     record(&format!("{name} rejected token"), given.retry_download(&id));
+
+    // A fresh installation's first login sets a new password, which later logins send.
+    let fresh = OnPremWorld::<P>::with(
+        SandboxConfig::default().onprem_users([OnPremUser::demo().must_change_password()]),
+        |_| {},
+    );
+    secrets.add("a new On-Premises password", "new-password-for-the-scan");
+    record(
+        &format!("{name} login before the first login"),
+        fresh.client.login(),
+    );
+    if let Some(token) = record(
+        &format!("{name} first login"),
+        fresh.client.first_login("new-password-for-the-scan"),
+    ) {
+        secrets.add("an On-Premises token", token.expose());
+    }
+    fresh.sandbox.revoke_onprem_tokens();
+    record(
+        &format!("{name} re-login with the new password"),
+        fresh.client.retry_download(&id),
+    );
+    capture(&format!(
+        "{name} client after a first login: {:?}",
+        fresh.client
+    ));
+    capture(&format!(
+        "{name} fresh sandbox log: {:?}",
+        fresh.sandbox.log().entries()
+    ));
     capture(&format!(
         "{name} sandbox log: {:?}",
         world.sandbox.log().entries()
