@@ -30,7 +30,8 @@ pub struct RequestParams {
     pub server_workers: usize,
     /// Run one side only (`sdk`, `raw`, or for item 2 `hand`: nx-protocol by hand over raw
     /// hyper-util), for profiling; the figures of the other sides are then missing and the
-    /// section is not sane. Any other value (e.g. `none`) runs only the warm-up and the
+    /// section is not sane. `hand-timeout` is `hand` under a `tokio::time::timeout`, as
+    /// nx-async runs each attempt. Any other value (e.g. `none`) runs only the warm-up and the
     /// sans-IO loops: the fixed cost to subtract from a profiled run's total.
     pub only: Option<String>,
 }
@@ -224,6 +225,21 @@ async fn sans_io_async_call(
     Ok(())
 }
 
+/// [`sans_io_async_call`] under a `tokio::time::timeout`, as nx-async runs each attempt
+/// (diagnostic, `--only hand-timeout`).
+async fn sans_io_timeout_async_call(
+    by_hand: Arc<(
+        RawAsync,
+        nx_protocol::operation::BaseUrl,
+        nx_protocol::Credentials,
+        http::HeaderValue,
+    )>,
+) -> Result<(), String> {
+    tokio::time::timeout(Duration::from_secs(30), sans_io_async_call(by_hand))
+        .await
+        .map_err(|_| "timed out".to_owned())?
+}
+
 async fn sdk_async_call(client: nx_async::Client) -> Result<(), String> {
     let info = client
         .get_media(PHONE, MEDIA_ID)
@@ -375,6 +391,19 @@ pub fn bench_async(exe: &Path, params: &RequestParams, command: &str) -> Result<
             } else {
                 raw_sides[i].push(raw_run()?, total);
                 sdk_sides[i].push(sdk_run()?, total);
+            }
+            if params.only.as_deref() == Some("hand-timeout") {
+                by_hand_sides[i].push(
+                    timed(|| {
+                        runtime.block_on(drive(
+                            by_hand.clone(),
+                            c,
+                            total,
+                            sans_io_timeout_async_call,
+                        ))
+                    })?,
+                    total,
+                );
             }
             if params.runs_side("hand") {
                 by_hand_sides[i].push(
