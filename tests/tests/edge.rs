@@ -217,6 +217,35 @@ fn bare_429_is_final_on_premises<P: OnPremDriver>() {
     assert_eq!(server.requests(), 1, "not retried");
 }
 
+/// A retrieve answered 200 with Meta's error shape as JSON (as a proxy or a confused
+/// installation might): the error, not a media file holding the error's text.
+fn json_200_on_retrieve_is_the_error_not_the_file<P: OnPremDriver>() {
+    let body = r#"{"meta":{"api_status":"stable","version":"3.0.0.0"},"errors":[{"code":1006,"title":"Resource not found","details":"Media not found."}]}"#;
+    let server = Scripted::start(format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    let sandbox = Sandbox::start(SandboxConfig::default()).unwrap();
+    let given = nx_protocol::client::OnPremLogin::Token(nx_protocol::onprem::Token::from_parts(
+        "given-token",
+        None,
+    ));
+    let mut config = nx_conformance::onprem_test_config(&sandbox, given);
+    config.base_url = BaseUrl::parse(&server.base_url()).unwrap();
+    let client = P::new(config).unwrap();
+    match client.retrieve_media("m1", None) {
+        Err(Error::Response(e)) => assert!(e.is_not_found(), "{e}"),
+        other => panic!(
+            "{:?}",
+            other.map(|(bytes, _)| String::from_utf8_lossy(&bytes).into_owned())
+        ),
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("m1.bin");
+    assert!(client.retrieve_media_to_path("m1", &target, None).is_err());
+    assert!(nx_conformance::files_in(dir.path()).is_empty());
+}
+
 /// On-Premises ids with control characters, empty or 4 KiB long are refused before the media
 /// request is sent (the login that precedes it is the only request).
 fn onprem_ids_are_checked_before_sending<P: OnPremDriver>() {
@@ -283,4 +312,5 @@ both!(AsyncDriver, BlockingDriver:
 both!(AsyncDriverOnPrem, BlockingDriverOnPrem:
     onprem_ids_are_checked_before_sending,
     bare_429_is_final_on_premises,
+    json_200_on_retrieve_is_the_error_not_the_file,
 );

@@ -186,12 +186,32 @@ impl RetrieveMedia {
     /// body into one whose [`ResponseError::is_not_found`] is true).
     ///
     /// A 2xx whose `Content-Length` is not a number is refused as [`ResponseError::Malformed`].
+    /// A 2xx whose `Content-Type` is `application/json` is not a media file (WhatsApp's media
+    /// table has no JSON type; a proxy or the installation answering Meta's error shape with a
+    /// 200 is): it is read as an answer, like an error status.
+    ///
+    /// ```
+    /// use http::{HeaderMap, StatusCode, header::CONTENT_TYPE};
+    /// use nx_protocol::onprem::{RetrieveHead, RetrieveMedia};
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert(CONTENT_TYPE, "application/json; charset=utf-8".parse().unwrap());
+    /// let head = RetrieveMedia::new("m").classify(StatusCode::OK, &headers).unwrap();
+    /// assert!(matches!(head, RetrieveHead::Error { status: StatusCode::OK, .. }));
+    /// headers.insert(CONTENT_TYPE, "image/jpeg".parse().unwrap());
+    /// let head = RetrieveMedia::new("m").classify(StatusCode::OK, &headers).unwrap();
+    /// assert!(matches!(head, RetrieveHead::Media(_)));
+    /// ```
     pub fn classify(
         &self,
         status: StatusCode,
         headers: &HeaderMap,
     ) -> Result<RetrieveHead, ResponseError> {
-        if !status.is_success() {
+        let json = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"));
+        if !status.is_success() || json {
             return Ok(RetrieveHead::Error {
                 status,
                 max_body: MAX_ERROR_BODY,
