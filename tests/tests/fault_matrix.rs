@@ -315,7 +315,14 @@ impl Row {
             },
             Row::BadGateway => vec![Http(502)],
             Row::ServiceUnavailable => vec![Http(503)],
-            // A media body that is not the file fails its SHA-256.
+            // The sandbox sends these with `Content-Type: application/json`: an On-Premises
+            // retrieve reads such an answer as one (JSON is not a media file), and it is not
+            // Meta's error shape; the NXCloud download streams it and its SHA-256 fails.
+            Row::EmptyBody | Row::InvalidJson | Row::WrongTypes | Row::Oversize
+                if op == Op::Retrieve =>
+            {
+                vec![Malformed]
+            }
             Row::EmptyBody | Row::InvalidJson | Row::WrongTypes if file => vec![Sha256Mismatch],
             // A 200 is a delete's success; its body, if any, is a JSON object or nothing.
             Row::EmptyBody | Row::WrongTypes if op == Op::OnPremDelete => vec![Ok],

@@ -405,14 +405,7 @@ impl OnPremClient {
                     config.transport.request_timeout,
                 )
                 .await;
-                let error = match onprem::parse_response(op, status, &headers, &body) {
-                    Err(e) => e,
-                    Ok(_) => nx_protocol::ResponseError::Http {
-                        status,
-                        snippet: nx_protocol::Snippet::of(&body),
-                    },
-                };
-                Err(Error::Response(error).into())
+                Err(Error::Response(op.answer_error(status, &headers, &body)).into())
             }
         }
     }

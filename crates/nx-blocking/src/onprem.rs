@@ -423,14 +423,7 @@ impl OnPremClient {
                 // already says what went wrong.
                 let body =
                     transport::error_body(response, max_body as u64, idle).unwrap_or_default();
-                let error = match onprem::parse_response(op, status, &headers, &body) {
-                    Err(e) => e,
-                    Ok(_) => nx_protocol::ResponseError::Http {
-                        status,
-                        snippet: nx_protocol::Snippet::of(&body),
-                    },
-                };
-                Err(Error::Response(error).into())
+                Err(Error::Response(op.answer_error(status, &headers, &body)).into())
             }
         }
     }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::body::StreamedBody;
 use crate::download::{DownloadCheck, IntegrityError, Verified};
-use crate::error::{InvalidInput, ResponseError};
+use crate::error::{InvalidInput, ResponseError, Snippet};
 use crate::onprem::operation::{MAX_ERROR_BODY, OnPremBody, OnPremOperation, media_path};
 use crate::wa::MediaKind;
 
@@ -220,6 +220,45 @@ impl RetrieveMedia {
         media_head(headers)
             .map(RetrieveHead::Media)
             .map_err(|what| ResponseError::malformed(status, what, b""))
+    }
+}
+
+impl RetrieveMedia {
+    /// The error an answer [`RetrieveMedia::classify`] sent to [`RetrieveHead::Error`] stands
+    /// for, from its body (at most `max_body` bytes; empty when it could not be read in full):
+    /// Meta's error when the body is one; for a 2xx (a JSON answer), [`ResponseError::Malformed`],
+    /// since JSON is not a media file; otherwise the HTTP status with a snippet of the body.
+    ///
+    /// ```
+    /// use http::{HeaderMap, StatusCode};
+    /// use nx_protocol::onprem::RetrieveMedia;
+    /// use nx_protocol::ResponseError;
+    /// let op = RetrieveMedia::new("m");
+    /// let meta = br#"{"errors":[{"code":1006,"title":"Resource not found"}]}"#;
+    /// assert!(op.answer_error(StatusCode::OK, &HeaderMap::new(), meta).is_not_found());
+    /// let junk = op.answer_error(StatusCode::OK, &HeaderMap::new(), br#"{"id":1}"#);
+    /// assert!(matches!(junk, ResponseError::Malformed { .. }));
+    /// let gone = op.answer_error(StatusCode::NOT_FOUND, &HeaderMap::new(), b"");
+    /// assert!(gone.is_not_found());
+    /// ```
+    pub fn answer_error(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> ResponseError {
+        match crate::onprem::parse_response(self, status, headers, body) {
+            Err(error) => error,
+            Ok(_) if status.is_success() => ResponseError::malformed(
+                status,
+                "a media retrieve was answered with JSON (`application/json`), not a media file",
+                body,
+            ),
+            Ok(_) => ResponseError::Http {
+                status,
+                snippet: Snippet::of(body),
+            },
+        }
     }
 }
 
