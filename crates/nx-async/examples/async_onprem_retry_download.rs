@@ -1,7 +1,8 @@
 //! Retry-download on a WhatsApp Business On-Premises installation, with the async client,
 //! against the local sandbox: ask the installation to download a customer's media again, then
 //! receive the outcome at a webhook (here a tiny server on 127.0.0.1 owned by this example) and
-//! match it with a [`nx_async::NotificationHub`].
+//! match it with a [`nx_async::NotificationHub`]; then retrieve the media, checked against the
+//! notification's SHA-256.
 //!
 //! ```sh
 //! cargo run -p nx-async --example async_onprem_retry_download
@@ -9,7 +10,7 @@
 
 use std::time::Duration;
 
-use nx_async::{MediaItemStatus, NotificationHub, OnPremClient};
+use nx_async::{DownloadOptions, MediaItemStatus, NotificationHub, OnPremClient};
 use nx_sandbox::{DEMO_ONPREM_PASSWORD, DEMO_ONPREM_USER, Inbound, Sandbox, SandboxConfig};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -56,23 +57,37 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A customer's photo whose first download "failed".
     let photo = vec![0xA5; 20_000];
     let id = sandbox
-        .receive_inbound(Inbound::new("image", "image/jpeg", photo))?
+        .receive_inbound(Inbound::new("image", "image/jpeg", photo.clone()))?
         .media_id;
 
     let expected = hub.expect(&id); // before asking, so a fast notification is not missed
     let ack = client.retry_download(&id).await?;
     println!("retry-download acknowledged for {:?}", ack.ids);
-    match expected.wait(Duration::from_secs(10)).await? {
-        MediaItemStatus::Downloaded {
-            id,
-            mime_type,
-            sha256,
-            status,
-            ..
-        } => {
-            println!("downloaded: {id} {mime_type:?} sha256 {sha256:?} status {status:?}");
-        }
-        failed => println!("the download failed: {failed:?}"),
+    let status = expected.wait(Duration::from_secs(10)).await?;
+    let MediaItemStatus::Downloaded {
+        id,
+        mime_type,
+        sha256,
+        ..
+    } = status
+    else {
+        return Err(format!("the installation could not store the media: {status:?}").into());
+    };
+    println!("downloaded: {id} {mime_type:?} sha256 {sha256:?}");
+
+    // Stored again: retrieve it, checked against the notification's SHA-256.
+    let mut options = DownloadOptions::new();
+    if let Some(digest) = sha256 {
+        options = options.sha256(digest);
     }
+    let mut bytes = Vec::new();
+    let retrieved = client.retrieve_media(&id, &mut bytes, options).await?;
+    println!(
+        "retrieved {} bytes of {}, SHA-256 checked: {}",
+        retrieved.verified.len,
+        retrieved.media.content_type.as_deref().unwrap_or("?"),
+        sha256.is_some()
+    );
+    assert_eq!(bytes, photo);
     Ok(())
 }

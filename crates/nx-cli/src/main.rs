@@ -22,15 +22,27 @@ mod sample;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 
 use crate::args::Cli;
 use crate::exit::Exit;
 use crate::output::Output;
 
 fn main() -> ExitCode {
-    // clap exits 2 on a usage error, 0 for --help and --version.
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `--json` promises errors as one JSON line on stderr: usage errors clap finds too.
+        Err(e) if e.use_stderr() && std::env::args_os().any(|a| a == "--json") => {
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or_default();
+            let message = first.strip_prefix("error: ").unwrap_or(first);
+            let error = exit::CliError::usage(message).with_hint("run with --help for the usage");
+            Output::new(true).error(&error);
+            return ExitCode::from(error.exit.code());
+        }
+        // clap prints and exits 2 on a usage error, 0 for --help and --version.
+        Err(e) => e.exit(),
+    };
     logging::init(cli.global.verbose);
     let out = Output::new(cli.global.json);
     match commands::run(&cli, out) {

@@ -211,7 +211,7 @@ fn sign_multipart_and_body_files() {
     ));
     assert!(!multipart.stderr.contains("s3cr3t-value"));
 
-    // A body file is signed byte for byte, trailing newline included (and --explain says so).
+    // A body file is signed byte for byte, trailing newline included, and a note says so.
     let file = dir.path().join("body.json");
     std::fs::write(&file, "{}\n").unwrap();
     let from_file = expect(
@@ -227,6 +227,14 @@ fn sign_multipart_and_body_files() {
     assert_eq!(from_file.stdout, inline.stdout);
     assert_ne!(from_file.stdout, trimmed.stdout);
     assert!(from_file.stderr.contains("ends with whitespace"));
+    // Said without --explain too (stderr; stdout stays the signature alone).
+    assert!(
+        inline.stderr.contains("ends with whitespace"),
+        "{}",
+        inline.stderr
+    );
+    assert_eq!(inline.stdout.lines().count(), 1);
+    assert!(!trimmed.stderr.contains("ends with whitespace"));
     let stdin = expect(
         nxcloud()
             .args(args)
@@ -971,6 +979,43 @@ fn onprem(sandbox: &Sandbox) -> Command {
     ])
     .env("WA_ONPREM_PASSWORD", DEMO_ONPREM_PASSWORD);
     cmd
+}
+
+#[test]
+fn json_usage_errors_are_one_json_line_too() {
+    for args in [
+        &["--json", "media", "get", "--phone", "8613800138000"][..],
+        &[
+            "media", "download", "--json", "--phone", "1", "--id", "x", "-o", "f", "--sha256", "zz",
+        ],
+        &[
+            "--json",
+            "--timeout",
+            "0",
+            "media",
+            "get",
+            "--phone",
+            "1",
+            "--id",
+            "x",
+        ],
+    ] {
+        let run = expect(nxcloud().args(args), 2);
+        let lines: Vec<&str> = run.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{}", run.stderr);
+        let json: Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(json["error"]["exit_code"], 2, "{json}");
+        assert_eq!(json["error"]["kind"], "usage", "{json}");
+        assert!(
+            json["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    // Without --json, clap's own text; --help is not an error.
+    let text = expect(nxcloud().args(["media", "get", "--phone", "1"]), 2);
+    assert!(text.stderr.contains("--id"), "{}", text.stderr);
+    expect(nxcloud().args(["--json", "--help"]), 0);
 }
 
 #[test]

@@ -53,6 +53,12 @@ pub(crate) fn run(global: &GlobalArgs, args: &SignArgs, out: Output) -> Result<(
             args.ts
         ));
     }
+    // Said with or without --explain: an editor's final newline is the usual cause of a 1003.
+    if body.last().is_some_and(|b| b.is_ascii_whitespace()) && !args.multipart {
+        output::note(
+            "note: the body ends with whitespace (e.g. a newline); it is signed too and must be sent exactly so",
+        );
+    }
     if args.explain {
         output::note(&format!("1. headers, sorted:  {}", stages.header_string));
         let body_note = match signable {
@@ -64,11 +70,6 @@ pub(crate) fn run(global: &GlobalArgs, args: &SignArgs, out: Output) -> Result<(
             "2. body part:        {}{body_note}",
             stages.body_segment
         ));
-        if body.last().is_some_and(|b| b.is_ascii_whitespace()) && !args.multipart {
-            output::note(
-                "   note: the body ends with whitespace (e.g. a newline); it is signed too and must be sent exactly so",
-            );
-        }
         output::note(&format!("3. string to sign:   {}", stages.canonical_string));
         output::note(&format!("4. sign = md5(3):    {}", stages.signature));
     }
