@@ -185,16 +185,18 @@ async fn raw_async_call(raw: Arc<(RawAsync, Prebuilt)>) -> Result<(), String> {
     Ok(())
 }
 
+/// What the by-hand client needs: the raw client, the base URL, the credentials and the
+/// `User-Agent` value the SDK sends.
+type ByHand = (
+    RawAsync,
+    nx_protocol::operation::BaseUrl,
+    nx_protocol::Credentials,
+    http::HeaderValue,
+);
+
 /// A raw hyper-util client with nx-protocol used by hand: `build_request` (fresh `ts`,
 /// signature) for every request and `parse_response` on every answer, nothing else.
-async fn sans_io_async_call(
-    by_hand: Arc<(
-        RawAsync,
-        nx_protocol::operation::BaseUrl,
-        nx_protocol::Credentials,
-        http::HeaderValue,
-    )>,
-) -> Result<(), String> {
+async fn sans_io_async_call(by_hand: Arc<ByHand>) -> Result<(), String> {
     use nx_protocol::OutgoingBody;
     use nx_protocol::operation::{build_request, parse_response};
     use nx_protocol::wa::GetMedia;
@@ -227,14 +229,7 @@ async fn sans_io_async_call(
 
 /// [`sans_io_async_call`] under a `tokio::time::timeout`, as nx-async runs each attempt
 /// (diagnostic, `--only hand-timeout`).
-async fn sans_io_timeout_async_call(
-    by_hand: Arc<(
-        RawAsync,
-        nx_protocol::operation::BaseUrl,
-        nx_protocol::Credentials,
-        http::HeaderValue,
-    )>,
-) -> Result<(), String> {
+async fn sans_io_timeout_async_call(by_hand: Arc<ByHand>) -> Result<(), String> {
     tokio::time::timeout(Duration::from_secs(30), sans_io_async_call(by_hand))
         .await
         .map_err(|_| "timed out".to_owned())?
