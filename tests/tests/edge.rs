@@ -17,7 +17,7 @@ use nx_conformance::{
     OnPremWorld, read_request, test_config,
 };
 use nx_protocol::InvalidInput;
-use nx_protocol::client::Error;
+use nx_protocol::client::{Error, OnPremLogin};
 use nx_protocol::operation::BaseUrl;
 use nx_protocol::policy::clock::ClockError;
 use nx_sandbox::{DEMO_BUSINESS_PHONE as PHONE, Route, Sandbox, SandboxConfig};
@@ -113,6 +113,16 @@ fn client_with<D: Driver>(
     D::new(config)
 }
 
+/// An On-Premises client of transport `P` against `server`, logging in with `login` (the
+/// sandbox only lends its test settings: 3 attempts, quick retries).
+fn onprem_client_for<P: OnPremDriver>(server: &Scripted, login: OnPremLogin) -> P {
+    let sandbox = Sandbox::start(SandboxConfig::default()).unwrap();
+    let mut config = nx_conformance::onprem_test_config(&sandbox, login);
+    config.base_url = BaseUrl::parse(&server.base_url()).unwrap();
+    assert_eq!(config.transport.retry.max_attempts, 3);
+    P::new(config).unwrap()
+}
+
 /// The configured `User-Agent` goes out once on every request, exactly as given; one that
 /// cannot be a header value is refused when the client is built, naming what is wrong, rather
 /// than replaced or failing each call.
@@ -205,11 +215,7 @@ fn bare_429_is_retried_for_nxcloud<D: Driver>() {
 /// other than its listed codes, since some hosts block a number after repeated error answers.
 fn bare_429_is_final_on_premises<P: OnPremDriver>() {
     let server = Scripted::start(BARE_429.to_owned());
-    let sandbox = Sandbox::start(SandboxConfig::default()).unwrap();
-    let mut config = nx_conformance::onprem_test_config(&sandbox, nx_conformance::demo_login());
-    config.base_url = BaseUrl::parse(&server.base_url()).unwrap();
-    assert_eq!(config.transport.retry.max_attempts, 3);
-    let client = P::new(config).unwrap();
+    let client = onprem_client_for::<P>(&server, nx_conformance::demo_login());
     match client.login() {
         Err(Error::Response(e)) => assert_eq!(e.status().as_u16(), 429),
         other => panic!("{other:?}"),
@@ -225,14 +231,8 @@ fn json_200_on_retrieve_is_the_error_not_the_file<P: OnPremDriver>() {
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     ));
-    let sandbox = Sandbox::start(SandboxConfig::default()).unwrap();
-    let given = nx_protocol::client::OnPremLogin::Token(nx_protocol::onprem::Token::from_parts(
-        "given-token",
-        None,
-    ));
-    let mut config = nx_conformance::onprem_test_config(&sandbox, given);
-    config.base_url = BaseUrl::parse(&server.base_url()).unwrap();
-    let client = P::new(config).unwrap();
+    let given = OnPremLogin::Token(nx_protocol::onprem::Token::from_parts("given-token", None));
+    let client = onprem_client_for::<P>(&server, given);
     match client.retrieve_media("m1", None) {
         Err(Error::Response(e)) => assert!(e.is_not_found(), "{e}"),
         other => panic!(

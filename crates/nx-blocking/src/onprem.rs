@@ -263,21 +263,14 @@ impl OnPremClient {
         loop {
             let attempt = call.begin_attempt();
             span.record("attempt", attempt);
-            let token = match credential {
-                Credential::Bearer => Some(self.token()?),
-                Credential::Basic { .. } => None,
-            };
-            let auth = match (&token, credential) {
-                (None, Credential::Basic { username, password }) => Auth::Basic {
+            // The token sent, kept for the re-login after a 401.
+            let mut token = None;
+            let auth = match credential {
+                Credential::Basic { username, password } => Auth::Basic {
                     username,
                     password: password.expose(),
                 },
-                (Some(token), _) => Auth::Bearer(token),
-                (None, Credential::Bearer) => {
-                    return Err(Error::Config(
-                        "internal: a bearer attempt without a token".into(),
-                    ));
-                }
+                Credential::Bearer => Auth::Bearer(token.insert(self.token()?)),
             };
             let request = onprem::build_request(op, &config.base_url, auth)?;
             let sent = Instant::now();

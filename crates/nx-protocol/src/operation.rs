@@ -134,7 +134,6 @@ pub trait Operation {
 pub struct BaseUrl {
     /// Scheme and authority with any path prefix, without a trailing `/`.
     prefix: String,
-    scheme_https: bool,
     /// The parsed parts [`BaseUrl::join`] puts together, so that a call parses only its path.
     scheme: Scheme,
     authority: Authority,
@@ -152,9 +151,9 @@ impl BaseUrl {
         let uri: Uri = url
             .parse()
             .map_err(|_| bad("it is not a valid absolute URL"))?;
-        let https = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
+        let scheme = match uri.scheme_str() {
+            Some("https") => Scheme::HTTPS,
+            Some("http") => Scheme::HTTP,
             _ => return Err(bad("the scheme must be http or https")),
         };
         let authority = uri.authority().ok_or_else(|| bad("it has no host"))?;
@@ -165,10 +164,8 @@ impl BaseUrl {
             return Err(bad("a base URL cannot have a query or fragment"));
         }
         let path = uri.path().trim_end_matches('/');
-        let scheme = if https { Scheme::HTTPS } else { Scheme::HTTP };
         Ok(Self {
             prefix: format!("{scheme}://{authority}{path}"),
-            scheme_https: https,
             authority: authority.clone(),
             path: path.to_owned(),
             scheme,
@@ -177,17 +174,26 @@ impl BaseUrl {
 
     /// Whether it is `https`.
     pub fn is_https(&self) -> bool {
-        self.scheme_https
+        self.scheme == Scheme::HTTPS
     }
 
-    /// The host, without port.
+    /// The host, without port (an IPv6 address without its brackets).
+    ///
+    /// ```
+    /// use nx_protocol::operation::BaseUrl;
+    /// let v6 = BaseUrl::parse("http://[::1]:8443/nx").unwrap();
+    /// assert_eq!((v6.host(), v6.is_https(), v6.is_loopback()), ("::1", false, true));
+    /// let local = BaseUrl::parse("http://LocalHost:9000").unwrap();
+    /// assert!(local.is_loopback());
+    /// let prod = BaseUrl::parse("https://api2.nxcloud.com").unwrap();
+    /// assert_eq!((prod.host(), prod.is_https(), prod.is_loopback()), ("api2.nxcloud.com", true, false));
+    /// assert!(!BaseUrl::parse("http://127.0.0.1.example").unwrap().is_loopback());
+    /// ```
     pub fn host(&self) -> &str {
-        let rest = self.prefix.split_once("://").map_or("", |(_, r)| r);
-        let authority = rest.split('/').next().unwrap_or("");
-        if let Some(v6) = authority.strip_prefix('[') {
-            return v6.split(']').next().unwrap_or("");
-        }
-        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+        let host = self.authority.host();
+        host.strip_prefix('[')
+            .and_then(|v6| v6.strip_suffix(']'))
+            .unwrap_or(host)
     }
 
     /// Whether the host is a loopback address (`localhost`, 127.0.0.0/8, `::1`), where plain
