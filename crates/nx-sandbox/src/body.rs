@@ -61,11 +61,6 @@ pub(crate) fn file(file: tokio::fs::File, len: u64) -> Body {
     StreamBody::new(stream).boxed_unsync()
 }
 
-async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
-    // A dropped sender also means shutdown.
-    let _ = rx.wait_for(|stop| *stop).await;
-}
-
 /// How long a truncated body waits before failing, so the bytes before the cut get out.
 const FLUSH_PAUSE: Duration = Duration::from_millis(50);
 
@@ -122,7 +117,7 @@ pub(crate) fn drip(body: Body, interval: Duration, shutdown: watch::Receiver<boo
                 if !pending.is_empty() {
                     tokio::select! {
                         () = tokio::time::sleep(interval) => {}
-                        () = wait_shutdown(&mut shutdown) => {
+                        () = crate::server::wait_shutdown(&mut shutdown) => {
                             return Some((
                                 Err(Box::new(Cut("shutting down")) as BoxError),
                                 (None, pending, shutdown),

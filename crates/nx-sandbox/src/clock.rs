@@ -58,6 +58,8 @@ impl Clock {
 }
 
 /// `YYYY-MM-DD HH:MM:SS+00:00`, the On-Premises `expires_after` format, for Unix seconds.
+// Independent of `nx_protocol::onprem::format_expires_after` on purpose (like signing.rs and
+// media_table.rs): the judge keeps its own code so that it catches the client's bugs.
 pub(crate) fn format_expires_after(unix_secs: u64) -> String {
     let days = unix_secs / 86_400;
     let rem = unix_secs % 86_400;

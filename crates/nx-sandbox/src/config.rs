@@ -366,7 +366,7 @@ impl SandboxConfig {
                 return bad("an account has an empty access key or secret".into());
             }
             for phone in &account.phones {
-                if phone.is_empty() || !phone.bytes().all(|b| b.is_ascii_digit()) {
+                if !crate::state::is_digits(phone) {
                     return bad(format!(
                         "business phone {phone:?} of account {} must be digits only",
                         account.access_key
@@ -387,12 +387,8 @@ impl SandboxConfig {
                 return bad("an On-Prem user name is empty or contains `:`".into());
             }
         }
-        if let Some(url) = &self.webhook_url {
-            crate::outbound::LoopbackUrl::parse(url).map_err(SandboxError::Config)?;
-        }
-        if let Some(url) = &self.onprem_callback_url {
-            crate::outbound::LoopbackUrl::parse(url).map_err(SandboxError::Config)?;
-        }
+        crate::outbound::parse_loopback(self.webhook_url.as_deref())?;
+        crate::outbound::parse_loopback(self.onprem_callback_url.as_deref())?;
         if self.url_lifetime.as_secs() == 0 {
             return bad("the download URL lifetime must be at least 1 s".into());
         }

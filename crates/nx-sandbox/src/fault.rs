@@ -253,7 +253,7 @@ impl fmt::Debug for Faults {
 
 impl Faults {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        crate::state::lock(&self.inner)
     }
 
     /// Adds a rule after the existing ones.

@@ -120,7 +120,7 @@ pub use inbound::{INBOUND_TYPES, Inbound, InboundMessage};
 pub use log::{LOG_CAPACITY, LogEntry, RequestLog, Route};
 pub use outbound::Delivery;
 
-use crate::outbound::LoopbackUrl;
+use crate::outbound::parse_loopback;
 use crate::state::{State, lock};
 use crate::store::{NewMedia, Origin, Store, StoreError};
 
@@ -177,18 +177,8 @@ impl Sandbox {
         let mut oss_key = [0u8; 32];
         rng.fill(&mut oss_key);
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let webhook_url = config
-            .webhook_url
-            .as_deref()
-            .map(LoopbackUrl::parse)
-            .transpose()
-            .map_err(SandboxError::Config)?;
-        let callback_url = config
-            .onprem_callback_url
-            .as_deref()
-            .map(LoopbackUrl::parse)
-            .transpose()
-            .map_err(SandboxError::Config)?;
+        let webhook_url = parse_loopback(config.webhook_url.as_deref())?;
+        let callback_url = parse_loopback(config.onprem_callback_url.as_deref())?;
         let passwords: HashMap<String, String> = config
             .onprem_users
             .iter()
@@ -276,20 +266,14 @@ impl Sandbox {
     /// Sets (or, with `None`, removes) the NXCloud inbound webhook URL (a loopback `http://`
     /// URL).
     pub fn set_webhook_url(&self, url: Option<&str>) -> Result<(), SandboxError> {
-        let url = url
-            .map(LoopbackUrl::parse)
-            .transpose()
-            .map_err(SandboxError::Config)?;
+        let url = parse_loopback(url)?;
         *lock(&self.state.webhook_url) = url;
         Ok(())
     }
 
     /// Sets (or removes) the On-Premises callback URL (a loopback `http://` URL).
     pub fn set_onprem_callback_url(&self, url: Option<&str>) -> Result<(), SandboxError> {
-        let url = url
-            .map(LoopbackUrl::parse)
-            .transpose()
-            .map_err(SandboxError::Config)?;
+        let url = parse_loopback(url)?;
         *lock(&self.state.callback_url) = url;
         Ok(())
     }

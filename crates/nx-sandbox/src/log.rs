@@ -87,6 +87,29 @@ impl Route {
         Self::EMULATED.contains(&self)
     }
 
+    /// Whether this is one of NXCloud's media API routes (answered in the envelope, signed).
+    pub(crate) fn is_nxcloud(self) -> bool {
+        matches!(
+            self,
+            Route::GetMedia | Route::DeleteMedia | Route::UploadMedia
+        )
+    }
+
+    /// Whether this is a request to the On-Premises API (answered in Meta's error shape); not
+    /// the outgoing [`Route::OnPremCallback`].
+    pub(crate) fn is_onprem(self) -> bool {
+        matches!(
+            self,
+            Route::OnPremLogin
+                | Route::OnPremLogout
+                | Route::OnPremUpload
+                | Route::OnPremGetMedia
+                | Route::OnPremDeleteMedia
+                | Route::OnPremRetryDownload
+                | Route::OnPremOther
+        )
+    }
+
     /// Whether this is a POST the sandbox sent (rather than a request it answered).
     pub fn is_outgoing(self) -> bool {
         matches!(self, Route::InboundWebhook | Route::OnPremCallback)
@@ -182,7 +205,7 @@ impl fmt::Debug for RequestLog {
 
 impl RequestLog {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        crate::state::lock(&self.inner)
     }
 
     pub(crate) fn push(&self, mut entry: LogEntry) {

@@ -54,8 +54,8 @@ use crate::media_table::{self, Refusal};
 use crate::paced::{Paced, Progress};
 use crate::signing;
 use crate::state::{
-    MAX_UPLOAD_BODY, Outcome, ReadError, State, announced_len, drain, read_capped, respond, text,
-    too_large,
+    MAX_UPLOAD_BODY, Outcome, ReadError, State, announced_len, drained, is_digits, read_capped,
+    respond, text, too_large,
 };
 use crate::store::{NewMedia, Origin, StoreError};
 
@@ -115,14 +115,6 @@ pub(crate) fn fail(c: i64, detail: impl AsRef<str>) -> Outcome {
 
 fn success(data: Value) -> Outcome {
     envelope(code::SUCCESS, message(code::SUCCESS).to_owned(), Some(data))
-}
-
-pub(crate) fn action_of(route: Route) -> &'static str {
-    match route {
-        Route::DeleteMedia => "deleteMedia",
-        Route::UploadMedia => "uploadMedia",
-        _ => "getMedia",
-    }
 }
 
 pub(crate) async fn handle(
@@ -237,7 +229,7 @@ fn authenticate<'s>(
     let now = state.clock.now_ms();
     let parsed = std::str::from_utf8(ts)
         .ok()
-        .filter(|s| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|s| s.len() <= 19 && is_digits(s))
         .and_then(|s| s.parse::<u64>().ok());
     match parsed {
         None => {
@@ -280,10 +272,6 @@ fn content_type_essence(headers: &HeaderMap) -> Option<String> {
     )
 }
 
-fn is_digits(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
-}
-
 fn check_phone(account: &Account, phone: &str) -> Result<(), Box<Outcome>> {
     if !is_digits(phone) {
         return Err(Box::new(fail(
@@ -311,7 +299,7 @@ async fn json_route(state: &Arc<State>, route: Route, parts: Parts, body: Incomi
                 .close();
         }
     };
-    let action = action_of(route);
+    let action = route.name();
     let auth = match authenticate(state, &parts.headers, action) {
         Ok(auth) => auth,
         Err(out) => return *out,
@@ -478,20 +466,11 @@ fn media_fields(bytes: &[u8]) -> Result<(String, String), (i64, String)> {
     Ok((phone, media_id))
 }
 
-/// Reads and discards the rest of a body before answering `out`; closes when it cannot.
-async fn drained(body: Incoming, out: Outcome) -> Outcome {
-    if drain(body, MAX_UPLOAD_BODY).await {
-        out
-    } else {
-        out.close()
-    }
-}
-
 async fn upload(state: &Arc<State>, parts: Parts, body: Incoming) -> Outcome {
     if announced_len(&body) > MAX_UPLOAD_BODY {
         return too_large(MAX_UPLOAD_BODY);
     }
-    let auth = match authenticate(state, &parts.headers, "uploadMedia") {
+    let auth = match authenticate(state, &parts.headers, Route::UploadMedia.name()) {
         Ok(auth) => auth,
         Err(out) => return drained(body, *out).await,
     };

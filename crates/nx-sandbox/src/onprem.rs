@@ -50,7 +50,7 @@ use crate::config::ONPREM_API_VERSION;
 use crate::log::Route;
 use crate::media_table;
 use crate::state::{
-    MAX_UPLOAD_BODY, Outcome, ReadError, State, Token, announced_len, drain, json_response, lock,
+    MAX_UPLOAD_BODY, Outcome, ReadError, State, Token, announced_len, drained, json_response, lock,
     read_capped, respond, too_large,
 };
 use crate::store::{Media, NewMedia, Origin};
@@ -158,20 +158,21 @@ fn unauthorized(details: &str) -> Outcome {
     error(StatusCode::UNAUTHORIZED, code::ACCESS_DENIED, details)
 }
 
+/// The trimmed parameter of `Authorization: <scheme> <param>` (the scheme in any case).
+fn auth_param<'h>(headers: &'h HeaderMap, scheme: &str) -> Option<&'h str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (sent, param) = value.split_once(' ')?;
+    sent.eq_ignore_ascii_case(scheme).then(|| param.trim())
+}
+
 /// The valid token of `Authorization: Bearer <token>`.
 fn bearer(state: &State, headers: &HeaderMap) -> Result<String, Box<Outcome>> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+    if !headers.contains_key(header::AUTHORIZATION) {
         return Err(Box::new(unauthorized(
             "Authorization: Bearer <token> is required.",
         )));
-    };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .filter(|t| !t.is_empty());
+    }
+    let token = auth_param(headers, "bearer").filter(|t| !t.is_empty());
     let Some(token) = token else {
         return Err(Box::new(unauthorized(
             "Authorization must be `Bearer <token>`.",
@@ -191,12 +192,8 @@ fn bearer(state: &State, headers: &HeaderMap) -> Result<String, Box<Outcome>> {
 
 /// `user:password` of `Authorization: Basic ..`.
 fn basic(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = STANDARD.decode(encoded.trim()).ok()?;
+    let encoded = auth_param(headers, "basic")?;
+    let decoded = STANDARD.decode(encoded).ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (user, password) = decoded.split_once(':')?;
     Some((user.to_owned(), password.to_owned()))
@@ -289,14 +286,6 @@ async fn login(state: &Arc<State>, req: Request<Incoming>) -> Outcome {
     ok(&json!({
         "users": [{ "token": token, "expires_after": format_expires_after(expires_ms / 1000) }]
     }))
-}
-
-async fn drained(body: Incoming, out: Outcome) -> Outcome {
-    if drain(body, MAX_UPLOAD_BODY).await {
-        out
-    } else {
-        out.close()
-    }
 }
 
 async fn upload(state: &Arc<State>, parts: Parts, mut body: Incoming) -> Outcome {

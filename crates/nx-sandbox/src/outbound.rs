@@ -8,7 +8,7 @@ use http::{Method, Request, Uri, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
-use crate::config::strip_query;
+use crate::config::{SandboxError, strip_query};
 
 /// How long one webhook delivery may take (connect, send, read the status).
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,6 +35,14 @@ impl Delivery {
     pub fn is_success(&self) -> bool {
         matches!(self, Delivery::Delivered { status } if (200..300).contains(status))
     }
+}
+
+/// An optional webhook or callback URL, parsed as a [`LoopbackUrl`]; a bad one is a
+/// configuration error.
+pub(crate) fn parse_loopback(url: Option<&str>) -> Result<Option<LoopbackUrl>, SandboxError> {
+    url.map(LoopbackUrl::parse)
+        .transpose()
+        .map_err(SandboxError::Config)
 }
 
 /// An `http://` URL on a loopback address.

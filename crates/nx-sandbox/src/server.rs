@@ -15,6 +15,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::body::{self, Body, Cut};
+use crate::config::TS_WINDOW_MS;
 use crate::fault::{Fault, STALL_LIMIT};
 use crate::log::{LogEntry, Route, printable};
 use crate::state::{MAX_UPLOAD_BODY, Outcome, State, drain, html_error, respond, text};
@@ -125,34 +126,12 @@ pub(crate) fn classify(method: &Method, path: &str) -> Route {
 
 async fn dispatch(state: &Arc<State>, route: Route, req: Request<Incoming>) -> Outcome {
     match route {
-        Route::GetMedia | Route::DeleteMedia | Route::UploadMedia => {
-            crate::nxcloud::handle(state, route, req).await
-        }
+        r if r.is_nxcloud() => crate::nxcloud::handle(state, route, req).await,
         Route::OssDownload => crate::oss::handle(state, req).await,
-        Route::OnPremLogin
-        | Route::OnPremLogout
-        | Route::OnPremUpload
-        | Route::OnPremGetMedia
-        | Route::OnPremDeleteMedia
-        | Route::OnPremRetryDownload
-        | Route::OnPremOther => crate::onprem::handle(state, route, req).await,
+        r if r.is_onprem() => crate::onprem::handle(state, route, req).await,
         Route::Admin => crate::admin::handle(state, req).await,
         _ => Outcome::new(text(StatusCode::NOT_FOUND, "Not Found")),
     }
-}
-
-/// Whether `route` is one of the On-Premises API's (answered in Meta's error shape).
-fn is_onprem(route: Route) -> bool {
-    matches!(
-        route,
-        Route::OnPremLogin
-            | Route::OnPremLogout
-            | Route::OnPremUpload
-            | Route::OnPremGetMedia
-            | Route::OnPremDeleteMedia
-            | Route::OnPremRetryDownload
-            | Route::OnPremOther
-    )
 }
 
 /// An answer a fault puts in place of the real one.
@@ -171,7 +150,7 @@ fn canned(state: &State, route: Route, fault: &Fault) -> Option<Outcome> {
             "application/json",
             Bytes::from_static(crate::fault::WRONG_TYPES_BODY.as_bytes()),
         )),
-        Fault::UnknownCode(c) if is_onprem(route) => crate::onprem::error(
+        Fault::UnknownCode(c) if route.is_onprem() => crate::onprem::error(
             StatusCode::BAD_REQUEST,
             *c,
             "an error code this client does not know (fault)",
@@ -182,7 +161,9 @@ fn canned(state: &State, route: Route, fault: &Fault) -> Option<Outcome> {
         Fault::ClockSkew { skew_ms } => {
             let mut out = crate::nxcloud::fail(
                 crate::nxcloud::code::TIMESTAMP_EXPIRED,
-                "ts is more than 60000 ms away from the server clock (the server time is in the Date header)",
+                format!(
+                    "ts is more than {TS_WINDOW_MS} ms away from the server clock (the server time is in the Date header)"
+                ),
             );
             if let Ok(date) = HeaderValue::from_str(&state.clock.http_date(*skew_ms)) {
                 out.response.headers_mut().insert(header::DATE, date);
@@ -251,16 +232,14 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     let route = classify(req.method(), req.uri().path());
     let method = printable(req.method().as_str().as_bytes(), 16);
     let path = printable(req.uri().path().as_bytes(), 256);
-    let action = matches!(
-        route,
-        Route::GetMedia | Route::DeleteMedia | Route::UploadMedia
-    )
-    .then(|| {
-        req.headers()
-            .get("action")
-            .map(|v| printable(v.as_bytes(), 64))
-    })
-    .flatten();
+    let action = route
+        .is_nxcloud()
+        .then(|| {
+            req.headers()
+                .get("action")
+                .map(|v| printable(v.as_bytes(), 64))
+        })
+        .flatten();
     let ts = action
         .as_ref()
         .and(req.headers().get("ts"))

@@ -234,6 +234,21 @@ pub(crate) async fn drain(mut body: Incoming, max: u64) -> bool {
     }
 }
 
+/// Reads and discards the rest of an upload body (at most [`MAX_UPLOAD_BODY`]) before answering
+/// `out`; closes when it cannot.
+pub(crate) async fn drained(body: Incoming, out: Outcome) -> Outcome {
+    if drain(body, MAX_UPLOAD_BODY).await {
+        out
+    } else {
+        out.close()
+    }
+}
+
+/// Whether `s` is non-empty and ASCII digits only.
+pub(crate) fn is_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Reads a query string's parameters (percent-decoded; `+` is kept as is).
 pub(crate) fn query_params(query: Option<&str>) -> Vec<(String, String)> {
     let Some(query) = query else {

@@ -117,17 +117,17 @@ impl Store {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        crate::state::lock(&self.inner)
     }
 
     /// A new UUID-shaped (version 4) id.
     pub(crate) fn new_id(&self) -> String {
-        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rng = crate::state::lock(&self.rng);
         uuid_from(rng.u128(..))
     }
 
     fn new_hex(&self) -> String {
-        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rng = crate::state::lock(&self.rng);
         format!("{:032x}", rng.u128(..))
     }
 
