@@ -9,11 +9,6 @@ use nx_protocol::client::{ENV_ACCESS_KEY, ENV_ACCESS_SECRET, ENV_ONPREM_TOKEN, E
 use crate::args::{ENV_ONPREM_PASSWORD, ENV_ONPREM_USERNAME, GlobalArgs, OnPremArgs};
 use crate::exit::CliError;
 
-/// The per-attempt limits `--timeout` caps: connect 10 s, idle/answer 30 s (the libraries'
-/// defaults).
-const CONNECT: Duration = Duration::from_secs(10);
-const REQUEST: Duration = Duration::from_secs(30);
-
 /// The access key and secret, or a usage error naming the option and the variable.
 pub(crate) fn credentials(global: &GlobalArgs) -> Result<(String, AccessSecret), CliError> {
     let key = global
@@ -38,12 +33,10 @@ pub(crate) fn credentials(global: &GlobalArgs) -> Result<(String, AccessSecret),
     Ok((key, secret))
 }
 
-/// The timeouts `--timeout` asks for: the whole call, and each attempt capped to it.
-pub(crate) fn timeouts(global: &GlobalArgs) -> Option<(Duration, Duration, Duration)> {
-    global.timeout.map(|secs| {
-        let overall = Duration::from_secs(secs);
-        (overall, CONNECT.min(overall), REQUEST.min(overall))
-    })
+/// The limit `--timeout` asks for: the whole call, each attempt capped to it (the builders'
+/// `time_limit`).
+pub(crate) fn time_limit(global: &GlobalArgs) -> Option<Duration> {
+    global.timeout.map(Duration::from_secs)
 }
 
 /// An NXCloud client for the global options.
@@ -53,11 +46,8 @@ pub(crate) fn nxcloud(global: &GlobalArgs) -> Result<Client, CliError> {
     if let Some(url) = &global.base_url {
         builder = builder.base_url(url);
     }
-    if let Some((overall, connect, request)) = timeouts(global) {
-        builder = builder
-            .overall_timeout(overall)
-            .connect_timeout(connect)
-            .request_timeout(request);
+    if let Some(limit) = time_limit(global) {
+        builder = builder.time_limit(limit);
     }
     builder.build().map_err(CliError::from_settings)
 }
@@ -87,11 +77,8 @@ pub(crate) fn onprem(global: &GlobalArgs, args: &OnPremArgs) -> Result<OnPremCli
             }
         },
     };
-    if let Some((overall, connect, request)) = timeouts(global) {
-        builder = builder
-            .overall_timeout(overall)
-            .connect_timeout(connect)
-            .request_timeout(request);
+    if let Some(limit) = time_limit(global) {
+        builder = builder.time_limit(limit);
     }
     builder.build().map_err(CliError::from_settings)
 }

@@ -193,6 +193,9 @@ impl OnPremLogin {
     }
 }
 
+/// How long before a token's `expires_after` an On-Premises client logs in again, by default.
+pub const DEFAULT_TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
 /// An On-Premises client's settings.
 #[derive(Clone, Debug)]
 pub struct OnPremConfig {
@@ -212,7 +215,7 @@ impl OnPremConfig {
         Self {
             base_url,
             login,
-            token_refresh_margin: Duration::from_secs(60),
+            token_refresh_margin: DEFAULT_TOKEN_REFRESH_MARGIN,
             transport: TransportConfig::new(user_agent),
         }
     }
@@ -353,6 +356,15 @@ macro_rules! transport_setters {
         /// See [`TransportConfig::overall_timeout`].
         pub fn overall_timeout(mut self, d: Duration) -> Self {
             self.transport.overall_timeout = d;
+            self
+        }
+
+        /// Limits a whole call to `d`, retries included ([`TransportConfig::overall_timeout`]),
+        /// and each attempt's connect and answer limits to at most `d` as well.
+        pub fn time_limit(mut self, d: Duration) -> Self {
+            self.transport.overall_timeout = d;
+            self.transport.connect_timeout = self.transport.connect_timeout.min(d);
+            self.transport.request_timeout = self.transport.request_timeout.min(d);
             self
         }
 
@@ -505,7 +517,7 @@ impl<C: FromConfig<OnPremConfig>> OnPremBuilder<C> {
         Self {
             base_url: None,
             login: None,
-            token_refresh_margin: Duration::from_secs(60),
+            token_refresh_margin: DEFAULT_TOKEN_REFRESH_MARGIN,
             transport: TransportConfig::new(user_agent),
             client: std::marker::PhantomData,
         }
@@ -574,5 +586,59 @@ impl<C: FromConfig<OnPremConfig>> OnPremBuilder<C> {
     /// Builds the client, reading the environment for what was not given.
     pub fn build(self) -> Result<C, Error> {
         C::from_config(self.config_with_env(|k| std::env::var(k).ok())?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client type that is nothing but its settings (only the builder is under test).
+    struct Settings;
+
+    impl FromConfig<ClientConfig> for Settings {
+        fn from_config(_: ClientConfig) -> Result<Self, Error> {
+            Ok(Settings)
+        }
+    }
+
+    #[test]
+    fn time_limit_caps_every_attempt_too() {
+        let none = |_: &str| None;
+        let built = |limit: u64| {
+            ClientBuilder::<Settings>::new("t")
+                .credentials("k", "s")
+                .time_limit(Duration::from_secs(limit))
+                .config_with_env(none)
+                .unwrap()
+                .transport
+        };
+        let short = built(2);
+        assert_eq!(
+            (
+                short.overall_timeout,
+                short.connect_timeout,
+                short.request_timeout
+            ),
+            (
+                Duration::from_secs(2),
+                Duration::from_secs(2),
+                Duration::from_secs(2)
+            )
+        );
+        let long = built(600);
+        let defaults = TransportConfig::new("t");
+        assert_eq!(
+            (
+                long.overall_timeout,
+                long.connect_timeout,
+                long.request_timeout
+            ),
+            (
+                Duration::from_secs(600),
+                defaults.connect_timeout,
+                defaults.request_timeout
+            )
+        );
     }
 }

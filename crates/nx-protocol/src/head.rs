@@ -12,13 +12,30 @@ use http::header::{CONTENT_LENGTH, DATE};
 /// assert_eq!(nx_protocol::head::content_length(&headers), Some(42));
 /// ```
 pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    announced_length(headers).ok().flatten()
+}
+
+/// The `Content-Length`: `None` when absent, an error when present but not a number (where an
+/// answer with such a header is refused rather than read by what arrives).
+///
+/// ```
+/// let mut headers = http::HeaderMap::new();
+/// assert_eq!(nx_protocol::head::announced_length(&headers), Ok(None));
+/// headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from_static("12x"));
+/// assert!(nx_protocol::head::announced_length(&headers).is_err());
+/// assert_eq!(nx_protocol::head::content_length(&headers), None);
+/// ```
+pub fn announced_length(headers: &HeaderMap) -> Result<Option<u64>, &'static str> {
     headers
-        .get(CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+        .get(CONTENT_LENGTH)
+        .map(|value| {
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or("the Content-Length is not a number")
+        })
+        .transpose()
 }
 
 /// The `Date` header, if present and text: what [`crate::policy::clock`] corrects the clock from

@@ -45,6 +45,7 @@ pub mod download;
 pub mod envelope;
 pub mod error;
 pub mod head;
+mod lenient;
 pub mod multipart;
 pub mod onprem;
 pub mod operation;

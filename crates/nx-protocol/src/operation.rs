@@ -95,10 +95,15 @@ pub enum RequestBody {
 impl RequestBody {
     /// Serializes `value` as compact JSON, once.
     pub fn json(value: &impl serde::Serialize) -> Result<Self, InvalidInput> {
-        serde_json::to_vec(value)
-            .map(|v| RequestBody::Json(Bytes::from(v)))
-            .map_err(|e| InvalidInput::Serialize(e.to_string()))
+        json_bytes(value).map(RequestBody::Json)
     }
+}
+
+/// `value` as compact JSON bytes, serialized once: the one serialization of both APIs' bodies.
+pub(crate) fn json_bytes(value: &impl serde::Serialize) -> Result<Bytes, InvalidInput> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| InvalidInput::Serialize(e.to_string()))
 }
 
 /// One NXCloud open-platform API call, described without any I/O.

@@ -208,11 +208,8 @@ pub(crate) fn run(global: &GlobalArgs, out: Output) -> Result<(), CliError> {
     let mut builder = Client::builder()
         .credentials(DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET)
         .base_url(sandbox.base_url());
-    if let Some((overall, connect, request)) = clients::timeouts(global) {
-        builder = builder
-            .overall_timeout(overall)
-            .connect_timeout(connect)
-            .request_timeout(request);
+    if let Some(limit) = clients::time_limit(global) {
+        builder = builder.time_limit(limit);
     }
     let client = builder.build().map_err(CliError::from_settings)?;
     let base = BaseUrl::parse(sandbox.base_url())

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::Value;
 
 /// A code in Meta's On-Premises code space.
@@ -123,15 +123,11 @@ pub struct MetaError {
     /// The code.
     pub code: MetaCode,
     /// A short title.
-    #[serde(default, deserialize_with = "null_as_empty")]
+    #[serde(default, deserialize_with = "crate::lenient::null_as_empty")]
     pub title: String,
     /// Details, when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<String>,
-}
-
-fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 impl fmt::Display for MetaError {

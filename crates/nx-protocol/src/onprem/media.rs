@@ -1,6 +1,6 @@
 //! The media endpoints: upload, retrieve, delete and retry-download.
 
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method, StatusCode};
 use serde::Deserialize;
 
@@ -307,16 +307,7 @@ pub struct Retrieved {
 }
 
 fn media_head(headers: &HeaderMap) -> Result<RetrievedMedia, String> {
-    let content_length = match headers.get(CONTENT_LENGTH) {
-        None => None,
-        Some(value) => Some(
-            value
-                .to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or("the Content-Length is not a number")?,
-        ),
-    };
+    let content_length = crate::head::announced_length(headers)?;
     let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -492,6 +483,7 @@ impl OnPremOperation for RetryDownload {
 #[cfg(test)]
 mod tests {
     use http::HeaderValue;
+    use http::header::CONTENT_LENGTH;
 
     use super::*;
     use crate::OutgoingBody;

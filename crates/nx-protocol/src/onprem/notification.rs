@@ -309,12 +309,12 @@ impl PendingDownloads {
     }
 }
 
-/// The waits for notifications a transport keeps: [`PendingDownloads`] plus, for each id, the
-/// transport's wake-up handle `S` (a channel sender, a condition slot) and the number of the
-/// wait that owns it, so a replaced or abandoned wait can only cancel itself.
+/// The waits for notifications a transport keeps: for each id, the transport's wake-up handle
+/// `S` (a channel sender, a condition slot) and the number of the wait that owns it, so a
+/// replaced or abandoned wait can only cancel itself. Matching follows [`PendingDownloads`]'
+/// rule: items nobody waits for are ignored, and each wait completes once.
 #[derive(Debug)]
 pub struct Waiters<S> {
-    pending: PendingDownloads,
     waiters: std::collections::HashMap<String, (u64, S)>,
     next: u64,
 }
@@ -322,7 +322,6 @@ pub struct Waiters<S> {
 impl<S> Default for Waiters<S> {
     fn default() -> Self {
         Self {
-            pending: PendingDownloads::new(),
             waiters: Default::default(),
             next: 0,
         }
@@ -340,7 +339,6 @@ impl<S> Waiters<S> {
     pub fn expect(&mut self, id: impl Into<String>, handle: S) -> (u64, Option<S>) {
         let id = id.into();
         self.next += 1;
-        self.pending.register(id.clone());
         let replaced = self.waiters.insert(id, (self.next, handle)).map(|(_, h)| h);
         (self.next, replaced)
     }
@@ -351,8 +349,8 @@ impl<S> Waiters<S> {
         &mut self,
         items: impl IntoIterator<Item = MediaItemStatus>,
     ) -> Vec<(S, MediaItemStatus)> {
-        let done = self.pending.feed(items);
-        done.into_iter()
+        items
+            .into_iter()
             .filter_map(|item| {
                 let (_, handle) = self.waiters.remove(item.id()?)?;
                 Some((handle, item))
@@ -364,7 +362,6 @@ impl<S> Waiters<S> {
     pub fn cancel(&mut self, id: &str, number: u64) -> bool {
         if self.waiters.get(id).is_some_and(|(n, _)| *n == number) {
             self.waiters.remove(id);
-            self.pending.cancel(id);
             return true;
         }
         false

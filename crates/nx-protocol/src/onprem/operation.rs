@@ -118,9 +118,7 @@ pub enum OnPremBody {
 impl OnPremBody {
     /// Serializes `value` as compact JSON.
     pub fn json(value: &impl serde::Serialize) -> Result<Self, InvalidInput> {
-        serde_json::to_vec(value)
-            .map(|v| OnPremBody::Json(Bytes::from(v)))
-            .map_err(|e| InvalidInput::Serialize(e.to_string()))
+        crate::operation::json_bytes(value).map(OnPremBody::Json)
     }
 }
 

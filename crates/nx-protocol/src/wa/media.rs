@@ -1,6 +1,6 @@
 //! getMedia and deleteMedia.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::code::BizType;
@@ -65,15 +65,10 @@ pub struct MediaInfo {
     /// e.g. `image/webp`.
     pub mime_type: String,
     /// The file's name (empty when the server gives none: absent or `null`).
-    #[serde(default, deserialize_with = "null_as_empty")]
+    #[serde(default, deserialize_with = "crate::lenient::null_as_empty")]
     pub file_name: String,
     /// The pre-signed download URL (a secret until it expires).
     pub url: DownloadUrl,
-}
-
-/// A string that may be `null`, read as empty: a missing file name must not fail the call.
-fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 impl Operation for GetMedia {
