@@ -6,11 +6,11 @@
 //! error of a kind the injected faults can cause; no panic. Open file descriptors and resident
 //! memory after the run must be within a small bound of their values after the warm-up.
 //!
-//! The size comes from `NX_SOAK_CALLS` (default [`DEFAULT_CALLS`], about half a minute in a
-//! debug build on 2 cores); the figures of the full run are in RELIABILITY.md:
+//! The size comes from `NX_SOAK_CALLS` (default [`DEFAULT_CALLS`], about 10 s in a debug build
+//! on 2 cores); the figures of the full run, printed by this command, are in RELIABILITY.md:
 //!
 //! ```sh
-//! NX_SOAK_CALLS=20000 cargo test -p nx-conformance --test soak -- --nocapture
+//! NX_SOAK_CALLS=100000 cargo test -p nx-conformance --test soak -- --nocapture
 //! ```
 
 use std::collections::BTreeMap;

@@ -13,6 +13,15 @@ use crate::exit::CliError;
 /// How many leading bytes are read to recognise a file (OOXML needs a look inside the zip).
 const HEAD: u64 = 64 * 1024;
 
+/// The extensions [`EXTENSIONS`] knows, space separated (for hints).
+fn accepted_extensions() -> String {
+    EXTENSIONS
+        .iter()
+        .map(|(ext, _)| *ext)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// File extensions of the media table's types.
 const EXTENSIONS: &[(&str, &str)] = &[
     ("jpg", "image/jpeg"),
@@ -143,7 +152,7 @@ pub(crate) fn upload_type(path: &Path, explicit: Option<&str>) -> Result<UploadT
                 CliError::usage(format!(
                     "cannot tell the MIME type of {shown} from its name; pass --type MIME"
                 ))
-                .with_hint("accepted extensions: jpg png webp aac m4a mp3 amr ogg opus mp4 3gp txt pdf ppt doc xls docx pptx xlsx")
+                .with_hint(format!("accepted extensions: {}", accepted_extensions()))
             })?,
             "its extension",
         ),

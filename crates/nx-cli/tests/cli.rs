@@ -318,12 +318,19 @@ fn usage_errors_exit_2() {
         2,
     );
     assert!(run.stderr.contains("NXCLOUD_ACCESS_KEY"), "{}", run.stderr);
-    // A malformed --sha256.
-    expect(
-        nxcloud().args([
-            "media", "download", "--phone", PHONE, "--id", "x", "-o", "f", "--sha256", "abc",
-        ]),
+    // A malformed --sha256 (credentials given, so it is the digest that is refused).
+    let bad_digest = expect(
+        nxcloud()
+            .args(["--access-key", "k", "--access-secret", "s"])
+            .args([
+                "media", "download", "--phone", PHONE, "--id", "x", "-o", "f", "--sha256", "abc",
+            ]),
         2,
+    );
+    assert!(
+        bad_digest.stderr.contains("--sha256"),
+        "{}",
+        bad_digest.stderr
     );
     // --help and --version succeed.
     expect(nxcloud().arg("--help"), 0);
@@ -572,13 +579,20 @@ fn uploads_are_refused_before_sending() {
         2,
     );
     assert!(run.stderr.contains("--type"), "{}", run.stderr);
+    // The hint lists every extension the CLI knows, from its table.
+    assert!(
+        run.stderr.contains("jpg jpeg jpe png") && run.stderr.contains("xlsx"),
+        "{}",
+        run.stderr
+    );
     // A type outside the media table.
-    expect(
+    let run = expect(
         against(&sandbox)
             .args(["media", "upload", "--phone", PHONE, "--type", "image/gif"])
             .arg(file("photo.gif", b"GIF89a")),
         2,
     );
+    assert!(run.stderr.contains("image/gif"), "{}", run.stderr);
     // Over the sticker limit (100 KB).
     let mut webp = b"RIFF\x00\x00\x00\x00WEBPVP8 ".to_vec();
     webp.resize(100 * 1024 + 1, 0);
@@ -590,22 +604,21 @@ fn uploads_are_refused_before_sending() {
     );
     assert!(run.stderr.contains("102400"), "{}", run.stderr);
     // An empty file, a malformed phone.
-    expect(
+    let run = expect(
         against(&sandbox)
             .args(["media", "upload", "--phone", PHONE])
             .arg(file("empty.txt", b"")),
         2,
     );
-    expect(
-        against(&sandbox)
-            .args(["media", "upload", "--phone", "+86 138"])
-            .arg(file("photo.png", PNG)),
-        2,
-    );
-    expect(
-        against(&sandbox).args(["media", "get", "--phone", "+86 138", "--id", "x"]),
-        2,
-    );
+    assert!(run.stderr.contains("empty"), "{}", run.stderr);
+    file("photo.png", PNG);
+    for args in [
+        &["media", "upload", "--phone", "+86 138", "photo.png"][..],
+        &["media", "get", "--phone", "+86 138", "--id", "x"],
+    ] {
+        let run = expect(against(&sandbox).current_dir(dir.path()).args(args), 2);
+        assert!(run.stderr.contains("phone"), "{}", run.stderr);
+    }
     assert_eq!(uploads_logged(&sandbox), 0, "{:?}", sandbox.log().entries());
     assert!(sandbox.log().is_empty(), "{:?}", sandbox.log().entries());
 

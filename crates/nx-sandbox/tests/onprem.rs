@@ -12,7 +12,7 @@ use http::{Method, Request, StatusCode};
 use http_body_util::Full;
 use nx_sandbox::{
     DEMO_BUSINESS_PHONE, DEMO_CUSTOMER_PHONE, DEMO_ONPREM_PASSWORD, DEMO_ONPREM_USER, Delivery,
-    Inbound, OnPremUser, Route, Sandbox, SandboxConfig,
+    Inbound, OnPremUser, Route, Sandbox, SandboxConfig, SandboxError,
 };
 
 fn basic(user: &str, password: &str) -> String {
@@ -638,17 +638,41 @@ async fn inbound_validation_and_delivery_outcomes() {
         0
     );
 
-    for bad in [
-        Inbound::new("text", "text/plain", b"x".to_vec()),
-        Inbound::new("image", "image/gif", b"x".to_vec()),
-        Inbound::new("image", "application/pdf", b"x".to_vec()),
-        Inbound::new("voice", "image/jpeg", b"x".to_vec()),
-        Inbound::new("image", "image/jpeg", Vec::new()),
-        Inbound::new("sticker", "image/webp", vec![0u8; 100 * 1024 + 1]),
-        Inbound::new("image", "image/jpeg", b"x".to_vec()).merchant_phone("123456"),
-        Inbound::new("image", "image/jpeg", b"x".to_vec()).from_phone("+86"),
+    // Each refusal is the inbound kind and names what is wrong.
+    for (bad, named) in [
+        (Inbound::new("text", "text/plain", b"x".to_vec()), "text"),
+        (
+            Inbound::new("image", "image/gif", b"x".to_vec()),
+            "image/gif",
+        ),
+        (
+            Inbound::new("image", "application/pdf", b"x".to_vec()),
+            "application/pdf",
+        ),
+        (
+            Inbound::new("voice", "image/jpeg", b"x".to_vec()),
+            "image/jpeg",
+        ),
+        (Inbound::new("image", "image/jpeg", Vec::new()), "empty"),
+        (
+            Inbound::new("sticker", "image/webp", vec![0u8; 100 * 1024 + 1]),
+            "102401",
+        ),
+        (
+            Inbound::new("image", "image/jpeg", b"x".to_vec()).merchant_phone("123456"),
+            "merchant phone",
+        ),
+        (
+            Inbound::new("image", "image/jpeg", b"x".to_vec()).from_phone("+86"),
+            "digits only",
+        ),
     ] {
-        assert!(sandbox.receive_inbound(bad.clone()).is_err(), "{bad:?}");
+        match sandbox.receive_inbound(bad.clone()) {
+            Err(SandboxError::Inbound(message)) => {
+                assert!(message.contains(named), "{bad:?}: {message}")
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
     }
 
     // A receiver that answers 500, then a URL where nobody listens.
