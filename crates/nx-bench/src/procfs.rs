@@ -1,4 +1,5 @@
-//! What the kernel says about this process: peak resident memory and CPU time (Linux `/proc`).
+//! What the kernel says about this process and the machine: peak resident memory, CPU time and
+//! load average (Linux `/proc`).
 
 use std::io;
 use std::time::Duration;
@@ -38,6 +39,22 @@ fn cpu_time_of(stat: &str) -> Option<Duration> {
     ))
 }
 
+/// The machine's load average over the last minute (first field of `/proc/loadavg`).
+pub fn load_average() -> io::Result<f64> {
+    let loadavg = std::fs::read_to_string("/proc/loadavg")?;
+    load_average_of(&loadavg).ok_or_else(|| io::Error::other("unreadable /proc/loadavg"))
+}
+
+fn load_average_of(loadavg: &str) -> Option<f64> {
+    loadavg.split_whitespace().next()?.parse().ok()
+}
+
+/// The load average at the start of a run (`start`, from [`load_average`]) and now, when both
+/// could be read.
+pub fn load_since(start: Option<f64>) -> Option<(f64, f64)> {
+    start.zip(load_average().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +67,10 @@ mod tests {
         assert_eq!(cpu_time_of(stat), Some(Duration::from_millis(3000)));
         assert!(peak_rss_kib().unwrap() > 0);
         assert!(cpu_time().is_ok());
+        assert_eq!(load_average_of("3.02 2.57 1.65 2/345 6789\n"), Some(3.02));
+        assert_eq!(load_average_of(""), None);
+        assert!(load_average().unwrap() >= 0.0);
+        assert!(load_since(Some(1.0)).is_some_and(|(start, _)| start == 1.0));
+        assert_eq!(load_since(None), None);
     }
 }

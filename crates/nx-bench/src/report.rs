@@ -190,6 +190,9 @@ pub struct Section {
     pub command: String,
     /// Runs per figure.
     pub runs: usize,
+    /// The machine's load average (`/proc/loadavg`, last minute) when the run started and
+    /// ended, when it could be read.
+    pub load: Option<(f64, f64)>,
     /// Name of the SDK side in the comparison table.
     pub sdk_label: String,
     /// Name of the baseline side in the comparison table.
@@ -226,11 +229,18 @@ impl Section {
         let mut out = String::new();
         let _ = writeln!(out, "### {}\n", self.title);
         let _ = writeln!(out, "```sh\n{}\n```\n", self.command);
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "{} runs per figure; each cell is median (min – max).\n",
+            "{} runs per figure; each cell is median (min – max).",
             self.runs
         );
+        if let Some((start, end)) = self.load {
+            let _ = write!(
+                out,
+                " Load average of the machine at start / end: {start:.2} / {end:.2}."
+            );
+        }
+        out.push_str("\n\n");
         if !self.comparisons.is_empty() {
             let _ = writeln!(
                 out,
@@ -312,5 +322,24 @@ mod tests {
         assert_eq!(sig(12.345), "12.3");
         assert_eq!(Bar::AtLeast(0.95).met(0.96), Some(true));
         assert_eq!(Bar::AtMost(1.1).met(1.2), Some(false));
+    }
+
+    #[test]
+    fn markdown_prints_the_load_average() {
+        let mut section = Section {
+            title: "t".into(),
+            command: "c".into(),
+            runs: 9,
+            ..Section::default()
+        };
+        assert!(
+            section
+                .markdown()
+                .contains("\n9 runs per figure; each cell is median (min – max).\n\n")
+        );
+        section.load = Some((3.02, 17.5));
+        assert!(section.markdown().contains(
+            "\n9 runs per figure; each cell is median (min – max). Load average of the machine at start / end: 3.02 / 17.50.\n\n"
+        ));
     }
 }

@@ -13,7 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::fixtures::{ACCESS_KEY, ACCESS_SECRET, MEDIA_ID, PHONE, Prebuilt};
-use crate::procfs::cpu_time;
+use crate::procfs::{cpu_time, load_average, load_since};
 use crate::report::{Bar, Comparison, Measure, Section};
 use crate::server::ServerProcess;
 
@@ -84,6 +84,34 @@ fn timed(f: impl FnOnce() -> Result<Duration, String>) -> Result<Run, String> {
         wall,
         cpu: cpu1.saturating_sub(cpu0),
     })
+}
+
+/// One A/B pair of run number `run`, each side a [`Side`] and the closure that times it over
+/// `total` requests: the SDK then the raw client on even runs, the raw client then the SDK on
+/// odd runs, so each goes first half the time. Under `--only` the named side alone (`sdk` or
+/// `raw`); any other value (`hand`, `hand-timeout`, `none`) runs neither.
+fn interleaved(
+    run: usize,
+    params: &RequestParams,
+    total: usize,
+    sdk: (&mut Side, impl FnOnce() -> Result<Run, String>),
+    raw: (&mut Side, impl FnOnce() -> Result<Run, String>),
+) -> Result<(), String> {
+    let ((sdk_side, sdk_run), (raw_side, raw_run)) = (sdk, raw);
+    if params.only.is_some() {
+        if params.runs_side("sdk") {
+            sdk_side.push(sdk_run()?, total);
+        } else if params.runs_side("raw") {
+            raw_side.push(raw_run()?, total);
+        }
+    } else if run.is_multiple_of(2) {
+        sdk_side.push(sdk_run()?, total);
+        raw_side.push(raw_run()?, total);
+    } else {
+        raw_side.push(raw_run()?, total);
+        sdk_side.push(sdk_run()?, total);
+    }
+    Ok(())
 }
 
 /// `total / concurrency` calls on each of `concurrency` tasks; the wall time of them all.
@@ -333,6 +361,7 @@ fn comparisons(
 
 /// Runs item 2: `nx_async::Client::get_media` against a raw hyper-util client.
 pub fn bench_async(exe: &Path, params: &RequestParams, command: &str) -> Result<Section, String> {
+    let load_start = load_average().ok();
     let server = ServerProcess::spawn(exe, params.server_workers)?;
     let base = server.base_url();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -374,19 +403,13 @@ pub fn bench_async(exe: &Path, params: &RequestParams, command: &str) -> Result<
                 || timed(|| runtime.block_on(drive(sdk.clone(), c, total, sdk_async_call)));
             let raw_run =
                 || timed(|| runtime.block_on(drive(raw.clone(), c, total, raw_async_call)));
-            if params.only.is_some() {
-                if params.runs_side("sdk") {
-                    sdk_sides[i].push(sdk_run()?, total);
-                } else if params.runs_side("raw") {
-                    raw_sides[i].push(raw_run()?, total);
-                }
-            } else if run % 2 == 0 {
-                sdk_sides[i].push(sdk_run()?, total);
-                raw_sides[i].push(raw_run()?, total);
-            } else {
-                raw_sides[i].push(raw_run()?, total);
-                sdk_sides[i].push(sdk_run()?, total);
-            }
+            interleaved(
+                run,
+                params,
+                total,
+                (&mut sdk_sides[i], sdk_run),
+                (&mut raw_sides[i], raw_run),
+            )?;
             if params.only.as_deref() == Some("hand-timeout") {
                 by_hand_sides[i].push(
                     timed(|| {
@@ -435,14 +458,17 @@ pub fn bench_async(exe: &Path, params: &RequestParams, command: &str) -> Result<
             Bar::Info,
         ));
     }
+    let measures = sans_io_measures(&base, params.runs, params.requests)?;
+    let load = load_since(load_start);
     Ok(Section {
         title: "2. Request overhead, async: getMedia through nx-async vs raw hyper-util".into(),
         command: command.into(),
         runs: params.runs,
+        load,
         sdk_label: "nx-async `Client::get_media`".into(),
         baseline_label: "raw hyper-util, pre-built request".into(),
         comparisons,
-        measures: sans_io_measures(&base, params.runs, params.requests)?,
+        measures,
         notes: vec![
             format!(
                 "{} requests per run at each concurrency (tasks on a 2-worker tokio runtime sharing one client); the server is `nx-bench serve` in a child process with {} worker threads, answering a fixed {} B envelope without verifying anything.",
@@ -489,6 +515,7 @@ pub fn bench_blocking(
     params: &RequestParams,
     command: &str,
 ) -> Result<Section, String> {
+    let load_start = load_average().ok();
     let server = ServerProcess::spawn(exe, params.server_workers)?;
     let base = server.base_url();
     let sdk = nx_blocking::Client::builder()
@@ -539,19 +566,15 @@ pub fn bench_blocking(
             let total = params.requests / c * c;
             let sdk_run = || timed(|| drive_threads(&sdk, c, total, sdk_blocking_call));
             let raw_run = || timed(|| drive_threads(&raw, c, total, raw_ureq_call));
+            interleaved(
+                run,
+                params,
+                total,
+                (&mut sdk_sides[i], sdk_run),
+                (&mut raw_sides[i], raw_run),
+            )?;
             if params.only.is_some() {
-                if params.runs_side("sdk") {
-                    sdk_sides[i].push(sdk_run()?, total);
-                } else if params.runs_side("raw") {
-                    raw_sides[i].push(raw_run()?, total);
-                }
                 continue;
-            } else if run % 2 == 0 {
-                sdk_sides[i].push(sdk_run()?, total);
-                raw_sides[i].push(raw_run()?, total);
-            } else {
-                raw_sides[i].push(raw_run()?, total);
-                sdk_sides[i].push(sdk_run()?, total);
             }
             for (v, (_, variant)) in variants.iter().enumerate() {
                 variant_sides[v][i].push(
@@ -579,14 +602,17 @@ pub fn bench_blocking(
             ));
         }
     }
+    let measures = sans_io_measures(&base, params.runs, params.requests)?;
+    let load = load_since(load_start);
     Ok(Section {
         title: "3. Request overhead, blocking: getMedia through nx-blocking vs raw ureq".into(),
         command: command.into(),
         runs: params.runs,
+        load,
         sdk_label: "nx-blocking `Client::get_media`".into(),
         baseline_label: "raw ureq (`Agent::new_with_defaults`), pre-built request".into(),
         comparisons,
-        measures: sans_io_measures(&base, params.runs, params.requests)?,
+        measures,
         notes: vec![
             format!(
                 "{} requests per run at each concurrency, spread over that many threads sharing one client (one agent); the server is `nx-bench serve` in a child process with {} worker threads.",

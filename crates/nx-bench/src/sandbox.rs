@@ -11,6 +11,7 @@ use nx_sandbox::{Inbound, Sandbox, SandboxConfig};
 use crate::fixtures::{
     ACCESS_KEY, ACCESS_SECRET, FIXED_TS, PaddedGetMedia, padded_body, size_text,
 };
+use crate::procfs::{load_average, load_since};
 use crate::report::{Bar, Measure, Section};
 
 /// How to run item 6.
@@ -88,6 +89,7 @@ async fn drive(
 
 /// Runs item 6.
 pub fn bench(params: &SandboxParams, command: &str) -> Result<Section, String> {
+    let load_start = load_average().ok();
     let sandbox = Sandbox::start(SandboxConfig::default().max_json_body(256 * 1024))
         .map_err(|e| e.to_string())?;
     let media = sandbox
@@ -179,12 +181,14 @@ pub fn bench(params: &SandboxParams, command: &str) -> Result<Section, String> {
         &growth,
         Bar::AtMost(size_ratio),
     ));
+    let load = load_since(load_start);
     let log = sandbox.log().len();
     drop(sandbox);
     Ok(Section {
         title: "6. The sandbox: verified getMedia requests per second".into(),
         command: command.into(),
         runs: params.runs,
+        load,
         sdk_label: String::new(),
         baseline_label: String::new(),
         comparisons: Vec::new(),

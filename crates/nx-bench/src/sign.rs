@@ -9,6 +9,7 @@ use nx_protocol::AccessSecret;
 use nx_protocol::sign::{SignableBody, SignableRequest, sign};
 
 use crate::fixtures::{ACCESS_KEY, ACCESS_SECRET, FIXED_TS, MEDIA_ID, padded_body};
+use crate::procfs::{load_average, load_since};
 use crate::report::{Bar, Comparison, Measure, Section};
 
 /// How long to run.
@@ -131,6 +132,7 @@ fn time_md5(fixture: &SignFixture, iters: u64) -> f64 {
 
 /// Runs item 1.
 pub fn bench(params: &SignParams, command: &str) -> Result<Section, String> {
+    let load_start = load_average().ok();
     let fixture = SignFixture::new(params.body_len);
     fixture.check()?;
     // Warm caches and clocks.
@@ -150,10 +152,12 @@ pub fn bench(params: &SignParams, command: &str) -> Result<Section, String> {
     }
     let canonical_len = fixture.canonical().len() as f64;
     let per_byte: Vec<f64> = bare.iter().map(|ns| ns / canonical_len).collect();
+    let load = load_since(load_start);
     Ok(Section {
         title: "1. Signing a getMedia request with a 1 KiB JSON body".into(),
         command: command.into(),
         runs: params.runs,
+        load,
         sdk_label: "`nx_protocol::sign::sign`".into(),
         baseline_label: "bare MD5 of the prepared string".into(),
         comparisons: vec![Comparison::new(

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::child::{Case, Outcome};
 use crate::fixtures::{pattern_chunk, pattern_sha256, size_text, write_pattern_file};
+use crate::procfs::{load_average, load_since};
 use crate::report::{Bar, Comparison, Measure, Section};
 use crate::server::ServerProcess;
 
@@ -62,6 +63,26 @@ fn index(case: Case) -> usize {
     Case::DOWNLOAD.iter().position(|c| *c == case).unwrap_or(0)
 }
 
+/// A peak-RSS row per case in `cases` for files of `size_text`; the SDK's rows are held to
+/// 32 MiB, the raw clients' are there to compare.
+fn rss_measures(size_text: &str, cases: &[Case], figures: &[Figures]) -> Vec<Measure> {
+    cases
+        .iter()
+        .map(|&case| {
+            Measure::new(
+                format!("peak RSS, {size_text}, {}", case.name()),
+                "MiB",
+                &figures[index(case)].hwm_mib,
+                if case.is_sdk() {
+                    Bar::AtMost(32.0)
+                } else {
+                    Bar::Info
+                },
+            )
+        })
+        .collect()
+}
+
 /// How to run item 4.
 #[derive(Clone, Debug)]
 pub struct DownloadParams {
@@ -110,6 +131,7 @@ pub fn bench_download(
     params: &DownloadParams,
     command: &str,
 ) -> Result<Section, String> {
+    let load_start = load_average().ok();
     let server = ServerProcess::spawn(exe, params.server_workers)?;
     let base = server.base_url();
     let dir = tempfile::Builder::new()
@@ -184,18 +206,7 @@ pub fn bench_download(
             &figures[index(Case::RawBlocking)].mib_per_sec,
             Bar::Info,
         ));
-        for case in Case::UPLOAD {
-            measures.push(Measure::new(
-                format!("peak RSS, {}, {}", size_text(size), case.name()),
-                "MiB",
-                &figures[index(case)].hwm_mib,
-                if matches!(case, Case::SdkAsync | Case::SdkBlocking) {
-                    Bar::AtMost(32.0)
-                } else {
-                    Bar::Info
-                },
-            ));
-        }
+        measures.extend(rss_measures(&size_text(size), &Case::UPLOAD, &figures));
     }
     let sha_runs: Vec<f64> = (0..params.runs)
         .map(|_| sha256_throughput(params.timed_size))
@@ -210,10 +221,12 @@ pub fn bench_download(
         Bar::Info,
     ));
     measures.sort_by_key(|m| !m.case.starts_with("SHA"));
+    let load = load_since(load_start);
     Ok(Section {
         title: "4. Download to a file over loopback".into(),
         command: command.into(),
         runs: params.runs,
+        load,
         sdk_label: "SDK".into(),
         baseline_label: "raw client".into(),
         comparisons,
@@ -257,6 +270,7 @@ impl Default for UploadParams {
 
 /// Runs item 5.
 pub fn bench_upload(exe: &Path, params: &UploadParams, command: &str) -> Result<Section, String> {
+    let load_start = load_average().ok();
     let server = ServerProcess::spawn(exe, params.server_workers)?;
     let base = server.base_url();
     let dir = tempfile::Builder::new()
@@ -297,25 +311,13 @@ pub fn bench_upload(exe: &Path, params: &UploadParams, command: &str) -> Result<
         )
     })
     .collect();
-    let measures = Case::UPLOAD
-        .into_iter()
-        .map(|case| {
-            Measure::new(
-                format!("peak RSS, {}, {}", size_text(params.size), case.name()),
-                "MiB",
-                &figures[index(case)].hwm_mib,
-                if matches!(case, Case::SdkAsync | Case::SdkBlocking) {
-                    Bar::AtMost(32.0)
-                } else {
-                    Bar::Info
-                },
-            )
-        })
-        .collect();
+    let measures = rss_measures(&size_text(params.size), &Case::UPLOAD, &figures);
+    let load = load_since(load_start);
     Ok(Section {
         title: "5. Upload of a document".into(),
         command: command.into(),
         runs: params.runs,
+        load,
         sdk_label: "SDK".into(),
         baseline_label: "raw client".into(),
         comparisons,

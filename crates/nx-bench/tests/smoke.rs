@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use nx_bench::report::{Section, Summary};
+use nx_bench::report::{Bar, Section, Summary};
 use nx_bench::requests::RequestParams;
 use nx_bench::sandbox::SandboxParams;
 use nx_bench::sign::SignParams;
@@ -15,7 +15,8 @@ fn exe() -> &'static Path {
 }
 
 /// Every figure is finite and positive (CPU time, counted in 10 ms ticks, may be zero over a
-/// tiny run), there are as many rows as asked for, and the Markdown names the command.
+/// tiny run), there are as many rows as asked for, the Markdown has a row per figure with its
+/// verdict, and it gives the machine's load average at start and end of the run.
 fn check(section: &Section, comparisons: usize, measures: usize) {
     let markdown = section.markdown();
     let cpu_ok = |s: &Summary| s.n > 0 && s.min.is_finite() && s.max.is_finite() && s.min >= 0.0;
@@ -34,15 +35,49 @@ fn check(section: &Section, comparisons: usize, measures: usize) {
             );
         }
         assert_eq!(c.sdk.n, section.runs, "{markdown}");
-        assert!(markdown.contains(&c.case));
+        let verdict = match c.met() {
+            Some(true) => "met",
+            Some(false) => "**missed**",
+            None => "–",
+        };
+        let row = format!(
+            "| {} | {} {} | {} {} | {} |",
+            c.case,
+            c.sdk.text(),
+            c.unit,
+            c.baseline.text(),
+            c.unit,
+            c.ratio.text()
+        );
+        assert_eq!(
+            markdown
+                .lines()
+                .filter(|l| l.starts_with(&row) && l.ends_with(&format!(" {verdict} |")))
+                .count(),
+            1,
+            "no row `{row} ... {verdict} |`\n{markdown}"
+        );
     }
     for m in &section.measures {
         assert!(m.value.is_sane(), "{}\n{markdown}", m.case);
+        let row = format!("| {} | {} {} |", m.case, m.value.text(), m.unit);
+        assert_eq!(
+            markdown.lines().filter(|l| l.starts_with(&row)).count(),
+            1,
+            "no row `{row}`\n{markdown}"
+        );
     }
     assert_eq!(section.comparisons.len(), comparisons, "{markdown}");
     assert_eq!(section.measures.len(), measures, "{markdown}");
+    let (start, end) = section
+        .load
+        .expect("the load average is read from /proc/loadavg");
+    assert!(start >= 0.0 && end >= 0.0, "{start} / {end}");
     assert!(
-        markdown.contains("cargo run --release -p nx-bench"),
+        markdown.contains(&format!(
+            "{} runs per figure; each cell is median (min – max). Load average of the machine at start / end: {start:.2} / {end:.2}.\n",
+            section.runs
+        )),
         "{markdown}"
     );
 }
@@ -83,7 +118,12 @@ fn async_requests_smoke() {
     .unwrap();
     // Throughput and CPU at two concurrencies, and two diagnostics at each.
     check(&section, 8, 2);
-    assert!(section.comparisons[0].bar.met(1.0).is_some());
+    // The throughput rows are held to 0.95 of the raw client, the CPU rows to nothing.
+    assert_eq!(section.comparisons[0].bar, Bar::AtLeast(0.95));
+    assert_eq!(section.comparisons[0].bar.met(0.96), Some(true));
+    assert_eq!(section.comparisons[0].bar.met(0.94), Some(false));
+    assert_eq!(section.comparisons[2].bar, Bar::Info);
+    assert_eq!(section.comparisons[2].bar.met(1.0), None);
 }
 
 #[test]
