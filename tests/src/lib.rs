@@ -120,16 +120,8 @@ impl Driver for AsyncDriver {
         mime: &str,
         source: Source<'_>,
     ) -> Result<UploadedMedia, Error> {
-        let source = match source {
-            Source::Path(p) => nx_async::UploadSource::path(p),
-            Source::Bytes(b, name) => nx_async::UploadSource::bytes(b, name),
-            Source::Reader(b, name) => {
-                let len = b.len() as u64;
-                nx_async::UploadSource::reader(Box::new(Cursor::new(b)), len, name)
-            }
-        };
         self.rt
-            .block_on(self.client.upload_media(phone, mime, source))
+            .block_on(self.client.upload_media(phone, mime, async_source(source)))
     }
 
     fn download(
@@ -516,6 +508,21 @@ pub fn demo_login() -> OnPremLogin {
         username: nx_sandbox::DEMO_ONPREM_USER.into(),
         password: nx_protocol::AccessSecret::new(nx_sandbox::DEMO_ONPREM_PASSWORD),
     }
+}
+
+/// The `Authorization` header value the sandbox's demo On-Premises user logs in with:
+/// `Basic base64(user:password)`, built here independently of the SDK's own encoding.
+pub fn demo_basic_header() -> String {
+    use base64::Engine as _;
+    let pair = format!(
+        "{}:{}",
+        nx_sandbox::DEMO_ONPREM_USER,
+        nx_sandbox::DEMO_ONPREM_PASSWORD
+    );
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
 }
 
 /// A fresh sandbox and an On-Premises client of transport `D` pointed at it.

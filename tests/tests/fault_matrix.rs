@@ -589,7 +589,7 @@ fn onprem_cell<P: OnPremDriver>(row: Row, op: Op) -> Cell {
         match op {
             Op::Login => {
                 let token = world.client.login()?;
-                if format!("{token:?}").is_empty() {
+                if token.expose().is_empty() {
                     return Err(Error::Config("no token".into()));
                 }
             }

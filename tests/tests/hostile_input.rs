@@ -615,19 +615,6 @@ fn form(boundary: &str, mime: &str, file: &[u8]) -> Vec<u8> {
     out
 }
 
-fn basic() -> String {
-    use base64::Engine;
-    let pair = format!(
-        "{}:{}",
-        nx_sandbox::DEMO_ONPREM_USER,
-        nx_sandbox::DEMO_ONPREM_PASSWORD
-    );
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(pair)
-    )
-}
-
 fn onprem_request(method: &str, path: &str, headers: &str, body: &[u8]) -> Vec<u8> {
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nhost: x\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n",
@@ -643,7 +630,7 @@ fn raw_login(addr: std::net::SocketAddr) -> String {
     let request = onprem_request(
         "POST",
         "/v1/users/login",
-        &format!("authorization: {}\r\n", basic()),
+        &format!("authorization: {}\r\n", nx_conformance::demo_basic_header()),
         b"",
     );
     let mut stream = TcpStream::connect(addr).unwrap();
@@ -752,7 +739,7 @@ fn the_sandbox_answers_hostile_requests_and_keeps_serving() {
                     "/v1/users/login",
                     &format!(
                         "authorization: {}\r\ncontent-type: application/json\r\n",
-                        basic()
+                        nx_conformance::demo_basic_header()
                     ),
                     body,
                 ),

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use nx_conformance::{
     AsyncDriver, AsyncDriverOnPrem, BlockingDriver, BlockingDriverOnPrem, Driver, OnPremDriver,
-    OnPremWorld, PNG_1X1, Source, World, demo_login, pattern,
+    OnPremWorld, PNG_1X1, Source, World, demo_basic_header, demo_login, pattern,
 };
 use nx_protocol::client::{ClientConfig, Error, OnPremConfig, OnPremLogin};
 use nx_protocol::download::Sha256Digest;
@@ -180,10 +180,14 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The demo user's Basic credentials as sent: the header value without its `Basic ` prefix, so
+/// that the encoded pair is found on its own too.
 fn basic_header() -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD
-        .encode(format!("{DEMO_ONPREM_USER}:{DEMO_ONPREM_PASSWORD}"))
+    let header = demo_basic_header();
+    header
+        .strip_prefix("Basic ")
+        .expect("a Basic header")
+        .to_owned()
 }
 
 /// Every `sign` the sandbox received: recomputed from each logged NXCloud request's action and
@@ -679,6 +683,7 @@ fn cli_runs(secrets: &mut Secrets) -> (usize, usize) {
             "WA_ONPREM_TOKEN",
             "WA_ONPREM_USERNAME",
             "WA_ONPREM_PASSWORD",
+            "WA_ONPREM_NEW_PASSWORD",
         ] {
             cmd.env_remove(var);
         }
@@ -690,15 +695,20 @@ fn cli_runs(secrets: &mut Secrets) -> (usize, usize) {
     };
     let mut runs = 0;
     let mut bytes = 0;
-    let mut keep = |args: &[&str], stdout_too: bool| -> String {
+    // Each run's exit status is checked, so that a CLI failing early cannot leave the scan
+    // with nothing to read.
+    let mut keep = |args: &[&str], stdout_too: bool, code: i32| -> String {
         let out = nx(args);
         runs += 1;
         bytes += out.stdout.len() + out.stderr.len();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        capture(&format!(
-            "nxcloud {args:?} stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "nxcloud {args:?}\nstdout: {stdout}\nstderr: {stderr}"
+        );
+        capture(&format!("nxcloud {args:?} stderr: {stderr}"));
         if stdout_too {
             capture(&format!("nxcloud {args:?} stdout: {stdout}"));
         }
@@ -708,6 +718,7 @@ fn cli_runs(secrets: &mut Secrets) -> (usize, usize) {
     let up = keep(
         &["--json", "media", "upload", "--phone", PHONE, &png_path],
         true,
+        0,
     );
     let id = serde_json::from_str::<serde_json::Value>(up.trim())
         .ok()
@@ -716,6 +727,7 @@ fn cli_runs(secrets: &mut Secrets) -> (usize, usize) {
     let got = keep(
         &["--json", "media", "get", "--phone", PHONE, "--id", &id],
         false,
+        0,
     );
     if let Some(url) = serde_json::from_str::<serde_json::Value>(got.trim())
         .ok()
@@ -738,6 +750,7 @@ fn cli_runs(secrets: &mut Secrets) -> (usize, usize) {
             &Sha256Digest::of(PNG_1X1).to_string(),
         ],
         true,
+        0,
     );
     keep(
         &[
@@ -753,20 +766,23 @@ fn cli_runs(secrets: &mut Secrets) -> (usize, usize) {
             &"0".repeat(64),
         ],
         true,
+        5,
     );
     keep(
         &["media", "get", "--phone", PHONE, "--id", "no-such-id"],
         true,
+        3,
     );
-    keep(&["media", "delete", "--phone", PHONE, "--id", &id], true);
+    keep(&["media", "delete", "--phone", PHONE, "--id", &id], true, 0);
     let onprem = ["onprem", "--url", &base, "--username", DEMO_ONPREM_USER];
-    let login = keep(&[&onprem[..], &["login"]].concat(), false);
+    let login = keep(&[&onprem[..], &["login"]].concat(), false, 0);
     for token in sandbox_tokens(&login) {
         secrets.add("a token the CLI printed", token);
     }
     let up = keep(
         &[&onprem[..], &["--json", "media", "upload", &png_path]].concat(),
         true,
+        0,
     );
     let id = serde_json::from_str::<serde_json::Value>(up.trim())
         .ok()
@@ -776,13 +792,16 @@ fn cli_runs(secrets: &mut Secrets) -> (usize, usize) {
     keep(
         &[&onprem[..], &["media", "get", &id, "--output", &out]].concat(),
         true,
+        0,
     );
     keep(
         &[&onprem[..], &["media", "retry-download", &id]].concat(),
         true,
+        0,
     );
-    keep(&[&onprem[..], &["media", "delete", &id]].concat(), true);
+    keep(&[&onprem[..], &["media", "delete", &id]].concat(), true, 0);
     capture(&format!("cli sandbox log: {:?}", sandbox.log().entries()));
+    assert_eq!(runs, 11, "every CLI run happened");
     (runs, bytes)
 }
 

@@ -361,7 +361,7 @@ fn a_503_is_retried_with_a_new_ts_and_sign() {
 #[test]
 fn a_1004_corrects_the_clock_from_the_date_header() {
     let ahead = SystemTime::now() + Duration::from_secs(120);
-    let date = httpdate_of(ahead);
+    let date = httpdate::fmt_http_date(ahead);
     let oss = format!("https://oss.example/a?Expires={}", fresh_expiry());
     let server = Server::bind().serve(vec![
         Box::new(move |_, stream| {
@@ -379,33 +379,6 @@ fn a_1004_corrects_the_clock_from_the_date_header() {
     let ts = |r: &Recorded| r.header("ts").unwrap().parse::<i64>().unwrap();
     let shift = ts(&requests[1]) - ts(&requests[0]);
     assert!((118_000..=122_000).contains(&shift), "shift {shift}");
-}
-
-/// An IMF-fixdate without a date crate: days since the epoch to a civil date (Howard Hinnant's
-/// algorithm).
-fn httpdate_of(time: SystemTime) -> String {
-    let secs = time.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let months = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{weekday}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
-        months[(month - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 #[test]
