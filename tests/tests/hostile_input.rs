@@ -10,7 +10,7 @@
 //! many cases as asked:
 //!
 //! ```sh
-//! NX_FUZZ_CASES=100000 NX_FUZZ_NET_CASES=10000 cargo test -p nx-conformance --test hostile_input -- --nocapture
+//! NX_FUZZ_CASES=100000 NX_FUZZ_NET_CASES=20000 cargo test -p nx-conformance --test hostile_input -- --nocapture
 //! ```
 //!
 //! Every parser must return (a value or an error that displays), never panic. The sandbox must
