@@ -27,6 +27,7 @@
 #![deny(missing_docs)]
 
 mod client;
+mod connect;
 mod download;
 mod notify;
 mod onprem;

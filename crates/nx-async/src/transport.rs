@@ -14,11 +14,12 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use nx_protocol::client::{Error, TransportConfig};
+use nx_protocol::client::{Error, RootStore, TransportConfig};
 use nx_protocol::{OutgoingBody, StreamedBody};
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use crate::connect::Connector;
 use crate::upload::UploadSource;
 
 /// The request body type every call uses.
@@ -26,7 +27,7 @@ pub(crate) type Body = UnsyncBoxBody<Bytes, io::Error>;
 /// The pooled hyper client and what every request carries.
 #[derive(Clone, Debug)]
 pub(crate) struct Http {
-    client: HyperClient<HttpsConnector<HttpConnector>, Body>,
+    client: HyperClient<HttpsConnector<Connector>, Body>,
     /// Checked once at construction ([`TransportConfig::user_agent_header`]).
     user_agent: http::HeaderValue,
 }
@@ -34,19 +35,23 @@ pub(crate) struct Http {
 /// Bytes read from a streamed source at a time.
 pub(crate) const CHUNK: usize = 64 * 1024;
 
-/// A pooled, keep-alive HTTP/1.1 client over rustls (ring provider, webpki roots plus the
-/// configured extra roots).
+/// A pooled, keep-alive HTTP/1.1 client over rustls (the crate's crypto provider, the
+/// configured root store plus the extra roots), connecting directly or through the proxy the
+/// configuration's rules name for each target.
 pub(crate) fn http_client(config: &TransportConfig) -> Result<Http, Error> {
     let user_agent = config.user_agent_header()?;
     let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    match config.root_store {
+        // An OS store may hold a certificate rustls cannot use: skipped, as curl does.
+        RootStore::Native => drop(roots.add_parsable_certificates(native_roots()?)),
+        _ => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
     for der in &config.extra_roots_der {
         roots
             .add(CertificateDer::from(der.clone()))
             .map_err(|e| Error::Config(format!("root certificate refused: {e}")))?;
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
+    let tls = rustls::ClientConfig::builder_with_provider(crypto_provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Config(format!("TLS setup: {e}")))?
         .with_root_certificates(roots)
@@ -55,15 +60,38 @@ pub(crate) fn http_client(config: &TransportConfig) -> Result<Http, Error> {
     http.enforce_http(false);
     http.set_connect_timeout(Some(config.connect_timeout));
     http.set_nodelay(true);
+    let proxies = config.proxy.resolve(|name| std::env::var(name).ok())?;
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http);
+        .wrap_connector(Connector::new(http, proxies));
     let client = HyperClient::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .build(connector);
     Ok(Http { client, user_agent })
+}
+
+/// rustls' crypto provider: ring, or aws-lc-rs with the `aws-lc-rs` feature. Chosen explicitly,
+/// whatever process-wide default another crate may have installed.
+fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    #[cfg(feature = "aws-lc-rs")]
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    #[cfg(not(feature = "aws-lc-rs"))]
+    let provider = rustls::crypto::ring::default_provider();
+    Arc::new(provider)
+}
+
+/// The operating system's root certificates.
+#[cfg(feature = "native-roots")]
+fn native_roots() -> Result<Vec<CertificateDer<'static>>, Error> {
+    let found = rustls_native_certs::load_native_certs();
+    nx_protocol::client::native_roots(found.certs, &found.errors)
+}
+
+#[cfg(not(feature = "native-roots"))]
+fn native_roots() -> Result<Vec<CertificateDer<'static>>, Error> {
+    Err(nx_protocol::client::native_roots_missing("nx-async"))
 }
 
 /// A complete body.

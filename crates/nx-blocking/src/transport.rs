@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use nx_protocol::client::{Error, TransportConfig};
+use nx_protocol::client::{Error, RootStore, TransportConfig};
+use nx_protocol::proxy::{ProxyRules, ProxyUrl};
 
 use crate::resolver::CachingResolver;
 use nx_protocol::{OutgoingBody, ResponseError, Snippet};
@@ -49,20 +50,83 @@ pub(crate) struct Http {
     agent: ureq::Agent,
     connect_timeout: Duration,
     request_timeout: Duration,
+    proxies: Proxies,
+}
+
+/// nx-protocol's proxy rules, and the ureq proxy for each scheme they name (ureq tunnels with
+/// HTTP CONNECT). The decision per target is the rules'; ureq's own `NO_PROXY` matching is not
+/// used (its proxies carry no exceptions).
+struct Proxies {
+    rules: ProxyRules,
+    https: Option<ureq::Proxy>,
+    http: Option<ureq::Proxy>,
+}
+
+impl Proxies {
+    fn new(rules: ProxyRules) -> Result<Self, Error> {
+        let ureq_proxy = |proxy: &Option<ProxyUrl>| {
+            proxy
+                .as_ref()
+                .map(|proxy| {
+                    let host = if proxy.host().contains(':') {
+                        format!("[{}]", proxy.host())
+                    } else {
+                        proxy.host().to_owned()
+                    };
+                    let mut builder = ureq::Proxy::builder(ureq::ProxyProtocol::Http)
+                        .host(&host)
+                        .port(proxy.port());
+                    if let Some((user, password)) = proxy.credentials() {
+                        builder = builder.username(user).password(password);
+                    }
+                    // The error would not name the proxy: ours does, without credentials.
+                    builder.build().map_err(|_| {
+                        Error::Config(format!("the proxy {proxy} is not usable by ureq"))
+                    })
+                })
+                .transpose()
+        };
+        Ok(Self {
+            https: ureq_proxy(&rules.https)?,
+            http: ureq_proxy(&rules.http)?,
+            rules,
+        })
+    }
+
+    /// The ureq proxy for a request to `target`, if the rules name one.
+    fn for_target(&self, target: &http::Uri) -> Option<&ureq::Proxy> {
+        self.rules.proxy_for(target)?;
+        if target.scheme() == Some(&http::uri::Scheme::HTTPS) {
+            self.https.as_ref()
+        } else {
+            self.http.as_ref()
+        }
+    }
+}
+
+impl std::fmt::Debug for Proxies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // ureq's `Debug` of a proxy shows the user name's first letter: show only ours.
+        self.rules.fmt(f)
+    }
 }
 
 impl Http {
-    /// The agent for `config`: rustls with the ring provider, webpki roots plus
-    /// `config.extra_roots_der`; 4xx/5xx are answers, not errors; redirects are not followed; no
-    /// proxy from the environment; `connect_timeout` for DNS and for TCP + TLS; by default
-    /// `request_timeout` for a whole attempt ([`Exchange::Call`]).
+    /// The agent for `config`: rustls with the crate's crypto provider, the configured root
+    /// store plus `config.extra_roots_der`; 4xx/5xx are answers, not errors; redirects are not
+    /// followed; the proxy of nx-protocol's rules for each target (never ureq's own reading of
+    /// the environment); `connect_timeout` for DNS and for TCP + TLS (the proxy's CONNECT
+    /// included); by default `request_timeout` for a whole attempt ([`Exchange::Call`]).
     pub(crate) fn new(config: &TransportConfig) -> Result<Self, Error> {
         // Refused here as nx-async does, rather than by ureq on every request.
         config.user_agent_header()?;
-        let mut roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-            .iter()
-            .map(|cert| Certificate::from_der(cert.as_ref()))
-            .collect();
+        let mut roots: Vec<Certificate<'static>> = match config.root_store {
+            RootStore::Native => native_roots()?,
+            _ => webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                .iter()
+                .map(|cert| Certificate::from_der(cert.as_ref()))
+                .collect(),
+        };
         for der in &config.extra_roots_der {
             // ureq skips certificates it cannot parse; refuse them here instead, as nx-async does.
             rustls::RootCertStore::empty()
@@ -72,8 +136,7 @@ impl Http {
         }
         let tls = TlsConfig::builder()
             .provider(TlsProvider::Rustls)
-            // Explicitly ring, whatever process-wide default another crate may have installed.
-            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .unversioned_rustls_crypto_provider(crypto_provider())
             .root_certs(RootCerts::Specific(Arc::new(roots)))
             .build();
         let agent_config = ureq::Agent::config_builder()
@@ -94,10 +157,12 @@ impl Http {
             ureq::unversioned::transport::DefaultConnector::default(),
             CachingResolver::default(),
         );
+        let rules = config.proxy.resolve(|name| std::env::var(name).ok())?;
         Ok(Self {
             agent,
             connect_timeout: config.connect_timeout,
             request_timeout: config.request_timeout,
+            proxies: Proxies::new(rules)?,
         })
     }
 
@@ -174,11 +239,18 @@ impl Http {
         request: http::Request<S>,
         exchange: Exchange,
     ) -> Result<http::Response<ureq::Body>, ureq::Error> {
-        let request = match exchange {
-            Exchange::Call => request,
-            Exchange::Transfer => self
+        let proxy = self.proxies.for_target(request.uri()).cloned();
+        let request = match (exchange, proxy) {
+            (Exchange::Call, None) => request,
+            (Exchange::Call, Some(proxy)) => self
                 .agent
                 .configure_request(request)
+                .proxy(Some(proxy))
+                .build(),
+            (Exchange::Transfer, proxy) => self
+                .agent
+                .configure_request(request)
+                .proxy(proxy)
                 .timeout_global(None)
                 .timeout_per_read(Some(self.request_timeout))
                 .timeout_per_write(Some(self.request_timeout))
@@ -235,6 +307,32 @@ impl Http {
             },
         }
     }
+}
+
+/// rustls' crypto provider: ring, or aws-lc-rs with the `aws-lc-rs` feature. Chosen explicitly,
+/// whatever process-wide default another crate may have installed.
+fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    #[cfg(feature = "aws-lc-rs")]
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    #[cfg(not(feature = "aws-lc-rs"))]
+    let provider = rustls::crypto::ring::default_provider();
+    Arc::new(provider)
+}
+
+/// The operating system's root certificates.
+#[cfg(feature = "native-roots")]
+fn native_roots() -> Result<Vec<Certificate<'static>>, Error> {
+    let found = rustls_native_certs::load_native_certs();
+    let certs = nx_protocol::client::native_roots(found.certs, &found.errors)?;
+    Ok(certs
+        .iter()
+        .map(|cert| Certificate::from_der(cert.as_ref()).to_owned())
+        .collect())
+}
+
+#[cfg(not(feature = "native-roots"))]
+fn native_roots() -> Result<Vec<Certificate<'static>>, Error> {
+    Err(nx_protocol::client::native_roots_missing("nx-blocking"))
 }
 
 /// The shared kind a ureq error maps to.

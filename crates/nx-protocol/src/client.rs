@@ -11,6 +11,7 @@ use crate::onprem::Token;
 use crate::operation::BaseUrl;
 use crate::policy::clock::ClockError;
 use crate::policy::retry::RetryPolicy;
+use crate::proxy::{ProxyConfig, ProxyRules, ProxyUrl};
 use crate::secret::{AccessSecret, Credentials};
 
 /// NXCloud's production base URL.
@@ -21,6 +22,20 @@ pub const ENV_ACCESS_KEY: &str = "NXCLOUD_ACCESS_KEY";
 pub const ENV_ACCESS_SECRET: &str = "NXCLOUD_ACCESS_SECRET";
 /// Environment variable for the base URL.
 pub const ENV_BASE_URL: &str = "NXCLOUD_BASE_URL";
+
+/// Which certificates a client trusts besides [`TransportConfig::extra_roots_der`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RootStore {
+    /// Mozilla's roots as the `webpki-roots` crate ships them: the same on every machine, and
+    /// nothing read from disk. The default.
+    #[default]
+    Webpki,
+    /// The operating system's store, read when the client is built (`rustls-native-certs`):
+    /// what a company adds there (an internal CA, a TLS-inspecting proxy's root) is trusted.
+    /// The transports need their `native-roots` feature for it.
+    Native,
+}
 
 /// Settings every client has, whatever API it speaks: timeouts, retries, limits, TLS roots.
 #[derive(Clone, Debug)]
@@ -47,8 +62,14 @@ pub struct TransportConfig {
     /// Allow plain `http://` to a host that is not loopback. Off: credentials and media would
     /// travel unencrypted.
     pub allow_insecure_http: bool,
-    /// Root certificates (DER) trusted besides the built-in ones, e.g. a private CA.
+    /// Root certificates (DER) trusted besides those of [`TransportConfig::root_store`], e.g. a
+    /// private CA.
     pub extra_roots_der: Vec<Vec<u8>>,
+    /// Where the built-in roots come from. Default [`RootStore::Webpki`].
+    pub root_store: RootStore,
+    /// Which proxy to tunnel through. Default: the environment, read when the client is built
+    /// ([`ProxyConfig::Environment`], see [`crate::proxy`]).
+    pub proxy: ProxyConfig,
 }
 
 impl TransportConfig {
@@ -64,6 +85,8 @@ impl TransportConfig {
             user_agent: user_agent.into(),
             allow_insecure_http: false,
             extra_roots_der: Vec::new(),
+            root_store: RootStore::Webpki,
+            proxy: ProxyConfig::Environment,
         }
     }
 
@@ -83,6 +106,15 @@ impl TransportConfig {
                 self.user_agent
             ))
         })
+    }
+
+    /// Replaces [`ProxyConfig::Environment`] by the rules `lookup` gives, so the settings say
+    /// which proxy will be used.
+    pub fn resolve_proxy(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), Error> {
+        if matches!(self.proxy, ProxyConfig::Environment) {
+            self.proxy = ProxyConfig::Rules(self.proxy.resolve(lookup)?);
+        }
+        Ok(())
     }
 
     /// Refuses a base URL that would send credentials in clear text: plain `http` is allowed
@@ -399,6 +431,26 @@ macro_rules! transport_setters {
             self
         }
 
+        /// See [`TransportConfig::root_store`].
+        pub fn root_store(mut self, store: RootStore) -> Self {
+            self.transport.root_store = store;
+            self
+        }
+
+        /// Tunnels every connection through this HTTP proxy (`http://[user:password@]host[:port]`,
+        /// HTTP CONNECT), whatever the environment says. The credentials are kept as secrets.
+        pub fn proxy(mut self, url: &str) -> Result<Self, Error> {
+            self.transport.proxy = ProxyConfig::Rules(ProxyRules::all(ProxyUrl::parse(url)?));
+            Ok(self)
+        }
+
+        /// See [`TransportConfig::proxy`]: [`ProxyConfig::Off`] turns proxies off, even those
+        /// of the environment.
+        pub fn proxy_config(mut self, proxy: ProxyConfig) -> Self {
+            self.transport.proxy = proxy;
+            self
+        }
+
         /// Trusts the root certificates in a PEM file's contents. Refuses text that holds no
         /// certificate.
         pub fn add_root_certificates_pem(mut self, pem: &[u8]) -> Result<Self, Error> {
@@ -423,6 +475,32 @@ pub fn certificates_from_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
         ));
     }
     Ok(certs)
+}
+
+/// The operating system's roots as a transport loaded them (with `rustls-native-certs`): refused
+/// when none was found, since every https call would then fail with an unknown issuer. Errors
+/// beside found certificates (one unreadable file of many) are not fatal, as for curl.
+pub fn native_roots<E: std::fmt::Display>(
+    certs: Vec<rustls_pki_types::CertificateDer<'static>>,
+    errors: &[E],
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, Error> {
+    if certs.is_empty() {
+        let why = errors
+            .first()
+            .map_or_else(|| "the store is empty".to_owned(), ToString::to_string);
+        return Err(Error::Config(format!(
+            "no root certificate found in the operating system's store ({why}); use the webpki roots or add a CA bundle"
+        )));
+    }
+    Ok(certs)
+}
+
+/// The error of a transport built without its `native-roots` feature when asked for
+/// [`RootStore::Native`].
+pub fn native_roots_missing(transport: &str) -> Error {
+    Error::Config(format!(
+        "the operating system's root store needs {transport}'s `native-roots` cargo feature"
+    ))
 }
 
 /// The NXCloud client builder both transports hand out from `Client::builder()`.
@@ -486,6 +564,7 @@ impl<C: FromConfig<ClientConfig>> ClientBuilder<C> {
             config.base_url = BaseUrl::parse(&url)?;
         }
         config.transport = self.transport;
+        config.transport.resolve_proxy(&lookup)?;
         config.check()?;
         Ok(config)
     }
@@ -579,6 +658,7 @@ impl<C: FromConfig<OnPremConfig>> OnPremBuilder<C> {
         let mut config = OnPremConfig::new(BaseUrl::parse(&url)?, login, "");
         config.token_refresh_margin = self.token_refresh_margin;
         config.transport = self.transport;
+        config.transport.resolve_proxy(&lookup)?;
         config.check()?;
         Ok(config)
     }

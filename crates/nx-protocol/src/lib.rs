@@ -50,6 +50,7 @@ pub mod multipart;
 pub mod onprem;
 pub mod operation;
 pub mod policy;
+pub mod proxy;
 pub mod secret;
 pub mod sign;
 pub mod time;

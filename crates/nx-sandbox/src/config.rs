@@ -150,6 +150,7 @@ impl fmt::Debug for OnPremUser {
 /// | storage | a new temporary directory under the system's temp dir |
 /// | random seed | fresh each start |
 /// | shutdown grace | 2 s for in-flight requests |
+/// | TLS | off: plain `http://` |
 ///
 /// Webhook and callback URLs must be `http://` URLs on a loopback address (`127.0.0.0/8`,
 /// `[::1]` or `localhost`): the sandbox never sends traffic anywhere else.
@@ -168,6 +169,7 @@ pub struct SandboxConfig {
     pub(crate) storage_dir: Option<PathBuf>,
     pub(crate) seed: Option<u64>,
     pub(crate) shutdown_grace: Duration,
+    pub(crate) tls: bool,
 }
 
 impl Default for SandboxConfig {
@@ -186,6 +188,7 @@ impl Default for SandboxConfig {
             storage_dir: None,
             seed: None,
             shutdown_grace: Duration::from_secs(2),
+            tls: false,
         }
     }
 }
@@ -294,6 +297,14 @@ impl SandboxConfig {
         self
     }
 
+    /// Serve HTTPS: a throwaway CA and a certificate it signed for the listening IP are made
+    /// at start ([`crate::Sandbox::ca_pem`] gives the CA to trust); the base URL and the
+    /// download URLs are then `https://`.
+    pub fn tls(mut self, on: bool) -> Self {
+        self.tls = on;
+        self
+    }
+
     /// The configured listening address.
     pub fn bind_addr(&self) -> SocketAddr {
         self.bind
@@ -319,6 +330,7 @@ impl fmt::Debug for SandboxConfig {
             .field("storage_dir", &self.storage_dir)
             .field("seed", &self.seed)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("tls", &self.tls)
             .finish()
     }
 }

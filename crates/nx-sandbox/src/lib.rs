@@ -96,6 +96,7 @@ mod server;
 pub mod signing;
 mod state;
 mod store;
+mod tls;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -131,6 +132,7 @@ pub struct Sandbox {
     shutdown: watch::Sender<bool>,
     done: Option<oneshot::Receiver<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    ca_pem: Option<String>,
 }
 
 impl fmt::Debug for Sandbox {
@@ -167,6 +169,10 @@ impl Sandbox {
                 .map_err(SandboxError::io("registering the listener"))?
         };
 
+        let tls = config
+            .tls
+            .then(|| tls::new(reachable(addr.ip())))
+            .transpose()?;
         let seed = config.seed.unwrap_or_else(|| fastrand::u64(..));
         let mut rng = fastrand::Rng::with_seed(seed);
         let store = Store::new(
@@ -192,7 +198,7 @@ impl Sandbox {
             .collect();
         let state = Arc::new(State {
             clock: clock::Clock::new(config.clock_offset_ms),
-            base_url: base_url(addr),
+            base_url: base_url(addr, tls.is_some()),
             config,
             store: Arc::new(store),
             faults: Faults::default(),
@@ -209,10 +215,11 @@ impl Sandbox {
         });
         let (done_tx, done) = oneshot::channel();
         let server_state = Arc::clone(&state);
+        let (acceptor, ca_pem) = tls.map(|t| (t.acceptor, t.ca_pem)).unzip();
         let thread = std::thread::Builder::new()
             .name("nx-sandbox".into())
             .spawn(move || {
-                runtime.block_on(server::serve(listener, server_state));
+                runtime.block_on(server::serve(listener, server_state, acceptor));
                 runtime.shutdown_timeout(Duration::from_secs(1));
                 let _ = done_tx.send(());
             })
@@ -223,7 +230,14 @@ impl Sandbox {
             shutdown,
             done: Some(done),
             thread: Some(thread),
+            ca_pem,
         })
+    }
+
+    /// With [`SandboxConfig::tls`], the PEM certificate of the throwaway CA that signed the
+    /// server's certificate: the root a client must trust to reach [`Sandbox::base_url`].
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// The address it listens on.
@@ -231,7 +245,8 @@ impl Sandbox {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT` (no trailing slash): the base URL for both APIs.
+    /// `http://127.0.0.1:PORT` (`https://` with [`SandboxConfig::tls`]; no trailing slash): the
+    /// base URL for both APIs.
     pub fn base_url(&self) -> &str {
         &self.state.base_url
     }
@@ -400,23 +415,20 @@ impl Drop for Sandbox {
     }
 }
 
-fn base_url(addr: SocketAddr) -> String {
-    match addr.ip() {
-        IpAddr::V4(ip) => {
-            let ip = if ip.is_unspecified() {
-                Ipv4Addr::LOCALHOST
-            } else {
-                ip
-            };
-            format!("http://{ip}:{}", addr.port())
-        }
-        IpAddr::V6(ip) => {
-            let ip = if ip.is_unspecified() {
-                Ipv6Addr::LOCALHOST
-            } else {
-                ip
-            };
-            format!("http://[{ip}]:{}", addr.port())
-        }
+/// The address clients reach a listener bound to `ip` at (loopback for an unspecified one).
+fn reachable(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
     }
+}
+
+fn base_url(addr: SocketAddr, https: bool) -> String {
+    let scheme = if https { "https" } else { "http" };
+    // SocketAddr's Display brackets an IPv6 address.
+    format!(
+        "{scheme}://{}",
+        SocketAddr::new(reachable(addr.ip()), addr.port())
+    )
 }

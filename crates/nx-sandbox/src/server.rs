@@ -13,12 +13,14 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 use crate::body::{self, Body, Cut};
 use crate::config::TS_WINDOW_MS;
 use crate::fault::{Fault, STALL_LIMIT};
 use crate::log::{LogEntry, Route, printable};
 use crate::state::{MAX_UPLOAD_BODY, Outcome, State, drain, html_error, respond, text};
+use crate::tls;
 
 /// The most connections served at once; further ones wait to be accepted.
 const MAX_CONNECTIONS: usize = 256;
@@ -30,8 +32,10 @@ pub(crate) async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-/// Serves until shutdown, then lets in-flight requests finish for the grace period.
-pub(crate) async fn serve(listener: TcpListener, state: Arc<State>) {
+/// Serves until shutdown, then lets in-flight requests finish for the grace period. With an
+/// `acceptor`, every connection starts with a TLS handshake (bounded by
+/// [`tls::HANDSHAKE_TIMEOUT`]).
+pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, acceptor: Option<TlsAcceptor>) {
     let mut shutdown = state.shutdown.clone();
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
@@ -56,24 +60,20 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<State>) {
         };
         let _ = stream.set_nodelay(true);
         let state = Arc::clone(&state);
+        let acceptor = acceptor.clone();
         connections.spawn(async move {
             let _permit = permit;
-            let mut shutdown = state.shutdown.clone();
-            let grace = state.config.shutdown_grace;
-            let service_state = Arc::clone(&state);
-            let service = service_fn(move |req| handle(Arc::clone(&service_state), req));
-            let mut builder = http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT);
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => return,
-                () = wait_shutdown(&mut shutdown) => {}
+            match acceptor {
+                None => serve_connection(stream, state).await,
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                    // A failed handshake (an untrusting client, a stalled one) just closes.
+                    if let Ok(Ok(stream)) = handshake.await {
+                        serve_connection(stream, state).await;
+                    }
+                }
             }
-            connection.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(grace, connection).await;
         });
         while connections.try_join_next().is_some() {}
     }
@@ -84,6 +84,29 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<State>) {
     })
     .await;
     connections.abort_all();
+}
+
+/// One connection's requests until it closes, or until shutdown and its grace period.
+async fn serve_connection<I>(io: I, state: Arc<State>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut shutdown = state.shutdown.clone();
+    let grace = state.config.shutdown_grace;
+    let service_state = Arc::clone(&state);
+    let service = service_fn(move |req| handle(Arc::clone(&service_state), req));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        () = wait_shutdown(&mut shutdown) => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(grace, connection).await;
 }
 
 /// Which route a request is for.
