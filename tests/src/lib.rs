@@ -6,17 +6,23 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod proxy;
+
 use std::io::Cursor;
 use std::path::Path;
 use std::time::Duration;
 
 use nx_protocol::Credentials;
-use nx_protocol::client::{ClientConfig, Error, FromConfig, OnPremConfig, OnPremLogin};
+use nx_protocol::client::{
+    ClientConfig, Error, FromConfig, OnPremConfig, OnPremLogin, TransportConfig,
+    certificates_from_pem,
+};
 use nx_protocol::download::{Sha256Digest, Verified};
 use nx_protocol::onprem::{self, DownloadRequested, MediaItemStatus, Retrieved, Token};
 use nx_protocol::operation::{BaseUrl, Operation};
 use nx_protocol::policy::clock::ClockOffset;
 use nx_protocol::policy::retry::RetryPolicy;
+use nx_protocol::proxy::{ProxyConfig, ProxyRules, ProxyUrl};
 use nx_protocol::wa::{Deleted, MediaInfo, UploadedMedia};
 use nx_sandbox::{DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET, Sandbox, SandboxConfig};
 
@@ -277,7 +283,9 @@ pub struct World<D> {
     pub client: D,
 }
 
-/// Settings for tests: the demo account against `sandbox`, short timeouts, quick retries.
+/// Settings for tests: the demo account against `sandbox`, short timeouts, quick retries; the
+/// sandbox's CA trusted when it serves HTTPS; no proxy, whatever the environment says (a test
+/// reaches only the addresses it names).
 pub fn test_config(sandbox: &Sandbox) -> ClientConfig {
     let mut config = ClientConfig::new(
         Credentials::new(DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET),
@@ -292,7 +300,18 @@ pub fn test_config(sandbox: &Sandbox) -> ClientConfig {
         base_delay: Duration::from_millis(10),
         max_delay: Duration::from_millis(50),
     };
+    config.transport.proxy = ProxyConfig::Off;
+    if let Some(pem) = sandbox.ca_pem() {
+        config.transport.extra_roots_der =
+            certificates_from_pem(pem.as_bytes()).expect("the sandbox's CA is PEM");
+    }
     config
+}
+
+/// Tunnels every connection of `config` through the proxy at `url`.
+pub fn through_proxy(config: &mut TransportConfig, url: &str) {
+    let proxy = ProxyUrl::parse(url).expect("a valid proxy URL");
+    config.proxy = ProxyConfig::Rules(ProxyRules::all(proxy));
 }
 
 impl<D: Driver> World<D> {

@@ -106,8 +106,14 @@ mod tests {
     #[test]
     fn the_tunnel_target_always_names_its_port() {
         let uri = |u: &str| u.parse::<Uri>().unwrap();
-        assert_eq!(with_port(&uri("http://a.b/x?q")).unwrap(), uri("http://a.b:80/"));
-        assert_eq!(with_port(&uri("https://a.b/x")).unwrap(), uri("https://a.b:443/"));
+        assert_eq!(
+            with_port(&uri("http://a.b/x?q")).unwrap(),
+            uri("http://a.b:80/")
+        );
+        assert_eq!(
+            with_port(&uri("https://a.b/x")).unwrap(),
+            uri("https://a.b:443/")
+        );
         assert_eq!(
             with_port(&uri("https://[::1]:9/")).unwrap(),
             uri("https://[::1]:9/")

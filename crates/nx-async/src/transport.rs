@@ -230,11 +230,14 @@ fn classify(e: hyper_util::client::legacy::Error, host: String) -> Error {
     let mut tls = false;
     let mut next: Option<&(dyn StdError + 'static)> = Some(&e);
     while let Some(cause) = next {
+        // hyper-rustls wraps tokio-rustls' `io::Error` in another one, and an `io::Error`'s
+        // `source` skips the error it wraps: look inside each layer.
+        let mut layer = cause;
+        while let Some(inner) = layer.downcast_ref::<io::Error>().and_then(|io| io.get_ref()) {
+            layer = inner;
+        }
         tls |= cause.downcast_ref::<rustls::Error>().is_some()
-            || cause
-                .downcast_ref::<io::Error>()
-                .and_then(|io| io.get_ref())
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+            || layer.downcast_ref::<rustls::Error>().is_some();
         next = cause.source();
     }
     if tls {
