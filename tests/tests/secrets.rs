@@ -22,9 +22,10 @@ use std::path::PathBuf;
 use std::sync::{Mutex, Once};
 use std::time::Duration;
 
+use nx_conformance::proxy::ConnectProxy;
 use nx_conformance::{
     AsyncDriver, AsyncDriverOnPrem, BlockingDriver, BlockingDriverOnPrem, Driver, OnPremDriver,
-    OnPremWorld, PNG_1X1, Source, World, demo_basic_header, demo_login, pattern,
+    OnPremWorld, PNG_1X1, Source, World, demo_basic_header, demo_login, pattern, through_proxy,
 };
 use nx_protocol::client::{ClientConfig, Error, OnPremConfig, OnPremLogin};
 use nx_protocol::download::Sha256Digest;
@@ -497,6 +498,62 @@ fn onprem_calls<P: OnPremDriver>(secrets: &mut Secrets) {
     ));
 }
 
+const PROXY_USER: &str = "proxy-user-4e1b";
+const PROXY_PASSWORD: &str = "proxy-pass-c0ffee";
+const WRONG_PROXY_PASSWORD: &str = "proxy-wrong-d00d";
+
+/// The base64 of `Basic` proxy credentials, as a proxy receives them.
+fn proxy_basic() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("{PROXY_USER}:{PROXY_PASSWORD}"))
+}
+
+/// Calls over HTTPS through a proxy that requires credentials: with them, with a wrong
+/// password, and without any; the settings' and the client's `Debug` captured too.
+fn proxy_calls<D: Driver + std::fmt::Debug>() {
+    let proxy = ConnectProxy::with_credentials(PROXY_USER, PROXY_PASSWORD);
+    let name = D::NAME;
+    let good = proxy.url_with(PROXY_USER, PROXY_PASSWORD);
+    let world = World::<D>::with(SandboxConfig::default().tls(true), |c| {
+        through_proxy(&mut c.transport, &good);
+        capture(&format!("{name} settings with a proxy: {c:?}"));
+    });
+    capture(&format!("{name} client with a proxy: {:?}", world.client));
+    let id = record(
+        &format!("{name} upload through the proxy"),
+        world
+            .client
+            .upload_media(PHONE, "image/png", Source::Bytes(PNG_1X1.to_vec(), "p.png")),
+    )
+    .map(|u| u.id)
+    .expect("the upload through the proxy works");
+    record(
+        &format!("{name} download through the proxy"),
+        world.client.download_media(PHONE, &id, None),
+    );
+    let wrong = world.client_with(|c| {
+        through_proxy(
+            &mut c.transport,
+            &proxy.url_with(PROXY_USER, WRONG_PROXY_PASSWORD),
+        )
+    });
+    let refused = record(
+        &format!("{name} wrong proxy password"),
+        wrong.get_media(PHONE, &id),
+    );
+    assert!(refused.is_none(), "a wrong proxy password must fail");
+    let anonymous = world.client_with(|c| through_proxy(&mut c.transport, &proxy.url()));
+    assert!(
+        record(
+            &format!("{name} no proxy credentials"),
+            anonymous.get_media(PHONE, &id)
+        )
+        .is_none()
+    );
+    assert!(proxy.connects().iter().any(|c| c.status == 407));
+    assert!(proxy.tunnels() >= 1);
+}
+
 /// The tokens the sandbox issued during the run all start like this (`sbx` and 64 hex digits):
 /// any `sbx` followed by 16 hex digits in the output is a leaked token.
 fn sandbox_tokens(text: &str) -> Vec<String> {
@@ -522,11 +579,17 @@ fn no_secret_reaches_any_output() {
     secrets.add("a wrong access secret", WRONG_SECRET);
     secrets.add("the On-Premises password", DEMO_ONPREM_PASSWORD);
     secrets.add("the On-Premises Basic header", basic_header());
+    secrets.add("the proxy user name", PROXY_USER);
+    secrets.add("the proxy password", PROXY_PASSWORD);
+    secrets.add("a wrong proxy password", WRONG_PROXY_PASSWORD);
+    secrets.add("the Proxy-Authorization value", proxy_basic());
 
     nxcloud_calls::<AsyncDriver>(&mut secrets);
     nxcloud_calls::<BlockingDriver>(&mut secrets);
     onprem_calls::<AsyncDriverOnPrem>(&mut secrets);
     onprem_calls::<BlockingDriverOnPrem>(&mut secrets);
+    proxy_calls::<AsyncDriver>();
+    proxy_calls::<BlockingDriver>();
     let cli = cli_runs(&mut secrets);
 
     if std::env::var("NX_SECRETS_DUMP").is_ok() {
@@ -621,6 +684,10 @@ fn ureq_log_records_carry_secrets() {
     secrets.add_url(&info.url);
     secrets.add("an On-Premises token", token.expose());
     secrets.add("the On-Premises Basic header", basic_header());
+    secrets.add("the proxy user name", PROXY_USER);
+    secrets.add("the proxy password", PROXY_PASSWORD);
+    secrets.add("a wrong proxy password", WRONG_PROXY_PASSWORD);
+    secrets.add("the Proxy-Authorization value", proxy_basic());
     signs(&nx.sandbox, &[id], &[PHONE], &mut secrets);
     let records = String::from_utf8_lossy(&lock(&LOG_RECORDS)).into_owned();
     let lines: Vec<&str> = records.lines().collect();
@@ -708,6 +775,11 @@ fn cli_runs(secrets: &mut Secrets) -> (usize, usize) {
             Some(code),
             "nxcloud {args:?}\nstdout: {stdout}\nstderr: {stderr}"
         );
+        // The label leaves out the proxy URL the test itself passed (it holds credentials).
+        let args: Vec<&str> = args
+            .iter()
+            .map(|a| if a.contains('@') { "<proxy URL>" } else { a })
+            .collect();
         capture(&format!("nxcloud {args:?} stderr: {stderr}"));
         if stdout_too {
             capture(&format!("nxcloud {args:?} stdout: {stdout}"));
@@ -800,8 +872,27 @@ fn cli_runs(secrets: &mut Secrets) -> (usize, usize) {
         0,
     );
     keep(&[&onprem[..], &["media", "delete", &id]].concat(), true, 0);
+    // Through a proxy that wants credentials: given on the command line, then wrong.
+    let proxy = ConnectProxy::with_credentials(PROXY_USER, PROXY_PASSWORD);
+    let good = proxy.url_with(PROXY_USER, PROXY_PASSWORD);
+    keep(
+        &[
+            "--proxy", &good, "media", "upload", "--phone", PHONE, &png_path,
+        ],
+        true,
+        0,
+    );
+    let wrong = proxy.url_with(PROXY_USER, WRONG_PROXY_PASSWORD);
+    keep(
+        &[
+            "--proxy", &wrong, "media", "get", "--phone", PHONE, "--id", &id,
+        ],
+        true,
+        4,
+    );
+    assert!(proxy.tunnels() >= 1, "the CLI went through the proxy");
     capture(&format!("cli sandbox log: {:?}", sandbox.log().entries()));
-    assert_eq!(runs, 11, "every CLI run happened");
+    assert_eq!(runs, 13, "every CLI run happened");
     (runs, bytes)
 }
 
@@ -881,6 +972,15 @@ fn debug_of_secret_holders_is_pinned() {
     )
     .unwrap();
     assert_eq!(format!("{signature:?}"), "Signature(<redacted>)");
+
+    let proxy =
+        nx_protocol::proxy::ProxyUrl::parse("http://pr0xy-user:pr0xy-pass@10.0.0.1:3128").unwrap();
+    assert_eq!(
+        format!("{proxy:?}"),
+        r#"ProxyUrl { host: "10.0.0.1", port: 3128, credentials: Some("<redacted>") }"#
+    );
+    assert_eq!(proxy.to_string(), "http://10.0.0.1:3128");
+    assert_eq!(format!("{:?}", proxy.basic_auth().unwrap()), "Sensitive");
 
     // The configurations: whole structs, so pinned by what they must not and must show.
     let config = ClientConfig::new(creds, "agent");

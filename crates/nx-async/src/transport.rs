@@ -233,7 +233,10 @@ fn classify(e: hyper_util::client::legacy::Error, host: String) -> Error {
         // hyper-rustls wraps tokio-rustls' `io::Error` in another one, and an `io::Error`'s
         // `source` skips the error it wraps: look inside each layer.
         let mut layer = cause;
-        while let Some(inner) = layer.downcast_ref::<io::Error>().and_then(|io| io.get_ref()) {
+        while let Some(inner) = layer
+            .downcast_ref::<io::Error>()
+            .and_then(|io| io.get_ref())
+        {
             layer = inner;
         }
         tls |= cause.downcast_ref::<rustls::Error>().is_some()

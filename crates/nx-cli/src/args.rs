@@ -9,6 +9,11 @@ use nx_protocol::client::{
 };
 use nx_protocol::download::Sha256Digest;
 
+/// Environment variable for `--ca-bundle`.
+pub(crate) const ENV_CA_BUNDLE: &str = "NXCLOUD_CA_BUNDLE";
+/// Environment variable for `--root-store`.
+pub(crate) const ENV_ROOT_STORE: &str = "NXCLOUD_ROOT_STORE";
+
 /// Environment variable for the On-Premises user name.
 pub(crate) const ENV_ONPREM_USERNAME: &str = "WA_ONPREM_USERNAME";
 /// Environment variable for the On-Premises password.
@@ -67,10 +72,46 @@ pub(crate) struct GlobalArgs {
         value_parser = clap::value_parser!(u64).range(1..=86_400)
     )]
     pub(crate) timeout: Option<u64>,
+    /// Also trust the PEM certificates in this file (one or more: a private CA, an On-Premises
+    /// installation's self-signed certificate) for every connection the command makes.
+    #[arg(long, global = true, env = ENV_CA_BUNDLE, value_name = "PATH")]
+    pub(crate) ca_bundle: Option<PathBuf>,
+    /// The built-in roots: Mozilla's as webpki-roots ships them (the same on every machine), or
+    /// the operating system's store (with what a company added to it).
+    #[arg(
+        long,
+        global = true,
+        env = ENV_ROOT_STORE,
+        value_enum,
+        default_value_t = RootStoreArg::Webpki,
+        value_name = "STORE"
+    )]
+    pub(crate) root_store: RootStoreArg,
+    /// Allow plain http:// to a host that is not loopback: credentials and media then travel
+    /// unencrypted (a warning says so on every run).
+    #[arg(long, global = true)]
+    pub(crate) allow_insecure_http: bool,
+    /// Tunnel every connection through this HTTP proxy (`http://[USER:PASS@]HOST[:PORT]`, HTTP
+    /// CONNECT) [default: from https_proxy, HTTPS_PROXY, http_proxy, ALL_PROXY and NO_PROXY, as
+    /// curl reads them].
+    #[arg(long, global = true, value_name = "URL", conflicts_with = "no_proxy")]
+    pub(crate) proxy: Option<String>,
+    /// Use no proxy, whatever the environment says.
+    #[arg(long, global = true)]
+    pub(crate) no_proxy: bool,
     /// Log what the client does to stderr (-v debug, -vv trace). Secrets and download URLs'
     /// queries are never logged.
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub(crate) verbose: u8,
+}
+
+/// `--root-store`'s values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RootStoreArg {
+    /// Mozilla's roots (webpki-roots).
+    Webpki,
+    /// The operating system's store.
+    Native,
 }
 
 /// The commands.
@@ -297,6 +338,10 @@ pub(crate) struct SandboxArgs {
     /// POST On-Premises media notifications here (a loopback http:// URL).
     #[arg(long, value_name = "URL")]
     pub(crate) onprem_callback: Option<String>,
+    /// Serve HTTPS with a throwaway CA made at start; its certificate is written to a file
+    /// named on stdout, for --ca-bundle.
+    #[arg(long)]
+    pub(crate) tls: bool,
 }
 
 #[cfg(test)]

@@ -1,13 +1,92 @@
-//! Clients built from the global options: credentials, base URL, `--timeout`.
+//! Clients built from the global options: credentials, base URL, `--timeout`, and the network
+//! settings (`--ca-bundle`, `--root-store`, `--proxy`/`--no-proxy`, `--allow-insecure-http`).
 
 use std::time::Duration;
 
 use nx_blocking::{Client, OnPremClient};
 use nx_protocol::AccessSecret;
-use nx_protocol::client::{ENV_ACCESS_KEY, ENV_ACCESS_SECRET, ENV_ONPREM_TOKEN, ENV_ONPREM_URL};
+use nx_protocol::client::{
+    ENV_ACCESS_KEY, ENV_ACCESS_SECRET, ENV_ONPREM_TOKEN, ENV_ONPREM_URL, RootStore,
+    TransportConfig, certificates_from_pem,
+};
+use nx_protocol::proxy::{ProxyConfig, ProxyRules, ProxyUrl};
 
-use crate::args::{ENV_ONPREM_PASSWORD, ENV_ONPREM_USERNAME, GlobalArgs, OnPremArgs};
+use crate::args::{
+    ENV_CA_BUNDLE, ENV_ONPREM_PASSWORD, ENV_ONPREM_USERNAME, GlobalArgs, OnPremArgs, RootStoreArg,
+};
 use crate::exit::CliError;
+use crate::output;
+
+/// The network settings of the global options, checked: applied to every client a command
+/// builds.
+#[derive(Debug)]
+pub(crate) struct Network {
+    roots_der: Vec<Vec<u8>>,
+    root_store: RootStore,
+    proxy: Option<ProxyConfig>,
+    allow_insecure_http: bool,
+}
+
+impl Network {
+    /// Reads `--ca-bundle` (an unreadable file, or one without a certificate, is a usage error
+    /// naming it) and `--proxy`; warns on stderr about `--allow-insecure-http`.
+    pub(crate) fn of(global: &GlobalArgs) -> Result<Self, CliError> {
+        let roots_der = match &global.ca_bundle {
+            None => Vec::new(),
+            Some(path) => {
+                let shown = path.display();
+                let pem = std::fs::read(path).map_err(|e| {
+                    CliError::usage(format!("--ca-bundle {shown}: cannot read it: {e}"))
+                })?;
+                certificates_from_pem(&pem).map_err(|e| {
+                    CliError::usage(format!("--ca-bundle {shown}: {e}"))
+                        .with_hint(format!("give a file of PEM certificates (-----BEGIN CERTIFICATE-----), with --ca-bundle or {ENV_CA_BUNDLE}"))
+                })?
+            }
+        };
+        let proxy = if global.no_proxy {
+            Some(ProxyConfig::Off)
+        } else {
+            match &global.proxy {
+                // The message never repeats the URL: it may hold a password.
+                Some(url) => Some(ProxyConfig::Rules(ProxyRules::all(
+                    ProxyUrl::parse(url).map_err(|e| CliError::usage(format!("--proxy: {e}")))?,
+                ))),
+                None => None,
+            }
+        };
+        if global.allow_insecure_http {
+            let warning = "--allow-insecure-http: plain http:// to a host that is not loopback sends credentials and media unencrypted";
+            if global.json {
+                output::note(&serde_json::json!({ "warning": warning }).to_string());
+            } else {
+                output::note(&format!("warning: {warning}"));
+            }
+        }
+        Ok(Self {
+            roots_der,
+            root_store: match global.root_store {
+                RootStoreArg::Webpki => RootStore::Webpki,
+                RootStoreArg::Native => RootStore::Native,
+            },
+            proxy,
+            allow_insecure_http: global.allow_insecure_http,
+        })
+    }
+
+    /// Puts these settings into a client's transport settings; without `--proxy` or
+    /// `--no-proxy` the library reads the environment.
+    pub(crate) fn apply(&self, transport: &mut TransportConfig) {
+        transport
+            .extra_roots_der
+            .extend(self.roots_der.iter().cloned());
+        transport.root_store = self.root_store;
+        transport.allow_insecure_http = self.allow_insecure_http;
+        if let Some(proxy) = &self.proxy {
+            transport.proxy = proxy.clone();
+        }
+    }
+}
 
 /// The access key and secret, or a usage error naming the option and the variable.
 pub(crate) fn credentials(global: &GlobalArgs) -> Result<(String, AccessSecret), CliError> {
@@ -42,7 +121,10 @@ pub(crate) fn time_limit(global: &GlobalArgs) -> Option<Duration> {
 /// An NXCloud client for the global options.
 pub(crate) fn nxcloud(global: &GlobalArgs) -> Result<Client, CliError> {
     let (key, secret) = credentials(global)?;
-    let mut builder = Client::builder().credentials(key, secret.expose());
+    let network = Network::of(global)?;
+    let mut builder = Client::builder()
+        .credentials(key, secret.expose())
+        .transport(|t| network.apply(t));
     if let Some(url) = &global.base_url {
         builder = builder.base_url(url);
     }
@@ -64,7 +146,10 @@ pub(crate) fn onprem(global: &GlobalArgs, args: &OnPremArgs) -> Result<OnPremCli
                 "no On-Premises URL: pass --url or set {ENV_ONPREM_URL}"
             ))
         })?;
-    let mut builder = OnPremClient::builder().base_url(url);
+    let network = Network::of(global)?;
+    let mut builder = OnPremClient::builder()
+        .base_url(url)
+        .transport(|t| network.apply(t));
     let nonempty = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
     builder = match (nonempty(&args.username), nonempty(&args.password)) {
         (Some(user), Some(password)) => builder.password(user, password),

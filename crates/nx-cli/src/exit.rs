@@ -138,6 +138,9 @@ impl From<Error> for CliError {
         };
         let mut cli = CliError::new(exit, message);
         cli.http_status = error.status().map(|s| s.as_u16());
+        if let Error::Tls { .. } = &error {
+            cli.hint = Some(TLS_HINT.into());
+        }
         if let Error::Response(response) = &error {
             cli.hint = Some(response_hint(response));
             cli.api_code = match response {
@@ -149,6 +152,12 @@ impl From<Error> for CliError {
         cli
     }
 }
+
+/// What to do about a certificate the client did not trust.
+pub(crate) const TLS_HINT: &str = "if the server's certificate is signed by a private CA, trust that CA with --ca-bundle PATH (or NXCLOUD_CA_BUNDLE); --root-store native trusts the operating system's store";
+
+/// The same for an On-Premises installation, which ships a self-signed certificate by default.
+pub(crate) const ONPREM_TLS_HINT: &str = "WhatsApp On-Premises installations ship a self-signed certificate by default: trust it (or the CA that signed yours) with --ca-bundle PATH (or NXCLOUD_CA_BUNDLE)";
 
 /// What an error answer means and what to do about it.
 fn response_hint(response: &ResponseError) -> String {

@@ -431,6 +431,12 @@ macro_rules! transport_setters {
             self
         }
 
+        /// Adjusts the [`TransportConfig`] directly, e.g. with settings a command line read.
+        pub fn transport(mut self, edit: impl FnOnce(&mut TransportConfig)) -> Self {
+            edit(&mut self.transport);
+            self
+        }
+
         /// See [`TransportConfig::root_store`].
         pub fn root_store(mut self, store: RootStore) -> Self {
             self.transport.root_store = store;

@@ -207,7 +207,9 @@ pub(crate) fn run(global: &GlobalArgs, out: Output) -> Result<(), CliError> {
     let sandbox = Sandbox::start(SandboxConfig::default()).map_err(start_error)?;
     let mut builder = Client::builder()
         .credentials(DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET)
-        .base_url(sandbox.base_url());
+        .base_url(sandbox.base_url())
+        // The in-process sandbox is reached directly, whatever proxy the environment names.
+        .proxy_config(nx_protocol::proxy::ProxyConfig::Off);
     if let Some(limit) = clients::time_limit(global) {
         builder = builder.time_limit(limit);
     }

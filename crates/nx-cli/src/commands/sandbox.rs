@@ -1,7 +1,9 @@
 //! `nxcloud sandbox`: runs `nx_sandbox::Sandbox` in the foreground until Ctrl-C or SIGTERM.
 //!
-//! The first stdout line is exactly `listening on http://ADDR` (flushed at once, so a script can
-//! wait for it); then how to reach it, then one line per request the sandbox answers (one JSON
+//! The first stdout line is exactly `listening on http://ADDR` (`https://` with `--tls`; flushed
+//! at once, so a script can wait for it); with `--tls` the second is `CA certificate: PATH`, the
+//! throwaway CA's PEM file (removed when the sandbox stops) to pass to `--ca-bundle`; then how
+//! to reach it, then one line per request the sandbox answers (one JSON
 //! object per line with `--json`). A small current-thread tokio runtime waits for the signal
 //! (the sandbox serves on its own runtime and thread) and stops it gracefully, which removes its
 //! temporary media directory.
@@ -52,7 +54,10 @@ pub(crate) fn config(global: &GlobalArgs, args: &SandboxArgs) -> Result<SandboxC
             accounts.push(bind(Account::new(key, secret.expose())));
         }
     }
-    let mut config = SandboxConfig::new().bind(args.addr).accounts(accounts);
+    let mut config = SandboxConfig::new()
+        .bind(args.addr)
+        .accounts(accounts)
+        .tls(args.tls);
     if let Some(url) = &args.webhook {
         config = config.webhook_url(url.clone());
     }
@@ -81,6 +86,16 @@ pub(crate) fn run(global: &GlobalArgs, args: &SandboxArgs, out: Output) -> Resul
     let sandbox = Sandbox::start(config).map_err(start_error)?;
     let base = sandbox.base_url().to_owned();
     output::stdout_line(&format!("listening on {base}"))?;
+    // Kept until the sandbox stops, then removed with it.
+    let ca_file = sandbox.ca_pem().map(write_ca).transpose()?;
+    let trust = match &ca_file {
+        Some(file) => {
+            let path = file.path().display();
+            output::stdout_line(&format!("CA certificate: {path}"))?;
+            format!(" --ca-bundle {path}")
+        }
+        None => String::new(),
+    };
     let mut accounts = vec![DEMO_ACCESS_KEY.to_owned()];
     if let Some(key) = global.access_key.as_ref().filter(|k| *k != DEMO_ACCESS_KEY) {
         accounts.push(key.clone());
@@ -91,8 +106,8 @@ pub(crate) fn run(global: &GlobalArgs, args: &SandboxArgs, out: Output) -> Resul
         args.phones.join(", ")
     };
     output::stdout_line(&format!(
-        "NXCloud:     --base-url {base}, access keys {} (secrets not shown), phones {phones}\n\
-         On-Premises: --url {base}, user {DEMO_ONPREM_USER} (password not shown)\n\
+        "NXCloud:     --base-url {base}{trust}, access keys {} (secrets not shown), phones {phones}\n\
+         On-Premises: --url {base}{trust}, user {DEMO_ONPREM_USER} (password not shown)\n\
          inbound:     POST {base}/_sandbox/inbound?type=image&mime=image/jpeg with the file's bytes\n\
          stop with Ctrl-C",
         accounts.join(", ")
@@ -105,7 +120,22 @@ pub(crate) fn run(global: &GlobalArgs, args: &SandboxArgs, out: Output) -> Resul
         }
     });
     output::note("sandbox stopped");
+    drop(ca_file);
     Ok(())
+}
+
+/// The CA's PEM in a new file of the temporary directory.
+fn write_ca(pem: &str) -> Result<tempfile::NamedTempFile, CliError> {
+    use std::io::Write as _;
+    let mut file = tempfile::Builder::new()
+        .prefix("nxcloud-sandbox-ca-")
+        .suffix(".pem")
+        .tempfile()
+        .map_err(|e| CliError::io("creating the CA certificate's file", e))?;
+    file.write_all(pem.as_bytes())
+        .and_then(|()| file.flush())
+        .map_err(|e| CliError::io("writing the CA certificate's file", e))?;
+    Ok(file)
 }
 
 /// Prints each new log entry, forever.
