@@ -751,6 +751,9 @@ fn cli_runs(secrets: &mut Secrets) -> (usize, usize) {
             "WA_ONPREM_USERNAME",
             "WA_ONPREM_PASSWORD",
             "WA_ONPREM_NEW_PASSWORD",
+            "http_proxy",
+            "all_proxy",
+            "ALL_PROXY",
         ] {
             cmd.env_remove(var);
         }

@@ -32,6 +32,13 @@ fn nxcloud() -> Command {
         "WA_ONPREM_USERNAME",
         "WA_ONPREM_PASSWORD",
         "WA_ONPREM_NEW_PASSWORD",
+        "NXCLOUD_CA_BUNDLE",
+        "NXCLOUD_ROOT_STORE",
+        "http_proxy",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
     ] {
         cmd.env_remove(var);
     }
@@ -923,6 +930,55 @@ fn sandbox_prints_its_address_first_and_serves() {
     assert!(!seen.contains(DEMO_ACCESS_SECRET), "{seen}");
     let status = terminate(&mut child);
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn sandbox_tls_names_its_ca_file_and_removes_it_when_stopped() {
+    let mut child = std::process::Command::new(BIN)
+        .args(["sandbox", "--tls", "--addr", "127.0.0.1:0"])
+        .env_remove("NXCLOUD_ACCESS_KEY")
+        .env_remove("NXCLOUD_ACCESS_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nxcloud sandbox starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = |what: &str| {
+        let mut text = String::new();
+        stdout.read_line(&mut text).unwrap();
+        text.trim_end()
+            .strip_prefix(what)
+            .unwrap_or_else(|| panic!("expected {what:?}, got {text:?}"))
+            .to_owned()
+    };
+    let base = line("listening on ");
+    assert!(base.starts_with("https://127.0.0.1:"), "{base}");
+    let ca = line("CA certificate: ");
+    assert!(
+        std::fs::read_to_string(&ca)
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("photo.png");
+    std::fs::write(&path, PNG).unwrap();
+    let run = expect(
+        nxcloud()
+            .env("NXCLOUD_BASE_URL", &base)
+            .env("NXCLOUD_ACCESS_KEY", DEMO_ACCESS_KEY)
+            .env("NXCLOUD_ACCESS_SECRET", DEMO_ACCESS_SECRET)
+            .args(["--ca-bundle", &ca, "media", "upload", "--phone", PHONE])
+            .arg(&path),
+        0,
+    );
+    assert!(!run.stdout.trim().is_empty());
+    let status = terminate(&mut child);
+    assert!(status.success(), "{status:?}");
+    assert!(
+        !Path::new(&ca).exists(),
+        "the CA file is removed with the sandbox"
+    );
 }
 
 #[test]
