@@ -380,3 +380,21 @@ pub(crate) async fn error_body(
         _ => Bytes::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(not(feature = "native-roots"))]
+    fn the_os_store_needs_its_feature() {
+        let mut config = TransportConfig::new("test");
+        config.root_store = RootStore::Native;
+        config.proxy = nx_protocol::proxy::ProxyConfig::Off;
+        let built = http_client(&config);
+        assert!(
+            matches!(&built, Err(Error::Config(m)) if m.contains("native-roots")),
+            "{built:?}"
+        );
+    }
+}

@@ -309,3 +309,32 @@ fn allow_insecure_http_warns_on_every_run() {
     );
     assert!(refused.stderr.contains("plain http"), "{}", refused.stderr);
 }
+
+#[test]
+fn the_operating_systems_store_is_read_with_root_store_native() {
+    let sandbox = https_sandbox();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ca_file(&sandbox, dir.path());
+    // rustls-native-certs reads SSL_CERT_FILE as the store (openssl's convention): the test's
+    // "operating system store" is the sandbox's CA alone, so no --ca-bundle is needed.
+    let get = |store: &str| {
+        let mut cmd = against(&sandbox);
+        cmd.env("SSL_CERT_FILE", &ca)
+            .env_remove("SSL_CERT_DIR")
+            .args(["--root-store", store])
+            .args(["media", "get", "--phone", PHONE, "--id", "no-such-id"]);
+        cmd
+    };
+    // The API's answer (code -1) means the TLS handshake succeeded.
+    run(&mut get("native"), 3);
+    run(get("native").env("NXCLOUD_ROOT_STORE", "webpki"), 3);
+    let refused = run(&mut get("webpki"), 4);
+    assert!(refused.stderr.contains("--root-store native"), "{}", refused.stderr);
+    run(
+        against(&sandbox)
+            .env("SSL_CERT_FILE", &ca)
+            .env("NXCLOUD_ROOT_STORE", "native")
+            .args(["media", "get", "--phone", PHONE, "--id", "no-such-id"]),
+        3,
+    );
+}

@@ -680,12 +680,45 @@ mod tests {
     use super::*;
 
     /// A client type that is nothing but its settings (only the builder is under test).
+    #[derive(Debug)]
     struct Settings;
 
     impl FromConfig<ClientConfig> for Settings {
         fn from_config(_: ClientConfig) -> Result<Self, Error> {
             Ok(Settings)
         }
+    }
+
+    #[test]
+    fn builders_resolve_the_proxy_and_an_explicit_setting_wins() {
+        let env = |k: &str| match k {
+            "HTTPS_PROXY" => Some("http://10.0.0.1:3128".to_owned()),
+            "NO_PROXY" => Some(".internal".to_owned()),
+            _ => None,
+        };
+        let rules = |proxy: &ProxyConfig| match proxy {
+            ProxyConfig::Rules(rules) => rules.clone(),
+            other => panic!("not resolved: {other:?}"),
+        };
+        let target = |u: &str| u.parse::<http::Uri>().unwrap();
+        let builder = || ClientBuilder::<Settings>::new("t").credentials("k", "s");
+        let from_env = rules(&builder().config_with_env(env).unwrap().transport.proxy);
+        let via = from_env.proxy_for(&target("https://api2.nxcloud.com/"));
+        assert_eq!(via.map(ProxyUrl::port), Some(3128));
+        assert!(from_env.proxy_for(&target("https://wa.internal/")).is_none());
+
+        let explicit = builder().proxy("u:pw@127.0.0.1:8080").unwrap();
+        let explicit = rules(&explicit.config_with_env(env).unwrap().transport.proxy);
+        let via = explicit.proxy_for(&target("https://wa.internal/")).unwrap();
+        assert_eq!((via.port(), via.credentials()), (8080, Some(("u", "pw"))));
+
+        let off = builder()
+            .proxy_config(ProxyConfig::Off)
+            .config_with_env(env)
+            .unwrap();
+        assert!(matches!(off.transport.proxy, ProxyConfig::Off));
+        let err = builder().proxy("socks5://h:1").unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err}");
     }
 
     #[test]
