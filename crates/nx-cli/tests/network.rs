@@ -329,7 +329,11 @@ fn the_operating_systems_store_is_read_with_root_store_native() {
     run(&mut get("native"), 3);
     run(get("native").env("NXCLOUD_ROOT_STORE", "webpki"), 3);
     let refused = run(&mut get("webpki"), 4);
-    assert!(refused.stderr.contains("--root-store native"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("--root-store native"),
+        "{}",
+        refused.stderr
+    );
     run(
         against(&sandbox)
             .env("SSL_CERT_FILE", &ca)

@@ -705,7 +705,11 @@ mod tests {
         let from_env = rules(&builder().config_with_env(env).unwrap().transport.proxy);
         let via = from_env.proxy_for(&target("https://api2.nxcloud.com/"));
         assert_eq!(via.map(ProxyUrl::port), Some(3128));
-        assert!(from_env.proxy_for(&target("https://wa.internal/")).is_none());
+        assert!(
+            from_env
+                .proxy_for(&target("https://wa.internal/"))
+                .is_none()
+        );
 
         let explicit = builder().proxy("u:pw@127.0.0.1:8080").unwrap();
         let explicit = rules(&explicit.config_with_env(env).unwrap().transport.proxy);
