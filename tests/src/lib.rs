@@ -3,6 +3,8 @@
 //! against a fresh in-process [`nx_sandbox::Sandbox`].
 //!
 //! A case that one transport passes and the other fails is a bug in that transport.
+//!
+//! [`proxy`] is a real HTTP `CONNECT` proxy for the cases that go through one.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

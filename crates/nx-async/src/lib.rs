@@ -19,10 +19,25 @@
 //! # Ok(()) }
 //! ```
 //!
-//! TLS: rustls with the `ring` provider and the webpki (Mozilla) root set, so behaviour does not
-//! depend on the host's certificate store; add a private CA with
-//! [`ClientBuilder::add_root_certificate_der`]. Plain `http` is refused except to loopback hosts
-//! unless explicitly allowed.
+//! TLS: rustls with the `ring` provider (or aws-lc-rs, feature `aws-lc-rs`) and the webpki
+//! (Mozilla) root set by default, so behaviour does not depend on the host's certificate store;
+//! choose the operating system's store with [`RootStore::Native`] (feature `native-roots`), and
+//! add a private CA with [`ClientBuilder::add_root_certificate_der`]. Verification is never
+//! turned off. Plain `http` is refused except to loopback hosts unless explicitly allowed.
+//! Redirects are not followed.
+//!
+//! Proxies: `https_proxy`/`HTTPS_PROXY`, `http_proxy`, `all_proxy`/`ALL_PROXY` and `NO_PROXY`
+//! are read as curl reads them when the client is built (see [`nx_protocol::proxy`]); an
+//! explicit [`ClientBuilder::proxy`] wins, [`ProxyConfig::Off`] turns proxies off. Every proxied
+//! connection is an HTTP `CONNECT` tunnel; the proxy's credentials never appear in `Debug`,
+//! logs or errors.
+//!
+//! # Cargo features
+//!
+//! | feature | default | what it does |
+//! | --- | --- | --- |
+//! | `native-roots` | off | [`RootStore::Native`]: the operating system's roots, read with `rustls-native-certs` (without it, asking for them is a configuration error) |
+//! | `aws-lc-rs` | off | aws-lc-rs instead of ring as rustls' crypto provider; building it needs cmake and a C compiler (ring needs neither) |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -41,8 +56,9 @@ pub use onprem::OnPremClient;
 pub use upload::{Reader, UploadSource};
 
 pub use nx_protocol::client::{
-    ClientBuilder, ClientConfig, Error, OnPremBuilder, OnPremConfig, TransportConfig,
+    ClientBuilder, ClientConfig, Error, OnPremBuilder, OnPremConfig, RootStore, TransportConfig,
 };
+pub use nx_protocol::proxy::{NoProxy, ProxyConfig, ProxyRules, ProxyUrl};
 pub use nx_protocol::download::{
     DownloadOptions, IntegrityError, Progress, Sha256Digest, Verified,
 };

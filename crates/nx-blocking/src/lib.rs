@@ -26,11 +26,25 @@
 //! One [`Client`] holds one `ureq::Agent`: connections are pooled and kept alive, so share the
 //! client (it is cheap to clone and can be used from many threads).
 //!
-//! TLS: rustls with the `ring` provider and the webpki (Mozilla) root set, so behaviour does not
-//! depend on the host's certificate store; add a private CA with
-//! [`ClientBuilder::add_root_certificate_der`]. Plain `http` is refused except to loopback hosts
-//! unless explicitly allowed. Redirects are not followed, and no proxy is read from the
-//! environment.
+//! TLS: rustls with the `ring` provider (or aws-lc-rs, feature `aws-lc-rs`) and the webpki
+//! (Mozilla) root set by default, so behaviour does not depend on the host's certificate store;
+//! choose the operating system's store with [`RootStore::Native`] (feature `native-roots`), and
+//! add a private CA with [`ClientBuilder::add_root_certificate_der`]. Verification is never
+//! turned off. Plain `http` is refused except to loopback hosts unless explicitly allowed.
+//! Redirects are not followed.
+//!
+//! Proxies: `https_proxy`/`HTTPS_PROXY`, `http_proxy`, `all_proxy`/`ALL_PROXY` and `NO_PROXY`
+//! are read as curl reads them when the client is built (see [`nx_protocol::proxy`]); an
+//! explicit [`ClientBuilder::proxy`] wins, [`ProxyConfig::Off`] turns proxies off. Every proxied
+//! connection is an HTTP `CONNECT` tunnel; the proxy's credentials never appear in `Debug`,
+//! logs or errors.
+//!
+//! # Cargo features
+//!
+//! | feature | default | what it does |
+//! | --- | --- | --- |
+//! | `native-roots` | off | [`RootStore::Native`]: the operating system's roots, read with `rustls-native-certs` (without it, asking for them is a configuration error) |
+//! | `aws-lc-rs` | off | aws-lc-rs instead of ring as rustls' crypto provider; building it needs cmake and a C compiler (ring needs neither) |
 //!
 //! Logging: this crate's own `tracing` events never carry the secret, a `sign` value, a token,
 //! a password or a download URL's query. ureq itself logs through the `log` crate: at DEBUG it
@@ -55,8 +69,9 @@ pub use onprem::OnPremClient;
 pub use upload::{Reader, UploadSource};
 
 pub use nx_protocol::client::{
-    ClientBuilder, ClientConfig, Error, OnPremBuilder, OnPremConfig, TransportConfig,
+    ClientBuilder, ClientConfig, Error, OnPremBuilder, OnPremConfig, RootStore, TransportConfig,
 };
+pub use nx_protocol::proxy::{NoProxy, ProxyConfig, ProxyRules, ProxyUrl};
 pub use nx_protocol::download::{
     DownloadOptions, IntegrityError, Progress, Sha256Digest, Verified,
 };

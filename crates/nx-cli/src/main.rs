@@ -7,6 +7,9 @@
 //! messages), [`output`] (stdout/stderr, text or JSON), and helpers for signing stages
 //! ([`explain`]), upload types ([`mime`]), progress bars ([`progress`]), logging ([`logging`]),
 //! clients ([`clients`]) and the demo's sample image ([`sample`]).
+//!
+//! No cargo features of its own; it builds `nx-blocking` with `native-roots`, so that
+//! `--root-store native` works.
 #![forbid(unsafe_code)]
 
 mod args;

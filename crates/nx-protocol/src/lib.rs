@@ -34,6 +34,8 @@
 //! and answer parsing for any [`operation::Operation`]), [`wa`] (WhatsApp media), [`onprem`]
 //! (WhatsApp On-Premises media), [`policy`] (retry and clock skew), [`download`] (streamed
 //! integrity checks).
+//!
+//! No cargo features: everything here is pure, and always built.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

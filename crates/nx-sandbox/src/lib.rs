@@ -27,6 +27,22 @@
 //! It runs on its own thread with its own tokio runtime, so it serves async and blocking
 //! clients alike, and stops (within [`SandboxConfig::shutdown_grace`]) when dropped.
 //!
+//! # HTTPS
+//!
+//! With [`SandboxConfig::tls`] it serves HTTPS only: at start it makes a throwaway CA and a
+//! certificate that CA signed for the listening IP (rcgen, ECDSA P-256; the only name is the IP,
+//! since clients reach it by IP literal), and [`Sandbox::ca_pem`] gives the CA's certificate for
+//! clients to trust. The keys never leave the process. A handshake must complete within 10 s.
+//!
+//! ```
+//! use nx_sandbox::{Sandbox, SandboxConfig};
+//! let sandbox = Sandbox::start(SandboxConfig::default().tls(true)).unwrap();
+//! assert!(sandbox.base_url().starts_with("https://127.0.0.1:"));
+//! assert!(sandbox.ca_pem().unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+//! ```
+//!
+//! No cargo features.
+//!
 //! # Storage
 //!
 //! Media bytes are always written to a temporary directory owned by the sandbox
