@@ -37,7 +37,7 @@
 //! | feature | default | what it does |
 //! | --- | --- | --- |
 //! | `native-roots` | off | [`RootStore::Native`]: the operating system's roots, read with `rustls-native-certs` (without it, asking for them is a configuration error) |
-//! | `aws-lc-rs` | off | aws-lc-rs instead of ring as rustls' crypto provider; building it needs cmake and a C compiler (ring needs neither) |
+//! | `aws-lc-rs` | off | aws-lc-rs instead of ring as rustls' crypto provider; building it needs a C compiler, and cmake on some targets (ring needs neither) |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -44,7 +44,7 @@
 //! | feature | default | what it does |
 //! | --- | --- | --- |
 //! | `native-roots` | off | [`RootStore::Native`]: the operating system's roots, read with `rustls-native-certs` (without it, asking for them is a configuration error) |
-//! | `aws-lc-rs` | off | aws-lc-rs instead of ring as rustls' crypto provider; building it needs cmake and a C compiler (ring needs neither) |
+//! | `aws-lc-rs` | off | aws-lc-rs instead of ring as rustls' crypto provider; building it needs a C compiler, and cmake on some targets (ring needs neither) |
 //!
 //! Logging: this crate's own `tracing` events never carry the secret, a `sign` value, a token,
 //! a password or a download URL's query. ureq itself logs through the `log` crate: at DEBUG it
