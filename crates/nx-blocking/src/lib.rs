@@ -71,11 +71,11 @@ pub use upload::{Reader, UploadSource};
 pub use nx_protocol::client::{
     ClientBuilder, ClientConfig, Error, OnPremBuilder, OnPremConfig, RootStore, TransportConfig,
 };
-pub use nx_protocol::proxy::{NoProxy, ProxyConfig, ProxyRules, ProxyUrl};
 pub use nx_protocol::download::{
     DownloadOptions, IntegrityError, Progress, Sha256Digest, Verified,
 };
 pub use nx_protocol::onprem::{DownloadRequested, MediaItemStatus, Retrieved, Token};
 pub use nx_protocol::policy::retry::RetryPolicy;
+pub use nx_protocol::proxy::{NoProxy, ProxyConfig, ProxyRules, ProxyUrl};
 pub use nx_protocol::wa::{Deleted, MediaInfo, UploadedMedia};
 pub use nx_protocol::{ApiCode, ResponseError};
