@@ -157,6 +157,16 @@ fn proxy_credentials_are_checked<D: Driver>() {
     });
     let err = world.client.get_media(PHONE, "any").unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    let mut chain = err.to_string();
+    let mut cause = std::error::Error::source(&err);
+    while let Some(c) = cause {
+        chain.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    assert!(
+        chain.contains("proxy"),
+        "the error says the proxy refused: {chain}"
+    );
     assert!(proxy.connects().iter().all(|c| c.status == 407));
     assert!(world.sandbox.log().entries().is_empty());
 

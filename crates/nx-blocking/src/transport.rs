@@ -55,7 +55,12 @@ pub(crate) struct Http {
 
 /// nx-protocol's proxy rules, and the ureq proxy for each scheme they name (ureq tunnels with
 /// HTTP CONNECT). The decision per target is the rules'; ureq's own `NO_PROXY` matching is not
-/// used (its proxies carry no exceptions).
+/// used (its proxies carry no exceptions), and the agent has no proxy: a proxied request sets
+/// one in its own configuration, which ureq's pool keys connections by.
+///
+/// With our connector chain (ureq's `DefaultConnector`) and [`CachingResolver`]: for a proxied
+/// request ureq does not resolve the target (the proxy does), and its CONNECT step resolves the
+/// proxy's host through our resolver (an IP literal at once, a name from the cache).
 struct Proxies {
     rules: ProxyRules,
     https: Option<ureq::Proxy>,

@@ -34,6 +34,11 @@ pub enum RootStore {
     /// The operating system's store, read when the client is built (`rustls-native-certs`):
     /// what a company adds there (an internal CA, a TLS-inspecting proxy's root) is trusted.
     /// The transports need their `native-roots` feature for it.
+    ///
+    /// Why `rustls-native-certs` rather than `rustls-platform-verifier`: it gives certificates,
+    /// which go into the same root list both transports already build (with the extra roots
+    /// beside them); the platform verifier replaces the verifier instead, and ureq's mode for it
+    /// takes no extra roots, so a CA bundle and the OS store could not be combined.
     Native,
 }
 

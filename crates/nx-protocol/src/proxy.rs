@@ -318,8 +318,10 @@ fn within(addr: IpAddr, block: IpAddr, bits: u8) -> bool {
     }
 }
 
-/// Resolved proxy settings: the proxy for each scheme, and the exceptions.
+/// Resolved proxy settings: the proxy for each scheme, and the exceptions. Start from
+/// [`ProxyRules::all`], [`ProxyRules::from_env`] or `default()` (no proxy) and set the fields.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct ProxyRules {
     /// For `https` targets.
     pub https: Option<ProxyUrl>,
