@@ -22,6 +22,8 @@ pub const ENV_ACCESS_KEY: &str = "NXCLOUD_ACCESS_KEY";
 pub const ENV_ACCESS_SECRET: &str = "NXCLOUD_ACCESS_SECRET";
 /// Environment variable for the base URL.
 pub const ENV_BASE_URL: &str = "NXCLOUD_BASE_URL";
+/// Environment variable for the WhatsApp application's `appkey` (used by sends).
+pub const ENV_APPKEY: &str = "NXCLOUD_APPKEY";
 
 /// Which certificates a client trusts besides [`TransportConfig::extra_roots_der`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -142,6 +144,9 @@ pub struct ClientConfig {
     pub base_url: BaseUrl,
     /// The account's key pair.
     pub credentials: Credentials,
+    /// The WhatsApp application's `appkey` that message sends carry unless a message names its
+    /// own (not a secret: it travels in the signed body). Only sends need it.
+    pub appkey: Option<String>,
     /// Timeouts, retries, limits, TLS.
     pub transport: TransportConfig,
 }
@@ -153,12 +158,14 @@ impl ClientConfig {
         Self {
             base_url: BaseUrl::parse(DEFAULT_BASE_URL).unwrap_or_else(|_| unreachable!()),
             credentials,
+            appkey: None,
             transport: TransportConfig::new(user_agent),
         }
     }
 
     /// Settings from `NXCLOUD_ACCESS_KEY`, `NXCLOUD_ACCESS_SECRET` and (optional)
-    /// `NXCLOUD_BASE_URL`, read through `lookup` (pass `|k| std::env::var(k).ok()`).
+    /// `NXCLOUD_BASE_URL` and `NXCLOUD_APPKEY`, read through `lookup` (pass
+    /// `|k| std::env::var(k).ok()`).
     ///
     /// ```
     /// use nx_protocol::client::ClientConfig;
@@ -186,6 +193,7 @@ impl ClientConfig {
         if let Some(url) = lookup(ENV_BASE_URL).filter(|v| !v.is_empty()) {
             config.base_url = BaseUrl::parse(&url)?;
         }
+        config.appkey = lookup(ENV_APPKEY).filter(|v| !v.is_empty());
         Ok(config)
     }
 
@@ -519,6 +527,7 @@ pub fn native_roots_missing(transport: &str) -> Error {
 pub struct ClientBuilder<C> {
     credentials: Option<Credentials>,
     base_url: Option<String>,
+    appkey: Option<String>,
     transport: TransportConfig,
     client: std::marker::PhantomData<fn() -> C>,
 }
@@ -529,6 +538,7 @@ impl<C: FromConfig<ClientConfig>> ClientBuilder<C> {
         Self {
             credentials: None,
             base_url: None,
+            appkey: None,
             transport: TransportConfig::new(user_agent),
             client: std::marker::PhantomData,
         }
@@ -548,6 +558,13 @@ impl<C: FromConfig<ClientConfig>> ClientBuilder<C> {
     /// The base URL. Without this call: `NXCLOUD_BASE_URL`, else [`DEFAULT_BASE_URL`].
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
         self.base_url = Some(url.into());
+        self
+    }
+
+    /// The WhatsApp application's `appkey` for message sends. Without this call it comes from
+    /// `NXCLOUD_APPKEY` (and a send without one must name its own).
+    pub fn appkey(mut self, appkey: impl Into<String>) -> Self {
+        self.appkey = Some(appkey.into());
         self
     }
 
@@ -574,6 +591,9 @@ impl<C: FromConfig<ClientConfig>> ClientBuilder<C> {
         {
             config.base_url = BaseUrl::parse(&url)?;
         }
+        config.appkey = self
+            .appkey
+            .or_else(|| lookup(ENV_APPKEY).filter(|v| !v.is_empty()));
         config.transport = self.transport;
         config.transport.resolve_proxy(&lookup)?;
         config.check()?;
@@ -728,6 +748,18 @@ mod tests {
         assert!(matches!(off.transport.proxy, ProxyConfig::Off));
         let err = builder().proxy("socks5://h:1").unwrap_err();
         assert!(matches!(err, Error::Config(_)), "{err}");
+    }
+
+    #[test]
+    fn appkey_from_the_builder_else_the_environment() {
+        let env = |k: &str| (k == ENV_APPKEY).then(|| "from-env".to_owned());
+        let builder = || ClientBuilder::<Settings>::new("t").credentials("k", "s");
+        let from_env = builder().config_with_env(env).unwrap();
+        assert_eq!(from_env.appkey.as_deref(), Some("from-env"));
+        let given = builder().appkey("given").config_with_env(env).unwrap();
+        assert_eq!(given.appkey.as_deref(), Some("given"));
+        let none = builder().config_with_env(|_| None).unwrap();
+        assert_eq!(none.appkey, None);
     }
 
     #[test]

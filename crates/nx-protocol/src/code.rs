@@ -47,8 +47,19 @@ impl ApiCode {
     pub const SYSTEM_BUSINESS_ERROR: Self = Self(9001);
     /// 9002: `business_phone` is not a WhatsApp business number.
     pub const MERCHANT_PHONE_ERROR: Self = Self(9002);
+    /// 9003 (mt): the application (`appkey`) does not exist or is unavailable.
+    pub const APP_UNAVAILABLE: Self = Self(9003);
+    /// 9004 (mt): the application has no pricing for the recipient's country.
+    pub const NO_COUNTRY_PRICING: Self = Self(9004);
+    /// 9005 (mt): the account's balance is insufficient.
+    pub const INSUFFICIENT_BALANCE: Self = Self(9005);
     /// 9006: the WhatsApp number is not bound to the application.
     pub const NOT_BOUND: Self = Self(9006);
+    /// 9007 (mt): the vendor's downstream communication endpoint failed.
+    pub const DOWNSTREAM_ERROR: Self = Self(9007);
+    /// 9099 (mt): WhatsApp (Meta) refused the message; Meta's error object is in `data.error`
+    /// and is kept in [`crate::ResponseError::Api`]'s `whatsapp` field.
+    pub const WHATSAPP_ERROR: Self = Self(9099);
 
     /// Wraps any code.
     pub const fn new(code: i64) -> Self {
@@ -80,7 +91,11 @@ impl ApiCode {
     /// - 1004 (timestamp expired) is not retryable *as is*: the clock must be corrected first,
     ///   which [`crate::policy::retry`] handles as its own case (see [`ApiCode::is_clock_skew`]).
     /// - Every other auth code (1001-1003, 1005) and 9000/9002/9006 describe the request or the
-    ///   account; resending cannot change them: no. Unknown codes: no (we do not guess).
+    ///   account; resending cannot change them: no. So are 9003-9005 and 9099 (mt's application,
+    ///   pricing, balance and Meta's refusal). 9007 (a vendor-side downstream failure) may be
+    ///   transient, but it is only answered to sends, which are not idempotent and so are never
+    ///   resent on an answer (see [`crate::policy::retry`]): no. Unknown codes: no (we do not
+    ///   guess).
     pub const fn is_retryable(self) -> bool {
         self.0 == Self::SYSTEM_BUSINESS_ERROR.0
     }
@@ -120,7 +135,18 @@ impl ApiCode {
                 "system business error on NXCloud's side: retry later, contact NXCloud support if it persists"
             }
             9002 => "merchant phone number error: business_phone is not a WhatsApp business number",
+            9003 => {
+                "application does not exist or is unavailable: check the appkey (NXCLOUD_APPKEY)"
+            }
+            9004 => {
+                "no country pricing for the application: ask NXCloud to enable the recipient's country"
+            }
+            9005 => "insufficient account balance: top up the NXCloud account",
             9006 => "WhatsApp number not bound to the application: ask NXCloud to bind it",
+            9007 => {
+                "downstream communication endpoint exception on NXCloud's side: check whether the message was delivered before sending it again"
+            }
+            9099 => "WhatsApp (Meta) error: Meta refused the message; see its error",
             _ => "unknown code: see NXCloud's documentation",
         }
     }
@@ -205,7 +231,8 @@ mod tests {
     #[test]
     fn only_transient_vendor_failures_are_retryable() {
         let retryable: Vec<i64> = [
-            -1, 0, 1001, 1002, 1003, 1004, 1005, 9000, 9001, 9002, 9006, 4242,
+            -1, 0, 1001, 1002, 1003, 1004, 1005, 9000, 9001, 9002, 9003, 9004, 9005, 9006, 9007,
+            9099, 4242,
         ]
         .into_iter()
         .filter(|&n| ApiCode::new(n).is_retryable())

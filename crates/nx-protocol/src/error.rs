@@ -8,6 +8,7 @@ use http::StatusCode;
 use crate::code::ApiCode;
 use crate::onprem::MetaError;
 use crate::sign::SigningError;
+use crate::wa::WhatsAppError;
 
 /// Input refused before any byte is sent. Each variant names the field and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,6 +71,14 @@ pub enum InvalidInput {
     /// A request field could not be serialized.
     #[error("request body could not be serialized: {0}")]
     Serialize(String),
+    /// A field of a message to send is missing, not allowed for its kind, or not usable.
+    #[error("message field `{field}` {reason}")]
+    MessageField {
+        /// The field's name as the API spells it (`to`, `appkey`, `caption`, ...).
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The new password of an On-Premises first login is not usable.
     #[error("the new password {reason}")]
     NewPassword {
@@ -134,7 +143,7 @@ impl fmt::Debug for Snippet {
 #[non_exhaustive]
 pub enum ResponseError {
     /// NXCloud answered its envelope with a non-zero code.
-    #[error("NXCloud answered code {code}{}", message_suffix(message))]
+    #[error("NXCloud answered code {code}{}{}", message_suffix(message), whatsapp_suffix(whatsapp.as_deref()))]
     Api {
         /// The code (unknown ones keep their number).
         code: ApiCode,
@@ -142,6 +151,9 @@ pub enum ResponseError {
         message: String,
         /// The HTTP status it came with.
         status: StatusCode,
+        /// With code 9099 ([`ApiCode::WHATSAPP_ERROR`]): Meta's error object from `data.error`,
+        /// when the answer carried one.
+        whatsapp: Option<Box<WhatsAppError>>,
     },
     /// The On-Premises API answered its error shape.
     #[error("WhatsApp On-Premises answered HTTP {status}: {error}")]
@@ -180,6 +192,10 @@ fn message_suffix(message: &str) -> String {
     }
 }
 
+fn whatsapp_suffix(error: Option<&WhatsAppError>) -> String {
+    error.map_or_else(String::new, |e| format!("; {e}"))
+}
+
 impl ResponseError {
     /// The HTTP status the answer came with.
     pub fn status(&self) -> StatusCode {
@@ -195,6 +211,14 @@ impl ResponseError {
     pub fn api_code(&self) -> Option<ApiCode> {
         match self {
             ResponseError::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Meta's error object of a 9099 answer, if it carried one.
+    pub fn whatsapp_error(&self) -> Option<&WhatsAppError> {
+        match self {
+            ResponseError::Api { whatsapp, .. } => whatsapp.as_deref(),
             _ => None,
         }
     }

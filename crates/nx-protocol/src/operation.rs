@@ -378,6 +378,13 @@ pub fn parse_response<O: Operation + ?Sized>(
         }
     };
     if !envelope.code.is_success() {
+        // Only 9099 defines its `data` (Meta's error object); any other failure's `data` is
+        // left unread.
+        let whatsapp = (envelope.code == crate::ApiCode::WHATSAPP_ERROR)
+            .then(|| envelope.data)
+            .flatten()
+            .and_then(|data| crate::wa::WhatsAppError::from_data(data.get()))
+            .map(Box::new);
         return Err(ResponseError::Api {
             code: envelope.code,
             message: envelope
@@ -385,6 +392,7 @@ pub fn parse_response<O: Operation + ?Sized>(
                 .map(std::borrow::Cow::into_owned)
                 .unwrap_or_default(),
             status,
+            whatsapp,
         });
     }
     if !status.is_success() {

@@ -574,7 +574,7 @@ proptest! {
         body in prop::collection::vec(any::<u8>(), 0..1200),
     ) {
         let err = match variant {
-            0 => ResponseError::Api { code: ApiCode::new(code), message: text, status },
+            0 => ResponseError::Api { code: ApiCode::new(code), message: text, status, whatsapp: None },
             1 => ResponseError::OnPrem {
                 status,
                 error: MetaError { code: MetaCode::new(code), title: text, details },

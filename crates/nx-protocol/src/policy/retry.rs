@@ -186,8 +186,16 @@ impl RetryPolicy {
     /// - **[`AttemptFailure::Timeout`], [`AttemptFailure::Transport`]: retry only if
     ///   idempotent.** The request may have been carried out; only a call whose repetition is
     ///   harmless may be sent again.
-    /// - **NXCloud code with [`crate::ApiCode::is_retryable`] (9001): retry.** A transient
-    ///   vendor-side failure.
+    /// - **A call that is not idempotent (a message send, a password change) is resent only when
+    ///   it certainly was not carried out:** the connection was never made
+    ///   ([`AttemptFailure::Connect`]), or the answer itself says the request was refused before
+    ///   anything was done: 1004 (the signature check refused `ts`), a 401 (the token was
+    ///   refused), Meta's "not ready / rate limited / overloaded / not primary" codes. A 9001,
+    ///   a bare 429 or 5xx, a reset or a timeout leave open whether the message went out, so
+    ///   they are reported, never resent: the caller decides, knowing a resend may deliver the
+    ///   message twice.
+    /// - **NXCloud code with [`crate::ApiCode::is_retryable`] (9001): retry if idempotent.** A
+    ///   transient vendor-side failure, which may have come after the request was carried out.
     /// - **NXCloud code 1004 ([`crate::ApiCode::is_clock_skew`]): correct the clock and retry,
     ///   once.** The server refused `ts` because the clocks disagree by over 60 s; its `Date`
     ///   header tells by how much. If it still refuses after a correction, the clock is not the
@@ -202,8 +210,10 @@ impl RetryPolicy {
     ///   Every other Meta code gives up: Meta's code is the more specific answer, so it is
     ///   trusted over the HTTP status it came with.
     /// - **HTTP 401 without an API body: log in again and retry, once** (as above).
-    /// - **HTTP 429, 502, 503, 504 without an API body: retry.** Rate limiting, or a gateway
-    ///   in front of the API that could not reach it or is restarting.
+    /// - **HTTP 429, 502, 503, 504 without an API body: retry if idempotent.** Rate limiting,
+    ///   or a gateway in front of the API that could not reach it or is restarting; but a
+    ///   gateway may also answer so after the API carried the request out (a 504 after a slow
+    ///   send), so a call that is not idempotent is not resent.
     /// - **HTTP 500 without an API body: retry only if idempotent.** The server failed while
     ///   handling the request, perhaps after carrying it out.
     /// - **Any other HTTP status: give up.** Another 4xx says the request is wrong; repeating
@@ -249,7 +259,7 @@ impl RetryPolicy {
                         RetryDecision::CorrectClockAndRetry
                     }
                 }
-                ResponseError::Api { code, .. } => retry_if(code.is_retryable()),
+                ResponseError::Api { code, .. } => retry_if(ctx.idempotent && code.is_retryable()),
                 ResponseError::OnPrem { status, .. } | ResponseError::Http { status, .. }
                     if *status == StatusCode::UNAUTHORIZED =>
                 {
@@ -257,10 +267,10 @@ impl RetryPolicy {
                 }
                 ResponseError::OnPrem { error, .. } => retry_if(error.code.is_retryable()),
                 ResponseError::Http { status, .. } => match *status {
-                    StatusCode::TOO_MANY_REQUESTS => retry_if(!ctx.on_premises),
+                    StatusCode::TOO_MANY_REQUESTS => retry_if(ctx.idempotent && !ctx.on_premises),
                     StatusCode::BAD_GATEWAY
                     | StatusCode::SERVICE_UNAVAILABLE
-                    | StatusCode::GATEWAY_TIMEOUT => retry(),
+                    | StatusCode::GATEWAY_TIMEOUT => retry_if(ctx.idempotent),
                     StatusCode::INTERNAL_SERVER_ERROR => retry_if(ctx.idempotent),
                     _ => RetryDecision::GiveUp,
                 },
@@ -299,6 +309,7 @@ mod tests {
             code: ApiCode::new(code),
             message: String::new(),
             status: StatusCode::OK,
+            whatsapp: None,
         }
     }
 
@@ -419,7 +430,9 @@ mod tests {
     fn nxcloud_codes() {
         let p = RetryPolicy::default();
         let d = |e: &ResponseError, c| p.decide(1, AttemptFailure::Response(e), c, 0);
-        assert!(is_retry(d(&api(9001), ctx(false))));
+        assert!(is_retry(d(&api(9001), ctx(true))));
+        // A send that may have gone out is not resent.
+        assert_eq!(d(&api(9001), ctx(false)), RetryDecision::GiveUp);
         for code in [-1, 1001, 1002, 1003, 1005, 1042, 9000, 9002, 9006, 12345] {
             assert_eq!(d(&api(code), ctx(true)), RetryDecision::GiveUp, "{code}");
         }
@@ -441,6 +454,41 @@ mod tests {
         assert_eq!(
             p.decide(4, AttemptFailure::Connect, corrected, 0),
             RetryDecision::GiveUp
+        );
+    }
+
+    #[test]
+    fn sends_are_resent_only_when_they_certainly_were_not_carried_out() {
+        let p = RetryPolicy::default();
+        let send = ctx(false);
+        assert!(is_retry(p.decide(1, AttemptFailure::Connect, send, 0)));
+        for f in [AttemptFailure::Timeout, AttemptFailure::Transport] {
+            assert_eq!(p.decide(1, f, send, 0), RetryDecision::GiveUp);
+        }
+        let answers = [
+            http(429),
+            http(500),
+            http(502),
+            http(503),
+            http(504),
+            api(9001),
+            api(9003),
+            api(9005),
+            api(9007),
+            api(9099),
+            api(-1),
+        ];
+        for e in &answers {
+            assert_eq!(
+                p.decide(1, AttemptFailure::Response(e), send, 0),
+                RetryDecision::GiveUp,
+                "{e}"
+            );
+        }
+        // Refused before being carried out: repaired and sent again, once.
+        assert_eq!(
+            p.decide(1, AttemptFailure::Response(&api(1004)), send, 0),
+            RetryDecision::CorrectClockAndRetry
         );
     }
 
@@ -471,24 +519,28 @@ mod tests {
     #[test]
     fn http_statuses() {
         let p = RetryPolicy::default();
-        let d = |s| p.decide(1, AttemptFailure::Response(&http(s)), ctx(false), 0);
+        let d = |s| p.decide(1, AttemptFailure::Response(&http(s)), ctx(true), 0);
         for s in [429, 502, 503, 504] {
             assert!(is_retry(d(s)), "{s}");
+            // A call that is not idempotent may have been carried out behind the gateway.
+            assert_eq!(
+                p.decide(1, AttemptFailure::Response(&http(s)), ctx(false), 0),
+                RetryDecision::GiveUp,
+                "{s}"
+            );
         }
         // On-Premises: only Meta's listed codes are retried among 4xx answers, so a bare 429
         // is final there; 502/503/504 are not 4xx and stay retried.
         let on_prem = RetryContext {
             on_premises: true,
-            ..ctx(false)
+            ..ctx(true)
         };
         let d_on_prem = |s| p.decide(1, AttemptFailure::Response(&http(s)), on_prem, 0);
         assert_eq!(d_on_prem(429), RetryDecision::GiveUp);
         for s in [502, 503, 504] {
             assert!(is_retry(d_on_prem(s)), "{s}");
         }
-        for s in [
-            400, 403, 404, 405, 408, 409, 413, 422, 500, 501, 505, 302, 200,
-        ] {
+        for s in [400, 403, 404, 405, 408, 409, 413, 422, 501, 505, 302, 200] {
             assert_eq!(d(s), RetryDecision::GiveUp, "{s}");
         }
         let malformed = ResponseError::malformed(StatusCode::OK, "x", b"{");
@@ -544,6 +596,7 @@ mod tests {
                 code: ApiCode::new(code),
                 message: String::new(),
                 status,
+                whatsapp: None,
             },
             1 => ResponseError::OnPrem {
                 status,
@@ -605,7 +658,16 @@ mod tests {
             // counts every request sent, as a transport does.
             for (attempt, failure) in (1u32..).zip(failures.iter().cycle()) {
                 prop_assert!(attempt <= bound, "attempt {attempt} > {bound}");
-                match policy.decide(attempt, failure_of(failure), ctx, random) {
+                let decision = policy.decide(attempt, failure_of(failure), ctx, random);
+                if !idempotent && matches!(decision, RetryDecision::Retry { .. }) {
+                    // Resent only when certainly not carried out.
+                    let refused = matches!(
+                        failure,
+                        (3.., ResponseError::OnPrem { error, .. }) if error.code.is_retryable()
+                    );
+                    prop_assert!(failure.0 == 0 || refused, "{failure:?} resent");
+                }
+                match decision {
                     RetryDecision::GiveUp => break,
                     RetryDecision::Retry { delay } => prop_assert!(delay <= policy.max_delay),
                     RetryDecision::CorrectClockAndRetry => {

@@ -1,12 +1,14 @@
-//! NXCloud's WhatsApp media API (bizType 2): getMedia, deleteMedia, uploadMedia, and the inbound
-//! webhook that hands out media ids.
+//! NXCloud's WhatsApp media API (bizType 2): getMedia, deleteMedia, uploadMedia, mt (sending a
+//! media message), and the inbound webhook that hands out media ids.
 //!
 //! The usual inbound flow: the webhook gives id + sha256 ([`parse_inbound_webhook`]) ->
 //! [`GetMedia`] gives a [`DownloadUrl`] -> GET it -> check with
-//! [`crate::download::DownloadCheck`] -> store -> [`DeleteMedia`].
+//! [`crate::download::DownloadCheck`] -> store -> [`DeleteMedia`]. The outbound one:
+//! [`UploadMedia`] gives a media id -> [`SendMedia`] sends it to a customer.
 
 mod kind;
 mod media;
+mod send;
 mod upload;
 mod url;
 mod validate;
@@ -14,6 +16,10 @@ mod webhook;
 
 pub use kind::{KB, MB, MediaKind};
 pub use media::{DeleteMedia, Deleted, GetMedia, MESSAGING_PRODUCT, MediaInfo};
+pub use send::{
+    MAX_KEY_LEN, MediaSource, MessageDetails, MetaErrorCode, RECIPIENT_TYPE, SendMedia,
+    SentMessage, WhatsAppError,
+};
 pub use upload::{UploadMedia, UploadedMedia};
 pub use url::DownloadUrl;
 pub use validate::{MAX_MEDIA_ID_LEN, validate_media_id, validate_phone};

@@ -14,19 +14,52 @@ pub const MAX_MEDIA_ID_LEN: usize = 512;
 /// assert!(validate_phone("+86 158 0000 1795").is_err());
 /// ```
 pub fn validate_phone(phone: &str) -> Result<(), InvalidInput> {
-    let len = phone.chars().count();
-    let reason = if phone.is_empty() {
+    match phone_problem(phone) {
+        None => Ok(()),
+        Some(reason) => Err(InvalidInput::Phone {
+            reason,
+            len: phone.chars().count(),
+        }),
+    }
+}
+
+/// What is wrong with a WhatsApp number (6 to 20 ASCII digits with the country code), if
+/// anything: the one rule for `business_phone` and a message's `to`.
+pub(crate) fn phone_problem(phone: &str) -> Option<&'static str> {
+    Some(if phone.is_empty() {
         "it is empty"
     } else if phone.starts_with('+') {
         "it starts with `+`"
     } else if !phone.bytes().all(|b| b.is_ascii_digit()) {
         "it holds characters other than digits"
-    } else if !(6..=20).contains(&len) {
+    } else if !(6..=20).contains(&phone.len()) {
         "it does not have 6 to 20 digits"
     } else {
-        return Ok(());
+        return None;
+    })
+}
+
+/// What is wrong with a URL the platform is to fetch or call (a media `link`, a `dr_webhook`),
+/// if anything: it must be an absolute `http` or `https` URL with a host, and nothing HTTP
+/// cannot carry (white space, control characters).
+pub(crate) fn http_url_problem(url: &str) -> Option<&'static str> {
+    if url.is_empty() {
+        return Some("is empty");
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some("holds white space or control characters");
+    }
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return Some("is not a valid absolute URL");
     };
-    Err(InvalidInput::Phone { reason, len })
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Some("must be an http or https URL");
+    }
+    match uri.authority() {
+        Some(a) if a.as_str().contains('@') => Some("must not carry credentials"),
+        Some(a) if !a.host().is_empty() => None,
+        _ => Some("has no host"),
+    }
 }
 
 /// A media id: non-empty, at most [`MAX_MEDIA_ID_LEN`] bytes, no control characters. Anything
@@ -65,6 +98,30 @@ mod tests {
             "８６１５８０",
         ] {
             assert!(validate_phone(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn http_urls() {
+        for ok in [
+            "https://cdn.example/a.png",
+            "http://127.0.0.1:8080/x?sig=1#f",
+            "https://[::1]/a",
+        ] {
+            assert_eq!(http_url_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            "ftp://cdn.example/a.png",
+            "cdn.example/a.png",
+            "/a.png",
+            "https://",
+            "https://a b/c",
+            "https://a/b\nc",
+            "https://user:pw@cdn.example/a",
+            "javascript:alert(1)",
+        ] {
+            assert!(http_url_problem(bad).is_some(), "{bad}");
         }
     }
 
