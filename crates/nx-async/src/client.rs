@@ -8,7 +8,10 @@ use nx_protocol::call::{CallState, Next};
 use nx_protocol::client::{ClientBuilder, ClientConfig, Error, FromConfig};
 use nx_protocol::operation::{Operation, build_request, parse_response};
 use nx_protocol::policy::clock::ClockOffset;
-use nx_protocol::wa::{DeleteMedia, Deleted, GetMedia, MediaInfo, UploadMedia, UploadedMedia};
+use nx_protocol::wa::{
+    DeleteMedia, Deleted, GetMedia, MediaInfo, MediaSource, MessageDetails, SendMedia, SentMessage,
+    UploadMedia, UploadedAndSent, UploadedMedia,
+};
 use nx_protocol::{OutgoingBody, Timestamp};
 use tracing::Instrument;
 
@@ -121,6 +124,49 @@ impl Client {
         let op = UploadMedia::new(business_phone, mime_type, source.file_name(), len)
             .with_boundary(nx_protocol::multipart::boundary_from(fastrand::u128(..)));
         self.run(&op, Some(source)).await
+    }
+
+    /// mt: sends a media message, with the client's appkey unless the message names its own.
+    ///
+    /// Not idempotent: a failed send is resent only when it certainly did not reach NXCloud (no
+    /// connection could be made, or the answer says it was refused before being carried out,
+    /// as a 1004 does). After a reset, a timeout, a 5xx or a 9001 the error is returned and
+    /// nothing is resent, since the customer may already have the message; a `cus_message_id`
+    /// does not change that (see [`MessageDetails::message_id`]).
+    pub async fn send_media(&self, send: SendMedia) -> Result<SentMessage, Error> {
+        self.execute(&send.with_default_appkey(self.inner.config.appkey.as_deref()))
+            .await
+    }
+
+    /// uploadMedia, then mt by the new media id: a message of the kind `mime_type` belongs to.
+    /// The message is checked before the upload ([`SendMedia::for_upload`]), so one that would
+    /// be refused costs no upload. If the send fails after the upload succeeded, the error is
+    /// returned and the uploaded media stays on WhatsApp's storage (an unused media id expires;
+    /// its id is in the `nx.call` debug log).
+    pub async fn upload_and_send(
+        &self,
+        business_phone: &str,
+        to: &str,
+        mime_type: &str,
+        source: UploadSource,
+        details: MessageDetails,
+    ) -> Result<UploadedAndSent, Error> {
+        let send = SendMedia::for_upload(
+            business_phone,
+            to,
+            mime_type,
+            details,
+            self.inner.config.appkey.as_deref(),
+        )?;
+        let uploaded = self.upload_media(business_phone, mime_type, source).await?;
+        tracing::debug!(media_id = %uploaded.id, "uploaded; sending it");
+        let message = self
+            .execute(&send.with_media(MediaSource::id(uploaded.id.clone())))
+            .await?;
+        Ok(UploadedAndSent {
+            media_id: uploaded.id,
+            message,
+        })
     }
 
     /// The retry loop around one operation; the decisions are nx-protocol's

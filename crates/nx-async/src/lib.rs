@@ -64,5 +64,8 @@ pub use nx_protocol::download::{
 pub use nx_protocol::onprem::{DownloadRequested, MediaItemStatus, Retrieved, Token};
 pub use nx_protocol::policy::retry::RetryPolicy;
 pub use nx_protocol::proxy::{NoProxy, ProxyConfig, ProxyRules, ProxyUrl};
-pub use nx_protocol::wa::{Deleted, MediaInfo, UploadedMedia};
+pub use nx_protocol::wa::{
+    Deleted, MediaInfo, MediaSource, MessageDetails, SendMedia, SentMessage, UploadedAndSent,
+    UploadedMedia, WhatsAppError,
+};
 pub use nx_protocol::{ApiCode, ResponseError};

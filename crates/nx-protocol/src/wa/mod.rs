@@ -18,7 +18,7 @@ pub use kind::{KB, MB, MediaKind};
 pub use media::{DeleteMedia, Deleted, GetMedia, MESSAGING_PRODUCT, MediaInfo};
 pub use send::{
     MAX_KEY_LEN, MediaSource, MessageDetails, MetaErrorCode, RECIPIENT_TYPE, SendMedia,
-    SentMessage, WhatsAppError,
+    SentMessage, UploadedAndSent, WhatsAppError,
 };
 pub use upload::{UploadMedia, UploadedMedia};
 pub use url::DownloadUrl;

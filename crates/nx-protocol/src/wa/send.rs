@@ -174,6 +174,44 @@ impl SendMedia {
         self
     }
 
+    /// The message that sends a file about to be uploaded as `mime_type` (its kind is the MIME
+    /// type's), checked now, before the upload: everything but the media id, which the upload
+    /// will give ([`SendMedia::with_media`]). A client's upload-and-send uses it so that a
+    /// message that would be refused costs no upload.
+    ///
+    /// ```
+    /// use nx_protocol::wa::{MediaKind, MediaSource, MessageDetails, SendMedia};
+    /// let send = SendMedia::for_upload("8618500008399", "8613600009759", "application/pdf",
+    ///     MessageDetails::new().filename("q3.pdf"), Some("appkey1")).unwrap();
+    /// assert_eq!(send.kind(), MediaKind::Document);
+    /// let send = send.with_media(MediaSource::id("m1"));
+    /// // A caption on a document is refused before anything is uploaded.
+    /// assert!(SendMedia::for_upload("8618500008399", "8613600009759", "application/pdf",
+    ///     MessageDetails::new().caption("no"), Some("appkey1")).is_err());
+    /// ```
+    pub fn for_upload(
+        business_phone: &str,
+        to: &str,
+        mime_type: &str,
+        details: MessageDetails,
+        default_appkey: Option<&str>,
+    ) -> Result<Self, InvalidInput> {
+        // `check` with a size of 1 refuses exactly the MIME types the media table lacks; the
+        // upload checks the real size.
+        let kind = MediaKind::check(mime_type, 1)?;
+        let send = SendMedia::new(business_phone, to, kind, MediaSource::id("to-be-uploaded"))
+            .with_details(details)
+            .with_default_appkey(default_appkey);
+        send.check()?;
+        Ok(send)
+    }
+
+    /// The same message with another media source (the id an upload answered).
+    pub fn with_media(mut self, media: MediaSource) -> Self {
+        self.media = media;
+        self
+    }
+
     /// The media kind.
     pub fn kind(&self) -> MediaKind {
         self.kind
@@ -295,6 +333,15 @@ struct Object<'a> {
 pub struct SentMessage {
     /// The message id, as the server wrote it (status callbacks name it).
     pub id: String,
+}
+
+/// What an upload-and-send did: the media id of the upload, and the message that sent it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UploadedAndSent {
+    /// The upload's media id (usable again for other sends, or deleted with deleteMedia).
+    pub media_id: String,
+    /// The message.
+    pub message: SentMessage,
 }
 
 /// The longest message id accepted from the server, in bytes.
