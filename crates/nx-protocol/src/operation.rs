@@ -381,7 +381,7 @@ pub fn parse_response<O: Operation + ?Sized>(
         // Only 9099 defines its `data` (Meta's error object); any other failure's `data` is
         // left unread.
         let whatsapp = (envelope.code == crate::ApiCode::WHATSAPP_ERROR)
-            .then(|| envelope.data)
+            .then_some(envelope.data)
             .flatten()
             .and_then(|data| crate::wa::WhatsAppError::from_data(data.get()))
             .map(Box::new);

@@ -6,6 +6,7 @@
 //! | `POST /_sandbox/expire?id=..` | marks inbound media as gone from WhatsApp's servers (retry-download then fails); 204, or 404 |
 //! | `POST /_sandbox/clock?offset_ms=..` | sets the sandbox clock offset; 204 |
 //! | `GET /_sandbox/log` | the request log as a JSON array |
+//! | `GET /_sandbox/messages` | the messages mt accepted, as a JSON array, oldest first |
 //!
 //! `mime` defaults to the request's `Content-Type`. Refusals are 400 with a plain-text reason.
 
@@ -48,6 +49,15 @@ pub(crate) async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Outcom
                     "offset_ms must be an integer",
                 )),
             }
+        }
+        (Method::GET, "/_sandbox/messages") => {
+            let sent: Vec<_> = state
+                .outbox
+                .messages()
+                .iter()
+                .map(crate::send::SentMessage::to_json)
+                .collect();
+            Outcome::new(json_response(StatusCode::OK, &json!(sent)))
         }
         (Method::GET, "/_sandbox/log") => {
             let entries: Vec<_> = state

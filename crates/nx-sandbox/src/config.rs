@@ -11,6 +11,8 @@ pub const DEMO_ACCESS_KEY: &str = "demo-access-key";
 pub const DEMO_ACCESS_SECRET: &str = "demo-access-secret";
 /// The business phone bound to the demo account.
 pub const DEMO_BUSINESS_PHONE: &str = "8613800138000";
+/// The `appkey` of the demo account's WhatsApp application (mt checks it; a sandbox-only value).
+pub const DEMO_APPKEY: &str = "demo-appkey";
 /// The customer number inbound simulations use when none is given.
 pub const DEMO_CUSTOMER_PHONE: &str = "8613900139000";
 /// The On-Premises user of [`SandboxConfig::default`].
@@ -40,6 +42,8 @@ pub struct Account {
     pub(crate) access_key: String,
     pub(crate) secret: String,
     pub(crate) phones: Vec<String>,
+    /// The appkeys of the account's WhatsApp applications (mt's `appkey`).
+    pub(crate) appkeys: Vec<String>,
 }
 
 impl Account {
@@ -49,13 +53,29 @@ impl Account {
             access_key: access_key.into(),
             secret: secret.into(),
             phones: Vec::new(),
+            appkeys: Vec::new(),
         }
     }
 
     /// The demo account: [`DEMO_ACCESS_KEY`] / [`DEMO_ACCESS_SECRET`], bound to
-    /// [`DEMO_BUSINESS_PHONE`].
+    /// [`DEMO_BUSINESS_PHONE`], with the application [`DEMO_APPKEY`].
     pub fn demo() -> Self {
-        Self::new(DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET).phone(DEMO_BUSINESS_PHONE)
+        Self::new(DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET)
+            .phone(DEMO_BUSINESS_PHONE)
+            .appkey(DEMO_APPKEY)
+    }
+
+    /// Gives the account a WhatsApp application with this `appkey` (mt answers 9003 for an
+    /// appkey the account does not have). Its bound phones are bound to every application of
+    /// the account: the sandbox's simplification.
+    pub fn appkey(mut self, appkey: impl Into<String>) -> Self {
+        self.appkeys.push(appkey.into());
+        self
+    }
+
+    /// The appkeys.
+    pub fn appkeys(&self) -> &[String] {
+        &self.appkeys
     }
 
     /// Binds a business phone (digits with country code) to the account.
@@ -81,6 +101,7 @@ impl fmt::Debug for Account {
             .field("access_key", &self.access_key)
             .field("secret", &"<redacted>")
             .field("phones", &self.phones)
+            .field("appkeys", &self.appkeys)
             .finish()
     }
 }

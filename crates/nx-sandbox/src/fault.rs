@@ -37,6 +37,13 @@ pub const WRONG_TYPES_BODY: &str = concat!(
     r#""users":[{"token":2,"expires_after":3}],"meta":"stable"}"#
 );
 
+/// Meta's error object of the vendor's 9099 example, for [`Fault::WhatsAppError`].
+pub const META_INVALID_PARAMETER: &str = concat!(
+    r#"{"code":100,"message":"(#100) Invalid parameter","type":"OAuthException","#,
+    r#""fbtrace_id":"AmCuD7sOjcEDetBNhlT2cJm","#,
+    r#""error_data":{"messaging_product":"whatsapp","details":"Invalid parameter"}}"#
+);
+
 /// What a fault does to the request it fires on.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -92,6 +99,14 @@ pub enum Fault {
         /// that caps what it reads notices).
         content_length: bool,
     },
+    /// Answer NXCloud's envelope with this code and the vendor's message for it, as the real
+    /// service would: e.g. 9003 (application unavailable) or 9005 (insufficient balance) for
+    /// mt. Unlike [`Fault::UnknownCode`], meant for codes the vendor documents.
+    Code(i64),
+    /// Answer mt's 9099 (a WhatsApp error) with this JSON text as Meta's error object in
+    /// `data.error`, byte for byte (so a test can send odd shapes); [`META_INVALID_PARAMETER`]
+    /// is the vendor's example.
+    WhatsAppError(String),
     /// Answer `302 Found` with this `Location` (for the oss download).
     Redirect {
         /// Where to.
@@ -119,6 +134,8 @@ impl Fault {
             Fault::ClockSkew { .. } => "clock-skew",
             Fault::Oversize { .. } => "oversize",
             Fault::Redirect { .. } => "redirect",
+            Fault::Code(_) => "code",
+            Fault::WhatsAppError(_) => "whatsapp-error",
         }
     }
 }

@@ -17,12 +17,19 @@
 //! - NXCloud (signed with the MD5 scheme, answered in the `{code,message,data}` envelope):
 //!   `POST /api/wa/getMedia`, `/api/wa/deleteMedia`, `/api/wa/uploadMedia`. The checks, their
 //!   order and their codes are listed under [NXCloud checks](#nxcloud-checks) below.
+//! - `POST /api/wa/mt` for media messages (image, video, audio, document, sticker by `id` or
+//!   `link`), checked field by field after the same signature checks, the `appkey` against the
+//!   account's applications ([`Account::appkey`], [`DEMO_APPKEY`]) and an `id` against the
+//!   business phone's media and its kind; accepted messages are recorded
+//!   ([`Sandbox::sent_messages`]). [`Fault::Code`] and [`Fault::WhatsAppError`] make it answer
+//!   9003, 9005, 9099 and the like.
 //! - The download URLs getMedia answers with: `GET /oss/<key>?Expires=..&OSSAccessKeyId=..&Signature=..`,
 //!   HMAC-signed, 403 when expired or tampered, 404 once the media is deleted, streamed.
 //! - On-Premises: `POST /v1/users/login`, `POST /v1/users/logout`, `POST /v1/media`,
 //!   `GET`/`DELETE /v1/media/{id}`, `GET /v1/media/{id}/download` (with the asynchronous
 //!   notification to the callback URL).
-//! - Its own admin endpoints under `/_sandbox/` (inbound simulation, expiry, clock, log).
+//! - Its own admin endpoints under `/_sandbox/` (inbound simulation, expiry, clock, log, sent
+//!   messages).
 //!
 //! It runs on its own thread with its own tokio runtime, so it serves async and blocking
 //! clients alike, and stops (within [`SandboxConfig::shutdown_grace`]) when dropped.
@@ -108,6 +115,7 @@ mod onprem;
 mod oss;
 mod outbound;
 mod paced;
+mod send;
 mod server;
 pub mod signing;
 mod state;
@@ -126,16 +134,18 @@ use tokio::sync::{oneshot, watch};
 
 pub use config::{
     Account, DEFAULT_MAX_JSON_BODY, DEFAULT_MAX_STORAGE_BYTES, DEFAULT_TOKEN_LIFETIME,
-    DEFAULT_URL_LIFETIME, DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET, DEMO_BUSINESS_PHONE,
+    DEFAULT_URL_LIFETIME, DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET, DEMO_APPKEY, DEMO_BUSINESS_PHONE,
     DEMO_CUSTOMER_PHONE, DEMO_ONPREM_PASSWORD, DEMO_ONPREM_USER, ONPREM_API_VERSION,
     OSS_ACCESS_KEY_ID, OnPremUser, SandboxConfig, SandboxError, TS_WINDOW_MS,
 };
 pub use fault::{
-    Fault, FaultId, FaultRule, Faults, STALL_LIMIT, Target, Trigger, WRONG_TYPES_BODY,
+    Fault, FaultId, FaultRule, Faults, META_INVALID_PARAMETER, STALL_LIMIT, Target, Trigger,
+    WRONG_TYPES_BODY,
 };
 pub use inbound::{INBOUND_TYPES, Inbound, InboundMessage};
 pub use log::{LOG_CAPACITY, LogEntry, RequestLog, Route};
 pub use outbound::Delivery;
+pub use send::{MAX_SENT, SentMessage};
 
 use crate::outbound::parse_loopback;
 use crate::state::{State, lock};
@@ -219,6 +229,7 @@ impl Sandbox {
             store: Arc::new(store),
             faults: Faults::default(),
             log: RequestLog::default(),
+            outbox: send::Outbox::default(),
             oss_key,
             rng: Mutex::new(rng),
             tokens: Mutex::new(HashMap::new()),
@@ -275,6 +286,11 @@ impl Sandbox {
     /// The request log.
     pub fn log(&self) -> &RequestLog {
         &self.state.log
+    }
+
+    /// The messages `POST /api/wa/mt` accepted, oldest first (also `GET /_sandbox/messages`).
+    pub fn sent_messages(&self) -> Vec<SentMessage> {
+        self.state.outbox.messages()
     }
 
     /// The sandbox clock in Unix milliseconds (system time plus the offset): the time `ts`

@@ -20,6 +20,8 @@ pub enum Route {
     DeleteMedia,
     /// `POST /api/wa/uploadMedia`.
     UploadMedia,
+    /// `POST /api/wa/mt`: sending a message.
+    SendMessage,
     /// `GET /oss/<key>?Expires=..`: the download URL getMedia hands out.
     OssDownload,
     /// `POST /v1/users/login`.
@@ -48,10 +50,11 @@ pub enum Route {
 
 impl Route {
     /// Every emulated API route: the ones [`crate::Target::Any`] matches.
-    pub const EMULATED: [Route; 10] = [
+    pub const EMULATED: [Route; 11] = [
         Route::GetMedia,
         Route::DeleteMedia,
         Route::UploadMedia,
+        Route::SendMessage,
         Route::OssDownload,
         Route::OnPremLogin,
         Route::OnPremLogout,
@@ -67,6 +70,7 @@ impl Route {
             Route::GetMedia => "getMedia",
             Route::DeleteMedia => "deleteMedia",
             Route::UploadMedia => "uploadMedia",
+            Route::SendMessage => "mt",
             Route::OssDownload => "oss",
             Route::OnPremLogin => "onprem.login",
             Route::OnPremLogout => "onprem.logout",
@@ -91,7 +95,7 @@ impl Route {
     pub(crate) fn is_nxcloud(self) -> bool {
         matches!(
             self,
-            Route::GetMedia | Route::DeleteMedia | Route::UploadMedia
+            Route::GetMedia | Route::DeleteMedia | Route::UploadMedia | Route::SendMessage
         )
     }
 

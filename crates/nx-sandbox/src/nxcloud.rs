@@ -71,7 +71,12 @@ pub(crate) mod code {
     pub(crate) const PARAMETER_EXCEPTION: i64 = 9000;
     pub(crate) const SYSTEM_BUSINESS_ERROR: i64 = 9001;
     pub(crate) const MERCHANT_PHONE_ERROR: i64 = 9002;
+    pub(crate) const APP_UNAVAILABLE: i64 = 9003;
+    pub(crate) const NO_COUNTRY_PRICING: i64 = 9004;
+    pub(crate) const INSUFFICIENT_BALANCE: i64 = 9005;
     pub(crate) const NOT_BOUND: i64 = 9006;
+    pub(crate) const DOWNSTREAM_ERROR: i64 = 9007;
+    pub(crate) const WHATSAPP_ERROR: i64 = 9099;
 }
 
 /// The message the vendor's table gives a code.
@@ -87,13 +92,18 @@ fn message(c: i64) -> &'static str {
         code::PARAMETER_EXCEPTION => "Parameter exception",
         code::SYSTEM_BUSINESS_ERROR => "System business error",
         code::MERCHANT_PHONE_ERROR => "Merchant phone number error",
+        code::APP_UNAVAILABLE => "Application does not exist or is unavailable",
+        code::NO_COUNTRY_PRICING => "No country pricing for the application",
+        code::INSUFFICIENT_BALANCE => "Insufficient account balance",
         code::NOT_BOUND => "WhatsApp number not bound to the application",
+        code::DOWNSTREAM_ERROR => "Downstream communication endpoint exception",
+        code::WHATSAPP_ERROR => "WhatsApp error",
         _ => "Error",
     }
 }
 
 /// The longest field value accepted (form text fields and JSON string values), in bytes.
-const MAX_TEXT_FIELD: usize = 1024;
+pub(crate) const MAX_TEXT_FIELD: usize = 1024;
 
 /// An envelope answer with HTTP 200.
 pub(crate) fn envelope(c: i64, msg: String, data: Option<Value>) -> Outcome {
@@ -113,7 +123,7 @@ pub(crate) fn fail(c: i64, detail: impl AsRef<str>) -> Outcome {
     envelope(c, format!("{}: {detail}", message(c)), None).note(detail.to_owned())
 }
 
-fn success(data: Value) -> Outcome {
+pub(crate) fn success(data: Value) -> Outcome {
     envelope(code::SUCCESS, message(code::SUCCESS).to_owned(), Some(data))
 }
 
@@ -130,16 +140,16 @@ pub(crate) async fn handle(
         return out;
     }
     let (parts, body) = req.into_parts();
-    if route == Route::UploadMedia {
-        upload(state, parts, body).await
-    } else {
-        json_route(state, route, parts, body).await
+    match route {
+        Route::UploadMedia => upload(state, parts, body).await,
+        Route::SendMessage => crate::send::handle(state, parts, body).await,
+        _ => json_route(state, route, parts, body).await,
     }
 }
 
 /// The verified common headers.
-struct Auth<'s> {
-    account: &'s Account,
+pub(crate) struct Auth<'s> {
+    pub(crate) account: &'s Account,
     access_key: Vec<u8>,
     ts: Vec<u8>,
     biz_type: Vec<u8>,
@@ -148,7 +158,7 @@ struct Auth<'s> {
 }
 
 impl Auth<'_> {
-    fn check_sign(&self, json_body: Option<&[u8]>) -> Result<(), Box<Outcome>> {
+    pub(crate) fn check_sign(&self, json_body: Option<&[u8]>) -> Result<(), Box<Outcome>> {
         let expected = signing::sign(
             &self.access_key,
             &self.action,
@@ -171,7 +181,7 @@ impl Auth<'_> {
 const COMMON: [&str; 5] = ["accessKey", "ts", "bizType", "action", "sign"];
 
 /// Checks the common headers up to (not including) the signature.
-fn authenticate<'s>(
+pub(crate) fn authenticate<'s>(
     state: &'s State,
     headers: &HeaderMap,
     action: &str,
@@ -260,7 +270,7 @@ fn authenticate<'s>(
 }
 
 /// The media type's essence (before `;`), lower case.
-fn content_type_essence(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn content_type_essence(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
     Some(
         value
@@ -272,7 +282,7 @@ fn content_type_essence(headers: &HeaderMap) -> Option<String> {
     )
 }
 
-fn check_phone(account: &Account, phone: &str) -> Result<(), Box<Outcome>> {
+pub(crate) fn check_phone(account: &Account, phone: &str) -> Result<(), Box<Outcome>> {
     if !is_digits(phone) {
         return Err(Box::new(fail(
             code::MERCHANT_PHONE_ERROR,
@@ -288,31 +298,42 @@ fn check_phone(account: &Account, phone: &str) -> Result<(), Box<Outcome>> {
     Ok(())
 }
 
-async fn json_route(state: &Arc<State>, route: Route, parts: Parts, body: Incoming) -> Outcome {
+/// A JSON route's body, read (capped) and authenticated: the checks down to the signature, in
+/// the module's order. The JSON routes' common start (getMedia, deleteMedia, mt).
+pub(crate) async fn signed_json<'s>(
+    state: &'s State,
+    route: Route,
+    parts: &Parts,
+    body: Incoming,
+) -> Result<(Auth<'s>, Bytes), Box<Outcome>> {
     let max = state.config.max_json_body;
     let bytes = match read_capped(body, max).await {
         Ok(bytes) => bytes,
-        Err(ReadError::TooLarge) => return too_large(max as u64),
+        Err(ReadError::TooLarge) => return Err(Box::new(too_large(max as u64))),
         Err(ReadError::Broken) => {
-            return Outcome::new(text(StatusCode::BAD_REQUEST, "Bad Request"))
-                .note("request body could not be read")
-                .close();
+            return Err(Box::new(
+                Outcome::new(text(StatusCode::BAD_REQUEST, "Bad Request"))
+                    .note("request body could not be read")
+                    .close(),
+            ));
         }
     };
-    let action = route.name();
-    let auth = match authenticate(state, &parts.headers, action) {
-        Ok(auth) => auth,
-        Err(out) => return *out,
-    };
+    let auth = authenticate(state, &parts.headers, route.name())?;
     if content_type_essence(&parts.headers).as_deref() != Some("application/json") {
-        return fail(
+        return Err(Box::new(fail(
             code::INVALID_SIGNATURE,
             "Content-Type must be application/json",
-        );
+        )));
     }
-    if let Err(out) = auth.check_sign(Some(&bytes)) {
-        return *out;
-    }
+    auth.check_sign(Some(&bytes))?;
+    Ok((auth, bytes))
+}
+
+async fn json_route(state: &Arc<State>, route: Route, parts: Parts, body: Incoming) -> Outcome {
+    let (auth, bytes) = match signed_json(state, route, &parts, body).await {
+        Ok(signed) => signed,
+        Err(out) => return *out,
+    };
     let (phone, media_id) = match media_fields(&bytes) {
         Ok(fields) => fields,
         Err((c, detail)) => return fail(c, detail),

@@ -115,6 +115,7 @@ pub(crate) fn classify(method: &Method, path: &str) -> Route {
         "/api/wa/getMedia" => return Route::GetMedia,
         "/api/wa/deleteMedia" => return Route::DeleteMedia,
         "/api/wa/uploadMedia" => return Route::UploadMedia,
+        "/api/wa/mt" => return Route::SendMessage,
         "/v1/users/login" if method == Method::POST => return Route::OnPremLogin,
         "/v1/users/logout" if method == Method::POST => return Route::OnPremLogout,
         "/v1/media" if method == Method::POST => return Route::OnPremUpload,
@@ -181,6 +182,8 @@ fn canned(state: &State, route: Route, fault: &Fault) -> Option<Outcome> {
         Fault::UnknownCode(c) => {
             crate::nxcloud::fail(*c, "an error code this client does not know (fault)")
         }
+        Fault::Code(c) => crate::nxcloud::fail(*c, "answered by a fault"),
+        Fault::WhatsAppError(error) => crate::send::whatsapp_error(error),
         Fault::ClockSkew { skew_ms } => {
             let mut out = crate::nxcloud::fail(
                 crate::nxcloud::code::TIMESTAMP_EXPIRED,
@@ -383,6 +386,7 @@ mod tests {
         assert_eq!(classify(&post, "/api/wa/getMedia"), Route::GetMedia);
         assert_eq!(classify(&get, "/api/wa/getMedia"), Route::GetMedia);
         assert_eq!(classify(&post, "/api/wa/getmedia"), Route::Unknown);
+        assert_eq!(classify(&post, "/api/wa/mt"), Route::SendMessage);
         assert_eq!(classify(&get, "/oss/abc"), Route::OssDownload);
         assert_eq!(classify(&post, "/v1/users/login"), Route::OnPremLogin);
         assert_eq!(classify(&get, "/v1/users/login"), Route::OnPremOther);

@@ -31,6 +31,8 @@ pub(crate) struct State {
     pub(crate) store: Arc<Store>,
     pub(crate) faults: Faults,
     pub(crate) log: RequestLog,
+    /// The messages mt accepted.
+    pub(crate) outbox: crate::send::Outbox,
     pub(crate) base_url: String,
     pub(crate) oss_key: [u8; 32],
     pub(crate) rng: Mutex<fastrand::Rng>,
