@@ -25,8 +25,10 @@ use nx_protocol::operation::{BaseUrl, Operation};
 use nx_protocol::policy::clock::ClockOffset;
 use nx_protocol::policy::retry::RetryPolicy;
 use nx_protocol::proxy::{ProxyConfig, ProxyRules, ProxyUrl};
-use nx_protocol::wa::{Deleted, MediaInfo, UploadedMedia};
-use nx_sandbox::{DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET, Sandbox, SandboxConfig};
+use nx_protocol::wa::{
+    Deleted, MediaInfo, MessageDetails, SendMedia, SentMessage, UploadedAndSent, UploadedMedia,
+};
+use nx_sandbox::{DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET, DEMO_APPKEY, Sandbox, SandboxConfig};
 
 /// Where an upload comes from, in a transport-neutral form.
 #[derive(Debug, Clone)]
@@ -82,6 +84,17 @@ pub trait Driver: Sized {
         path: &Path,
         sha256: Option<Sha256Digest>,
     ) -> Result<Verified, Error>;
+    /// mt: sends a media message (the client's appkey unless the message names one).
+    fn send_media(&self, send: SendMedia) -> Result<SentMessage, Error>;
+    /// uploadMedia, then mt by the new id.
+    fn upload_and_send(
+        &self,
+        phone: &str,
+        to: &str,
+        mime: &str,
+        source: Source<'_>,
+        details: MessageDetails,
+    ) -> Result<UploadedAndSent, Error>;
     /// The clock correction learned so far.
     fn clock_offset(&self) -> ClockOffset;
 }
@@ -171,6 +184,27 @@ impl Driver for AsyncDriver {
             self.client
                 .download_media_to_path(phone, id, path, async_options(sha256)),
         )
+    }
+
+    fn send_media(&self, send: SendMedia) -> Result<SentMessage, Error> {
+        self.rt.block_on(self.client.send_media(send))
+    }
+
+    fn upload_and_send(
+        &self,
+        phone: &str,
+        to: &str,
+        mime: &str,
+        source: Source<'_>,
+        details: MessageDetails,
+    ) -> Result<UploadedAndSent, Error> {
+        self.rt.block_on(self.client.upload_and_send(
+            phone,
+            to,
+            mime,
+            async_source(source),
+            details,
+        ))
     }
 
     fn clock_offset(&self) -> ClockOffset {
@@ -271,6 +305,22 @@ impl Driver for BlockingDriver {
             .download_media_to_path(phone, id, path, blocking_options(sha256))
     }
 
+    fn send_media(&self, send: SendMedia) -> Result<SentMessage, Error> {
+        self.client.send_media(send)
+    }
+
+    fn upload_and_send(
+        &self,
+        phone: &str,
+        to: &str,
+        mime: &str,
+        source: Source<'_>,
+        details: MessageDetails,
+    ) -> Result<UploadedAndSent, Error> {
+        self.client
+            .upload_and_send(phone, to, mime, blocking_source(source), details)
+    }
+
     fn clock_offset(&self) -> ClockOffset {
         self.client.clock_offset()
     }
@@ -285,15 +335,16 @@ pub struct World<D> {
     pub client: D,
 }
 
-/// Settings for tests: the demo account against `sandbox`, short timeouts, quick retries; the
-/// sandbox's CA trusted when it serves HTTPS; no proxy, whatever the environment says (a test
-/// reaches only the addresses it names).
+/// Settings for tests: the demo account (and its appkey) against `sandbox`, short timeouts,
+/// quick retries; the sandbox's CA trusted when it serves HTTPS; no proxy, whatever the
+/// environment says (a test reaches only the addresses it names).
 pub fn test_config(sandbox: &Sandbox) -> ClientConfig {
     let mut config = ClientConfig::new(
         Credentials::new(DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET),
         "nx-conformance",
     );
     config.base_url = BaseUrl::parse(sandbox.base_url()).expect("the sandbox URL is valid");
+    config.appkey = Some(DEMO_APPKEY.to_owned());
     config.transport.connect_timeout = Duration::from_secs(2);
     config.transport.request_timeout = Duration::from_secs(5);
     config.transport.overall_timeout = Duration::from_secs(30);

@@ -159,7 +159,7 @@ impl fmt::Debug for OnPremUser {
 /// | setting | default |
 /// | --- | --- |
 /// | address | `127.0.0.1:0` (a free port) |
-/// | accounts | [`Account::demo`] (`demo-access-key` / `demo-access-secret`, phone `8613800138000`) |
+/// | accounts | [`Account::demo`] (`demo-access-key` / `demo-access-secret`, phone `8613800138000`, appkey `demo-appkey`) |
 /// | clock offset | 0 ms |
 /// | download URL lifetime | [`DEFAULT_URL_LIFETIME`] (300 s) |
 /// | On-Prem token lifetime | [`DEFAULT_TOKEN_LIFETIME`] (3600 s) |
@@ -397,6 +397,12 @@ impl SandboxConfig {
         for account in &self.accounts {
             if account.access_key.is_empty() || account.secret.is_empty() {
                 return bad("an account has an empty access key or secret".into());
+            }
+            if account.appkeys.iter().any(String::is_empty) {
+                return bad(format!(
+                    "account {} has an empty appkey",
+                    account.access_key
+                ));
             }
             for phone in &account.phones {
                 if !crate::state::is_digits(phone) {
