@@ -3,11 +3,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use nx_protocol::client::{
-    ENV_ACCESS_KEY, ENV_ACCESS_SECRET, ENV_BASE_URL, ENV_ONPREM_TOKEN, ENV_ONPREM_URL,
+    ENV_ACCESS_KEY, ENV_ACCESS_SECRET, ENV_APPKEY, ENV_BASE_URL, ENV_ONPREM_TOKEN, ENV_ONPREM_URL,
 };
 use nx_protocol::download::Sha256Digest;
+use nx_protocol::wa::MediaKind;
 
 /// Environment variable for `--ca-bundle`.
 pub(crate) const ENV_CA_BUNDLE: &str = "NXCLOUD_CA_BUNDLE";
@@ -119,7 +120,7 @@ pub(crate) enum RootStoreArg {
 pub(crate) enum Command {
     /// Compute an NXCloud request signature; the tool to reach for when the server answers 1003.
     Sign(SignArgs),
-    /// NXCloud WhatsApp media: get, delete, upload, download.
+    /// NXCloud WhatsApp media: get, delete, upload, download, send.
     #[command(subcommand)]
     Media(MediaCommand),
     /// WhatsApp Business On-Premises media (login, upload, get, delete, retry-download).
@@ -174,6 +175,9 @@ pub(crate) enum MediaCommand {
     /// getMedia, then download the file to a path, checked (nothing is left at the path on
     /// failure).
     Download(DownloadArgs),
+    /// mt: send a media message to a customer, by media id, by link, or by uploading a file
+    /// first; prints the message id. A send is not retried once it may have reached NXCloud.
+    Send(SendArgs),
 }
 
 /// A media id on a merchant number.
@@ -199,6 +203,76 @@ pub(crate) struct UploadArgs {
     /// WhatsApp's media table and agree with the file's leading bytes.
     #[arg(long = "type", value_name = "MIME")]
     pub(crate) mime: Option<String>,
+}
+
+/// A media message's kind (mt's `type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum KindArg {
+    /// JPEG or PNG; takes a caption.
+    Image,
+    /// MP4 or 3GP; takes a caption.
+    Video,
+    /// AAC, MP4, MPEG, AMR or OGG audio.
+    Audio,
+    /// Text, PDF or Office; takes a file name.
+    Document,
+    /// WebP.
+    Sticker,
+}
+
+impl From<KindArg> for MediaKind {
+    fn from(kind: KindArg) -> Self {
+        match kind {
+            KindArg::Image => MediaKind::Image,
+            KindArg::Video => MediaKind::Video,
+            KindArg::Audio => MediaKind::Audio,
+            KindArg::Document => MediaKind::Document,
+            KindArg::Sticker => MediaKind::Sticker,
+        }
+    }
+}
+
+/// `nxcloud media send`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("media").required(true).args(["id", "link", "file"])))]
+pub(crate) struct SendArgs {
+    /// The merchant's WhatsApp number: digits with the country code, no `+`.
+    #[arg(long, value_name = "P")]
+    pub(crate) phone: String,
+    /// The customer's WhatsApp number: digits with the country code, no `+`.
+    #[arg(long, value_name = "TO")]
+    pub(crate) to: String,
+    /// Send this media id (from `media upload` or an inbound webhook).
+    #[arg(long, value_name = "ID")]
+    pub(crate) id: Option<String>,
+    /// Send the file at this http(s) URL (NXCloud fetches it).
+    #[arg(long, value_name = "URL")]
+    pub(crate) link: Option<String>,
+    /// Upload this file first (its type checked as `media upload` does), then send it.
+    pub(crate) file: Option<PathBuf>,
+    /// The message kind [default: with --id the media's own (asked with getMedia), with --link
+    /// the link's file extension, with FILE the file's type].
+    #[arg(long = "type", value_name = "KIND")]
+    pub(crate) kind: Option<KindArg>,
+    /// With FILE: its MIME type [default: guessed from the extension].
+    #[arg(long, value_name = "MIME")]
+    pub(crate) mime: Option<String>,
+    /// A caption (image and video only).
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) caption: Option<String>,
+    /// The file name the document is shown with (document only).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) filename: Option<String>,
+    /// The WhatsApp application's appkey.
+    #[arg(long, env = ENV_APPKEY, value_name = "KEY")]
+    pub(crate) appkey: Option<String>,
+    /// Your own message id (`cus_message_id`, globally unique): the answer and status callbacks
+    /// name the message by it. A send with one is retried no more than one without.
+    #[arg(long, value_name = "ID")]
+    pub(crate) message_id: Option<String>,
+    /// A URL that receives this message's status callbacks first (`dr_webhook`).
+    #[arg(long, value_name = "URL")]
+    pub(crate) dr_webhook: Option<String>,
 }
 
 /// `nxcloud media download`.

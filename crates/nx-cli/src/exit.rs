@@ -114,6 +114,22 @@ impl fmt::Display for CliError {
 impl From<Error> for CliError {
     fn from(error: Error) -> Self {
         let message = match &error {
+            // Meta's error text comes from a server: escaped for the terminal.
+            Error::Response(ResponseError::Api {
+                code,
+                message,
+                whatsapp: Some(meta),
+                ..
+            }) => format!(
+                "NXCloud answered code {}{}; {}",
+                code.get(),
+                if message.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (server said: {})", crate::output::printable(message))
+                },
+                crate::output::printable(&meta.to_string())
+            ),
             // The library's message repeats the code's meaning, which the hint carries.
             Error::Response(ResponseError::Api { code, message, .. }) if message.is_empty() => {
                 format!("NXCloud answered code {}", code.get())
@@ -194,6 +210,7 @@ mod tests {
             code: ApiCode::new(-1),
             message: "media not found".into(),
             status: http::StatusCode::OK,
+            whatsapp: None,
         });
         let cli = CliError::from(api);
         assert_eq!(cli.exit.code(), 3);

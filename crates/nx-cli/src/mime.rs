@@ -135,10 +135,14 @@ pub(crate) struct UploadType {
     pub(crate) len: u64,
 }
 
-/// The type an upload is sent as: `explicit` or the extension's, accepted by the media table for
-/// the file's size, and in agreement with the file's leading bytes. Every refusal is a usage
-/// error, before any byte is sent.
-pub(crate) fn upload_type(path: &Path, explicit: Option<&str>) -> Result<UploadType, CliError> {
+/// The type an upload is sent as: `explicit` (given with the option `flag`) or the extension's,
+/// accepted by the media table for the file's size, and in agreement with the file's leading
+/// bytes. Every refusal is a usage error, before any byte is sent.
+pub(crate) fn upload_type(
+    path: &Path,
+    explicit: Option<&str>,
+    flag: &str,
+) -> Result<UploadType, CliError> {
     let shown = path.display();
     let mut file = File::open(path).map_err(|e| CliError::io(format!("opening {shown}"), e))?;
     let len = file
@@ -146,11 +150,11 @@ pub(crate) fn upload_type(path: &Path, explicit: Option<&str>) -> Result<UploadT
         .map_err(|e| CliError::io(format!("reading {shown}"), e))?
         .len();
     let (given, source) = match explicit {
-        Some(mime) => (mime, "--type"),
+        Some(mime) => (mime, flag),
         None => (
             from_extension(path).ok_or_else(|| {
                 CliError::usage(format!(
-                    "cannot tell the MIME type of {shown} from its name; pass --type MIME"
+                    "cannot tell the MIME type of {shown} from its name; pass {flag} MIME"
                 ))
                 .with_hint(format!("accepted extensions: {}", accepted_extensions()))
             })?,
@@ -166,8 +170,9 @@ pub(crate) fn upload_type(path: &Path, explicit: Option<&str>) -> Result<UploadT
         .read_to_end(&mut head)
         .map_err(|e| CliError::io(format!("reading {shown}"), e))?;
     check_leading_bytes(mime, &head).map_err(|mismatch| {
-        CliError::usage(format!("{shown}: {mismatch} (type from {source})"))
-            .with_hint("pass the file's real type with --type, or upload the right file")
+        CliError::usage(format!("{shown}: {mismatch} (type from {source})")).with_hint(format!(
+            "pass the file's real type with {flag}, or upload the right file"
+        ))
     })?;
     tracing::debug!(file = %shown, mime, kind = %kind, len, "upload type checked");
     Ok(UploadType { mime, kind, len })

@@ -27,6 +27,7 @@ fn nxcloud() -> Command {
         "NXCLOUD_BASE_URL",
         "NXCLOUD_ACCESS_KEY",
         "NXCLOUD_ACCESS_SECRET",
+        "NXCLOUD_APPKEY",
         "WA_ONPREM_URL",
         "WA_ONPREM_TOKEN",
         "WA_ONPREM_USERNAME",
@@ -811,14 +812,221 @@ fn webhook_parse_refuses_other_bodies() {
     );
 }
 
+// ---- media send ------------------------------------------------------------------------------
+
+const CUSTOMER: &str = nx_sandbox::DEMO_CUSTOMER_PHONE;
+
+/// `nxcloud media send` against `sandbox` with the demo appkey.
+fn send_cmd(sandbox: &Sandbox) -> Command {
+    let mut cmd = against(sandbox);
+    cmd.args([
+        "media",
+        "send",
+        "--phone",
+        PHONE,
+        "--to",
+        CUSTOMER,
+        "--appkey",
+        nx_sandbox::DEMO_APPKEY,
+    ]);
+    cmd
+}
+
+#[test]
+fn media_send_by_file_id_and_link() {
+    let sandbox = sandbox();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logo.png");
+    std::fs::write(&path, PNG).unwrap();
+
+    // FILE: uploaded, then sent; both steps shown on stderr, the message id on stdout.
+    let run = expect(send_cmd(&sandbox).arg(&path).args(["--caption", "hi"]), 0);
+    let sent = sandbox.sent_messages();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(run.stdout.trim(), sent[0].id);
+    assert_eq!(sent[0].kind, "image");
+    assert_eq!(sent[0].caption.as_deref(), Some("hi"));
+    let media_id = sent[0].media_id.clone().unwrap();
+    assert!(run.stderr.contains("[1/2] uploading"), "{}", run.stderr);
+    assert!(run.stderr.contains(&media_id), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("[2/2] sending it as image"),
+        "{}",
+        run.stderr
+    );
+
+    // --id without --type: the kind comes from getMedia; --json prints {"id": ..}.
+    let run = expect(
+        send_cmd(&sandbox).args(["--id", &media_id, "--message-id", "order-1", "--json"]),
+        0,
+    );
+    assert_eq!(run.json(), serde_json::json!({ "id": "order-1" }));
+    assert_eq!(sandbox.log().for_route(Route::GetMedia).len(), 1);
+    assert_eq!(
+        sandbox.sent_messages()[1].cus_message_id.as_deref(),
+        Some("order-1")
+    );
+
+    // --link: the kind from the link's extension, or --type.
+    let run = expect(
+        send_cmd(&sandbox).args([
+            "--link",
+            "https://cdn.example/q3.pdf?sig=x",
+            "--filename",
+            "Q3.pdf",
+        ]),
+        0,
+    );
+    let doc = &sandbox.sent_messages()[2];
+    assert_eq!(run.stdout.trim(), doc.id);
+    assert_eq!(
+        (doc.kind.as_str(), doc.filename.as_deref()),
+        ("document", Some("Q3.pdf"))
+    );
+    expect(
+        send_cmd(&sandbox).args(["--link", "https://cdn.example/clip", "--type", "video"]),
+        0,
+    );
+    assert_eq!(sandbox.sent_messages()[3].kind, "video");
+
+    // FILE with --json: the message id and the upload's media id, nothing on stderr.
+    let run = expect(send_cmd(&sandbox).arg(&path).arg("--json"), 0);
+    let json = run.json();
+    assert_eq!(json["id"], sandbox.sent_messages()[4].id.as_str());
+    assert!(
+        json["media_id"].as_str().is_some_and(|m| !m.is_empty()),
+        "{json}"
+    );
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+    // The appkey can come from the environment.
+    let mut cmd = against(&sandbox);
+    cmd.env("NXCLOUD_APPKEY", nx_sandbox::DEMO_APPKEY).args([
+        "media", "send", "--phone", PHONE, "--to", CUSTOMER, "--id", &media_id, "--type", "image",
+    ]);
+    expect(&mut cmd, 0);
+    assert_eq!(sandbox.sent_messages().len(), 6);
+}
+
+#[test]
+fn media_send_refusals() {
+    let sandbox = sandbox();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logo.png");
+    std::fs::write(&path, PNG).unwrap();
+    let usage = |cmd: &mut Command, what: &str| {
+        let run = expect(cmd, 2);
+        assert!(run.stderr.contains(what), "{what}: {}", run.stderr);
+    };
+    usage(
+        send_cmd(&sandbox).args(["--id", "a", "--link", "https://cdn.example/a.png"]),
+        "cannot be used with",
+    );
+    usage(
+        send_cmd(&sandbox).args(["--id", "a"]).arg(&path),
+        "cannot be used with",
+    );
+    usage(&mut send_cmd(&sandbox), "required");
+    usage(
+        send_cmd(&sandbox).args(["--link", "https://cdn.example/download"]),
+        "--type is required",
+    );
+    usage(
+        send_cmd(&sandbox).args(["--link", "https://cdn.example/a.png", "--type", "gif"]),
+        "invalid value",
+    );
+    usage(
+        send_cmd(&sandbox).arg(&path).args(["--type", "document"]),
+        "does not match",
+    );
+    usage(
+        send_cmd(&sandbox).arg(&path).args(["--filename", "x.png"]),
+        "filename",
+    );
+    usage(
+        send_cmd(&sandbox).args(["--link", "ftp://cdn.example/a.png"]),
+        "http or https",
+    );
+    usage(
+        send_cmd(&sandbox).args(["--id", "a", "--mime", "image/png"]),
+        "--mime",
+    );
+    // Nothing was uploaded or sent for any of them.
+    assert_eq!(sandbox.log().for_route(Route::UploadMedia).len(), 0);
+    assert_eq!(sandbox.log().for_route(Route::SendMessage).len(), 0);
+
+    // No appkey anywhere: a usage error naming the variable, nothing sent.
+    let mut cmd = against(&sandbox);
+    cmd.args([
+        "media",
+        "send",
+        "--phone",
+        PHONE,
+        "--to",
+        CUSTOMER,
+        "--link",
+        "https://cdn.example/a.png",
+    ]);
+    usage(&mut cmd, "NXCLOUD_APPKEY");
+    assert_eq!(sandbox.log().for_route(Route::SendMessage).len(), 0);
+}
+
+#[test]
+fn media_send_shows_metas_error_escaped_and_is_not_retried() {
+    let sandbox = sandbox();
+    let meta = r#"{"code":"131026","message":"undeliverable \u001b[2J\nfake: line","type":"OAuthException","fbtrace_id":"T1","error_data":{"details":"not on WhatsApp"}}"#;
+    sandbox.faults().add(nx_sandbox::FaultRule::new(
+        Route::SendMessage,
+        nx_sandbox::Fault::WhatsAppError(meta.into()),
+    ));
+    let run = expect(
+        send_cmd(&sandbox).args(["--link", "https://cdn.example/a.png"]),
+        3,
+    );
+    assert!(run.stderr.contains("code 9099"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(r"WhatsApp error 131026 OAuthException: undeliverable \u{1b}[2J\nfake: line (details: not on WhatsApp; fbtrace_id T1)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains('\u{1b}'),
+        "an escape sequence reached the terminal"
+    );
+    assert!(
+        run.stderr
+            .contains("hint: code 9099 means WhatsApp (Meta) error"),
+        "{}",
+        run.stderr
+    );
+    let run = expect(
+        send_cmd(&sandbox).args(["--link", "https://cdn.example/a.png", "--json"]),
+        3,
+    );
+    let error = run.json_error();
+    assert_eq!(error["api_code"], 9099);
+    assert!(error["message"].as_str().unwrap().contains("fbtrace_id T1"));
+    // A 503 is not resent: one request each.
+    sandbox.faults().clear();
+    sandbox.faults().add(nx_sandbox::FaultRule::new(
+        Route::SendMessage,
+        nx_sandbox::Fault::ServiceUnavailable,
+    ));
+    expect(
+        send_cmd(&sandbox).args(["--link", "https://cdn.example/a.png"]),
+        3,
+    );
+    assert_eq!(sandbox.log().for_route(Route::SendMessage).len(), 3);
+    assert!(sandbox.sent_messages().is_empty());
+}
+
 // ---- demo and sandbox -----------------------------------------------------------------------
 
 #[test]
 fn demo_walks_the_lifecycle_without_printing_the_secret() {
     let run = expect(nxcloud().arg("demo"), 0);
-    for step in 1..=8 {
+    for step in 1..=9 {
         assert!(
-            run.stdout.contains(&format!("[{step}/8]")),
+            run.stdout.contains(&format!("[{step}/9]")),
             "{}",
             run.stdout
         );
@@ -828,6 +1036,11 @@ fn demo_walks_the_lifecycle_without_printing_the_secret() {
             .contains("POST /api/wa/uploadMedia -> HTTP 200, code 0")
     );
     assert!(run.stdout.contains("&accessSecret=<redacted>"));
+    assert!(
+        run.stdout.contains("POST /api/wa/mt -> HTTP 200, code 0"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("code -1"), "{}", run.stdout);
     assert!(
         !run.stdout.contains("Signature="),
@@ -840,7 +1053,7 @@ fn demo_walks_the_lifecycle_without_printing_the_secret() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
         .collect();
-    assert_eq!(steps.len(), 8);
+    assert_eq!(steps.len(), 9);
     let first = &steps[0]["requests"][0];
     assert_eq!(first["path"], "/api/wa/uploadMedia");
     assert_eq!(first["headers"]["accessKey"], DEMO_ACCESS_KEY);
@@ -852,7 +1065,18 @@ fn demo_walks_the_lifecycle_without_printing_the_secret() {
             .unwrap()
             .ends_with("&accessSecret=<redacted>")
     );
-    assert_eq!(steps[7]["result"]["code"], -1);
+    let send = &steps[1];
+    assert_eq!(send["requests"][0]["path"], "/api/wa/mt");
+    assert_eq!(send["requests"][0]["headers"]["action"], "mt");
+    let signed = send["requests"][0]["canonical_string"].as_str().unwrap();
+    assert!(
+        signed.contains(r#"&body={"appkey":"demo-appkey","business_phone":"#),
+        "{signed}"
+    );
+    assert_eq!(send["result"]["type"], "image");
+    assert_eq!(send["result"]["to"], nx_sandbox::DEMO_CUSTOMER_PHONE);
+    assert_eq!(send["result"]["media_id"], steps[0]["result"]["id"]);
+    assert_eq!(steps[8]["result"]["code"], -1);
 }
 
 /// `kill -TERM`, then the exit status.

@@ -12,11 +12,14 @@ use std::path::Path;
 use nx_blocking::{Client, DownloadOptions, UploadSource};
 use nx_protocol::download::Sha256Digest;
 use nx_protocol::operation::{BaseUrl, build_request};
-use nx_protocol::wa::{DeleteMedia, GetMedia, UploadMedia, parse_inbound_webhook};
+use nx_protocol::wa::{
+    DeleteMedia, GetMedia, MediaKind, MediaSource, MessageDetails, SendMedia, UploadMedia,
+    parse_inbound_webhook,
+};
 use nx_protocol::{ApiCode, Credentials, REDACTED, Timestamp};
 use nx_sandbox::{
-    DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET, DEMO_BUSINESS_PHONE, Inbound, LogEntry, Route, Sandbox,
-    SandboxConfig,
+    DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET, DEMO_APPKEY, DEMO_BUSINESS_PHONE, DEMO_CUSTOMER_PHONE,
+    Inbound, LogEntry, Route, Sandbox, SandboxConfig,
 };
 use serde::{Serialize, Serializer};
 use serde_json::{Value, json};
@@ -29,7 +32,7 @@ use crate::explain::RequestView;
 use crate::output::{self, Output};
 use crate::sample;
 
-const STEPS: usize = 8;
+const STEPS: usize = 9;
 
 /// The NXCloud call a step makes, to rebuild its logged requests.
 enum Call<'a> {
@@ -41,6 +44,7 @@ enum Call<'a> {
     },
     Get(&'a str),
     Delete(&'a str),
+    Send(&'a SendMedia),
 }
 
 /// One request the sandbox answered during a step.
@@ -147,6 +151,9 @@ impl Demo {
                 &self.credentials,
                 ts,
             ),
+            (Route::SendMessage, Call::Send(send)) => {
+                build_request(*send, &self.base, &self.credentials, ts)
+            }
             _ => return Ok(shown),
         }
         .map_err(|e| CliError::failure(format!("rebuilding the request: {e}")))?;
@@ -207,6 +214,7 @@ pub(crate) fn run(global: &GlobalArgs, out: Output) -> Result<(), CliError> {
     let sandbox = Sandbox::start(SandboxConfig::default()).map_err(start_error)?;
     let mut builder = Client::builder()
         .credentials(DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET)
+        .appkey(DEMO_APPKEY)
         .base_url(sandbox.base_url())
         // The in-process sandbox is reached directly, whatever proxy the environment names.
         .proxy_config(nx_protocol::proxy::ProxyConfig::Off);
@@ -273,7 +281,42 @@ fn lifecycle(demo: &mut Demo, dir: &Path) -> Result<(), CliError> {
         vec![format!("media id {id}")],
     )?;
 
-    // 2. Metadata and URL.
+    // 2. Send it to the demo customer by its media id.
+    let send = SendMedia::new(
+        phone,
+        DEMO_CUSTOMER_PHONE,
+        MediaKind::Image,
+        MediaSource::id(id),
+    )
+    .with_details(
+        MessageDetails::new()
+            .caption("Hello from nxcloud demo")
+            .appkey(DEMO_APPKEY),
+    );
+    let sent = demo.client.send_media(send.clone())?;
+    let recorded = demo
+        .sandbox
+        .sent_messages()
+        .into_iter()
+        .find(|m| m.id == sent.id)
+        .ok_or_else(|| CliError::failure("the sandbox did not record the message"))?;
+    demo.step(
+        format!("Send it to the customer {DEMO_CUSTOMER_PHONE} as an image message (mt)"),
+        Call::Send(&send),
+        json!({ "id": sent.id, "type": recorded.kind, "to": recorded.to, "media_id": recorded.media_id }),
+        vec![
+            format!("message id {}", output::printable(&sent.id)),
+            format!(
+                "the sandbox recorded: {} {} to {}, caption {:?} (a send is not retried once it may have reached NXCloud)",
+                recorded.kind,
+                recorded.media_id.as_deref().unwrap_or("-"),
+                recorded.to,
+                recorded.caption.as_deref().unwrap_or("")
+            ),
+        ],
+    )?;
+
+    // 3. Metadata and URL.
     let info = demo.client.get_media(phone, id)?;
     demo.step(
         "Get its metadata and download URL (getMedia)",
@@ -296,7 +339,7 @@ fn lifecycle(demo: &mut Demo, dir: &Path) -> Result<(), CliError> {
         ],
     )?;
 
-    // 3. Download and verify.
+    // 4. Download and verify.
     let copy = dir.join("downloaded.png");
     let verified =
         demo.client
@@ -317,7 +360,7 @@ fn lifecycle(demo: &mut Demo, dir: &Path) -> Result<(), CliError> {
         )],
     )?;
 
-    // 4. A customer sends an image: the webhook gives its id and SHA-256.
+    // 5. A customer sends an image: the webhook gives its id and SHA-256.
     let photo = sample::png(64, 64, 40);
     let sent = demo
         .sandbox
@@ -348,7 +391,7 @@ fn lifecycle(demo: &mut Demo, dir: &Path) -> Result<(), CliError> {
         ],
     )?;
 
-    // 5. Fetch it by the webhook's id, checked against the webhook's SHA-256.
+    // 6. Fetch it by the webhook's id, checked against the webhook's SHA-256.
     let received = dir.join("received.png");
     let verified = demo.client.download_media_to_path(
         phone,
@@ -366,7 +409,7 @@ fn lifecycle(demo: &mut Demo, dir: &Path) -> Result<(), CliError> {
         )],
     )?;
 
-    // 6, 7. Delete both.
+    // 7, 8. Delete both.
     for (what, media_id) in [("uploaded", id), ("customer's", inbound_id.as_str())] {
         demo.client.delete_media(phone, media_id)?;
         demo.step(
@@ -377,7 +420,7 @@ fn lifecycle(demo: &mut Demo, dir: &Path) -> Result<(), CliError> {
         )?;
     }
 
-    // 8. Gone: getMedia answers with a code.
+    // 9. Gone: getMedia answers with a code.
     let code = match demo.client.get_media(phone, id) {
         Ok(_) => {
             return Err(CliError::failure(

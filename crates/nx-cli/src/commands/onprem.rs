@@ -62,7 +62,7 @@ fn upload(
     out: Output,
 ) -> Result<(), CliError> {
     // Refusals (type, size, leading bytes) come before connecting to anything.
-    let checked = mime::upload_type(&upload.file, upload.mime.as_deref())?;
+    let checked = mime::upload_type(&upload.file, upload.mime.as_deref(), "--type")?;
     let client = clients::onprem(global, args)?;
     let uploaded = client.upload_media(checked.mime, UploadSource::path(&upload.file))?;
     let value = json!({

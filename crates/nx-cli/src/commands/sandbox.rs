@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use nx_protocol::wa::validate_phone;
 use nx_sandbox::{
-    Account, DEMO_ACCESS_KEY, DEMO_BUSINESS_PHONE, DEMO_ONPREM_USER, LogEntry, RequestLog, Sandbox,
-    SandboxConfig, SandboxError,
+    Account, DEMO_ACCESS_KEY, DEMO_APPKEY, DEMO_BUSINESS_PHONE, DEMO_ONPREM_USER, LogEntry,
+    RequestLog, Sandbox, SandboxConfig, SandboxError,
 };
 use serde_json::json;
 
@@ -51,7 +51,7 @@ pub(crate) fn config(global: &GlobalArgs, args: &SandboxArgs) -> Result<SandboxC
     if global.access_key.is_some() || global.access_secret.is_some() {
         let (key, secret) = clients::credentials(global)?;
         if key != DEMO_ACCESS_KEY {
-            accounts.push(bind(Account::new(key, secret.expose())));
+            accounts.push(bind(Account::new(key, secret.expose()).appkey(DEMO_APPKEY)));
         }
     }
     let mut config = SandboxConfig::new()
@@ -106,7 +106,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &SandboxArgs, out: Output) -> Resul
         args.phones.join(", ")
     };
     output::stdout_line(&format!(
-        "NXCloud:     --base-url {base}{trust}, access keys {} (secrets not shown), phones {phones}\n\
+        "NXCloud:     --base-url {base}{trust}, access keys {} (secrets not shown), phones {phones}, appkey {DEMO_APPKEY}\n\
          On-Premises: --url {base}{trust}, user {DEMO_ONPREM_USER} (password not shown)\n\
          inbound:     POST {base}/_sandbox/inbound?type=image&mime=image/jpeg with the file's bytes\n\
          stop with Ctrl-C",
