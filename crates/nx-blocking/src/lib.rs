@@ -5,12 +5,16 @@
 //! the async client `nx-async` (same names, same errors, same retries).
 //!
 //! ```no_run
-//! use nx_blocking::{Client, DownloadOptions, UploadSource};
+//! use nx_blocking::{Client, DownloadOptions, MediaKind, MediaSource, MessageDetails, SendMedia, UploadSource};
 //!
 //! # fn run() -> Result<(), nx_blocking::Error> {
-//! let client = Client::builder().build()?; // NXCLOUD_ACCESS_KEY / NXCLOUD_ACCESS_SECRET
+//! let client = Client::builder().build()?; // NXCLOUD_ACCESS_KEY / NXCLOUD_ACCESS_SECRET / NXCLOUD_APPKEY
 //! let phone = "8615800001795";
 //! let uploaded = client.upload_media(phone, "image/png", UploadSource::path("logo.png"))?;
+//! // Send it to a customer; not retried once it may have reached NXCloud.
+//! let image = SendMedia::new(phone, "8613600009759", MediaKind::Image, MediaSource::id(&uploaded.id));
+//! let sent = client.send_media(image.with_details(MessageDetails::new().caption("Our new logo")))?;
+//! println!("message {}", sent.id);
 //! let verified =
 //!     client.download_media_to_path(phone, &uploaded.id, "copy.png", DownloadOptions::new())?;
 //! println!("{} bytes", verified.len);
@@ -78,7 +82,7 @@ pub use nx_protocol::onprem::{DownloadRequested, MediaItemStatus, Retrieved, Tok
 pub use nx_protocol::policy::retry::RetryPolicy;
 pub use nx_protocol::proxy::{NoProxy, ProxyConfig, ProxyRules, ProxyUrl};
 pub use nx_protocol::wa::{
-    Deleted, MediaInfo, MediaSource, MessageDetails, SendMedia, SentMessage, UploadedAndSent,
+    Deleted, MediaInfo, MediaKind, MediaSource, MessageDetails, SendMedia, SentMessage, UploadedAndSent,
     UploadedMedia, WhatsAppError,
 };
 pub use nx_protocol::{ApiCode, ResponseError};
