@@ -82,7 +82,7 @@ pub use nx_protocol::onprem::{DownloadRequested, MediaItemStatus, Retrieved, Tok
 pub use nx_protocol::policy::retry::RetryPolicy;
 pub use nx_protocol::proxy::{NoProxy, ProxyConfig, ProxyRules, ProxyUrl};
 pub use nx_protocol::wa::{
-    Deleted, MediaInfo, MediaKind, MediaSource, MessageDetails, SendMedia, SentMessage, UploadedAndSent,
-    UploadedMedia, WhatsAppError,
+    Deleted, MediaInfo, MediaKind, MediaSource, MessageDetails, SendMedia, SentMessage,
+    UploadedAndSent, UploadedMedia, WhatsAppError,
 };
 pub use nx_protocol::{ApiCode, ResponseError};

@@ -16,7 +16,7 @@ use crate::secret::Credentials;
 use crate::time::Timestamp;
 use crate::wa::{
     DeleteMedia, DownloadUrl, GetMedia, MAX_MEDIA_ID_LEN, MEDIA_MESSAGE_TYPES, MediaKind,
-    UploadMedia, parse_inbound_webhook,
+    MediaSource, MessageDetails, SendMedia, UploadMedia, WhatsAppError, parse_inbound_webhook,
 };
 
 const BASE: &str = "https://api2.nxcloud.com";
@@ -117,7 +117,8 @@ fn json_key() -> impl Strategy<Value = String> {
         3 => prop::sample::select(vec![
             "code", "message", "data", "mime_type", "file_name", "url", "success", "id",
             "messages", "type", "image", "sticker", "document", "sha256", "caption", "filename",
-            "from", "timestamp", "merchant_phone", "errors", "title", "details",
+            "from", "timestamp", "merchant_phone", "errors", "title", "details", "error",
+            "error_data", "fbtrace_id",
         ])
         .prop_map(str::to_owned),
         1 => "\\PC{0,8}",
@@ -321,6 +322,62 @@ proptest! {
     }
 
     #[test]
+    fn send_media_signs_exactly_the_bytes_it_sends(
+        phone in valid_phone(),
+        to in valid_phone(),
+        kind in prop::sample::select(MediaKind::ALL.to_vec()),
+        by_link in any::<bool>(),
+        id in valid_media_id(),
+        text in prop::option::of("\\PC{1,40}"),
+        cus in prop::option::of("[A-Za-z0-9._-]{1,40}"),
+        appkey in "[A-Za-z0-9]{1,32}",
+        creds in credentials(),
+        ts in timestamp(),
+    ) {
+        let (media, field, value) = if by_link {
+            let link = format!("https://cdn.example/{}", id.bytes().map(|b| format!("{b:02x}")).collect::<String>());
+            (MediaSource::link(&link), "link", link)
+        } else {
+            (MediaSource::id(&id), "id", id.clone())
+        };
+        let mut details = MessageDetails::new().appkey(&appkey);
+        let extra = match (kind, &text) {
+            (MediaKind::Image | MediaKind::Video, Some(t)) => {
+                details = details.caption(t);
+                format!(r#","caption":"{}""#, json_escape(t))
+            }
+            (MediaKind::Document, Some(t)) => {
+                details = details.filename(t);
+                format!(r#","filename":"{}""#, json_escape(t))
+            }
+            _ => String::new(),
+        };
+        let cus_part = match &cus {
+            Some(c) => {
+                details = details.message_id(c);
+                format!(r#","cus_message_id":"{c}""#)
+            }
+            None => String::new(),
+        };
+        let op = SendMedia::new(&phone, &to, kind, media).with_details(details);
+        let request = build_request(&op, &base(), &Credentials::new(creds.0.as_str(), creds.1.as_str()), Timestamp::from_millis(ts)).unwrap();
+        let OutgoingBody::Bytes(body) = request.body() else {
+            return Err(TestCaseError::fail("mt has a complete JSON body"));
+        };
+        let expected = format!(
+            r#"{{"appkey":"{appkey}","business_phone":"{phone}","messaging_product":"whatsapp","recipient_type":"individual","to":"{to}","type":"{kind}"{cus_part},"{kind}":{{"{field}":"{}"{extra}}}}}"#,
+            json_escape(&value)
+        );
+        prop_assert_eq!(std::str::from_utf8(body).unwrap(), expected.as_str());
+        prop_assert_eq!(header(&request, "action"), "mt");
+        prop_assert_eq!(
+            header(&request, "sign"),
+            expected_sign(&creds.0, &creds.1, "mt", ts, Some(&body[..]))
+        );
+        prop_assert_eq!(request.uri().to_string(), format!("{BASE}/api/wa/mt"));
+    }
+
+    #[test]
     fn upload_media_builds_the_form_and_signs_no_body(
         phone in valid_phone(),
         (mime, len) in valid_upload(),
@@ -422,6 +479,16 @@ fn parse_all(status: StatusCode, body: &[u8]) {
     ));
     show(parse_response(
         &UploadMedia::new("8615800001795", "image/png", "a", 1),
+        status,
+        body,
+    ));
+    show(parse_response(
+        &SendMedia::new(
+            "8615800001795",
+            "8613600009759",
+            MediaKind::Image,
+            MediaSource::id("x"),
+        ),
         status,
         body,
     ));
@@ -561,6 +628,28 @@ proptest! {
             prop_assert!(!shown.contains("Signature="), "{}", shown);
             let _ = parsed.is_expired(Timestamp::from_millis(now), margin);
             prop_assert_eq!(parsed.expose(), url.as_str());
+        }
+    }
+
+    #[test]
+    fn whatsapp_errors_of_any_shape_keep_the_code_and_stay_bounded(
+        status in any_status(),
+        data in prop_oneof![
+            json_value().prop_map(|error| json!({ "error": error })),
+            json_value(),
+        ],
+    ) {
+        let body = json!({ "code": 9099, "message": "WhatsApp error", "data": data }).to_string();
+        let op = SendMedia::new("8615800001795", "8613600009759", MediaKind::Image, MediaSource::id("x"));
+        let err = parse_response(&op, status, body.as_bytes()).unwrap_err();
+        prop_assert_eq!(err.api_code(), Some(ApiCode::WHATSAPP_ERROR));
+        let shown = err.to_string();
+        // Five texts of at most MAX_CHARS characters, plus the fixed words.
+        prop_assert!(shown.chars().count() < 5 * (WhatsAppError::MAX_CHARS + 1) + 400, "{}", shown.len());
+        if let Some(meta) = err.whatsapp_error() {
+            for text in [&meta.message, &meta.error_type, &meta.details, &meta.fbtrace_id].into_iter().flatten() {
+                prop_assert!(text.chars().count() <= WhatsAppError::MAX_CHARS + 1);
+            }
         }
     }
 
