@@ -419,17 +419,20 @@ impl<'de> Deserialize<'de> for MediaBody {
     }
 }
 
+/// The refusal of a JSON body that is not an object (9000).
+pub(crate) fn unreadable_json(e: serde_json::Error) -> (i64, String) {
+    let detail = if e.classify() == serde_json::error::Category::Data {
+        "the body must be a JSON object"
+    } else {
+        "the body is not valid JSON"
+    };
+    (code::PARAMETER_EXCEPTION, detail.to_owned())
+}
+
 /// `business_phone`, `Media-ID` (exactly that key) and `messaging_product` = `whatsapp`, or
 /// the code and detail of the first problem (see the module's table).
 fn media_fields(bytes: &[u8]) -> Result<(String, String), (i64, String)> {
-    let body: MediaBody = serde_json::from_slice(bytes).map_err(|e| {
-        let detail = if e.classify() == serde_json::error::Category::Data {
-            "the body must be a JSON object"
-        } else {
-            "the body is not valid JSON"
-        };
-        (code::PARAMETER_EXCEPTION, detail.to_owned())
-    })?;
+    let body: MediaBody = serde_json::from_slice(bytes).map_err(unreadable_json)?;
     let names = |pick: &dyn Fn(&JsonField) -> bool| {
         JSON_FIELDS
             .iter()

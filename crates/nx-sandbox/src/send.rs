@@ -44,7 +44,9 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::log::Route;
-use crate::nxcloud::{MAX_TEXT_FIELD, check_phone, code, fail, signed_json, success};
+use crate::nxcloud::{
+    MAX_TEXT_FIELD, check_phone, code, fail, signed_json, success, unreadable_json,
+};
 use crate::state::{Outcome, State, is_digits, lock, respond};
 
 /// The most messages the sandbox records; further sends answer 9001.
@@ -281,14 +283,7 @@ struct Message {
 
 /// The body's shape and values (the module's table, down to the links), without the account.
 fn parse(bytes: &[u8]) -> Result<Message, Refusal> {
-    let pairs: Pairs<Box<RawValue>> = serde_json::from_slice(bytes).map_err(|e| {
-        let detail = if e.classify() == serde_json::error::Category::Data {
-            "the body must be a JSON object"
-        } else {
-            "the body is not valid JSON"
-        };
-        (code::PARAMETER_EXCEPTION, detail.to_owned())
-    })?;
+    let pairs: Pairs<Box<RawValue>> = serde_json::from_slice(bytes).map_err(unreadable_json)?;
     if let Some(key) = pairs.repeated() {
         return refuse(
             code::PARAMETER_ERROR,
