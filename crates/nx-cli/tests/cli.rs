@@ -1017,6 +1017,34 @@ fn media_send_shows_metas_error_escaped_and_is_not_retried() {
     );
     assert_eq!(sandbox.log().for_route(Route::SendMessage).len(), 3);
     assert!(sandbox.sent_messages().is_empty());
+
+    // A send refused after its upload: the media id is not lost (here with --json).
+    sandbox.faults().clear();
+    sandbox.faults().add(nx_sandbox::FaultRule::new(
+        Route::SendMessage,
+        nx_sandbox::Fault::Code(9005),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logo.png");
+    std::fs::write(&path, PNG).unwrap();
+    let run = expect(send_cmd(&sandbox).arg(&path).arg("--json"), 3);
+    let error = run.json_error();
+    assert_eq!(error["api_code"], 9005);
+    let hint = error["hint"].as_str().unwrap();
+    assert!(
+        hint.starts_with("code 9005 means insufficient account balance"),
+        "{hint}"
+    );
+    let id = hint
+        .split("stays uploaded as media id ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("{hint}"));
+    let run = expect(
+        against(&sandbox).args(["media", "get", "--phone", PHONE, "--id", id, "--json"]),
+        0,
+    );
+    assert_eq!(run.json()["mime_type"], "image/png");
 }
 
 // ---- demo and sandbox -----------------------------------------------------------------------

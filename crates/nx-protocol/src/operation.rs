@@ -128,7 +128,9 @@ pub trait Operation {
     fn parse_data(&self, data: Option<&RawValue>) -> Result<Self::Output, String>;
 
     /// Whether sending the call twice has the same effect as sending it once. Only such calls
-    /// are retried after a failure that may have reached the server (a reset, a timeout).
+    /// are retried after a failure that may have reached the server (a reset, a timeout, a 5xx,
+    /// a 9001); one that is not (a message send) is resent only when it certainly was not
+    /// carried out (see [`crate::policy::retry::RetryPolicy::decide`]).
     fn is_idempotent(&self) -> bool {
         true
     }

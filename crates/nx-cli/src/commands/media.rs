@@ -220,9 +220,23 @@ fn send(global: &GlobalArgs, args: &SendArgs, out: Output) -> Result<(), CliErro
             &format!("      media id {}", output::printable(&uploaded.id)),
         );
         step(out, &format!("[2/2] sending it as {} to {to}", send.kind()));
-        let sent = client.send_media(send.with_media(MediaSource::id(uploaded.id.clone())));
+        let sent = client
+            .send_media(send.with_media(MediaSource::id(uploaded.id.clone())))
+            .map_err(|e| {
+                // The upload stays: say its id, so that nothing is lost (also with --json).
+                let mut error = CliError::from(e);
+                let kept = format!(
+                    "the file stays uploaded as media id {}: send it with --id once you know this message did not go out",
+                    output::printable(&uploaded.id)
+                );
+                error.hint = Some(match error.hint.take() {
+                    Some(hint) => format!("{hint}; {kept}"),
+                    None => kept,
+                });
+                error
+            })?;
         media_id = Some(uploaded.id);
-        sent?
+        sent
     } else if let Some(id) = &args.id {
         let client = clients::nxcloud(global)?;
         let kind = match given {
