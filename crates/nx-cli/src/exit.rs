@@ -240,6 +240,23 @@ mod tests {
         let input = Error::InvalidInput(InvalidInput::EmptyFile);
         assert_eq!(CliError::from(input).exit.code(), 2);
 
+        let meta = nx_protocol::wa::WhatsAppError::from_data(
+            r#"{"error":{"code":131026,"message":"undeliverable\u001b[2J","fbtrace_id":"T1"}}"#,
+        )
+        .map(Box::new);
+        let whatsapp = CliError::from(Error::Response(ResponseError::Api {
+            code: ApiCode::WHATSAPP_ERROR,
+            message: "WhatsApp error".into(),
+            status: http::StatusCode::OK,
+            whatsapp: meta,
+        }));
+        assert_eq!(whatsapp.exit.code(), 3);
+        assert_eq!(whatsapp.api_code, Some(9099));
+        assert_eq!(
+            whatsapp.message,
+            "NXCloud answered code 9099 (server said: WhatsApp error); WhatsApp error 131026: undeliverable\\u{1b}[2J (fbtrace_id T1)"
+        );
+
         let io = Error::io("reading x", std::io::Error::other("boom"));
         assert_eq!(CliError::from(io).exit.code(), 1);
         let config = Error::Config("no".into());

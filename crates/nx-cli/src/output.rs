@@ -100,3 +100,20 @@ pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 pub(crate) fn note(text: &str) {
     let _ = writeln!(io::stderr().lock(), "{text}");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_escapes_control_characters_only() {
+        assert!(matches!(
+            printable("wamid.牛小信-1"),
+            std::borrow::Cow::Borrowed("wamid.牛小信-1")
+        ));
+        assert_eq!(
+            printable("a\u{1b}[2J\r\nb\u{7}\u{9b}c"),
+            "a\\u{1b}[2J\\r\\nb\\u{7}\\u{9b}c"
+        );
+    }
+}

@@ -9,8 +9,8 @@
 //! | --- | --- |
 //! | body not a JSON object | 9000 |
 //! | a top-level key sent twice | 1002 |
-//! | appkey, business_phone, messaging_product, recipient_type, to or type missing, empty or `null` | 9000 |
-//! | one of them, or cus_message_id / dr_webhook, not a string, or over 1 KiB; cus_message_id / dr_webhook empty | 1002 |
+//! | each of appkey, business_phone, messaging_product, recipient_type, to, type in turn: missing, empty or `null` / not a string or over 1 KiB | 9000 / 1002 |
+//! | cus_message_id, dr_webhook (optional): not a string, over 1 KiB, or empty | 1002 |
 //! | messaging_product not exactly `whatsapp`; recipient_type not exactly `individual` | 1002 |
 //! | appkey not one of the account's applications | 9003 |
 //! | business_phone not digits / not bound to the account | 9002 / 9006 |
