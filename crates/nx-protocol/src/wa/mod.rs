@@ -13,12 +13,13 @@ mod upload;
 mod url;
 mod validate;
 mod webhook;
+mod whatsapp_error;
 
 pub use kind::{KB, MB, MediaKind};
 pub use media::{DeleteMedia, Deleted, GetMedia, MESSAGING_PRODUCT, MediaInfo};
 pub use send::{
-    MAX_KEY_LEN, MediaSource, MessageDetails, MetaErrorCode, RECIPIENT_TYPE, SendMedia,
-    SentMessage, UploadedAndSent, WhatsAppError,
+    MAX_KEY_LEN, MediaSource, MessageDetails, RECIPIENT_TYPE, SendMedia, SentMessage,
+    UploadedAndSent,
 };
 pub use upload::{UploadMedia, UploadedMedia};
 pub use url::DownloadUrl;
@@ -27,3 +28,4 @@ pub use webhook::{
     InboundMedia, InboundWebhook, MEDIA_MESSAGE_TYPES, RejectedMessage, WebhookError,
     parse_inbound_webhook,
 };
+pub use whatsapp_error::{MetaErrorCode, WhatsAppError};
