@@ -76,6 +76,11 @@ fn nxcloud_seeds() -> Vec<String> {
         r#"{"code":0,"message":"Request successful","data":{"id":"fd81acff-eea8-4d9d-acc9-6c62904d6615"}}"#.into(),
         r#"{"code":1004,"message":"Timestamp expired","data":null}"#.into(),
         r#"{"code":-1,"message":"Request failed"}"#.into(),
+        r#"{"code":0,"message":"Request successful","data":{"messaging_product":"whatsapp","messages":[{"id":"wamid.HBgLODYxMzkwMDEzOTAwMBUCABEYEg"}]}}"#.into(),
+        format!(
+            r#"{{"code":9099,"message":"WhatsApp error","data":{{"error":{}}}}}"#,
+            nx_sandbox::META_INVALID_PARAMETER
+        ),
         nx_sandbox::WRONG_TYPES_BODY.into(),
         "<html><head><title>502 Bad Gateway</title></head></html>".into(),
     ]
@@ -307,6 +312,23 @@ fn nxcloud_parsers(status: StatusCode, body: &[u8]) {
     show(&up);
     if let Ok(up) = up {
         assert!(!up.id.is_empty());
+    }
+    let send = wa::SendMedia::new(
+        phone,
+        "8613900139000",
+        wa::MediaKind::Image,
+        wa::MediaSource::id("x"),
+    );
+    let sent = parse_response(&send, status, body);
+    show(&sent);
+    match &sent {
+        Ok(sent) => assert!(!sent.id.is_empty()),
+        Err(e) => {
+            // Meta's error, when read, is bounded whatever the answer held.
+            if let Some(meta) = e.whatsapp_error() {
+                assert!(meta.to_string().chars().count() < 6 * wa::WhatsAppError::MAX_CHARS);
+            }
+        }
     }
     show(&nx_protocol::envelope::RawEnvelope::parse(body));
     show(&wa::parse_inbound_webhook(body));
@@ -647,6 +669,8 @@ fn raw_login(addr: std::net::SocketAddr) -> String {
 enum Attack {
     /// getMedia / deleteMedia with a hostile JSON body, correctly signed (so it is parsed).
     Json { delete: bool, body: Vec<u8> },
+    /// mt with a hostile JSON body, correctly signed.
+    Send { body: Vec<u8> },
     /// uploadMedia with a hostile form (signed: forms are signed without their body).
     Form { boundary: String, body: Vec<u8> },
     /// On-Premises login with good credentials and a hostile body.
@@ -663,6 +687,16 @@ fn attack() -> impl Strategy<Value = Attack> {
             r#"{{"business_phone":"{DEMO_BUSINESS_PHONE}","Media-ID":"fd81acff","messaging_product":"whatsapp"}}"#
         ),
         r#"{"business_phone":"8613800138000","Media-ID":"../../etc","messaging_product":"whatsapp","x":[1,{"y":null}]}"#.into(),
+    ]);
+    let send = hostile(vec![
+        format!(
+            r#"{{"appkey":"{}","business_phone":"{DEMO_BUSINESS_PHONE}","messaging_product":"whatsapp","recipient_type":"individual","to":"8613900139000","type":"image","image":{{"link":"https://cdn.example/a.png","caption":"c"}}}}"#,
+            nx_sandbox::DEMO_APPKEY
+        ),
+        format!(
+            r#"{{"appkey":"{}","business_phone":"{DEMO_BUSINESS_PHONE}","messaging_product":"whatsapp","recipient_type":"individual","to":"8613900139000","type":"document","cus_message_id":"c1","dr_webhook":"http://127.0.0.1:9/dr","document":{{"id":"fd81acff","filename":"a.pdf"}},"video":null}}"#,
+            nx_sandbox::DEMO_APPKEY
+        ),
     ]);
     let boundary = prop_oneof![
         Just("nxb0undary".to_owned()),
@@ -693,6 +727,7 @@ fn attack() -> impl Strategy<Value = Attack> {
     ];
     prop_oneof![
         3 => (any::<bool>(), json).prop_map(|(delete, body)| Attack::Json { delete, body }),
+        2 => send.prop_map(|body| Attack::Send { body }),
         3 => forms.prop_map(|(boundary, body)| Attack::Form { boundary, body }),
         2 => login.prop_map(|body| Attack::Login { body }),
         2 => (content_type, hostile(vec![String::from_utf8_lossy(PNG_1X1).into_owned(), "%PDF-1.4".into()]))
@@ -724,6 +759,11 @@ fn the_sandbox_answers_hostile_requests_and_keeps_serving() {
                     true,
                 )
             }
+            Attack::Send { body } => (
+                "send",
+                nxcloud_request("mt", "application/json", body, true),
+                true,
+            ),
             Attack::Form { boundary, body } => {
                 let content_type = format!("multipart/form-data; boundary={boundary}");
                 (

@@ -4,7 +4,11 @@
 //!
 //! A send is **not idempotent** ([`Operation::is_idempotent`] is false): an answer lost after
 //! the request reached NXCloud may mean the customer already has the message, so it is resent
-//! only when it certainly did not reach the server (see [`crate::policy::retry`]).
+//! only when it certainly was not carried out: no connection was made, or the answer says the
+//! request was refused before anything was done (a 1004). This SDK's reading of the spec's
+//! "retry only what certainly did not reach the server": a 1004 reached the server, but as a
+//! refusal of the signature check it cannot have sent anything, so the clock is corrected and
+//! the message sent once (see [`crate::policy::retry::RetryPolicy::decide`]).
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -105,9 +109,10 @@ impl MessageDetails {
 
 /// `POST /api/wa/mt` with a media message: `kind` from `business_phone` to `to`.
 ///
-/// The body's keys go out in the spec's order (`appkey`, `business_phone`, `messaging_product`,
-/// `recipient_type`, `to`, `type`, then `cus_message_id` and `dr_webhook` when given, then the
-/// object named by `type`), serialized once; those bytes are what is signed.
+/// The body's keys go out in the order of the spec's example (`appkey`, `business_phone`,
+/// `messaging_product`, `recipient_type`, `to`, `type`, then the object named by `type`); the
+/// optional `cus_message_id` and `dr_webhook`, which the example does not show, come after
+/// `type` in the order of the spec's table. Serialized once: those bytes are what is signed.
 ///
 /// ```
 /// use nx_protocol::operation::{Operation, RequestBody};
@@ -182,6 +187,7 @@ impl SendMedia {
     ///     MessageDetails::new().filename("q3.pdf"), Some("appkey1")).unwrap();
     /// assert_eq!(send.kind(), MediaKind::Document);
     /// let send = send.with_media(MediaSource::id("m1"));
+    /// assert_eq!(send.media(), &MediaSource::id("m1"));
     /// // A caption on a document is refused before anything is uploaded.
     /// assert!(SendMedia::for_upload("8618500008399", "8613600009759", "application/pdf",
     ///     MessageDetails::new().caption("no"), Some("appkey1")).is_err());
