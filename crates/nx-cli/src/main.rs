@@ -6,7 +6,8 @@
 //! command line), [`commands`] (one module per command), [`exit`] (exit codes and error
 //! messages), [`output`] (stdout/stderr, text or JSON), and helpers for signing stages
 //! ([`explain`]), upload types ([`mime`]), progress bars ([`progress`]), logging ([`logging`]),
-//! clients ([`clients`]) and the demo's sample image ([`sample`]).
+//! clients ([`clients`]), the demo's sample image ([`sample`]), and escaping and quoting for
+//! the terminal ([`terminal`]).
 //!
 //! No cargo features of its own; it builds `nx-blocking` with `native-roots`, so that
 //! `--root-store native` works.
@@ -22,6 +23,7 @@ mod mime;
 mod output;
 mod progress;
 mod sample;
+mod terminal;
 
 use std::process::ExitCode;
 

@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::exit::CliError;
+use crate::terminal::shown;
 
 /// How results are printed.
 #[derive(Clone, Copy, Debug)]
@@ -61,9 +62,11 @@ impl Output {
             .to_string();
             let _ = writeln!(stderr, "{line}");
         } else {
-            let _ = writeln!(stderr, "error: {}", error.message);
+            // Messages quote servers and files: escaped, so each stays one line and no escape
+            // sequence reaches the terminal (or forges a `hint:` line).
+            let _ = writeln!(stderr, "error: {}", shown(&error.message));
             if let Some(hint) = &error.hint {
-                let _ = writeln!(stderr, "hint: {hint}");
+                let _ = writeln!(stderr, "hint: {}", shown(hint));
             }
         }
     }

@@ -16,6 +16,7 @@ use crate::exit::CliError;
 use crate::mime;
 use crate::output::{self, Output};
 use crate::progress::Bar;
+use crate::terminal::shown;
 
 /// Runs `nxcloud media ...`.
 pub(crate) fn run(
@@ -49,9 +50,9 @@ fn get(global: &GlobalArgs, args: &MediaRef, out: Output) -> Result<(), CliError
             .map_or_else(|| "unknown".to_owned(), |at| format!("{at} (Unix seconds)"));
         format!(
             "mime_type: {}\nfile_name: {}\nexpires:   {expires}\nurl:       {}",
-            info.mime_type,
-            info.file_name,
-            info.url.expose()
+            shown(&info.mime_type),
+            shown(&info.file_name),
+            shown(info.url.expose())
         )
     })
 }
@@ -60,7 +61,7 @@ fn delete(global: &GlobalArgs, args: &MediaRef, out: Output) -> Result<(), CliEr
     let client = clients::nxcloud(global)?;
     client.delete_media(&args.phone, &args.id)?;
     out.result(&json!({ "id": args.id, "deleted": true }), |_| {
-        format!("deleted {}", args.id)
+        format!("deleted {}", shown(&args.id))
     })
 }
 
@@ -84,7 +85,7 @@ fn upload(global: &GlobalArgs, args: &UploadArgs, out: Output) -> Result<(), Cli
         kind: checked.kind.to_string(),
         bytes: checked.len,
     };
-    out.result(&value, |v| v.id.to_owned())
+    out.result(&value, |v| shown(v.id).to_string())
 }
 
 /// What a verified download reports.

@@ -16,6 +16,7 @@ use crate::exit::CliError;
 use crate::mime;
 use crate::output::Output;
 use crate::progress::Bar;
+use crate::terminal::shown;
 
 /// Runs `nxcloud onprem ...`.
 pub(crate) fn run(global: &GlobalArgs, args: &OnPremArgs, out: Output) -> Result<(), CliError> {
@@ -52,7 +53,7 @@ fn login(
     };
     let expires = token.expires_after().map(format_expires_after);
     let value = json!({ "token": token.expose(), "expires_after": expires });
-    out.result(&value, |_| token.expose().to_owned())
+    out.result(&value, |_| shown(token.expose()).to_string())
 }
 
 fn upload(
@@ -71,7 +72,7 @@ fn upload(
         "kind": checked.kind.to_string(),
         "bytes": checked.len,
     });
-    out.result(&value, |_| uploaded.id.clone())
+    out.result(&value, |_| shown(&uploaded.id).to_string())
 }
 
 fn get(
@@ -95,7 +96,7 @@ fn get(
         .map_err(|e| CliError::failure(format!("formatting JSON output: {e}")))?;
     value["mime_type"] = json!(content_type);
     out.result(&value, |_| match content_type {
-        Some(mime) => format!("{} ({mime})", saved.human()),
+        Some(mime) => format!("{} ({})", saved.human(), shown(mime)),
         None => saved.human(),
     })
 }
@@ -109,7 +110,7 @@ fn delete(
     let client = clients::onprem(global, args)?;
     client.delete_media(&id.id)?;
     out.result(&json!({ "id": id.id, "deleted": true }), |_| {
-        format!("deleted {}", id.id)
+        format!("deleted {}", shown(&id.id))
     })
 }
 
@@ -124,7 +125,7 @@ fn retry_download(
     out.result(&json!({ "requested": requested.ids }), |_| {
         format!(
             "download requested for {}; the outcome arrives at the webhook as a media notification (read it with `nxcloud webhook parse`)",
-            requested.ids.join(", ")
+            shown(&requested.ids.join(", "))
         )
     })
 }

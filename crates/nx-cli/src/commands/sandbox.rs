@@ -21,6 +21,7 @@ use crate::args::{GlobalArgs, SandboxArgs};
 use crate::clients;
 use crate::exit::CliError;
 use crate::output::{self, Output};
+use crate::terminal::shown;
 
 /// How often the request log is checked for new entries.
 const LOG_POLL: Duration = Duration::from_millis(200);
@@ -168,7 +169,8 @@ fn print_entry(entry: &LogEntry, out: Output) -> Result<(), CliError> {
         "fault": entry.fault,
         "note": entry.note,
     });
-    out.result(&value, |_| entry.to_string())
+    // Paths and notes come from clients: escaped, one line per entry.
+    out.result(&value, |_| shown(&entry.to_string()).to_string())
 }
 
 /// Completes on Ctrl-C (SIGINT) or, on Unix, SIGTERM.

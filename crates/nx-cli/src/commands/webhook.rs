@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::args::{WebhookCommand, WebhookParseArgs};
 use crate::exit::CliError;
 use crate::output::Output;
+use crate::terminal::{self, shown};
 
 /// Bodies larger than this are refused (webhook bodies are small JSON documents).
 const MAX_BODY: u64 = 16 * 1024 * 1024;
@@ -158,19 +159,19 @@ fn inbound(hook: &InboundWebhook, out: Output) -> Result<(), CliError> {
         let merchant = hook.merchant_phone.as_deref();
         let mut text = format!(
             "NXCloud inbound webhook to {}: {} media reference(s)",
-            merchant.unwrap_or("(no merchant_phone)"),
+            merchant.map_or(shown("(no merchant_phone)"), shown),
             items.len()
         );
         for (i, item) in items.iter().enumerate() {
             text.push_str(&format!(
                 "\n{}. {} {} {}",
                 i + 1,
-                item.kind,
-                item.id,
-                item.mime_type.unwrap_or("(no mime_type)")
+                shown(item.kind),
+                shown(item.id),
+                shown(item.mime_type.unwrap_or("(no mime_type)"))
             ));
             if let Some(from) = item.from {
-                text.push_str(&format!(" from {from}"));
+                text.push_str(&format!(" from {}", shown(from)));
             }
             for (label, value) in [
                 ("sha256", item.sha256.as_deref()),
@@ -178,19 +179,18 @@ fn inbound(hook: &InboundWebhook, out: Output) -> Result<(), CliError> {
                 ("filename", item.filename),
             ] {
                 if let Some(value) = value {
-                    text.push_str(&format!("\n   {label}: {value}"));
+                    text.push_str(&format!("\n   {label}: {}", shown(value)));
                 }
             }
-            let mut fetch = format!(
-                "\n   fetch: nxcloud media download --phone {} --id {}",
-                merchant.unwrap_or("PHONE"),
-                item.id
-            );
+            let phone = merchant.unwrap_or("PHONE");
+            let mut words = vec![
+                "nxcloud", "media", "download", "--phone", phone, "--id", item.id,
+            ];
             if let Some(sha) = &item.sha256 {
-                fetch.push_str(&format!(" --sha256 {sha}"));
+                words.extend(["--sha256", sha]);
             }
-            text.push_str(&fetch);
-            text.push_str(" -o FILE");
+            words.extend(["-o", "FILE"]);
+            text.push_str(&fetch_line(&words));
         }
         if !hook.rejected.is_empty() {
             text.push_str(&format!(
@@ -198,15 +198,26 @@ fn inbound(hook: &InboundWebhook, out: Output) -> Result<(), CliError> {
                 hook.rejected.len()
             ));
             for rejected in &hook.rejected {
-                text.push_str(&format!("\n   {rejected}"));
+                text.push_str(&format!("\n   {}", shown(&rejected.to_string())));
             }
         }
         text
     })
 }
 
+/// The `fetch:` line of a media reference: the command, shell-quoted; or, when a value holds
+/// characters that cannot be printed as a command, a note saying so (the values are shown
+/// escaped above).
+fn fetch_line(words: &[&str]) -> String {
+    match terminal::command(words) {
+        Some(line) => format!("\n   fetch: {line}"),
+        None => "\n   fetch: (not shown as a command: a value holds control characters; see --json)"
+            .to_owned(),
+    }
+}
+
 fn notification(items: &[MediaItemStatus], out: Output) -> Result<(), CliError> {
-    let shown: Vec<NotificationItem<'_>> = items
+    let listed: Vec<NotificationItem<'_>> = items
         .iter()
         .map(|item| match item {
             MediaItemStatus::Downloaded {
@@ -237,11 +248,11 @@ fn notification(items: &[MediaItemStatus], out: Output) -> Result<(), CliError> 
         .collect();
     let value = serde_json::json!({
         "source": Source::OnpremNotification,
-        "media": shown,
+        "media": listed,
     });
     out.result(&value, |_| {
-        let mut text = format!("On-Premises media notification: {} item(s)", shown.len());
-        for (i, item) in shown.iter().enumerate() {
+        let mut text = format!("On-Premises media notification: {} item(s)", listed.len());
+        for (i, item) in listed.iter().enumerate() {
             match item {
                 NotificationItem::Downloaded {
                     kind,
@@ -251,20 +262,22 @@ fn notification(items: &[MediaItemStatus], out: Output) -> Result<(), CliError> 
                     state,
                 } => {
                     text.push_str(&format!(
-                        "\n{}. downloaded {kind} {id} {}",
+                        "\n{}. downloaded {} {} {}",
                         i + 1,
-                        mime_type.unwrap_or("(no mime_type)")
+                        shown(kind),
+                        shown(id),
+                        shown(mime_type.unwrap_or("(no mime_type)"))
                     ));
                     if let Some(state) = state {
-                        text.push_str(&format!(" (status {state})"));
+                        text.push_str(&format!(" (status {})", shown(state)));
                     }
-                    let mut fetch = format!("\n   fetch: nxcloud onprem media get {id}");
+                    let mut words = vec!["nxcloud", "onprem", "media", "get", id];
                     if let Some(sha) = sha256 {
                         text.push_str(&format!("\n   sha256: {sha}"));
-                        fetch.push_str(&format!(" --sha256 {sha}"));
+                        words.extend(["--sha256", sha]);
                     }
-                    text.push_str(&fetch);
-                    text.push_str(" -o FILE");
+                    words.extend(["-o", "FILE"]);
+                    text.push_str(&fetch_line(&words));
                 }
                 NotificationItem::Failed {
                     kind,
@@ -275,14 +288,14 @@ fn notification(items: &[MediaItemStatus], out: Output) -> Result<(), CliError> 
                     text.push_str(&format!(
                         "\n{}. failed {} {}",
                         i + 1,
-                        kind.unwrap_or("(no type)"),
-                        id.unwrap_or("(no id)")
+                        shown(kind.unwrap_or("(no type)")),
+                        shown(id.unwrap_or("(no id)"))
                     ));
                     if let Some(state) = state {
-                        text.push_str(&format!(" (status {state})"));
+                        text.push_str(&format!(" (status {})", shown(state)));
                     }
                     for error in *errors {
-                        text.push_str(&format!("\n   {error}"));
+                        text.push_str(&format!("\n   {}", shown(&error.to_string())));
                     }
                     if errors.is_empty() && state.is_none() {
                         text.push_str("\n   (no error details)");
