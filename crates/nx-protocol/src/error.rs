@@ -7,6 +7,7 @@ use http::StatusCode;
 
 use crate::code::ApiCode;
 use crate::onprem::MetaError;
+use crate::redact::redact_urls;
 use crate::sign::SigningError;
 use crate::wa::WhatsAppError;
 
@@ -88,7 +89,8 @@ pub enum InvalidInput {
 }
 
 /// A short, printable excerpt of an answer body for error messages: at most 200 characters,
-/// control characters escaped, never a panic on any bytes.
+/// control characters escaped, every URL's query and user info replaced by `<redacted>`
+/// ([`redact_urls`](crate::redact_urls), before anything is kept), never a panic on any bytes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Snippet(String);
 
@@ -98,6 +100,8 @@ impl Snippet {
     /// The excerpt of `body`.
     pub fn of(body: &[u8]) -> Self {
         let text = String::from_utf8_lossy(&body[..body.len().min(Self::MAX_CHARS * 4)]);
+        // Redacted before it is cut short, so that a cut never leaves part of a query.
+        let text = redact_urls(&text);
         let mut out = String::new();
         for (i, c) in text.chars().enumerate() {
             if i == Self::MAX_CHARS {
@@ -147,7 +151,8 @@ pub enum ResponseError {
     Api {
         /// The code (unknown ones keep their number).
         code: ApiCode,
-        /// The envelope's `message`, as sent.
+        /// The envelope's `message`, as sent but for any URL's query and user info
+        /// ([`redact_urls`]).
         message: String,
         /// The HTTP status it came with.
         status: StatusCode,
@@ -177,7 +182,8 @@ pub enum ResponseError {
     Malformed {
         /// The status.
         status: StatusCode,
-        /// What is wrong with it.
+        /// What is wrong with it (a parser's words may quote the answer: URLs in it are
+        /// redacted, see [`ResponseError::malformed`]).
         what: String,
         /// What the body began with.
         snippet: Snippet,
@@ -223,11 +229,29 @@ impl ResponseError {
         }
     }
 
+    /// A [`ResponseError::Malformed`]: `what` (which may quote the answer, e.g. serde's
+    /// "invalid type: string \"https://...\"") and the excerpt of `body`, both redacted.
     pub(crate) fn malformed(status: StatusCode, what: impl Into<String>, body: &[u8]) -> Self {
+        let what = what.into();
         ResponseError::Malformed {
             status,
-            what: what.into(),
+            what: redact_urls(&what).into_owned(),
             snippet: Snippet::of(body),
+        }
+    }
+
+    /// A [`ResponseError::Api`], its `message` redacted.
+    pub(crate) fn api(
+        code: ApiCode,
+        message: &str,
+        status: StatusCode,
+        whatsapp: Option<Box<WhatsAppError>>,
+    ) -> Self {
+        ResponseError::Api {
+            code,
+            message: redact_urls(message).into_owned(),
+            status,
+            whatsapp,
         }
     }
 }
@@ -246,5 +270,10 @@ mod tests {
             Snippet::of(&[0xff, 0xfe, b'x']).as_str(),
             "\u{fffd}\u{fffd}x"
         );
+        // A URL's query never survives, not even cut short at the 200th character.
+        let body = format!(r#"{}"u":"https://h/a?Signature=s3cret""#, "x".repeat(150));
+        let snippet = Snippet::of(body.as_bytes());
+        assert!(!snippet.as_str().contains("Sig"), "{snippet}");
+        assert!(snippet.as_str().contains("https://h/a"), "{snippet}");
     }
 }

@@ -152,7 +152,7 @@ impl BaseUrl {
     /// Parses and checks a base URL.
     pub fn parse(url: &str) -> Result<Self, InvalidInput> {
         let bad = |reason| InvalidInput::Url {
-            url: strip_query(url).to_owned(),
+            url: crate::redact::redact_urls(strip_query(url)).into_owned(),
             reason,
         };
         let uri: Uri = url
@@ -387,15 +387,12 @@ pub fn parse_response<O: Operation + ?Sized>(
             .flatten()
             .and_then(|data| crate::wa::WhatsAppError::from_data(data.get()))
             .map(Box::new);
-        return Err(ResponseError::Api {
-            code: envelope.code,
-            message: envelope
-                .message
-                .map(std::borrow::Cow::into_owned)
-                .unwrap_or_default(),
+        return Err(ResponseError::api(
+            envelope.code,
+            envelope.message.as_deref().unwrap_or_default(),
             status,
             whatsapp,
-        });
+        ));
     }
     if !status.is_success() {
         return Err(ResponseError::Http {

@@ -561,13 +561,14 @@ proptest! {
             let ResponseError::Api { message: shown, .. } = &err else {
                 return Err(TestCaseError::fail(format!("{err:?}")));
             };
-            // A string as is; null/absent as empty; anything else as its compact JSON text.
+            // A string as is; null/absent as empty; anything else as its compact JSON text;
+            // any URL in it with its query redacted.
             let expected = match &message {
                 None | Some(Value::Null) => String::new(),
                 Some(Value::String(s)) => s.clone(),
                 Some(other) => other.to_string(),
             };
-            prop_assert_eq!(shown, &expected);
+            prop_assert_eq!(shown, &crate::redact_urls(&expected));
         } else if status.is_success() {
             prop_assert!(result.is_ok(), "{:?}", result);
         } else {
@@ -787,5 +788,101 @@ proptest! {
             build(&UploadMedia::new(&phone, mime, "f", 0)).unwrap_err(),
             InvalidInput::EmptyFile
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redaction: a download URL's query never reaches an error's Display or Debug
+// ---------------------------------------------------------------------------------------------
+
+/// A signature no other part of an answer holds (`SIG` + 12 to 40 characters of base64 and
+/// percent escapes; a raw `/` is not among them, since in a URL it is sent as `%2F`).
+fn url_signature() -> impl Strategy<Value = String> {
+    "SIG[A-Za-z0-9%+=]{12,40}"
+}
+
+/// A download URL carrying `sig`, in the spellings a server's JSON may use: plain, with escaped
+/// slashes (PHP's default), with `&` as `\u0026`, with user info, without `Expires`.
+fn url_spelling(sig: &str) -> impl Strategy<Value = String> + use<> {
+    let sig = sig.to_owned();
+    (0usize..5, "[a-z]{1,8}", 0u64..2_000_000_000).prop_map(move |(form, name, expires)| {
+        match form {
+            0 => format!("https://oss.example/{name}.png?Expires={expires}&OSSAccessKeyId=k&Signature={sig}"),
+            1 => format!(r"https:\/\/oss.example\/{name}.png?Expires={expires}&Signature={sig}"),
+            2 => format!(r"http://127.0.0.1:9/oss/{name}?Expires={expires}\u0026Signature={sig}"),
+            3 => format!("https://{name}:{sig}@oss.example/{name}"),
+            _ => format!("https://oss.example/{name}?Signature={sig}"),
+        }
+    })
+}
+
+/// A getMedia answer embedding `url`, malformed in one of the ways servers get it wrong: a UTF-8
+/// BOM, a code as a string, duplicate keys, a raw NUL, a wrong type beside it, trailing junk, the
+/// URL in the message of an error code or in another field, an HTML page quoting it, or fine.
+fn answer_embedding(url: String) -> impl Strategy<Value = Vec<u8>> {
+    (0usize..11, any::<u8>()).prop_map(move |(form, byte)| {
+        let data = format!(r#"{{"mime_type":"image/png","file_name":"a.png","url":"{url}"}}"#);
+        let text = match form {
+            0 => format!("\u{feff}{{\"code\":0,\"message\":\"ok\",\"data\":{data}}}"),
+            1 => format!(r#"{{"code":"0","message":"ok","data":{data}}}"#),
+            2 => format!(r#"{{"code":0,"code":0,"message":"ok","data":{data}}}"#),
+            3 => format!(
+                r#"{{"code":0,"data":{{"url":"{url}","url":"{url}","mime_type":"a","file_name":"b"}}}}"#
+            ),
+            4 => format!("{{\"code\":0,\0\"message\":\"ok\",\"data\":{data}}}"),
+            5 => format!(r#"{{"code":0,"data":{{"mime_type":5,"file_name":"a","url":"{url}"}}}}"#),
+            6 => format!(r#"{{"code":0,"message":"ok","data":{data}}}{}"#, byte as char),
+            7 => format!(r#"{{"code":-1,"message":"see {url} now","data":{data}}}"#),
+            8 => format!(r#"{{"code":0,"data":{{"mime_type":"{url}","file_name":"a","url":[]}}}}"#),
+            9 => format!("<html><a href=\"{url}\">moved</a>\r\n{url}\0</html>"),
+            _ => format!(r#"{{"code":0,"message":"ok","data":{data}}}"#),
+        };
+        text.into_bytes()
+    })
+}
+
+/// Everything an answer's parse shows: the result's `Debug`, or the error's `Display` and `Debug`.
+fn everything_shown<T: std::fmt::Debug>(result: &Result<T, ResponseError>) -> String {
+    match result {
+        Ok(value) => format!("{value:?} {value:#?}"),
+        Err(e) => format!("{e} {e:?} {e:#?}"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn a_download_url_signature_never_reaches_display_or_debug(
+        (sig, body) in url_signature().prop_flat_map(|sig| {
+            url_spelling(&sig).prop_flat_map(answer_embedding).prop_map(move |b| (sig.clone(), b))
+        }),
+        status in prop_oneof![Just(StatusCode::OK), Just(StatusCode::FOUND), Just(StatusCode::NOT_FOUND), Just(StatusCode::BAD_GATEWAY)],
+    ) {
+        let shown = [
+            everything_shown(&parse_response(&GetMedia::new("8615800001795", "x"), status, &body)),
+            everything_shown(&parse_response(&DeleteMedia::new("8615800001795", "x"), status, &body)),
+            everything_shown(&crate::onprem::parse_response(
+                &crate::onprem::RetrieveMedia::new("x"), status, &http::HeaderMap::new(), &body,
+            ).map(|_| ())),
+            crate::onprem::RetrieveMedia::new("x").answer_error(status, &http::HeaderMap::new(), &body).to_string(),
+            format!("{} {:?}", Snippet::of(&body), Snippet::of(&body)),
+        ]
+        .join("\n");
+        let decoded = sig.replace("%2B", "+").replace("%2F", "/").replace("%3D", "=");
+        prop_assert!(!shown.contains(&sig), "{}", shown);
+        prop_assert!(decoded.len() < 16 || !shown.contains(&decoded), "{}", shown);
+        prop_assert!(!shown.contains("Signature="), "{}", shown);
+    }
+
+    #[test]
+    fn meta_error_texts_are_redacted(sig in url_signature()) {
+        let body = format!(
+            r#"{{"errors":[{{"code":1006,"title":"moved to https://h/x?s={sig}","details":"see //h/y?Signature={sig}"}}]}}"#
+        );
+        let error = crate::onprem::parse_errors(body.as_bytes()).unwrap().remove(0);
+        let shown = format!("{error} {error:?}");
+        prop_assert!(!shown.contains(&sig), "{}", shown);
+        prop_assert!(shown.contains("https://h/x?<redacted>"), "{}", shown);
     }
 }

@@ -122,11 +122,16 @@ impl fmt::Display for MetaCode {
 pub struct MetaError {
     /// The code.
     pub code: MetaCode,
-    /// A short title.
-    #[serde(default, deserialize_with = "crate::lenient::null_as_empty")]
+    /// A short title (any URL's query and user info redacted, as in `details`).
+    #[serde(default, deserialize_with = "crate::lenient::redacted_or_empty")]
     pub title: String,
-    /// Details, when given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Details, when given; a URL in them has its query and user info replaced by
+    /// `<redacted>` when read, since they end up in error messages.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::redacted"
+    )]
     pub details: Option<String>,
 }
 

@@ -36,7 +36,7 @@ impl DownloadUrl {
     /// ```
     pub fn parse(url: &str) -> Result<Self, InvalidInput> {
         let bad = |reason| InvalidInput::Url {
-            url: strip_query(url).to_owned(),
+            url: crate::redact::redact_urls(strip_query(url)).into_owned(),
             reason,
         };
         let uri: Uri = url.parse().map_err(|_| bad("it is not a valid URL"))?;
