@@ -90,10 +90,17 @@ impl TempFile {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let temp = tempfile::Builder::new()
-            .prefix(".nx-download-")
+        let temp = temp_builder()
             .tempfile_in(&dir)
-            .map_err(|e| io("creating a temporary file beside", e))?;
+            .map_err(|e| {
+                Error::io(
+                    format!("creating a temporary file beside {}", target.display()),
+                    e,
+                )
+            })?;
+        keep_mode(&temp, target).map_err(|e| {
+            Error::io(format!("keeping the mode of {}", target.display()), e)
+        })?;
         let file = temp
             .as_file()
             .try_clone()
@@ -120,5 +127,27 @@ impl TempFile {
                 e.error,
             )
         })
+    }
+}
+
+/// The temporary file's builder: a hidden `.nx-download-` name, and on Unix the mode a new file
+/// gets from the umask (`0o666` less the umask, as `open(2)` applies it), not tempfile's `0o600`,
+/// since the file becomes the user's file when renamed.
+fn temp_builder() -> tempfile::Builder<'static, 'static> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".nx-download-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder
+}
+
+/// A file the download replaces keeps its mode: the temporary file takes it before the rename.
+fn keep_mode(temp: &tempfile::NamedTempFile, target: &Path) -> std::io::Result<()> {
+    match std::fs::metadata(target) {
+        Ok(meta) if meta.is_file() => temp.as_file().set_permissions(meta.permissions()),
+        _ => Ok(()),
     }
 }

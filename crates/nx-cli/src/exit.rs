@@ -12,7 +12,8 @@
 use std::fmt;
 
 use nx_blocking::Error;
-use nx_protocol::ResponseError;
+use nx_protocol::onprem::MetaCode;
+use nx_protocol::{ApiCode, ResponseError};
 use serde::Serialize;
 
 /// What the process exits with.
@@ -99,6 +100,20 @@ impl CliError {
         cli
     }
 
+    /// An error of a download from the pre-signed URL (after getMedia succeeded): as
+    /// [`From`], but a redirect is said to come from the download URL, not the base URL.
+    pub(crate) fn from_download(error: Error) -> Self {
+        let redirect = error.status().filter(|s| s.is_redirection());
+        let mut cli = Self::from(error);
+        if let Some(status) = redirect {
+            cli.hint = Some(format!(
+                "the download URL (NXCloud's object storage, not the base URL) answered a redirect (HTTP {}), which is not followed: run the command again for a fresh URL; contact NXCloud support if it persists",
+                status.as_u16()
+            ));
+        }
+        cli
+    }
+
     /// A local I/O failure.
     pub(crate) fn io(context: impl fmt::Display, error: std::io::Error) -> Self {
         Self::failure(format!("{context}: {error}"))
@@ -140,6 +155,12 @@ impl From<Error> for CliError {
                     code.get()
                 )
             }
+            // Meta documents a 404 without a body as "not found" (a deleted or unknown id).
+            Error::Response(ResponseError::Http { status, snippet })
+                if *status == http::StatusCode::NOT_FOUND && snippet.as_str().is_empty() =>
+            {
+                "not found (HTTP 404 with no body)".to_owned()
+            }
             _ => error.to_string(),
         };
         let exit = match &error {
@@ -178,14 +199,26 @@ pub(crate) const ONPREM_TLS_HINT: &str = "WhatsApp On-Premises installations shi
 /// What an error answer means and what to do about it.
 fn response_hint(response: &ResponseError) -> String {
     match response {
+        ResponseError::Api { code, .. } if *code == ApiCode::INVALID_SIGNATURE => format!(
+            "code {} means {}; compare what your code signs with `nxcloud sign --explain` (see the README)",
+            code.get(),
+            code.meaning()
+        ),
         ResponseError::Api { code, .. } => format!("code {} means {}", code.get(), code.meaning()),
+        // Meta answers a refused login or token with 1005 on a 401; a 403 is a permission.
+        ResponseError::OnPrem { status, error }
+            if error.code == MetaCode::ACCESS_DENIED && *status == http::StatusCode::UNAUTHORIZED =>
+        {
+            "the user name and password, or the token, were refused (a wrong password, or a token that is invalid, revoked or expired): check them, or log in again with `nxcloud onprem --username U --password P login`".to_owned()
+        }
         ResponseError::OnPrem { error, .. } => {
             format!("code {} means {}", error.code.get(), error.code.meaning())
         }
         ResponseError::Http { status, .. } => match status.as_u16() {
+            300..=399 => "the server answered a redirect, which is not followed: check the base URL (--base-url or --url; e.g. https:// where http:// was given)".into(),
             401 => "the credentials or token were refused: log in again or check them".into(),
             403 => "access was refused: a download URL may have expired (run the command again) or the account lacks access".into(),
-            404 => "not found: check the id and that the base URL points at the API".into(),
+            404 => "not found: the id is unknown or was deleted (or the base URL does not point at the API)".into(),
             413 => "the request was too large for the server".into(),
             s if s >= 500 => "the server failed: retry later".into(),
             _ => "the server did not answer with the API's answer: check the base URL".into(),

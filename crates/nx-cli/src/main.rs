@@ -7,7 +7,8 @@
 //! messages), [`output`] (stdout/stderr, text or JSON), and helpers for signing stages
 //! ([`explain`]), upload types ([`mime`]), progress bars ([`progress`]), logging ([`logging`]),
 //! clients ([`clients`]), the demo's sample image ([`sample`]), and escaping and quoting for
-//! the terminal ([`terminal`]).
+//! the terminal ([`terminal`]), download targets ([`target`]) and their clean-up on a signal
+//! ([`interrupt`]).
 //!
 //! No cargo features of its own; it builds `nx-blocking` with `native-roots`, so that
 //! `--root-store native` works.
@@ -18,11 +19,13 @@ mod clients;
 mod commands;
 mod exit;
 mod explain;
+mod interrupt;
 mod logging;
 mod mime;
 mod output;
 mod progress;
 mod sample;
+mod target;
 mod terminal;
 
 use std::process::ExitCode;

@@ -1,11 +1,13 @@
 //! `nxcloud media get | delete | upload | download | send`: NXCloud's WhatsApp media calls,
 //! through `nx_blocking::Client`.
 
+use std::io::Write;
 use std::path::Path;
 
 use nx_blocking::{
     Client, DownloadOptions, MediaSource, MessageDetails, SendMedia, UploadSource, Verified,
 };
+use nx_protocol::download::Sha256Digest;
 use nx_protocol::wa::MediaKind;
 use serde::Serialize;
 use serde_json::json;
@@ -13,6 +15,8 @@ use serde_json::json;
 use crate::args::{DownloadArgs, GlobalArgs, MediaCommand, MediaRef, SendArgs, UploadArgs};
 use crate::clients;
 use crate::exit::CliError;
+use crate::interrupt;
+use crate::target::{self, Destination, Sink};
 use crate::mime;
 use crate::output::{self, Output};
 use crate::progress::Bar;
@@ -93,53 +97,124 @@ fn upload(global: &GlobalArgs, args: &UploadArgs, out: Output) -> Result<(), Cli
 pub(crate) struct Saved<'a> {
     /// The media id.
     pub(crate) id: &'a str,
-    /// Where it was stored.
+    /// Where it was stored (`stdout` for `-o -`).
     pub(crate) path: String,
     /// Its size.
     pub(crate) bytes: u64,
-    /// Its SHA-256 when one was checked.
+    /// The SHA-256 computed over the bytes received.
     pub(crate) sha256: Option<String>,
-    /// Whether a SHA-256 was checked.
+    /// Whether it was checked against `--sha256`.
     pub(crate) sha256_verified: bool,
+    /// What was not promised (a device or FIFO written in place).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) note: Option<String>,
+    /// The MIME type the server sent (On-Premises retrieves).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) mime_type: Option<&'a str>,
 }
 
 impl<'a> Saved<'a> {
-    /// The report of `verified`, stored at `path`.
-    pub(crate) fn new(id: &'a str, path: &Path, verified: &Verified) -> Self {
+    /// The report of `verified`, stored at `destination`.
+    pub(crate) fn new(
+        id: &'a str,
+        destination: &Destination,
+        verified: &Verified,
+        expected: bool,
+    ) -> Self {
         Self {
             id,
-            path: path.display().to_string(),
+            path: destination.shown(),
             bytes: verified.len,
             sha256: verified.sha256.map(|d| d.to_string()),
-            sha256_verified: verified.sha256.is_some(),
+            sha256_verified: expected && verified.sha256.is_some(),
+            note: destination.note(),
+            mime_type: None,
         }
     }
 
     /// One line for people.
     pub(crate) fn human(&self) -> String {
-        match &self.sha256 {
-            Some(sha) => format!(
-                "saved {} bytes to {} (sha256 {sha} verified)",
-                self.bytes, self.path
-            ),
-            None => format!("saved {} bytes to {}", self.bytes, self.path),
+        let mut line = format!("saved {} bytes to {}", self.bytes, shown(&self.path));
+        match (&self.sha256, self.sha256_verified) {
+            (Some(sha), true) => line.push_str(&format!(" (sha256 {sha} verified)")),
+            (Some(sha), false) => line.push_str(&format!(" (sha256 {sha})")),
+            (None, _) => {}
         }
+        if let Some(mime) = self.mime_type {
+            line.push_str(&format!(" ({})", shown(mime)));
+        }
+        if let Some(note) = &self.note {
+            line.push_str(&format!("; {note}"));
+        }
+        line
+    }
+
+    /// Prints the report: on stdout, or on stderr when the bytes went to stdout.
+    pub(crate) fn print(&self, destination: &Destination, out: Output) -> Result<(), CliError> {
+        if !matches!(destination, Destination::Stdout) {
+            return out.result(self, Saved::human);
+        }
+        let line = if out.is_json() {
+            serde_json::to_string(self)
+                .map_err(|e| CliError::failure(format!("formatting JSON output: {e}")))?
+        } else {
+            self.human()
+        };
+        target::report_to_stderr(&line);
+        Ok(())
     }
 }
 
+/// The options of one download: the SHA-256 always computed (and reported), checked against
+/// `expected` when given, reporting to `bar`.
+pub(crate) fn download_options(expected: Option<Sha256Digest>, bar: &Bar) -> DownloadOptions {
+    let options = match expected {
+        Some(digest) => DownloadOptions::new().sha256(digest),
+        None => DownloadOptions::new().compute_sha256(),
+    };
+    bar.attach(options)
+}
+
 fn download(global: &GlobalArgs, args: &DownloadArgs, out: Output) -> Result<(), CliError> {
+    // `-o` is checked (and its staging directory made) before any request.
+    let planned = target::plan(&args.output)?;
     let client = clients::nxcloud(global)?;
-    let mut options = DownloadOptions::new();
-    if let Some(digest) = args.sha256 {
-        options = options.sha256(digest);
-    }
+    interrupt::install()?;
+    let info = client.get_media(&args.phone, &args.id)?;
+    let destination = planned.destination(Some(&info.file_name), &args.id);
     let bar = Bar::for_stderr();
-    let result =
-        client.download_media_to_path(&args.phone, &args.id, &args.output, bar.attach(options));
+    let mut sink = destination.sink()?;
+    let (phone, id) = (args.phone.as_str(), args.id.as_str());
+    // `fresh`: the URL was refused (403, e.g. expired): getMedia again and download, once.
+    let mut attempt = |fresh: bool| -> Result<Verified, nx_blocking::Error> {
+        let options = download_options(args.sha256, &bar);
+        match &mut sink {
+            Sink::Writer(writer) => {
+                let verified = if fresh {
+                    client.download_media(phone, id, writer.as_mut(), options)
+                } else {
+                    client.download(&info, writer.as_mut(), options)
+                }?;
+                writer
+                    .flush()
+                    .map_err(|e| nx_blocking::Error::io("writing the download", e))?;
+                Ok(verified)
+            }
+            Sink::Path(path) if fresh => client.download_media_to_path(phone, id, path, options),
+            Sink::Path(path) => client.download_to_path(&info, path, options),
+        }
+    };
+    let result = match attempt(false) {
+        Err(e) if e.status() == Some(http::StatusCode::FORBIDDEN) => attempt(true),
+        other => other,
+    };
     bar.finish();
-    let verified = result?;
-    let saved = Saved::new(&args.id, &args.output, &verified);
-    out.result(&saved, Saved::human)
+    let verified = result.map_err(CliError::from_download)?;
+    let saved = Saved::new(&args.id, &destination, &verified, args.sha256.is_some());
+    if let Destination::Staged { path, staging } = &destination {
+        staging.commit(path)?;
+    }
+    saved.print(&destination, out)
 }
 
 /// The optional parts of `nxcloud media send`'s message.

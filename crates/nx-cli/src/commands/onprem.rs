@@ -2,17 +2,21 @@
 //! a WhatsApp Business On-Premises installation's media endpoints, through
 //! `nx_blocking::OnPremClient` (which logs in, reuses the token and logs in again after a 401).
 
-use nx_blocking::{DownloadOptions, UploadSource};
+use std::io::Write;
+
+use nx_blocking::UploadSource;
 use nx_protocol::onprem::format_expires_after;
 use serde_json::json;
 
 use crate::args::{
-    GlobalArgs, OnPremArgs, OnPremCommand, OnPremGetArgs, OnPremIdArgs, OnPremLoginArgs,
+    ENV_ONPREM_PASSWORD, ENV_ONPREM_USERNAME, GlobalArgs, OnPremArgs, OnPremCommand, OnPremGetArgs, OnPremIdArgs, OnPremLoginArgs,
     OnPremMediaCommand, OnPremUploadArgs,
 };
 use crate::clients;
-use crate::commands::media::Saved;
+use crate::commands::media::{Saved, download_options};
 use crate::exit::CliError;
+use crate::interrupt;
+use crate::target::{self, Destination, Sink};
 use crate::mime;
 use crate::output::Output;
 use crate::progress::Bar;
@@ -42,9 +46,14 @@ fn login(
     out: Output,
 ) -> Result<(), CliError> {
     if args.username.is_none() || args.password.is_none() {
-        return Err(CliError::usage(
-            "login needs --username and --password (a token is already logged in)",
-        ));
+        let given = if args.token.is_some() {
+            " (a token was given: it needs no login, pass it to the other commands as it is)"
+        } else {
+            ""
+        };
+        return Err(CliError::usage(format!(
+            "login needs --username and --password (or {ENV_ONPREM_USERNAME} and {ENV_ONPREM_PASSWORD}){given}"
+        )));
     }
     let client = clients::onprem(global, args)?;
     let token = match &login.new_password {
@@ -81,24 +90,33 @@ fn get(
     get: &OnPremGetArgs,
     out: Output,
 ) -> Result<(), CliError> {
+    // `-o` is checked (and its staging directory made) before any request. A retrieve has no
+    // file name: in a directory, the file is named after the id.
+    let planned = target::plan(&get.output)?;
     let client = clients::onprem(global, args)?;
-    let mut options = DownloadOptions::new();
-    if let Some(digest) = get.sha256 {
-        options = options.sha256(digest);
-    }
+    interrupt::install()?;
+    let destination = planned.destination(None, &get.id);
     let bar = Bar::for_stderr();
-    let result = client.retrieve_media_to_path(&get.id, &get.output, bar.attach(options));
+    let options = download_options(get.sha256, &bar);
+    let result = match destination.sink()? {
+        Sink::Writer(mut writer) => client
+            .retrieve_media(&get.id, writer.as_mut(), options)
+            .and_then(|r| {
+                writer
+                    .flush()
+                    .map_err(|e| nx_blocking::Error::io("writing the download", e))?;
+                Ok(r)
+            }),
+        Sink::Path(path) => client.retrieve_media_to_path(&get.id, path, options),
+    };
     bar.finish();
     let retrieved = result?;
-    let saved = Saved::new(&get.id, &get.output, &retrieved.verified);
-    let content_type = retrieved.media.content_type.as_deref();
-    let mut value = serde_json::to_value(&saved)
-        .map_err(|e| CliError::failure(format!("formatting JSON output: {e}")))?;
-    value["mime_type"] = json!(content_type);
-    out.result(&value, |_| match content_type {
-        Some(mime) => format!("{} ({})", saved.human(), shown(mime)),
-        None => saved.human(),
-    })
+    let mut saved = Saved::new(&get.id, &destination, &retrieved.verified, get.sha256.is_some());
+    saved.mime_type = retrieved.media.content_type.as_deref();
+    if let Destination::Staged { path, staging } = &destination {
+        staging.commit(path)?;
+    }
+    saved.print(&destination, out)
 }
 
 fn delete(

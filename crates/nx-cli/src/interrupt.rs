@@ -1,0 +1,101 @@
+//! Ctrl-C (SIGINT), SIGTERM and SIGHUP during a download: the staging directory of the download
+//! under way is removed before the process exits 130, 143 or 129 (128 + the signal's number, as
+//! shells report it), so an interrupted download leaves nothing beside its target.
+//!
+//! The registry holds the staging directories that exist right now (one per download; the CLI
+//! runs one at a time). A [`Registered`] directory is removed under the registry's lock, both on
+//! drop and by the signal thread, so the two can never race: whichever takes the lock first
+//! removes it, and the other finds nothing to do. The signals are waited for on a thread of its
+//! own with tokio's signal support (already the sandbox's), installed before the first request.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+
+use crate::exit::CliError;
+
+/// The staging directories to remove if a signal arrives.
+static REGISTRY: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn registry() -> MutexGuard<'static, Vec<PathBuf>> {
+    // A panic elsewhere cannot leave the list half-changed (pushes and retains are whole).
+    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A temporary directory that a signal removes too; dropping it removes it.
+pub(crate) struct Registered(Option<tempfile::TempDir>);
+
+impl Registered {
+    /// Registers `dir`.
+    pub(crate) fn new(dir: tempfile::TempDir) -> Self {
+        registry().push(dir.path().to_path_buf());
+        Self(Some(dir))
+    }
+
+    /// The directory's path.
+    pub(crate) fn path(&self) -> &std::path::Path {
+        self.0.as_ref().map_or(std::path::Path::new(""), |d| d.path())
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut list = registry();
+        if let Some(dir) = self.0.take() {
+            list.retain(|p| p != dir.path());
+            // Removed while the lock is held: the signal thread cannot exit half-way through.
+            let _ = dir.close();
+        }
+    }
+}
+
+/// Removes every registered directory and exits with `code`.
+fn clean_up_and_exit(code: i32) -> ! {
+    let list = registry();
+    for dir in list.iter() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    std::process::exit(code)
+}
+
+/// Installs the handlers (once per process): from now on SIGINT, SIGTERM and SIGHUP remove the
+/// registered directories and exit 130, 143, 129.
+pub(crate) fn install() -> Result<(), CliError> {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    if INSTALLED.get().is_some() {
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(|e| CliError::io("starting the signal handler", e))?;
+    #[cfg(unix)]
+    let wait = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let _entered = runtime.enter();
+        let listen = |kind| signal(kind).map_err(|e| CliError::io("installing a signal handler", e));
+        // Each stream is registered here, before any request is sent.
+        let (mut int, mut term, mut hup) = (
+            listen(SignalKind::interrupt())?,
+            listen(SignalKind::terminate())?,
+            listen(SignalKind::hangup())?,
+        );
+        async move {
+            tokio::select! {
+                _ = int.recv() => 130,
+                _ = term.recv() => 143,
+                _ = hup.recv() => 129,
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let wait = async {
+        let _ = tokio::signal::ctrl_c().await;
+        130
+    };
+    std::thread::Builder::new()
+        .name("nxcloud-signals".into())
+        .spawn(move || clean_up_and_exit(runtime.block_on(wait)))
+        .map_err(|e| CliError::io("starting the signal handler", e))?;
+    let _ = INSTALLED.set(());
+    Ok(())
+}
