@@ -8,7 +8,7 @@
 //! ([`explain`]), upload types ([`mime`]), progress bars ([`progress`]), logging ([`logging`]),
 //! clients ([`clients`]), the demo's sample image ([`sample`]), and escaping and quoting for
 //! the terminal ([`terminal`]), download targets ([`target`]) and their clean-up on a signal
-//! ([`interrupt`]).
+//! ([`interrupt`]), and capped reading of inputs ([`input`]).
 //!
 //! No cargo features of its own; it builds `nx-blocking` with `native-roots`, so that
 //! `--root-store native` works.
@@ -19,6 +19,7 @@ mod clients;
 mod commands;
 mod exit;
 mod explain;
+mod input;
 mod interrupt;
 mod logging;
 mod mime;

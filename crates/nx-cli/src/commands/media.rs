@@ -4,9 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use nx_blocking::{
-    Client, DownloadOptions, MediaSource, MessageDetails, SendMedia, UploadSource, Verified,
-};
+use nx_blocking::{Client, DownloadOptions, MediaSource, MessageDetails, SendMedia, Verified};
 use nx_protocol::download::Sha256Digest;
 use nx_protocol::wa::MediaKind;
 use serde::Serialize;
@@ -79,10 +77,9 @@ struct Uploaded<'a> {
 
 fn upload(global: &GlobalArgs, args: &UploadArgs, out: Output) -> Result<(), CliError> {
     // Refusals (type, size, leading bytes) come before connecting to anything.
-    let checked = mime::upload_type(&args.file, args.mime.as_deref(), "--type")?;
+    let mut checked = mime::upload_type(&args.file, args.mime.as_deref(), "--type")?;
     let client = clients::nxcloud(global)?;
-    let uploaded =
-        client.upload_media(&args.phone, checked.mime, UploadSource::path(&args.file))?;
+    let uploaded = client.upload_media(&args.phone, checked.mime, checked.source(&args.file))?;
     let value = Uploaded {
         id: &uploaded.id,
         mime_type: checked.mime,
@@ -263,7 +260,7 @@ fn send(global: &GlobalArgs, args: &SendArgs, out: Output) -> Result<(), CliErro
     }
     let message = if let Some(file) = &args.file {
         // Refusals (type, size, leading bytes, the message's fields) come before any upload.
-        let checked = mime::upload_type(file, args.mime.as_deref(), "--mime")?;
+        let mut checked = mime::upload_type(file, args.mime.as_deref(), "--mime")?;
         if let Some(kind) = given.filter(|k| *k != checked.kind) {
             return Err(CliError::usage(format!(
                 "--type {kind} does not match {}: it is {} ({})",
@@ -290,7 +287,7 @@ fn send(global: &GlobalArgs, args: &SendArgs, out: Output) -> Result<(), CliErro
                 checked.len
             ),
         );
-        let uploaded = client.upload_media(phone, checked.mime, UploadSource::path(file))?;
+        let uploaded = client.upload_media(phone, checked.mime, checked.source(file))?;
         step(
             out,
             &format!("      media id {}", output::printable(&uploaded.id)),

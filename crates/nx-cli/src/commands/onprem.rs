@@ -4,7 +4,6 @@
 
 use std::io::Write;
 
-use nx_blocking::UploadSource;
 use nx_protocol::onprem::format_expires_after;
 use serde_json::json;
 
@@ -72,9 +71,9 @@ fn upload(
     out: Output,
 ) -> Result<(), CliError> {
     // Refusals (type, size, leading bytes) come before connecting to anything.
-    let checked = mime::upload_type(&upload.file, upload.mime.as_deref(), "--type")?;
+    let mut checked = mime::upload_type(&upload.file, upload.mime.as_deref(), "--type")?;
     let client = clients::onprem(global, args)?;
-    let uploaded = client.upload_media(checked.mime, UploadSource::path(&upload.file))?;
+    let uploaded = client.upload_media(checked.mime, checked.source(&upload.file))?;
     let value = json!({
         "id": uploaded.id,
         "mime_type": checked.mime,

@@ -1,11 +1,10 @@
 //! `nxcloud sign`: the signature alone on stdout; with `--explain`, the stages on stderr.
 
-use std::io::Read;
-
 use crate::args::{GlobalArgs, SignArgs};
 use crate::clients;
 use crate::exit::CliError;
 use crate::explain;
+use crate::input;
 use crate::output::{self, Output};
 use nx_protocol::operation::headers;
 use nx_protocol::sign::SignableBody;
@@ -18,15 +17,11 @@ pub(crate) fn run(global: &GlobalArgs, args: &SignArgs, out: Output) -> Result<(
     let (key, secret) = clients::credentials(global)?;
     let body = match (&args.body, &args.body_file) {
         (Some(text), _) => text.clone().into_bytes(),
-        (None, Some(path)) if path.as_os_str() == "-" => {
-            let mut bytes = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut bytes)
-                .map_err(|e| CliError::io("reading the body from stdin", e))?;
-            bytes
-        }
-        (None, Some(path)) => std::fs::read(path)
-            .map_err(|e| CliError::io(format!("reading {}", path.display()), e))?,
+        (None, Some(path)) => input::read_capped(
+            path,
+            input::MAX_JSON,
+            "an NXCloud request body is a small JSON document",
+        )?,
         (None, None) => Vec::new(),
     };
     let signable = if args.multipart {

@@ -3,8 +3,6 @@
 //! `messages`, `contacts` or `merchant_phone` is an inbound message webhook). The parsing is
 //! `nx_protocol`'s.
 
-use std::io::Read;
-
 use nx_protocol::onprem::{MediaItemStatus, MetaError, parse_media_notification};
 use nx_protocol::wa::{InboundWebhook, parse_inbound_webhook};
 use serde::Serialize;
@@ -12,11 +10,9 @@ use serde_json::Value;
 
 use crate::args::{WebhookCommand, WebhookParseArgs};
 use crate::exit::CliError;
+use crate::input;
 use crate::output::Output;
 use crate::terminal::{self, shown};
-
-/// Bodies larger than this are refused (webhook bodies are small JSON documents).
-const MAX_BODY: u64 = 16 * 1024 * 1024;
 
 /// Runs `nxcloud webhook ...`.
 pub(crate) fn run(command: &WebhookCommand, out: Output) -> Result<(), CliError> {
@@ -70,25 +66,11 @@ enum NotificationItem<'a> {
 }
 
 fn read_body(args: &WebhookParseArgs) -> Result<Vec<u8>, CliError> {
-    let mut body = Vec::new();
-    let (result, name) = if args.file.as_os_str() == "-" {
-        (
-            std::io::stdin().take(MAX_BODY + 1).read_to_end(&mut body),
-            "stdin".to_owned(),
-        )
-    } else {
-        let name = args.file.display().to_string();
-        let file = std::fs::File::open(&args.file)
-            .map_err(|e| CliError::io(format!("opening {name}"), e))?;
-        (file.take(MAX_BODY + 1).read_to_end(&mut body), name)
-    };
-    result.map_err(|e| CliError::io(format!("reading {name}"), e))?;
-    if body.len() as u64 > MAX_BODY {
-        return Err(CliError::usage(format!(
-            "{name} is larger than {MAX_BODY} bytes; a webhook body is a small JSON document"
-        )));
-    }
-    Ok(body)
+    input::read_capped(
+        &args.file,
+        input::MAX_JSON,
+        "a webhook body is a small JSON document",
+    )
 }
 
 fn detect(body: &[u8]) -> Result<Source, CliError> {
