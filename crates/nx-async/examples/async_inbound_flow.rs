@@ -38,7 +38,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let dir = tempfile::tempdir()?;
     for media in &webhook.media {
-        println!("{} {} from {:?}", media.kind, media.id, media.from);
+        println!(
+            "{} {} from {}",
+            media.kind,
+            media.id,
+            media.from.as_deref().unwrap_or("an unknown sender")
+        );
         // Stream it to a file, checked against the webhook's SHA-256: the file appears at its
         // path only once the length and the digest are right.
         let mut options = DownloadOptions::new();
@@ -50,10 +55,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .download_media_to_path(&merchant, &media.id, &path, options)
             .await?;
         println!(
-            "  stored {} bytes at {}, sha256 {:?}",
+            "  stored {} bytes at {}, sha256 {}",
             verified.len,
             path.display(),
-            verified.sha256
+            verified
+                .sha256
+                .map_or_else(|| "not computed".to_owned(), |d| d.to_string())
         );
         assert_eq!(std::fs::read(&path)?, photo);
 

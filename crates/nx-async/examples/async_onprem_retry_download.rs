@@ -62,18 +62,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let expected = hub.expect(&id); // before asking, so a fast notification is not missed
     let ack = client.retry_download(&id).await?;
-    println!("retry-download acknowledged for {:?}", ack.ids);
+    println!("retry-download acknowledged for {}", ack.ids.join(", "));
     let status = expected.wait(Duration::from_secs(10)).await?;
-    let MediaItemStatus::Downloaded {
-        id,
-        mime_type,
-        sha256,
-        ..
-    } = status
-    else {
-        return Err(format!("the installation could not store the media: {status:?}").into());
+    println!("notification: {}", describe(&status));
+    let MediaItemStatus::Downloaded { id, sha256, .. } = status else {
+        return Err(format!(
+            "the installation could not store the media: {}",
+            describe(&status)
+        )
+        .into());
     };
-    println!("downloaded: {id} {mime_type:?} sha256 {sha256:?}");
 
     // Stored again: retrieve it, checked against the notification's SHA-256.
     let mut options = DownloadOptions::new();
@@ -90,4 +88,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     assert_eq!(bytes, photo);
     Ok(())
+}
+
+/// One line for a notification's item, as a person reads it (no Rust `Debug` values).
+fn describe(status: &MediaItemStatus) -> String {
+    match status {
+        MediaItemStatus::Downloaded {
+            id,
+            kind,
+            mime_type,
+            sha256,
+            ..
+        } => format!(
+            "downloaded {kind} {id} ({}), sha256 {}",
+            mime_type.as_deref().unwrap_or("type not given"),
+            sha256.map_or_else(|| "not given".to_owned(), |d| d.to_string())
+        ),
+        MediaItemStatus::Failed { id, errors, .. } => format!(
+            "failed for {}: {}",
+            id.as_deref().unwrap_or("an unnamed item"),
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    }
 }

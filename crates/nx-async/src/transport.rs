@@ -223,7 +223,7 @@ pub(crate) async fn send(
     http.client
         .request(request)
         .await
-        .map_err(|e| classify(e, uri.host().unwrap_or_default().to_owned()))
+        .map_err(|e| classify(e, nx_protocol::client::peer(&uri)))
 }
 
 fn classify(e: hyper_util::client::legacy::Error, host: String) -> Error {

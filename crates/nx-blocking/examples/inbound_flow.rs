@@ -41,11 +41,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let dir = tempfile::tempdir()?;
     for media in &webhook.media {
-        println!("{} {} from {:?}", media.kind, media.id, media.from);
+        println!(
+            "{} {} from {}",
+            media.kind,
+            media.id,
+            media.from.as_deref().unwrap_or("an unknown sender")
+        );
         // Stream it to a file, checked against the webhook's SHA-256: the file appears at its
         // path only once the length and the digest are right.
-        let mut options = DownloadOptions::new().progress(|done, total| {
-            println!("  {done} of {total:?} bytes");
+        let mut options = DownloadOptions::new().progress(|done, total| match total {
+            Some(total) => println!("  {done} of {total} bytes"),
+            None => println!("  {done} bytes"),
         });
         if let Some(digest) = media.sha256 {
             options = options.sha256(digest);

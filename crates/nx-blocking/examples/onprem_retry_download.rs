@@ -54,12 +54,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Expect the notification before asking, so a fast one cannot be missed.
     let expected = hub.expect(&sent.media_id);
     let ack = client.retry_download(&sent.media_id)?;
-    println!("retry-download acknowledged for {:?}", ack.ids);
+    println!("retry-download acknowledged for {}", ack.ids.join(", "));
 
     let status = expected.wait(NOTIFICATION_WAIT)?;
-    println!("notification: {status:?}");
+    println!("notification: {}", describe(&status));
     let MediaItemStatus::Downloaded { id, sha256, .. } = status else {
-        return Err(format!("the installation could not store the media: {status:?}").into());
+        return Err(format!(
+            "the installation could not store the media: {}",
+            describe(&status)
+        )
+        .into());
     };
 
     // Stored again: retrieve it, checked against the notification's SHA-256.
@@ -79,6 +83,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     webhook.stop();
     Ok(())
+}
+
+/// One line for a notification's item, as a person reads it (no Rust `Debug` values).
+fn describe(status: &MediaItemStatus) -> String {
+    match status {
+        MediaItemStatus::Downloaded {
+            id,
+            kind,
+            mime_type,
+            sha256,
+            ..
+        } => format!(
+            "downloaded {kind} {id} ({}), sha256 {}",
+            mime_type.as_deref().unwrap_or("type not given"),
+            sha256.map_or_else(|| "not given".to_owned(), |d| d.to_string())
+        ),
+        MediaItemStatus::Failed { id, errors, .. } => format!(
+            "failed for {}: {}",
+            id.as_deref().unwrap_or("an unnamed item"),
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    }
 }
 
 /// A minimal webhook receiver: one thread, one request per connection, each body fed to the hub.

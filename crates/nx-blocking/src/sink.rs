@@ -79,17 +79,14 @@ impl TempFile {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let temp = temp_builder()
-            .tempfile_in(&dir)
-            .map_err(|e| {
-                Error::io(
-                    format!("creating a temporary file beside {}", target.display()),
-                    e,
-                )
-            })?;
-        keep_mode(&temp, target).map_err(|e| {
-            Error::io(format!("keeping the mode of {}", target.display()), e)
+        let temp = temp_builder().tempfile_in(&dir).map_err(|e| {
+            Error::io(
+                format!("creating a temporary file beside {}", target.display()),
+                e,
+            )
         })?;
+        keep_mode(&temp, target)
+            .map_err(|e| Error::io(format!("keeping the mode of {}", target.display()), e))?;
         Ok(Self {
             temp,
             target: target.to_path_buf(),

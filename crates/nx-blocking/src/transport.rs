@@ -185,7 +185,7 @@ impl Http {
         exchange: Exchange,
         during: &'static str,
     ) -> Result<http::Response<ureq::Body>, Error> {
-        let host = request.uri().host().unwrap_or_default().to_owned();
+        let host = nx_protocol::client::peer(request.uri());
         let (parts, ()) = request.into_parts();
         let (error, may_have_reached_server) = match body {
             None => match self.run(http::Request::from_parts(parts, ()), exchange) {

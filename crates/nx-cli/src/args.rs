@@ -418,10 +418,56 @@ pub(crate) struct SandboxArgs {
     pub(crate) tls: bool,
 }
 
+/// The options a value may come from the environment for, as clap's usage line shows them.
+const FROM_ENVIRONMENT: &[&str] = &[
+    " --base-url <URL>",
+    " --access-key <KEY>",
+    " --access-secret <SECRET>",
+    " --url <URL>",
+    " --token <T>",
+    " --username <U>",
+    " --password <P>",
+    " --new-password <P>",
+];
+
+/// A clap usage error as printed, its `Usage:` line without the options clap adds because their
+/// value came from the environment (it lists every option that has a value): a usage line
+/// showing `--access-secret <SECRET>` reads as if the secret must be typed on the command line.
+pub(crate) fn usage_without_environment(rendered: &str) -> String {
+    rendered
+        .split_inclusive('\n')
+        .map(|line| {
+            if !line.trim_start().starts_with("Usage: ") {
+                return line.to_owned();
+            }
+            let mut line = line.to_owned();
+            for option in FROM_ENVIRONMENT {
+                let given = std::env::args().any(|a| {
+                    let name = option.trim_start().split(' ').next().unwrap_or_default();
+                    a == name || a.starts_with(&format!("{name}="))
+                });
+                if !given {
+                    line = line.replace(option, "");
+                }
+            }
+            line
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn usage_lines_leave_out_what_the_environment_gave() {
+        let rendered = "error: missing --id\n\nUsage: nxcloud media get --phone <P> --id <ID> --access-key <KEY> --access-secret <SECRET>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            usage_without_environment(rendered),
+            "error: missing --id\n\nUsage: nxcloud media get --phone <P> --id <ID>\n\nFor more information, try '--help'.\n"
+        );
+    }
 
     #[test]
     fn the_command_line_is_consistent() {

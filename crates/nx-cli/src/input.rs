@@ -28,8 +28,7 @@ pub(crate) fn read_capped(path: &Path, cap: u64, what: &str) -> Result<Vec<u8>, 
     if path.as_os_str() == "-" {
         return read_capped_from(std::io::stdin().lock(), cap, &name, what);
     }
-    let file =
-        std::fs::File::open(path).map_err(|e| CliError::io(format!("opening {name}"), e))?;
+    let file = std::fs::File::open(path).map_err(|e| CliError::io(format!("opening {name}"), e))?;
     read_capped_from(file, cap, &name, what)
 }
 

@@ -33,7 +33,9 @@ impl Registered {
 
     /// The directory's path.
     pub(crate) fn path(&self) -> &std::path::Path {
-        self.0.as_ref().map_or(std::path::Path::new(""), |d| d.path())
+        self.0
+            .as_ref()
+            .map_or(std::path::Path::new(""), |d| d.path())
     }
 }
 
@@ -72,7 +74,8 @@ pub(crate) fn install() -> Result<(), CliError> {
     let wait = {
         use tokio::signal::unix::{SignalKind, signal};
         let _entered = runtime.enter();
-        let listen = |kind| signal(kind).map_err(|e| CliError::io("installing a signal handler", e));
+        let listen =
+            |kind| signal(kind).map_err(|e| CliError::io("installing a signal handler", e));
         // Each stream is registered here, before any request is sent.
         let (mut int, mut term, mut hup) = (
             listen(SignalKind::interrupt())?,

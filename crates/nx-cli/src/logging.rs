@@ -1,21 +1,28 @@
-//! `-v`: the SDK's tracing events, printed to stderr.
+//! `-v`: the SDK's tracing events, printed to stderr. `-v` shows the DEBUG events (each attempt,
+//! its outcome, each download); `-vv` adds TRACE, each call's span opening and closing with its
+//! duration (`time.busy`, `time.idle`), and the thread, file and line of every event.
 //!
 //! What the libraries log carries no secret: the access secret never reaches a log, download URLs
 //! are logged with their query replaced by `<redacted>`, and neither `sign` values nor tokens are
-//! logged.
+//! logged. (No `log` logger is installed: ureq's own TRACE records would carry them.)
 
 use tracing::level_filters::LevelFilter;
+use tracing_subscriber::fmt::format::FmtSpan;
 
 /// Installs a stderr subscriber for `verbosity` (`-v` debug, `-vv` and more trace); none at 0.
 pub(crate) fn init(verbosity: u8) {
-    let level = match verbosity {
-        0 => return,
-        1 => LevelFilter::DEBUG,
-        _ => LevelFilter::TRACE,
-    };
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .with_target(true)
-        .try_init();
+        .with_target(true);
+    let _ = match verbosity {
+        0 => return,
+        1 => builder.with_max_level(LevelFilter::DEBUG).try_init(),
+        _ => builder
+            .with_max_level(LevelFilter::TRACE)
+            .with_span_events(FmtSpan::NEW | FmtSpan::CLOSE)
+            .with_thread_names(true)
+            .with_file(true)
+            .with_line_number(true)
+            .try_init(),
+    };
 }

@@ -49,7 +49,15 @@ fn main() -> ExitCode {
             Output::new(true).error(&error);
             return ExitCode::from(error.exit.code());
         }
-        // clap prints and exits 2 on a usage error, 0 for --help and --version.
+        // A usage error: printed without the options that came from the environment.
+        Err(e) if e.use_stderr() => {
+            eprint!(
+                "{}",
+                args::usage_without_environment(&e.render().to_string())
+            );
+            return ExitCode::from(Exit::Usage.code());
+        }
+        // clap prints and exits 0 for --help and --version.
         Err(e) => e.exit(),
     };
     logging::init(cli.global.verbose);

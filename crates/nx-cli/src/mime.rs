@@ -140,7 +140,9 @@ pub(crate) fn sniff(head: &[u8]) -> Result<&'static str, String> {
     }
     match candidates {
         [only] => Ok(only),
-        [] => Err(format!("its leading bytes are {detected}, which WhatsApp does not accept")),
+        [] => Err(format!(
+            "its leading bytes are {detected}, which WhatsApp does not accept"
+        )),
         several => Err(format!(
             "its leading bytes are {detected}, which may be any of {}",
             several.join(", ")

@@ -83,14 +83,18 @@ pub(crate) fn plan(output: &Path) -> Result<Planned, CliError> {
         return Ok(Planned::Stdout);
     }
     let shown_path = output.display().to_string();
-    let ends_with_slash = shown_path.ends_with('/') || shown_path.ends_with(std::path::MAIN_SEPARATOR);
+    let ends_with_slash =
+        shown_path.ends_with('/') || shown_path.ends_with(std::path::MAIN_SEPARATOR);
     match fs::metadata(output) {
         Ok(meta) if meta.is_dir() => Ok(Planned::Dir {
             dir: output.to_path_buf(),
             staging: Staging::create(output)?,
         }),
         Err(e) if ends_with_slash => Err(CliError::io(
-            format!("-o {}: a path ending in / must be an existing directory", shown(&shown_path)),
+            format!(
+                "-o {}: a path ending in / must be an existing directory",
+                shown(&shown_path)
+            ),
             e,
         )),
         _ if ends_with_slash => Err(CliError::usage(format!(
@@ -233,11 +237,16 @@ impl Staging {
         if let Ok(meta) = fs::metadata(target)
             && meta.is_file()
         {
-            fs::set_permissions(&staged, meta.permissions())
-                .map_err(|e| CliError::io(format!("keeping the mode of {}", shown(&shown_target)), e))?;
+            fs::set_permissions(&staged, meta.permissions()).map_err(|e| {
+                CliError::io(format!("keeping the mode of {}", shown(&shown_target)), e)
+            })?;
         }
-        fs::rename(&staged, target)
-            .map_err(|e| CliError::io(format!("renaming the download to {}", shown(&shown_target)), e))?;
+        fs::rename(&staged, target).map_err(|e| {
+            CliError::io(
+                format!("renaming the download to {}", shown(&shown_target)),
+                e,
+            )
+        })?;
         #[cfg(unix)]
         if let Ok(dir) = fs::File::open(parent_of(target)) {
             let _ = dir.sync_all();
@@ -311,9 +320,15 @@ mod tests {
     #[test]
     fn server_names_are_made_safe() {
         assert_eq!(safe_name("photo.png").as_deref(), Some("photo.png"));
-        assert_eq!(safe_name("../../etc/passwd").as_deref(), Some("_.._etc_passwd"));
+        assert_eq!(
+            safe_name("../../etc/passwd").as_deref(),
+            Some("_.._etc_passwd")
+        );
         assert_eq!(safe_name(".bashrc").as_deref(), Some("bashrc"));
-        assert_eq!(safe_name("a\u{1b}[2J\nb.jpg").as_deref(), Some("a_[2J_b.jpg"));
+        assert_eq!(
+            safe_name("a\u{1b}[2J\nb.jpg").as_deref(),
+            Some("a_[2J_b.jpg")
+        );
         assert_eq!(safe_name("c:\\x\\y.pdf").as_deref(), Some("c:_x_y.pdf"));
         for unusable in ["", ".", "..", " .. ", "/", "\0", "..//"] {
             assert_eq!(safe_name(unusable), None, "{unusable:?}");

@@ -80,7 +80,10 @@ mod tests {
             escape("a\u{1b}[2J\r\nhint: run x\0"),
             "a\\u{1b}[2J\\r\\nhint: run x\\0"
         );
-        assert_eq!(escape("\u{7f}\u{9b}\u{202e}\t"), "\\u{7f}\\u{9b}\\u{202e}\\t");
+        assert_eq!(
+            escape("\u{7f}\u{9b}\u{202e}\t"),
+            "\\u{7f}\\u{9b}\\u{202e}\\t"
+        );
         assert_eq!(shown("x\ny").to_string(), "x\\ny");
         assert!(!escape("\u{1b}\u{85}\u{2028}\r").chars().any(is_unsafe));
     }

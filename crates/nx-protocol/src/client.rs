@@ -296,7 +296,7 @@ pub enum Error {
     /// No connection could be made.
     #[error("could not connect to {host}: {source}; check the base URL and the network")]
     Connect {
-        /// The host.
+        /// The host and port ([`peer`]).
         host: String,
         /// Why.
         #[source]
@@ -307,7 +307,7 @@ pub enum Error {
         "TLS with {host} failed: {source}; check the certificate (a private CA must be added as a root)"
     )]
     Tls {
-        /// The host.
+        /// The host and port ([`peer`]).
         host: String,
         /// Why.
         #[source]
@@ -346,6 +346,29 @@ pub enum Error {
     /// The client is misconfigured.
     #[error("configuration: {0}")]
     Config(String),
+}
+
+/// The peer a connect or TLS error names: host and port (the URI's, else the scheme's default),
+/// never user info, path or query. "could not connect to 127.0.0.1" without the port would not
+/// tell which server was down.
+///
+/// ```
+/// use nx_protocol::client::peer;
+/// assert_eq!(peer(&"http://127.0.0.1:8080/api?x=1".parse().unwrap()), "127.0.0.1:8080");
+/// assert_eq!(peer(&"https://u:p@oss.example/a".parse().unwrap()), "oss.example:443");
+/// assert_eq!(peer(&"http://[::1]/".parse().unwrap()), "[::1]:80");
+/// ```
+pub fn peer(uri: &http::Uri) -> String {
+    let host = uri.host().unwrap_or_default();
+    let port = uri.port_u16().or_else(|| match uri.scheme_str() {
+        Some("https") => Some(443),
+        Some("http") => Some(80),
+        _ => None,
+    });
+    match port {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
 }
 
 /// A boxed error from the transport's HTTP stack.

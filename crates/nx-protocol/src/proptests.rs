@@ -805,14 +805,15 @@ fn url_signature() -> impl Strategy<Value = String> {
 /// slashes (PHP's default), with `&` as `\u0026`, with user info, without `Expires`.
 fn url_spelling(sig: &str) -> impl Strategy<Value = String> + use<> {
     let sig = sig.to_owned();
-    (0usize..5, "[a-z]{1,8}", 0u64..2_000_000_000).prop_map(move |(form, name, expires)| {
-        match form {
-            0 => format!("https://oss.example/{name}.png?Expires={expires}&OSSAccessKeyId=k&Signature={sig}"),
-            1 => format!(r"https:\/\/oss.example\/{name}.png?Expires={expires}&Signature={sig}"),
-            2 => format!(r"http://127.0.0.1:9/oss/{name}?Expires={expires}\u0026Signature={sig}"),
-            3 => format!("https://{name}:{sig}@oss.example/{name}"),
-            _ => format!("https://oss.example/{name}?Signature={sig}"),
-        }
+    (0usize..5, "[a-z]{1,8}", 0u64..2_000_000_000).prop_map(move |(form, name, expires)| match form
+    {
+        0 => format!(
+            "https://oss.example/{name}.png?Expires={expires}&OSSAccessKeyId=k&Signature={sig}"
+        ),
+        1 => format!(r"https:\/\/oss.example\/{name}.png?Expires={expires}&Signature={sig}"),
+        2 => format!(r"http://127.0.0.1:9/oss/{name}?Expires={expires}\u0026Signature={sig}"),
+        3 => format!("https://{name}:{sig}@oss.example/{name}"),
+        _ => format!("https://oss.example/{name}?Signature={sig}"),
     })
 }
 

@@ -139,14 +139,23 @@ mod tests {
         let cases = [
             ("plain text", "plain text"),
             ("see https://h/p", "see https://h/p"),
-            ("https://h/p?a=1 then https://g?b", "https://h/p?<redacted> then https://g?<redacted>"),
+            (
+                "https://h/p?a=1 then https://g?b",
+                "https://h/p?<redacted> then https://g?<redacted>",
+            ),
             ("'//h/a?Signature=x'", "'//h/a?<redacted>'"),
-            ("<a href=\"http://h/?s\">", "<a href=\"http://h/?<redacted>\">"),
+            (
+                "<a href=\"http://h/?s\">",
+                "<a href=\"http://h/?<redacted>\">",
+            ),
             ("http://h/a?s\\\"x", "http://h/a?<redacted>\\\"x"),
             ("http://h/a?s\0tail\u{1b}x y", "http://h/a?<redacted> y"),
             ("ftp://user@h/x", "ftp://<redacted>@h/x"),
             ("http://h/a@b?c", "http://h/a@b?<redacted>"),
-            ("https\\u003a//h/x\\u003Fsig=1", "https\\u003a//h/x?<redacted>"),
+            (
+                "https\\u003a//h/x\\u003Fsig=1",
+                "https\\u003a//h/x?<redacted>",
+            ),
             ("http://ü.example/ä?ö", "http://ü.example/ä?<redacted>"),
             ("////", "////"),
             ("x//", "x//"),

@@ -211,7 +211,7 @@ impl Demo {
 
 /// Runs `nxcloud demo`.
 pub(crate) fn run(global: &GlobalArgs, out: Output) -> Result<(), CliError> {
-    let sandbox = Sandbox::start(SandboxConfig::default()).map_err(start_error)?;
+    let sandbox = Sandbox::start(SandboxConfig::default()).map_err(|e| start_error(e, None))?;
     let mut builder = Client::builder()
         .credentials(DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET)
         .appkey(DEMO_APPKEY)

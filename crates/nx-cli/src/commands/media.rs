@@ -14,10 +14,10 @@ use crate::args::{DownloadArgs, GlobalArgs, MediaCommand, MediaRef, SendArgs, Up
 use crate::clients;
 use crate::exit::CliError;
 use crate::interrupt;
-use crate::target::{self, Destination, Sink};
 use crate::mime;
 use crate::output::{self, Output};
 use crate::progress::Bar;
+use crate::target::{self, Destination, Sink};
 use crate::terminal::shown;
 
 /// Runs `nxcloud media ...`.

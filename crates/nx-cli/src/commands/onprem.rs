@@ -8,17 +8,17 @@ use nx_protocol::onprem::format_expires_after;
 use serde_json::json;
 
 use crate::args::{
-    ENV_ONPREM_PASSWORD, ENV_ONPREM_USERNAME, GlobalArgs, OnPremArgs, OnPremCommand, OnPremGetArgs, OnPremIdArgs, OnPremLoginArgs,
-    OnPremMediaCommand, OnPremUploadArgs,
+    ENV_ONPREM_PASSWORD, ENV_ONPREM_USERNAME, GlobalArgs, OnPremArgs, OnPremCommand, OnPremGetArgs,
+    OnPremIdArgs, OnPremLoginArgs, OnPremMediaCommand, OnPremUploadArgs,
 };
 use crate::clients;
 use crate::commands::media::{Saved, download_options};
 use crate::exit::CliError;
 use crate::interrupt;
-use crate::target::{self, Destination, Sink};
 use crate::mime;
 use crate::output::Output;
 use crate::progress::Bar;
+use crate::target::{self, Destination, Sink};
 use crate::terminal::shown;
 
 /// Runs `nxcloud onprem ...`.
@@ -110,7 +110,12 @@ fn get(
     };
     bar.finish();
     let retrieved = result?;
-    let mut saved = Saved::new(&get.id, &destination, &retrieved.verified, get.sha256.is_some());
+    let mut saved = Saved::new(
+        &get.id,
+        &destination,
+        &retrieved.verified,
+        get.sha256.is_some(),
+    );
     saved.mime_type = retrieved.media.content_type.as_deref();
     if let Destination::Staged { path, staging } = &destination {
         staging.commit(path)?;

@@ -3,11 +3,13 @@
 //! The first stdout line is exactly `listening on http://ADDR` (`https://` with `--tls`; flushed
 //! at once, so a script can wait for it); with `--tls` the second is `CA certificate: PATH`, the
 //! throwaway CA's PEM file (removed when the sandbox stops) to pass to `--ca-bundle`; then how
-//! to reach it, then one line per request the sandbox answers (one JSON
-//! object per line with `--json`). A small current-thread tokio runtime waits for the signal
+//! to reach it, then one line per request the sandbox answers. With `--json` every line is a
+//! JSON object: first `{"listening":"http://ADDR","ca_certificate":PATH or null,...}`, then one
+//! per request. A small current-thread tokio runtime waits for the signal
 //! (the sandbox serves on its own runtime and thread) and stops it gracefully, which removes its
 //! temporary media directory.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use nx_protocol::wa::validate_phone;
@@ -69,10 +71,21 @@ pub(crate) fn config(global: &GlobalArgs, args: &SandboxArgs) -> Result<SandboxC
 }
 
 /// A sandbox start failure: bad settings are usage errors, the rest (e.g. the port is taken)
-/// exit 1.
-pub(crate) fn start_error(error: SandboxError) -> CliError {
-    match error {
-        SandboxError::Config(_) => CliError::usage(error.to_string()),
+/// exit 1. `addr` is the address it was to listen on, named when binding failed.
+pub(crate) fn start_error(error: SandboxError, addr: Option<SocketAddr>) -> CliError {
+    match (&error, addr) {
+        (SandboxError::Config(_), _) => CliError::usage(error.to_string()),
+        (SandboxError::Io { source, .. }, Some(addr))
+            if source.kind() == std::io::ErrorKind::AddrInUse =>
+        {
+            CliError::failure(format!(
+                "cannot listen on {addr}: the address is already in use"
+            ))
+            .with_hint("stop what listens there, or pass another --addr (port 0 picks a free one)")
+        }
+        (SandboxError::Io { .. }, Some(addr)) => {
+            CliError::failure(format!("cannot start the sandbox on {addr}: {error}"))
+        }
         _ => CliError::failure(error.to_string()),
     }
 }
@@ -84,35 +97,48 @@ pub(crate) fn run(global: &GlobalArgs, args: &SandboxArgs, out: Output) -> Resul
         .enable_all()
         .build()
         .map_err(|e| CliError::io("starting the signal handler", e))?;
-    let sandbox = Sandbox::start(config).map_err(start_error)?;
+    let sandbox = Sandbox::start(config).map_err(|e| start_error(e, Some(args.addr)))?;
     let base = sandbox.base_url().to_owned();
-    output::stdout_line(&format!("listening on {base}"))?;
     // Kept until the sandbox stops, then removed with it.
     let ca_file = sandbox.ca_pem().map(write_ca).transpose()?;
-    let trust = match &ca_file {
-        Some(file) => {
-            let path = file.path().display();
-            output::stdout_line(&format!("CA certificate: {path}"))?;
-            format!(" --ca-bundle {path}")
-        }
-        None => String::new(),
-    };
+    let ca_path = ca_file.as_ref().map(|f| f.path().display().to_string());
     let mut accounts = vec![DEMO_ACCESS_KEY.to_owned()];
     if let Some(key) = global.access_key.as_ref().filter(|k| *k != DEMO_ACCESS_KEY) {
         accounts.push(key.clone());
     }
     let phones = if args.phones.is_empty() {
-        DEMO_BUSINESS_PHONE.to_owned()
+        vec![DEMO_BUSINESS_PHONE.to_owned()]
     } else {
-        args.phones.join(", ")
+        args.phones.clone()
     };
-    output::stdout_line(&format!(
-        "NXCloud:     --base-url {base}{trust}, access keys {} (secrets not shown), phones {phones}, appkey {DEMO_APPKEY}\n\
-         On-Premises: --url {base}{trust}, user {DEMO_ONPREM_USER} (password not shown)\n\
-         inbound:     POST {base}/_sandbox/inbound?type=image&mime=image/jpeg with the file's bytes\n\
-         stop with Ctrl-C",
-        accounts.join(", ")
-    ))?;
+    let inbound = format!("{base}/_sandbox/inbound?type=image&mime=image/jpeg");
+    if out.is_json() {
+        // One JSON object first (then one per request), so a script reads every line as JSON.
+        out.json(&json!({
+            "listening": base,
+            "ca_certificate": ca_path,
+            "nxcloud": { "base_url": base, "access_keys": accounts, "phones": phones, "appkey": DEMO_APPKEY },
+            "onprem": { "url": base, "user": DEMO_ONPREM_USER },
+            "inbound": inbound,
+        }))?;
+    } else {
+        output::stdout_line(&format!("listening on {base}"))?;
+        let trust = match &ca_path {
+            Some(path) => {
+                output::stdout_line(&format!("CA certificate: {path}"))?;
+                format!(" --ca-bundle {path}")
+            }
+            None => String::new(),
+        };
+        output::stdout_line(&format!(
+            "NXCloud:     --base-url {base}{trust}, access keys {} (secrets not shown), phones {}, appkey {DEMO_APPKEY}\n\
+             On-Premises: --url {base}{trust}, user {DEMO_ONPREM_USER} (password not shown)\n\
+             inbound:     POST {inbound} with the file's bytes\n\
+             stop with Ctrl-C",
+            accounts.join(", "),
+            phones.join(", ")
+        ))?;
+    }
     let log = sandbox.log().clone();
     runtime.block_on(async move {
         tokio::select! {

@@ -193,8 +193,10 @@ fn inbound(hook: &InboundWebhook, out: Output) -> Result<(), CliError> {
 fn fetch_line(words: &[&str]) -> String {
     match terminal::command(words) {
         Some(line) => format!("\n   fetch: {line}"),
-        None => "\n   fetch: (not shown as a command: a value holds control characters; see --json)"
-            .to_owned(),
+        None => {
+            "\n   fetch: (not shown as a command: a value holds control characters; see --json)"
+                .to_owned()
+        }
     }
 }
 
