@@ -731,6 +731,89 @@ impl Drop for CallbackServer {
     }
 }
 
+/// A canned answer of [`CannedServer`]: status, `Content-Type`, body.
+pub type Canned = (u16, &'static str, Vec<u8>);
+
+/// A hostile (or just scripted) HTTP/1.1 server on 127.0.0.1:0: every request is answered by
+/// `answer(request line, the server's base URL)` with `Connection: close`. It stops when dropped.
+pub struct CannedServer {
+    url: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CannedServer {
+    /// Starts the server.
+    pub fn start(answer: impl Fn(&str, &str) -> Canned + Send + 'static) -> Self {
+        use std::io::Write;
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let url = format!("http://{}", listener.local_addr().expect("local address"));
+        let base = url.clone();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !stopping.load(Ordering::Relaxed) {
+                let Ok((stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let Some((head, _)) = read_request(&stream) else {
+                    continue;
+                };
+                let line = head.lines().next().unwrap_or_default();
+                let (status, content_type, body) = answer(line, &base);
+                let head = format!(
+                    "HTTP/1.1 {status} Canned\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = (&stream).write_all(head.as_bytes());
+                let _ = (&stream).write_all(&body);
+            }
+        });
+        Self {
+            url,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for CannedServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// getMedia answers that carry a valid pre-signed URL (`{base}/oss/m.png?...&Signature={sig}`)
+/// but are malformed the ways servers get it wrong: a UTF-8 BOM, a code as a string, duplicate
+/// keys, a raw NUL, a wrong type beside the URL, the URL in an error's message, an HTML page
+/// quoting it. Each is (what, body).
+pub fn malformed_answers_with_url(base: &str, sig: &str) -> Vec<(&'static str, String)> {
+    let url = format!("{base}/oss/m.png?Expires=4102444800&OSSAccessKeyId=k&Signature={sig}");
+    let data = format!(r#"{{"mime_type":"image/png","file_name":"m.png","url":"{url}"}}"#);
+    vec![
+        ("a BOM", format!("\u{feff}{{\"code\":0,\"message\":\"ok\",\"data\":{data}}}")),
+        ("a code as a string", format!(r#"{{"code":"0","message":"ok","data":{data}}}"#)),
+        ("duplicate keys", format!(r#"{{"code":0,"code":0,"message":"ok","data":{data}}}"#)),
+        ("a raw NUL", format!("{{\"code\":0,\0\"message\":\"ok\",\"data\":{data}}}")),
+        ("a wrong type", format!(r#"{{"code":0,"data":{{"mime_type":5,"file_name":"m","url":"{url}"}}}}"#)),
+        ("an error quoting it", format!(r#"{{"code":-1,"message":"see {url}","data":null}}"#)),
+        ("an HTML page", format!("<html><a href=\"{url}\">{url}</a></html>")),
+    ]
+}
+
 /// The blocking On-Premises client.
 #[derive(Debug)]
 pub struct BlockingDriverOnPrem {

@@ -24,8 +24,9 @@ use std::time::Duration;
 
 use nx_conformance::proxy::ConnectProxy;
 use nx_conformance::{
-    AsyncDriver, AsyncDriverOnPrem, BlockingDriver, BlockingDriverOnPrem, Driver, OnPremDriver,
-    OnPremWorld, PNG_1X1, Source, World, demo_basic_header, demo_login, pattern, through_proxy,
+    AsyncDriver, AsyncDriverOnPrem, BlockingDriver, BlockingDriverOnPrem, CannedServer, Driver,
+    OnPremDriver, OnPremWorld, PNG_1X1, Source, World, demo_basic_header, demo_login,
+    malformed_answers_with_url, pattern, through_proxy,
 };
 use nx_protocol::client::{ClientConfig, Error, OnPremConfig, OnPremLogin};
 use nx_protocol::download::Sha256Digest;
@@ -391,6 +392,47 @@ fn nxcloud_calls<D: Driver>(secrets: &mut Secrets) {
     capture(&format!("{name} sandbox: {:?}", world.sandbox));
 }
 
+/// The signature of the URLs in the hostile answers ([`malformed_answers_with_url`]).
+const HOSTILE_SIGNATURE: &str = "H0stileSignatureValue%2Bq7";
+
+/// A server whose getMedia answers carry a valid signed URL but are malformed (a BOM, a code as
+/// a string, duplicate keys, a raw NUL, ...): the answer is never shown raw.
+fn hostile_server() -> CannedServer {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    CannedServer::start(move |line, base| {
+        if !line.contains("/api/wa/getMedia") {
+            return (404, "text/plain", Vec::new());
+        }
+        let answers = malformed_answers_with_url(base, HOSTILE_SIGNATURE);
+        let (what, body) = &answers[next.fetch_add(1, Ordering::Relaxed) % answers.len()];
+        let status = if *what == "an HTML page" { 502 } else { 200 };
+        (status, "application/json", body.clone().into_bytes())
+    })
+}
+
+/// NXCloud calls against [`hostile_server`], every malformed answer twice over.
+fn hostile_calls<D: Driver>(secrets: &mut Secrets) {
+    secrets.add("a hostile answer's URL signature", HOSTILE_SIGNATURE);
+    secrets.add("a hostile answer's URL signature (decoded)", percent_decode(HOSTILE_SIGNATURE));
+    let server = hostile_server();
+    let world = World::<D>::new();
+    let client = world.client_with(|c| {
+        c.base_url = BaseUrl::parse(server.url()).unwrap();
+        c.transport.request_timeout = Duration::from_millis(500);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let count = malformed_answers_with_url("", "").len();
+    for round in 0..count {
+        let name = D::NAME;
+        record(&format!("{name} hostile getMedia {round}"), client.get_media(PHONE, "m"));
+        record(
+            &format!("{name} hostile download_media_to_path {round}"),
+            client.download_media_to_path(PHONE, "m", &dir.path().join("m.png"), None),
+        );
+    }
+}
+
 /// On-Premises calls of every kind, with faults, a revoked token and a wrong password.
 fn onprem_calls<P: OnPremDriver>(secrets: &mut Secrets) {
     let world = OnPremWorld::<P>::with(SandboxConfig::default(), |c| {
@@ -590,6 +632,8 @@ fn no_secret_reaches_any_output() {
     onprem_calls::<BlockingDriverOnPrem>(&mut secrets);
     proxy_calls::<AsyncDriver>();
     proxy_calls::<BlockingDriver>();
+    hostile_calls::<AsyncDriver>(&mut secrets);
+    hostile_calls::<BlockingDriver>(&mut secrets);
     let cli = cli_runs(&mut secrets);
 
     if std::env::var("NX_SECRETS_DUMP").is_ok() {
@@ -759,7 +803,9 @@ fn cli_runs(secrets: &mut Secrets) -> (usize, usize) {
         }
         cmd.env("NXCLOUD_ACCESS_SECRET", DEMO_ACCESS_SECRET)
             .env("WA_ONPREM_PASSWORD", DEMO_ONPREM_PASSWORD)
-            .args(["-vv", "--base-url", &base, "--access-key", DEMO_ACCESS_KEY])
+            // The sandbox unless a run passes --base-url.
+            .env("NXCLOUD_BASE_URL", &base)
+            .args(["-vv", "--access-key", DEMO_ACCESS_KEY])
             .args(args);
         cmd.output().expect("the CLI runs")
     };
@@ -896,6 +942,33 @@ fn cli_runs(secrets: &mut Secrets) -> (usize, usize) {
     assert!(proxy.tunnels() >= 1, "the CLI went through the proxy");
     capture(&format!("cli sandbox log: {:?}", sandbox.log().entries()));
     assert_eq!(runs, 13, "every CLI run happened");
+    // Against a server whose answers embed a signed URL in malformed JSON: never shown, in the
+    // error (text or JSON) nor in `-vv`'s tracing.
+    let hostile = hostile_server();
+    let count = malformed_answers_with_url("", "").len();
+    let out = dir.path().join("h.png").to_string_lossy().into_owned();
+    for round in 0..count {
+        let base = ["--base-url", hostile.url()];
+        let get = [&base[..], &["media", "get", "--phone", PHONE, "--id", "m"]].concat();
+        let json = [&base[..], &["--json", "media", "get", "--phone", PHONE, "--id", "m"]].concat();
+        let download = [
+            &base[..],
+            &["media", "download", "--phone", PHONE, "--id", "m", "-o", &out],
+        ]
+        .concat();
+        for args in [get, json, download] {
+            let run = nx(&args);
+            runs += 1;
+            bytes += run.stdout.len() + run.stderr.len();
+            assert_eq!(run.status.code(), Some(3), "round {round}: nxcloud {args:?}");
+            capture(&format!(
+                "nxcloud {args:?} (hostile) stdout: {} stderr: {}",
+                String::from_utf8_lossy(&run.stdout),
+                String::from_utf8_lossy(&run.stderr)
+            ));
+        }
+    }
+    assert_eq!(runs, 13 + 3 * count, "every hostile CLI run happened");
     (runs, bytes)
 }
 
