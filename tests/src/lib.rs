@@ -804,13 +804,34 @@ pub fn malformed_answers_with_url(base: &str, sig: &str) -> Vec<(&'static str, S
     let url = format!("{base}/oss/m.png?Expires=4102444800&OSSAccessKeyId=k&Signature={sig}");
     let data = format!(r#"{{"mime_type":"image/png","file_name":"m.png","url":"{url}"}}"#);
     vec![
-        ("a BOM", format!("\u{feff}{{\"code\":0,\"message\":\"ok\",\"data\":{data}}}")),
-        ("a code as a string", format!(r#"{{"code":"0","message":"ok","data":{data}}}"#)),
-        ("duplicate keys", format!(r#"{{"code":0,"code":0,"message":"ok","data":{data}}}"#)),
-        ("a raw NUL", format!("{{\"code\":0,\0\"message\":\"ok\",\"data\":{data}}}")),
-        ("a wrong type", format!(r#"{{"code":0,"data":{{"mime_type":5,"file_name":"m","url":"{url}"}}}}"#)),
-        ("an error quoting it", format!(r#"{{"code":-1,"message":"see {url}","data":null}}"#)),
-        ("an HTML page", format!("<html><a href=\"{url}\">{url}</a></html>")),
+        (
+            "a BOM",
+            format!("\u{feff}{{\"code\":0,\"message\":\"ok\",\"data\":{data}}}"),
+        ),
+        (
+            "a code as a string",
+            format!(r#"{{"code":"0","message":"ok","data":{data}}}"#),
+        ),
+        (
+            "duplicate keys",
+            format!(r#"{{"code":0,"code":0,"message":"ok","data":{data}}}"#),
+        ),
+        (
+            "a raw NUL",
+            format!("{{\"code\":0,\0\"message\":\"ok\",\"data\":{data}}}"),
+        ),
+        (
+            "a wrong type",
+            format!(r#"{{"code":0,"data":{{"mime_type":5,"file_name":"m","url":"{url}"}}}}"#),
+        ),
+        (
+            "an error quoting it",
+            format!(r#"{{"code":-1,"message":"see {url}","data":null}}"#),
+        ),
+        (
+            "an HTML page",
+            format!("<html><a href=\"{url}\">{url}</a></html>"),
+        ),
     ]
 }
 

@@ -414,7 +414,10 @@ fn hostile_server() -> CannedServer {
 /// NXCloud calls against [`hostile_server`], every malformed answer twice over.
 fn hostile_calls<D: Driver>(secrets: &mut Secrets) {
     secrets.add("a hostile answer's URL signature", HOSTILE_SIGNATURE);
-    secrets.add("a hostile answer's URL signature (decoded)", percent_decode(HOSTILE_SIGNATURE));
+    secrets.add(
+        "a hostile answer's URL signature (decoded)",
+        percent_decode(HOSTILE_SIGNATURE),
+    );
     let server = hostile_server();
     let world = World::<D>::new();
     let client = world.client_with(|c| {
@@ -425,7 +428,10 @@ fn hostile_calls<D: Driver>(secrets: &mut Secrets) {
     let count = malformed_answers_with_url("", "").len();
     for round in 0..count {
         let name = D::NAME;
-        record(&format!("{name} hostile getMedia {round}"), client.get_media(PHONE, "m"));
+        record(
+            &format!("{name} hostile getMedia {round}"),
+            client.get_media(PHONE, "m"),
+        );
         record(
             &format!("{name} hostile download_media_to_path {round}"),
             client.download_media_to_path(PHONE, "m", &dir.path().join("m.png"), None),
@@ -950,17 +956,27 @@ fn cli_runs(secrets: &mut Secrets) -> (usize, usize) {
     for round in 0..count {
         let base = ["--base-url", hostile.url()];
         let get = [&base[..], &["media", "get", "--phone", PHONE, "--id", "m"]].concat();
-        let json = [&base[..], &["--json", "media", "get", "--phone", PHONE, "--id", "m"]].concat();
+        let json = [
+            &base[..],
+            &["--json", "media", "get", "--phone", PHONE, "--id", "m"],
+        ]
+        .concat();
         let download = [
             &base[..],
-            &["media", "download", "--phone", PHONE, "--id", "m", "-o", &out],
+            &[
+                "media", "download", "--phone", PHONE, "--id", "m", "-o", &out,
+            ],
         ]
         .concat();
         for args in [get, json, download] {
             let run = nx(&args);
             runs += 1;
             bytes += run.stdout.len() + run.stderr.len();
-            assert_eq!(run.status.code(), Some(3), "round {round}: nxcloud {args:?}");
+            assert_eq!(
+                run.status.code(),
+                Some(3),
+                "round {round}: nxcloud {args:?}"
+            );
             capture(&format!(
                 "nxcloud {args:?} (hostile) stdout: {} stderr: {}",
                 String::from_utf8_lossy(&run.stdout),
