@@ -2,10 +2,12 @@
 //! with this transport's reader type, and the file I/O that reads it.
 
 use std::io::Cursor;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use nx_protocol::body::SourceKind;
+use nx_protocol::body::{SourceKind, UploadProgress};
 use nx_protocol::client::Error;
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, ReadBuf};
 
 /// The reader a one-shot upload source holds.
 pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
@@ -26,8 +28,59 @@ pub(crate) async fn len(source: &UploadSource) -> Result<u64, Error> {
     }
 }
 
-/// A reader from the start of the source.
+/// A reader from the start of the source, reporting to the source's progress callback if any.
 pub(crate) async fn open(source: &mut UploadSource) -> Result<Reader, Error> {
+    let reader = open_kind(source).await?;
+    let Some(progress) = source.progress_callback().cloned() else {
+        return Ok(reader);
+    };
+    // Not `len(source)`: a shared borrow of the source (whose reader is not `Sync`) held across
+    // an await would make the call's future not `Send`.
+    let total = match source.kind() {
+        SourceKind::Path(path) => {
+            let path = path.clone();
+            tokio::fs::metadata(&path)
+                .await
+                .map(|m| m.len())
+                .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
+        }
+        SourceKind::Bytes(bytes) => bytes.len() as u64,
+        SourceKind::Reader(_, len) => *len,
+    };
+    Ok(Box::new(Progressing {
+        inner: reader,
+        done: 0,
+        total,
+        progress,
+    }))
+}
+
+/// A reader that reports how much it has yielded.
+struct Progressing {
+    inner: Reader,
+    done: u64,
+    total: u64,
+    progress: UploadProgress,
+}
+
+impl AsyncRead for Progressing {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if matches!(polled, Poll::Ready(Ok(()))) && n > 0 {
+            self.done += n as u64;
+            (self.progress)(self.done, self.total);
+        }
+        polled
+    }
+}
+
+async fn open_kind(source: &mut UploadSource) -> Result<Reader, Error> {
     match source.kind_mut() {
         SourceKind::Path(path) => tokio::fs::File::open(&*path)
             .await

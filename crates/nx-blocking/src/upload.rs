@@ -3,7 +3,7 @@
 
 use std::io::{Cursor, Read};
 
-use nx_protocol::body::SourceKind;
+use nx_protocol::body::{SourceKind, UploadProgress};
 use nx_protocol::client::Error;
 
 /// The reader a one-shot upload source holds.
@@ -24,8 +24,41 @@ pub(crate) fn len(source: &UploadSource) -> Result<u64, Error> {
     }
 }
 
-/// A reader from the start of the source.
+/// A reader from the start of the source, reporting to the source's progress callback if any.
 pub(crate) fn open(source: &mut UploadSource) -> Result<Reader, Error> {
+    let reader = open_kind(source)?;
+    let Some(progress) = source.progress_callback().cloned() else {
+        return Ok(reader);
+    };
+    let total = len(source)?;
+    Ok(Box::new(Progressing {
+        inner: reader,
+        done: 0,
+        total,
+        progress,
+    }))
+}
+
+/// A reader that reports how much it has yielded.
+struct Progressing {
+    inner: Reader,
+    done: u64,
+    total: u64,
+    progress: UploadProgress,
+}
+
+impl Read for Progressing {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.done += n as u64;
+            (self.progress)(self.done, self.total);
+        }
+        Ok(n)
+    }
+}
+
+fn open_kind(source: &mut UploadSource) -> Result<Reader, Error> {
     match source.kind_mut() {
         SourceKind::Path(path) => std::fs::File::open(&*path)
             .map(|f| Box::new(f) as Reader)

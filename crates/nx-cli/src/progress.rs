@@ -1,10 +1,10 @@
-//! The download progress bar: on stderr, and only when stderr is a terminal (none when piped or
-//! redirected, so logs and scripts stay clean).
+//! The download and upload progress bars: on stderr, and only when stderr is a terminal (none
+//! when piped or redirected, so logs and scripts stay clean).
 
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use nx_blocking::DownloadOptions;
+use nx_blocking::{DownloadOptions, UploadSource};
 
 /// A progress bar for one download, or nothing when stderr is not a terminal.
 pub(crate) struct Bar(Option<ProgressBar>);
@@ -33,6 +33,19 @@ impl Bar {
             if let Some(total) = total
                 && bar.length() != Some(total)
             {
+                bar.set_length(total);
+            }
+            bar.set_position(done);
+        })
+    }
+
+    /// `source` reporting to this bar as its bytes are sent (a retried upload starts it again).
+    pub(crate) fn attach_upload(&self, source: UploadSource) -> UploadSource {
+        let Some(bar) = self.0.clone() else {
+            return source;
+        };
+        source.progress(move |done, total| {
+            if bar.length() != Some(total) {
                 bar.set_length(total);
             }
             bar.set_position(done);

@@ -233,7 +233,10 @@ fn webhook_values_with_control_characters_are_shown_escaped_never_as_commands() 
         "(not shown as a command: a value holds control characters; see --json)"
     );
     // The id's forged `\r\nfetch: rm -rf ~` stays on the id's line, as data.
-    let fetch_lines = text.stdout.lines().filter(|l| l.trim_start().starts_with("fetch:"));
+    let fetch_lines = text
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("fetch:"));
     assert_eq!(fetch_lines.count(), 1, "{}", text.stdout);
     // --json is exact.
     let hook = json(

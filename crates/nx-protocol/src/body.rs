@@ -63,7 +63,12 @@ impl StreamedBody {
 pub struct UploadSource<R> {
     kind: SourceKind<R>,
     file_name: String,
+    progress: Option<UploadProgress>,
 }
+
+/// Called as an upload's bytes are read to be sent: (bytes of the source read so far in this
+/// attempt, the source's length). A retried upload starts again from 0.
+pub type UploadProgress = std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>;
 
 /// The three kinds of [`UploadSource`].
 pub enum SourceKind<R> {
@@ -86,6 +91,7 @@ impl<R> UploadSource<R> {
         Self {
             kind: SourceKind::Path(path),
             file_name,
+            progress: None,
         }
     }
 
@@ -94,6 +100,7 @@ impl<R> UploadSource<R> {
         Self {
             kind: SourceKind::Bytes(bytes.into()),
             file_name: file_name.into(),
+            progress: None,
         }
     }
 
@@ -102,7 +109,19 @@ impl<R> UploadSource<R> {
         Self {
             kind: SourceKind::Reader(Some(reader), len),
             file_name: file_name.into(),
+            progress: None,
         }
+    }
+
+    /// Reports the upload's progress to `f` (a progress bar, say): see [`UploadProgress`].
+    pub fn progress(mut self, f: impl Fn(u64, u64) + Send + Sync + 'static) -> Self {
+        self.progress = Some(std::sync::Arc::new(f));
+        self
+    }
+
+    /// The progress callback, for the transport that reads the source.
+    pub fn progress_callback(&self) -> Option<&UploadProgress> {
+        self.progress.as_ref()
     }
 
     /// The file name sent in the form.

@@ -79,7 +79,11 @@ fn upload(global: &GlobalArgs, args: &UploadArgs, out: Output) -> Result<(), Cli
     // Refusals (type, size, leading bytes) come before connecting to anything.
     let mut checked = mime::upload_type(&args.file, args.mime.as_deref(), "--type")?;
     let client = clients::nxcloud(global)?;
-    let uploaded = client.upload_media(&args.phone, checked.mime, checked.source(&args.file))?;
+    let bar = Bar::for_stderr();
+    let source = bar.attach_upload(checked.source(&args.file));
+    let uploaded = client.upload_media(&args.phone, checked.mime, source);
+    bar.finish();
+    let uploaded = uploaded?;
     let value = Uploaded {
         id: &uploaded.id,
         mime_type: checked.mime,

@@ -73,7 +73,11 @@ fn upload(
     // Refusals (type, size, leading bytes) come before connecting to anything.
     let mut checked = mime::upload_type(&upload.file, upload.mime.as_deref(), "--type")?;
     let client = clients::onprem(global, args)?;
-    let uploaded = client.upload_media(checked.mime, checked.source(&upload.file))?;
+    let bar = Bar::for_stderr();
+    let source = bar.attach_upload(checked.source(&upload.file));
+    let uploaded = client.upload_media(checked.mime, source);
+    bar.finish();
+    let uploaded = uploaded?;
     let value = json!({
         "id": uploaded.id,
         "mime_type": checked.mime,
