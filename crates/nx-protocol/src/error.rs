@@ -90,7 +90,7 @@ pub enum InvalidInput {
 
 /// A short, printable excerpt of an answer body for error messages: at most 200 characters,
 /// control characters escaped, every URL's query and user info replaced by `<redacted>`
-/// ([`redact_urls`](crate::redact_urls), before anything is kept), never a panic on any bytes.
+/// ([`redact_urls`], before anything is kept), never a panic on any bytes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Snippet(String);
 
@@ -183,7 +183,7 @@ pub enum ResponseError {
         /// The status.
         status: StatusCode,
         /// What is wrong with it (a parser's words may quote the answer: URLs in it are
-        /// redacted, see [`ResponseError::malformed`]).
+        /// redacted where it is made).
         what: String,
         /// What the body began with.
         snippet: Snippet,
