@@ -635,7 +635,7 @@ fn a_refused_connection_is_a_connect_error() {
         .unwrap();
     let err = client.get_media(PHONE, MEDIA_ID).unwrap_err();
     assert!(
-        matches!(&err, Error::Connect { host, .. } if host == "127.0.0.1"),
+        matches!(&err, Error::Connect { host, .. } if *host == format!("127.0.0.1:{port}")),
         "{err:?}"
     );
 }
