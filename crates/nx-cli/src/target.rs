@@ -167,6 +167,22 @@ impl Destination {
         }
     }
 
+    /// `error` with a hint, for a failed check on a target written as the bytes arrived (stdout,
+    /// a device, a FIFO): those bytes already went out and cannot be taken back.
+    pub(crate) fn explain(&self, mut error: CliError) -> CliError {
+        let written = match self {
+            Destination::Stdout => "stdout",
+            Destination::InPlace { what, .. } => what,
+            Destination::Staged { .. } => return error,
+        };
+        if error.exit == crate::exit::Exit::Integrity {
+            error.hint = Some(format!(
+                "the bytes before the failed check already went to {written} (written in place): discard them"
+            ));
+        }
+        error
+    }
+
     /// A note for the report: what was not promised.
     pub(crate) fn note(&self) -> Option<String> {
         match self {
@@ -306,11 +322,6 @@ pub(crate) fn safe_name(name: &str) -> Option<String> {
     }
     let name = &trimmed[..end];
     (!name.is_empty() && name.chars().any(|c| c != '_')).then(|| name.to_owned())
-}
-
-/// Writes a report line to stderr (when the bytes went to stdout, the report cannot).
-pub(crate) fn report_to_stderr(line: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 #[cfg(test)]

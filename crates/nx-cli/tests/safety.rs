@@ -556,6 +556,27 @@ fn a_fifo_and_a_character_device_are_written_in_place() {
             .unwrap()
             .contains("a FIFO: written in place")
     );
+    // A failed check on a FIFO: the bytes already went; the hint says so.
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let zeros = "0".repeat(64);
+    let run = expect(
+        at(sandbox.base_url())
+            .args([
+                "media", "download", "--phone", PHONE, "--id", &id, "--sha256", &zeros, "-o",
+            ])
+            .arg(&fifo),
+        5,
+    );
+    reader.join().unwrap();
+    assert!(
+        run.stderr
+            .contains("hint: the bytes before the failed check already went to a FIFO"),
+        "{}",
+        run.stderr
+    );
 
     if !is_root() {
         println!("skipped the character device: mknod needs root");
@@ -750,6 +771,33 @@ fn sign_stops_an_endless_body_at_the_cap() {
         .unwrap();
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("stdin is larger than"), "{stderr}");
+}
+
+#[test]
+fn sign_explain_shows_a_body_with_control_characters_escaped() {
+    let body = "{\"a\":\"\u{1b}[2J\r\n4. sign = md5(3): x\"}";
+    let run = expect(
+        nxcloud().args([
+            "--access-key",
+            "k",
+            "--access-secret",
+            "s",
+            "sign",
+            "--biz-type",
+            "2",
+            "--action",
+            "a",
+            "--ts",
+            "1655710885431",
+            "--explain",
+            "--body",
+            body,
+        ]),
+        0,
+    );
+    assert_printable("stderr", &run.stderr);
+    let fourth = run.stderr.lines().filter(|l| l.starts_with("4. ")).count();
+    assert_eq!(fourth, 1, "{}", run.stderr);
 }
 
 #[cfg(unix)]

@@ -161,7 +161,8 @@ impl<'a> Saved<'a> {
         } else {
             self.human()
         };
-        target::report_to_stderr(&line);
+        // The bytes went to stdout: the report goes to stderr.
+        crate::output::note(&line);
         Ok(())
     }
 }
@@ -210,7 +211,7 @@ fn download(global: &GlobalArgs, args: &DownloadArgs, out: Output) -> Result<(),
         other => other,
     };
     bar.finish();
-    let verified = result.map_err(CliError::from_download)?;
+    let verified = result.map_err(|e| destination.explain(CliError::from_download(e)))?;
     let saved = Saved::new(&args.id, &destination, &verified, args.sha256.is_some());
     if let Destination::Staged { path, staging } = &destination {
         staging.commit(path)?;

@@ -113,7 +113,7 @@ fn get(
         Sink::Path(path) => client.retrieve_media_to_path(&get.id, path, options),
     };
     bar.finish();
-    let retrieved = result?;
+    let retrieved = result.map_err(|e| destination.explain(CliError::from(e)))?;
     let mut saved = Saved::new(
         &get.id,
         &destination,

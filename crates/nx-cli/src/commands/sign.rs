@@ -6,6 +6,7 @@ use crate::exit::CliError;
 use crate::explain;
 use crate::input;
 use crate::output::{self, Output};
+use crate::terminal::shown;
 use nx_protocol::operation::headers;
 use nx_protocol::sign::SignableBody;
 
@@ -55,7 +56,11 @@ pub(crate) fn run(global: &GlobalArgs, args: &SignArgs, out: Output) -> Result<(
         );
     }
     if args.explain {
-        output::note(&format!("1. headers, sorted:  {}", stages.header_string));
+        // The body came from a file or the command line: control characters shown escaped.
+        output::note(&format!(
+            "1. headers, sorted:  {}",
+            shown(&stages.header_string)
+        ));
         let body_note = match signable {
             SignableBody::Multipart => "(none: a multipart body is not signed)",
             SignableBody::Empty => "(none: the body is empty)",
@@ -63,9 +68,12 @@ pub(crate) fn run(global: &GlobalArgs, args: &SignArgs, out: Output) -> Result<(
         };
         output::note(&format!(
             "2. body part:        {}{body_note}",
-            stages.body_segment
+            shown(&stages.body_segment)
         ));
-        output::note(&format!("3. string to sign:   {}", stages.canonical_string));
+        output::note(&format!(
+            "3. string to sign:   {}",
+            shown(&stages.canonical_string)
+        ));
         output::note(&format!("4. sign = md5(3):    {}", stages.signature));
     }
     if out.is_json() {
