@@ -142,7 +142,10 @@ fn an_unknown_ca_is_a_tls_error<D: Driver>() {
     let world = World::<D>::with(SandboxConfig::default().tls(true), |_| {});
     let untrusting = world.client_with(|config| config.transport.extra_roots_der.clear());
     match untrusting.get_media(PHONE, "any") {
-        Err(Error::Tls { host, .. }) => assert_eq!(host, "127.0.0.1"),
+        // The peer is named with its port (`nx_protocol::client::peer`).
+        Err(Error::Tls { host, .. }) => {
+            assert_eq!(host, format!("127.0.0.1:{}", world.sandbox.addr().port()))
+        }
         other => panic!("expected a TLS error, got {other:?}"),
     }
     assert!(world.sandbox.log().entries().is_empty());
