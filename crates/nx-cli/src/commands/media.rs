@@ -178,10 +178,11 @@ pub(crate) fn download_options(expected: Option<Sha256Digest>, bar: &Bar) -> Dow
 }
 
 fn download(global: &GlobalArgs, args: &DownloadArgs, out: Output) -> Result<(), CliError> {
-    // `-o` is checked (and its staging directory made) before any request.
+    // The signal handlers first (nothing is staged before they are in place), then `-o` is
+    // checked and its staging directory made, before any request.
+    interrupt::install()?;
     let planned = target::plan(&args.output)?;
     let client = clients::nxcloud(global)?;
-    interrupt::install()?;
     let info = client.get_media(&args.phone, &args.id)?;
     let destination = planned.destination(Some(&info.file_name), &args.id);
     let bar = Bar::for_stderr();

@@ -95,9 +95,9 @@ fn get(
 ) -> Result<(), CliError> {
     // `-o` is checked (and its staging directory made) before any request. A retrieve has no
     // file name: in a directory, the file is named after the id.
+    interrupt::install()?;
     let planned = target::plan(&get.output)?;
     let client = clients::onprem(global, args)?;
-    interrupt::install()?;
     let destination = planned.destination(None, &get.id);
     let bar = Bar::for_stderr();
     let options = download_options(get.sha256, &bar);
