@@ -141,9 +141,9 @@ impl From<Error> for CliError {
                 if message.is_empty() {
                     String::new()
                 } else {
-                    format!(" (server said: {})", crate::output::printable(message))
+                    format!(" (server said: {})", crate::terminal::escape(message))
                 },
-                crate::output::printable(&meta.to_string())
+                crate::terminal::escape(&meta.to_string())
             ),
             // The library's message repeats the code's meaning, which the hint carries.
             Error::Response(ResponseError::Api { code, message, .. }) if message.is_empty() => {

@@ -80,43 +80,7 @@ pub(crate) fn stdout_line(text: &str) -> Result<(), CliError> {
         .map_err(|e| CliError::io("writing to stdout", e))
 }
 
-/// `text` with its control characters escaped (`\n`, `\u{1b}`), for showing what a server sent
-/// (a message id, Meta's error text) in human output: it cannot move the cursor, clear the
-/// screen or forge lines.
-pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect::<String>()
-        .into()
-}
-
 /// Writes `text` and a newline to stderr (for notes that are not results).
 pub(crate) fn note(text: &str) {
     let _ = writeln!(io::stderr().lock(), "{text}");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn printable_escapes_control_characters_only() {
-        assert!(matches!(
-            printable("wamid.牛小信-1"),
-            std::borrow::Cow::Borrowed("wamid.牛小信-1")
-        ));
-        assert_eq!(
-            printable("a\u{1b}[2J\r\nb\u{7}\u{9b}c"),
-            "a\\u{1b}[2J\\r\\nb\\u{7}\\u{9b}c"
-        );
-    }
 }

@@ -86,6 +86,14 @@ mod tests {
         );
         assert_eq!(shown("x\ny").to_string(), "x\\ny");
         assert!(!escape("\u{1b}\u{85}\u{2028}\r").chars().any(is_unsafe));
+        assert!(matches!(
+            escape("wamid.牛小信-1"),
+            Cow::Borrowed("wamid.牛小信-1")
+        ));
+        assert_eq!(
+            escape("a\u{1b}[2J\r\nb\u{7}\u{9b}c"),
+            "a\\u{1b}[2J\\r\\nb\\u{7}\\u{9b}c"
+        );
     }
 
     #[test]

@@ -305,7 +305,7 @@ fn lifecycle(demo: &mut Demo, dir: &Path) -> Result<(), CliError> {
         Call::Send(&send),
         json!({ "id": sent.id, "type": recorded.kind, "to": recorded.to, "media_id": recorded.media_id }),
         vec![
-            format!("message id {}", output::printable(&sent.id)),
+            format!("message id {}", crate::terminal::escape(&sent.id)),
             format!(
                 "the sandbox recorded: {} {} to {}, caption {:?} (a send is not retried once it may have reached NXCloud)",
                 recorded.kind,

@@ -296,7 +296,7 @@ fn send(global: &GlobalArgs, args: &SendArgs, out: Output) -> Result<(), CliErro
         let uploaded = client.upload_media(phone, checked.mime, checked.source(file))?;
         step(
             out,
-            &format!("      media id {}", output::printable(&uploaded.id)),
+            &format!("      media id {}", crate::terminal::escape(&uploaded.id)),
         );
         step(out, &format!("[2/2] sending it as {} to {to}", send.kind()));
         let sent = client
@@ -306,7 +306,7 @@ fn send(global: &GlobalArgs, args: &SendArgs, out: Output) -> Result<(), CliErro
                 let mut error = CliError::from(e);
                 let kept = format!(
                     "the file stays uploaded as media id {}: send it with --id once you know this message did not go out",
-                    output::printable(&uploaded.id)
+                    crate::terminal::escape(&uploaded.id)
                 );
                 error.hint = Some(match error.hint.take() {
                     Some(hint) => format!("{hint}; {kept}"),
@@ -340,7 +340,9 @@ fn send(global: &GlobalArgs, args: &SendArgs, out: Output) -> Result<(), CliErro
         Some(media_id) => json!({ "id": message.id, "media_id": media_id }),
         None => json!({ "id": message.id }),
     };
-    out.result(&value, |_| output::printable(&message.id).into_owned())
+    out.result(&value, |_| {
+        crate::terminal::escape(&message.id).into_owned()
+    })
 }
 
 /// The kind of an uploaded or inbound media file, asked with getMedia (for `--id` without
@@ -350,14 +352,14 @@ fn id_kind(client: &Client, phone: &str, id: &str, out: Output) -> Result<MediaK
     let kind = MediaKind::from_mime(&info.mime_type).ok_or_else(|| {
         CliError::usage(format!(
             "media {id} is {}, which is not a type mt sends; pass --type",
-            output::printable(&info.mime_type)
+            crate::terminal::escape(&info.mime_type)
         ))
     })?;
     step(
         out,
         &format!(
             "media {id} is {} ({kind}, from getMedia)",
-            output::printable(&info.mime_type)
+            crate::terminal::escape(&info.mime_type)
         ),
     );
     Ok(kind)
