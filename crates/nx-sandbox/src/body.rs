@@ -10,6 +10,8 @@ use hyper::body::Frame;
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
+use crate::shutdown::wait_shutdown;
+
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) type Body = UnsyncBoxBody<Bytes, BoxError>;
 
@@ -117,7 +119,7 @@ pub(crate) fn drip(body: Body, interval: Duration, shutdown: watch::Receiver<boo
                 if !pending.is_empty() {
                     tokio::select! {
                         () = tokio::time::sleep(interval) => {}
-                        () = crate::server::wait_shutdown(&mut shutdown) => {
+                        () = wait_shutdown(&mut shutdown) => {
                             return Some((
                                 Err(Box::new(Cut("shutting down")) as BoxError),
                                 (None, pending, shutdown),

@@ -5,6 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::loopback::LoopbackUrl;
+use crate::text::{is_digits, strip_query};
+
 /// Access key of the demo account of [`SandboxConfig::default`].
 pub const DEMO_ACCESS_KEY: &str = "demo-access-key";
 /// Secret of the demo account of [`SandboxConfig::default`] (a sandbox-only value).
@@ -356,11 +359,6 @@ impl fmt::Debug for SandboxConfig {
     }
 }
 
-/// A URL without its query (which may carry tokens).
-pub(crate) fn strip_query(url: &str) -> &str {
-    url.split(['?', '#']).next().unwrap_or("")
-}
-
 /// Why the sandbox could not start or could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -405,7 +403,7 @@ impl SandboxConfig {
                 ));
             }
             for phone in &account.phones {
-                if !crate::state::is_digits(phone) {
+                if !is_digits(phone) {
                     return bad(format!(
                         "business phone {phone:?} of account {} must be digits only",
                         account.access_key
@@ -426,8 +424,8 @@ impl SandboxConfig {
                 return bad("an On-Prem user name is empty or contains `:`".into());
             }
         }
-        crate::outbound::parse_loopback(self.webhook_url.as_deref())?;
-        crate::outbound::parse_loopback(self.onprem_callback_url.as_deref())?;
+        parse_loopback(self.webhook_url.as_deref())?;
+        parse_loopback(self.onprem_callback_url.as_deref())?;
         if self.url_lifetime.as_secs() == 0 {
             return bad("the download URL lifetime must be at least 1 s".into());
         }
@@ -439,4 +437,12 @@ impl SandboxConfig {
         }
         Ok(())
     }
+}
+
+/// An optional webhook or callback URL, parsed as a [`LoopbackUrl`]; a bad one is a
+/// configuration error.
+pub(crate) fn parse_loopback(url: Option<&str>) -> Result<Option<LoopbackUrl>, SandboxError> {
+    url.map(LoopbackUrl::parse)
+        .transpose()
+        .map_err(SandboxError::Config)
 }

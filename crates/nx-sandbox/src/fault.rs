@@ -270,7 +270,7 @@ impl fmt::Debug for Faults {
 
 impl Faults {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        crate::state::lock(&self.inner)
+        crate::sync::lock(&self.inner)
     }
 
     /// Adds a rule after the existing ones.

@@ -11,7 +11,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
@@ -19,18 +19,16 @@ use crate::body::{self, Body, Cut};
 use crate::config::TS_WINDOW_MS;
 use crate::fault::{Fault, STALL_LIMIT};
 use crate::log::{LogEntry, Route, printable};
-use crate::state::{MAX_UPLOAD_BODY, Outcome, State, drain, html_error, respond, text};
+use crate::request::{MAX_UPLOAD_BODY, drain};
+use crate::response::{Outcome, html_error, respond, text};
+use crate::shutdown::wait_shutdown;
+use crate::state::State;
 use crate::tls;
 
 /// The most connections served at once; further ones wait to be accepted.
 const MAX_CONNECTIONS: usize = 256;
 /// How long a client may take to send a request's head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
-pub(crate) async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
-    // A dropped sender also means shutdown.
-    let _ = rx.wait_for(|stop| *stop).await;
-}
 
 /// Serves until shutdown, then lets in-flight requests finish for the grace period. With an
 /// `acceptor`, every connection starts with a TLS handshake (bounded by
@@ -150,6 +148,7 @@ pub(crate) fn classify(method: &Method, path: &str) -> Route {
 
 async fn dispatch(state: &Arc<State>, route: Route, req: Request<Incoming>) -> Outcome {
     match route {
+        Route::SendMessage => crate::send::handle(state, req).await,
         r if r.is_nxcloud() => crate::nxcloud::handle(state, route, req).await,
         Route::OssDownload => crate::oss::handle(state, req).await,
         r if r.is_onprem() => crate::onprem::handle(state, route, req).await,
