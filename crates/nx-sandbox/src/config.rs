@@ -194,6 +194,7 @@ pub struct SandboxConfig {
     pub(crate) seed: Option<u64>,
     pub(crate) shutdown_grace: Duration,
     pub(crate) tls: bool,
+    pub(crate) fault_hold_limit: Duration,
 }
 
 impl Default for SandboxConfig {
@@ -213,6 +214,7 @@ impl Default for SandboxConfig {
             seed: None,
             shutdown_grace: Duration::from_secs(2),
             tls: false,
+            fault_hold_limit: crate::fault::STALL_LIMIT,
         }
     }
 }
@@ -329,6 +331,15 @@ impl SandboxConfig {
         self
     }
 
+    /// How long one fault may hold a connection (a stall, a drip, an endless stream) before the
+    /// sandbox closes it: [`STALL_LIMIT`](crate::STALL_LIMIT) by default. A test that expects
+    /// its client to give up first can set it a little past its client's deadline, so a client
+    /// that does not give up ends anyway (with a broken answer) instead of holding the test.
+    pub fn fault_hold_limit(mut self, limit: Duration) -> Self {
+        self.fault_hold_limit = limit;
+        self
+    }
+
     /// The configured listening address.
     pub fn bind_addr(&self) -> SocketAddr {
         self.bind
@@ -355,6 +366,7 @@ impl fmt::Debug for SandboxConfig {
             .field("seed", &self.seed)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("tls", &self.tls)
+            .field("fault_hold_limit", &self.fault_hold_limit)
             .finish()
     }
 }
@@ -431,6 +443,9 @@ impl SandboxConfig {
         }
         if self.token_lifetime.is_zero() {
             return bad("the token lifetime must not be zero".into());
+        }
+        if self.fault_hold_limit.is_zero() {
+            return bad("the fault hold limit must not be zero".into());
         }
         if self.max_json_body == 0 {
             return bad("the max JSON body must not be zero".into());

@@ -130,9 +130,11 @@ mod tls;
 // HTTP primitives: reading requests, building answers and their bodies.
 mod body;
 mod paced;
+mod raw;
 mod request;
 mod response;
 // Shared helpers.
+mod pace;
 mod shutdown;
 mod sync;
 mod text;
