@@ -44,6 +44,20 @@ struct Wire {
 }
 
 impl Wire {
+    /// The sandbox closed the connection when the fault's hold limit passed.
+    fn assert_cut_at(&self, hold: Duration) {
+        assert!(self.closed, "closed by the sandbox");
+        let (early, late) = (
+            hold - Duration::from_millis(50),
+            hold + Duration::from_secs(3),
+        );
+        assert!(
+            (early..late).contains(&self.elapsed),
+            "closed after {:?}; the hold limit is {hold:?}",
+            self.elapsed
+        );
+    }
+
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.bytes).into_owned()
     }
@@ -185,17 +199,7 @@ async fn endless_trailers_follow_the_last_chunk_until_the_hold_limit() {
         Duration::from_secs(10),
     )
     .await;
-    assert!(wire.closed, "the hold limit closes it");
-    assert!(
-        wire.elapsed >= hold - Duration::from_millis(50),
-        "{:?}",
-        wire.elapsed
-    );
-    assert!(
-        wire.elapsed < hold + Duration::from_secs(3),
-        "{:?}",
-        wire.elapsed
-    );
+    wire.assert_cut_at(hold);
     let (head, rest) = wire.split();
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert_eq!(header(&head, "transfer-encoding"), Some("chunked"));
@@ -235,12 +239,7 @@ async fn endless_processing_sends_only_102_heads_until_the_hold_limit() {
     ))
     .await;
     let wire = exchange(sandbox.addr(), &request, Duration::from_secs(10)).await;
-    assert!(wire.closed);
-    assert!(
-        wire.elapsed >= hold - Duration::from_millis(50),
-        "{:?}",
-        wire.elapsed
-    );
+    wire.assert_cut_at(hold);
     let interim = b"HTTP/1.1 102 Processing\r\n\r\n";
     assert_eq!(wire.bytes.len() % interim.len(), 0, "{}", wire.text());
     let count = wire.bytes.len() / interim.len();
@@ -267,7 +266,7 @@ async fn tiny_chunks_are_one_byte_each_the_answer_then_spaces() {
         Duration::from_secs(10),
     )
     .await;
-    assert!(wire.closed, "the hold limit ends it");
+    wire.assert_cut_at(hold);
     let (head, mut rest) = wire.split();
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert_eq!(header(&head, "transfer-encoding"), Some("chunked"));
@@ -411,17 +410,7 @@ async fn a_body_drip_is_cut_at_the_hold_limit() {
         Fault::Drip(Duration::from_millis(50)),
     ));
     let wire = exchange(sandbox.addr(), &get_request(&big), Duration::from_secs(10)).await;
-    assert!(wire.closed);
-    assert!(
-        wire.elapsed >= hold - Duration::from_millis(50),
-        "{:?}",
-        wire.elapsed
-    );
-    assert!(
-        wire.elapsed < hold + Duration::from_secs(3),
-        "{:?}",
-        wire.elapsed
-    );
+    wire.assert_cut_at(hold);
     let (head, body) = wire.split();
     assert_eq!(header(&head, "content-length"), Some("1000"));
     assert!((3..=12).contains(&body.len()), "{} bytes", body.len());
