@@ -28,7 +28,10 @@ use crate::log::Route;
 /// endless streams): the default of [`SandboxConfig::fault_hold_limit`](crate::SandboxConfig::fault_hold_limit).
 /// Every such fault also ends at once on shutdown, and as soon as the sandbox notices the client
 /// has gone (its next write fails, or, for the faults that write the answer by hand, the client
-/// closes the connection).
+/// closes the connection). One case escapes the limit: a client that keeps the connection open
+/// but stops reading, under a body fault hyper writes ([`Fault::Drip`], [`Fault::TinyChunks`],
+/// [`Fault::ServiceUnavailableDrip`]) fast enough to fill the socket's buffers, holds it until it
+/// reads or closes (hyper has no write timeout); nothing runs meanwhile.
 pub const STALL_LIMIT: Duration = Duration::from_secs(300);
 
 /// The body [`Fault::WrongTypes`] answers with: every field the clients read, with a value of

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use crate::shutdown::wait_shutdown;
 
 /// Paces a trickling fault's steps.
+#[derive(Clone)]
 pub(crate) struct Pace {
     interval: Duration,
     deadline: Instant,
@@ -47,7 +48,7 @@ impl Pace {
         }
     }
 
-    /// Resolves when the fault must end (hold limit or shutdown), for a step that is not paced.
+    /// Resolves when the fault must end (hold limit or shutdown), whatever it is doing.
     pub(crate) async fn over(&mut self) -> &'static str {
         tokio::select! {
             biased;

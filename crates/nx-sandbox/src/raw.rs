@@ -39,11 +39,14 @@ where
         let mut buf = vec![0u8; 16 * 1024];
         while let Ok(1..) = reader.read(&mut buf).await {}
     };
+    // Also ends a write that blocks because the client stopped reading.
+    let mut limit = pace.clone();
     tokio::select! {
         _ = play(&mut writer, raw, &mut pace) => {
             let _ = writer.shutdown().await;
         }
         () = drain => {}
+        _ = limit.over() => {}
     }
 }
 
@@ -63,10 +66,7 @@ async fn play<W: AsyncWrite + Unpin>(
                 pace.tick().await?;
                 send(w, byte).await?;
             }
-            tokio::select! {
-                sent = send_body(w, body, chunked) => sent?,
-                why = pace.over() => return Err(why),
-            }
+            send_body(w, body, chunked).await?;
             if chunked {
                 send(w, b"0\r\n\r\n").await?;
             }
@@ -75,10 +75,7 @@ async fn play<W: AsyncWrite + Unpin>(
         Raw::EndlessTrailers(answer) => {
             let (head, body, _) = framed(answer, true);
             send(w, &head).await?;
-            tokio::select! {
-                sent = send_body(w, body, true) => sent?,
-                why = pace.over() => return Err(why),
-            }
+            send_body(w, body, true).await?;
             send(w, b"0\r\n").await?;
             for n in 1u64.. {
                 send(w, &trailer_line(n)).await?;
