@@ -420,12 +420,11 @@ impl Row {
             // The answer's bytes then spaces, endlessly: a download grows past the media.
             Row::TinyChunks if file => vec![Timeout, LengthMismatch, DownloadTooLarge],
             Row::TinyChunks => vec![Timeout],
-            // Only a whole 200 is a file; a JSON call may refuse the status or the cut answer.
-            Row::PartialContent if file => vec![Http(206)],
+            // Only a whole 200 is a file: any other answer is a typed error (by status, or as
+            // not the answer's shape) and nothing is saved (`check_target`). 204 is a fine
+            // answer to a DELETE.
             Row::PartialContent => vec![Http(206), Malformed],
-            // 204 is a fine answer to a DELETE.
             Row::NoContent if op == Op::OnPremDelete => vec![Ok, Http(204)],
-            Row::NoContent if file => vec![Http(204)],
             Row::NoContent => vec![Http(204), Malformed],
             Row::ServiceUnavailableDrip => vec![Timeout, Http(503)],
         }
