@@ -108,6 +108,14 @@ async fn exchange(addr: SocketAddr, request: &[u8], budget: Duration) -> Wire {
     wire
 }
 
+/// Puts `fault` on every download, then GETs `path` on a raw connection.
+async fn download_under(sandbox: &Sandbox, fault: Fault, path: &str, budget: Duration) -> Wire {
+    sandbox
+        .faults()
+        .add(FaultRule::new(Route::OssDownload, fault));
+    exchange(sandbox.addr(), &get_request(path), budget).await
+}
+
 fn get_request(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").into_bytes()
 }
@@ -141,13 +149,10 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 async fn header_drip_trickles_the_head_then_sends_the_body_and_closes() {
     let (sandbox, small, _) = sandbox_with(Duration::from_secs(60)).await;
     let interval = Duration::from_millis(15);
-    sandbox.faults().add(FaultRule::new(
-        Route::OssDownload,
+    let wire = download_under(
+        &sandbox,
         Fault::HeaderDrip(interval),
-    ));
-    let wire = exchange(
-        sandbox.addr(),
-        &get_request(&small),
+        &small,
         Duration::from_secs(30),
     )
     .await;
@@ -190,13 +195,10 @@ async fn header_drip_on_an_api_route_is_a_valid_answer_for_a_patient_client() {
 async fn endless_trailers_follow_the_last_chunk_until_the_hold_limit() {
     let hold = Duration::from_millis(800);
     let (sandbox, small, _) = sandbox_with(hold).await;
-    sandbox.faults().add(FaultRule::new(
-        Route::OssDownload,
+    let wire = download_under(
+        &sandbox,
         Fault::EndlessTrailers(Duration::from_millis(5)),
-    ));
-    let wire = exchange(
-        sandbox.addr(),
-        &get_request(&small),
+        &small,
         Duration::from_secs(10),
     )
     .await;
@@ -257,13 +259,10 @@ async fn endless_processing_sends_only_102_heads_until_the_hold_limit() {
 async fn tiny_chunks_are_one_byte_each_the_answer_then_spaces() {
     let hold = Duration::from_millis(500);
     let (sandbox, small, _) = sandbox_with(hold).await;
-    sandbox.faults().add(FaultRule::new(
-        Route::OssDownload,
+    let wire = download_under(
+        &sandbox,
         Fault::TinyChunks(Duration::ZERO),
-    ));
-    let wire = exchange(
-        sandbox.addr(),
-        &get_request(&small),
+        &small,
         Duration::from_secs(10),
     )
     .await;
@@ -406,11 +405,8 @@ async fn a_503_whose_body_trickles() {
 async fn a_body_drip_is_cut_at_the_hold_limit() {
     let hold = Duration::from_millis(500);
     let (sandbox, _, big) = sandbox_with(hold).await;
-    sandbox.faults().add(FaultRule::new(
-        Route::OssDownload,
-        Fault::Drip(Duration::from_millis(50)),
-    ));
-    let wire = exchange(sandbox.addr(), &get_request(&big), Duration::from_secs(10)).await;
+    let drip = Fault::Drip(Duration::from_millis(50));
+    let wire = download_under(&sandbox, drip, &big, Duration::from_secs(10)).await;
     wire.assert_cut_at(hold);
     let (head, body) = wire.split();
     assert_eq!(header(&head, "content-length"), Some("1000"));
