@@ -7,8 +7,11 @@
 //! small margin; no panic; and for the calls that write a file, nothing is at the target path
 //! (nor any temporary file beside it) unless the file is complete and verified.
 //!
-//! The table (fault x operation -> outcome, `xN` = requests the faulted route received) is
-//! written to stdout:
+//! The cells of [`PENDING`] are run and reported but not asserted: the hostile-server cells that
+//! today's transports cannot pass yet (issue 14 items 1-5).
+//!
+//! The table (fault x operation -> outcome, `xN` = requests the faulted route received, and the
+//! time the call took) is written to stdout:
 //!
 //! ```sh
 //! cargo test -p nx-conformance --test fault_matrix -- --nocapture --test-threads 1
@@ -46,6 +49,43 @@ const PARALLEL_CELLS: usize = 12;
 const OVERSIZE_BYTES: u64 = 100 * 1024 * 1024;
 /// The code of the unknown-code fault.
 const UNKNOWN_CODE: i64 = 31_337;
+/// How long past a cell's bound the sandbox keeps misbehaving at most
+/// (`SandboxConfig::fault_hold_limit`), so a client that does not end on time still ends.
+const HOLD_PAST_BOUND: Duration = Duration::from_secs(1);
+
+/// The cells (transport, row, operations) that are run and reported, not asserted: what today's
+/// transports cannot pass. The one place to flip (empty it) once they can.
+// pending the call machine (issue 14 items 1-5)
+const PENDING: &[(&str, Row, &[Op])] = &[
+    ("nx-async", Row::DripUnderIdle, FILES),
+    ("nx-async", Row::TinyChunks, FILES),
+    ("nx-async", Row::PartialContent, FILES),
+    ("nx-async", Row::NoContent, FILES),
+    ("nx-blocking", Row::HeaderDrip, TRANSFERS),
+    ("nx-blocking", Row::DripUnderIdle, TRANSFERS),
+    ("nx-blocking", Row::EndlessTrailers, TRANSFERS),
+    ("nx-blocking", Row::EndlessProcessing, TRANSFERS),
+    ("nx-blocking", Row::TinyChunks, TRANSFERS),
+    ("nx-blocking", Row::PartialContent, FILES),
+    ("nx-blocking", Row::NoContent, FILES),
+    ("nx-blocking", Row::ServiceUnavailableDrip, TRANSFERS),
+];
+/// The operations that write a media file.
+const FILES: &[Op] = &[Op::Download, Op::Retrieve];
+/// The operations that move media (uploads and downloads).
+const TRANSFERS: &[Op] = &[
+    Op::UploadMedia,
+    Op::Download,
+    Op::OnPremUpload,
+    Op::Retrieve,
+];
+
+/// Whether a cell is in [`PENDING`].
+fn pending(transport: &str, row: Row, op: Op) -> bool {
+    PENDING
+        .iter()
+        .any(|(t, r, ops)| *t == transport && *r == row && ops.contains(&op))
+}
 
 /// The operations, NXCloud's then On-Premises'.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,10 +253,18 @@ enum Row {
     ExpiredUrl,
     RedirectToFile,
     RedirectLoop,
+    HeaderDrip,
+    DripUnderIdle,
+    EndlessTrailers,
+    EndlessProcessing,
+    TinyChunks,
+    PartialContent,
+    NoContent,
+    ServiceUnavailableDrip,
 }
 
 impl Row {
-    const ALL: [Row; 19] = [
+    const ALL: [Row; 27] = [
         Row::StallBeforeHeaders,
         Row::StallMidBody,
         Row::Drip,
@@ -236,6 +284,14 @@ impl Row {
         Row::ExpiredUrl,
         Row::RedirectToFile,
         Row::RedirectLoop,
+        Row::HeaderDrip,
+        Row::DripUnderIdle,
+        Row::EndlessTrailers,
+        Row::EndlessProcessing,
+        Row::TinyChunks,
+        Row::PartialContent,
+        Row::NoContent,
+        Row::ServiceUnavailableDrip,
     ];
 
     fn label(self) -> &'static str {
@@ -259,6 +315,14 @@ impl Row {
             Row::ExpiredUrl => "expired URL (expires in flight)",
             Row::RedirectToFile => "redirect to file:///etc/passwd",
             Row::RedirectLoop => "redirect loop (to itself)",
+            Row::HeaderDrip => "head drip 1 byte / 200 ms",
+            Row::DripUnderIdle => "body drip 1 byte / 400 ms (under the idle limit)",
+            Row::EndlessTrailers => "endless trailers (64-byte line / 1 ms)",
+            Row::EndlessProcessing => "endless 102 Processing (every 100 ms)",
+            Row::TinyChunks => "endless 1-byte chunks (1 / ms)",
+            Row::PartialContent => "206 Partial Content (bytes 0-99)",
+            Row::NoContent => "204 No Content",
+            Row::ServiceUnavailableDrip => "503, its body 1 byte / 400 ms",
         }
     }
 
@@ -296,6 +360,16 @@ impl Row {
             Row::RedirectLoop => always(Fault::Redirect {
                 location: own.to_owned(),
             }),
+            Row::HeaderDrip => always(Fault::HeaderDrip(Duration::from_millis(200))),
+            Row::DripUnderIdle => always(Fault::Drip(Duration::from_millis(400))),
+            Row::EndlessTrailers => always(Fault::EndlessTrailers(Duration::from_millis(1))),
+            Row::EndlessProcessing => always(Fault::EndlessProcessing(Duration::from_millis(100))),
+            Row::TinyChunks => always(Fault::TinyChunks(Duration::from_millis(1))),
+            Row::PartialContent => always(Fault::PartialContent),
+            Row::NoContent => always(Fault::NoContent),
+            Row::ServiceUnavailableDrip => {
+                always(Fault::ServiceUnavailableDrip(Duration::from_millis(400)))
+            }
         }
     }
 
@@ -339,15 +413,44 @@ impl Row {
             Row::WrongBytes => vec![Sha256Mismatch],
             Row::ExpiredUrl => vec![Http(403)],
             Row::RedirectToFile | Row::RedirectLoop => vec![Http(302)],
+            // Each trickles within the idle limit, or never ends: only the deadline ends it
+            // (or, for a head, trailers or 1xx answers, a cap on their size or count).
+            Row::HeaderDrip | Row::DripUnderIdle => vec![Timeout],
+            Row::EndlessTrailers | Row::EndlessProcessing => vec![Timeout, Transport, Malformed],
+            // The answer's bytes then spaces, endlessly: a download grows past the media.
+            Row::TinyChunks if file => vec![Timeout, LengthMismatch, DownloadTooLarge],
+            Row::TinyChunks => vec![Timeout],
+            // Only a whole 200 is a file: any other answer is a typed error (by status, or as
+            // not the answer's shape) and nothing is saved (`check_target`). 204 is a fine
+            // answer to a DELETE.
+            Row::PartialContent => vec![Http(206), Malformed],
+            Row::NoContent if op == Op::OnPremDelete => vec![Ok, Http(204)],
+            Row::NoContent => vec![Http(204), Malformed],
+            Row::ServiceUnavailableDrip => vec![Timeout, Http(503)],
         }
     }
 
+    /// Whether a file target is written without an expected SHA-256, so that only the
+    /// transport's own checks stand between a wrong answer and a saved file.
+    fn unverified(self) -> bool {
+        matches!(self, Row::PartialContent | Row::NoContent)
+    }
+
     fn sandbox_config(self) -> SandboxConfig {
-        let config = SandboxConfig::default().shutdown_grace(Duration::from_millis(100));
+        let config = SandboxConfig::default()
+            .shutdown_grace(Duration::from_millis(100))
+            .fault_hold_limit(self.bound() + HOLD_PAST_BOUND);
         match self {
             Row::ExpiredUrl => config.url_lifetime(Duration::from_secs(1)),
             _ => config,
         }
+    }
+
+    /// How long a call may take: its overall timeout plus [`MARGIN`].
+    fn bound(self) -> Duration {
+        let mut t = TransportConfig::new("x");
+        self.transport(&mut t);
+        t.overall_timeout + MARGIN
     }
 
     fn transport(self, transport: &mut TransportConfig) {
@@ -383,7 +486,17 @@ impl Cell {
     fn text(&self) -> String {
         match self.kind {
             None => "n/a".into(),
-            Some(kind) => format!("{} x{}", kind.label(), self.requests),
+            Some(kind) => format!(
+                "{} x{} {:.1}s{}",
+                kind.label(),
+                self.requests,
+                self.elapsed.as_secs_f64(),
+                if self.problems.is_empty() {
+                    ""
+                } else {
+                    " (fails)"
+                }
+            ),
         }
     }
 }
@@ -422,13 +535,10 @@ fn check_target(dir: &Path, target: &Path, ok: bool, problems: &mut Vec<String>)
 
 fn nxcloud_cell<D: Driver>(row: Row, op: Op) -> Cell {
     let world = World::<D>::with(row.sandbox_config(), |c| row.transport(&mut c.transport));
-    let bound = {
-        let mut t = TransportConfig::new("x");
-        row.transport(&mut t);
-        t.overall_timeout + MARGIN
-    };
+    let bound = row.bound();
     let data = media();
-    let digest = Sha256Digest::of(&data);
+    // Without an expected digest, `check_target` still compares a saved file with the media.
+    let expect = (!row.unverified()).then(|| Sha256Digest::of(&data));
     let mut problems = Vec::new();
     let id = match op {
         Op::UploadMedia => String::new(),
@@ -509,11 +619,10 @@ fn nxcloud_cell<D: Driver>(row: Row, op: Op) -> Cell {
                 }
             }
             Op::Download => {
-                let verified =
-                    world
-                        .client
-                        .download_media_to_path(PHONE, &id, &target, Some(digest))?;
-                if verified.sha256 != Some(digest) {
+                let verified = world
+                    .client
+                    .download_media_to_path(PHONE, &id, &target, expect)?;
+                if verified.sha256 != expect {
                     return Err(Error::Config("not verified".into()));
                 }
             }
@@ -547,13 +656,10 @@ fn nxcloud_cell<D: Driver>(row: Row, op: Op) -> Cell {
 
 fn onprem_cell<P: OnPremDriver>(row: Row, op: Op) -> Cell {
     let world = OnPremWorld::<P>::with(row.sandbox_config(), |c| row.transport(&mut c.transport));
-    let bound = {
-        let mut t = TransportConfig::new("x");
-        row.transport(&mut t);
-        t.overall_timeout + MARGIN
-    };
+    let bound = row.bound();
     let data = media();
-    let digest = Sha256Digest::of(&data);
+    // Without an expected digest, `check_target` still compares a saved file with the media.
+    let expect = (!row.unverified()).then(|| Sha256Digest::of(&data));
     let mut problems = Vec::new();
     let id = match op {
         Op::Login | Op::OnPremUpload => String::new(),
@@ -603,10 +709,8 @@ fn onprem_cell<P: OnPremDriver>(row: Row, op: Op) -> Cell {
                 }
             }
             Op::Retrieve => {
-                let retrieved = world
-                    .client
-                    .retrieve_media_to_path(&id, &target, Some(digest))?;
-                if retrieved.verified.sha256 != Some(digest) {
+                let retrieved = world.client.retrieve_media_to_path(&id, &target, expect)?;
+                if retrieved.verified.sha256 != expect {
                     return Err(Error::Config("not verified".into()));
                 }
             }
@@ -726,14 +830,14 @@ fn fault_matrix<D: Driver, P: OnPremDriver>() {
     }
     let slowest = results
         .iter()
-        .filter(|c| c.row != Row::ExpiredUrl)
+        .filter(|c| c.row != Row::ExpiredUrl && !pending(D::NAME, c.row, c.op))
         .max_by_key(|c| c.elapsed)
         .expect("cells ran");
     let _ = write!(
         table,
-        "\n\n{} cells in {:.1?}. The slowest call took {:.2?} ({} x {}) against a bound of {:?} \
-         (overall_timeout + {MARGIN:?}); the expired-URL cell (request_timeout 5 s, overall 10 s, \
-         the download held 2.1 s) took {:.2?}.\n",
+        "\n\n{} cells in {:.1?}. The slowest call (pending cells aside) took {:.2?} ({} x {}) \
+         against a bound of {:?} (overall_timeout + {MARGIN:?}); the expired-URL cell \
+         (request_timeout 5 s, overall 10 s, the download held 2.1 s) took {:.2?}.\n",
         results.iter().filter(|c| c.kind.is_some()).count(),
         started.elapsed(),
         slowest.elapsed,
@@ -742,16 +846,42 @@ fn fault_matrix<D: Driver, P: OnPremDriver>() {
         slowest.bound,
         find(Row::ExpiredUrl, Op::Download).elapsed,
     );
+    let describe = |c: &Cell| {
+        c.problems
+            .iter()
+            .map(move |p| format!("{} x {}: {p}", c.row.label(), c.op.column()))
+            .collect::<Vec<_>>()
+    };
+    let (waiting, asserted): (Vec<&Cell>, Vec<&Cell>) =
+        results.iter().partition(|c| pending(D::NAME, c.row, c.op));
+    if !waiting.is_empty() {
+        let _ = writeln!(
+            table,
+            "\nPending cells (reported, not asserted): {} of {} fail.",
+            waiting.iter().filter(|c| !c.problems.is_empty()).count(),
+            waiting.len(),
+        );
+        for c in &waiting {
+            match describe(c).as_slice() {
+                [] => {
+                    let _ = writeln!(
+                        table,
+                        "- pending cell passes now: {} x {}",
+                        c.row.label(),
+                        c.op.column()
+                    );
+                }
+                problems => {
+                    for p in problems {
+                        let _ = writeln!(table, "- pending: {p}");
+                    }
+                }
+            }
+        }
+    }
     print!("{table}");
 
-    let problems: Vec<String> = results
-        .iter()
-        .flat_map(|c| {
-            c.problems
-                .iter()
-                .map(move |p| format!("{} x {}: {p}", c.row.label(), c.op.column()))
-        })
-        .collect();
+    let problems: Vec<String> = asserted.iter().flat_map(|c| describe(c)).collect();
     assert!(
         problems.is_empty(),
         "{}: {} problems:\n{}",

@@ -2,7 +2,7 @@
 //! CA (trusted as an extra root), directly and through a real `CONNECT` proxy
 //! ([`nx_conformance::proxy`]), for a representative set of NXCloud and On-Premises cases.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nx_conformance::proxy::ConnectProxy;
 use nx_conformance::{
@@ -12,7 +12,7 @@ use nx_conformance::{
 use nx_protocol::ResponseError;
 use nx_protocol::client::Error;
 use nx_protocol::download::Sha256Digest;
-use nx_sandbox::{DEMO_BUSINESS_PHONE as PHONE, Route, SandboxConfig};
+use nx_sandbox::{DEMO_BUSINESS_PHONE as PHONE, Fault, FaultRule, Route, SandboxConfig};
 
 /// How the client reaches the HTTPS sandbox.
 #[derive(Clone, Copy, Debug)]
@@ -151,6 +151,42 @@ fn an_unknown_ca_is_a_tls_error<D: Driver>() {
     assert!(world.sandbox.log().entries().is_empty());
 }
 
+/// The faults the sandbox writes by hand on the connection it takes back from hyper work over
+/// TLS too: a head trickling 1 byte/ms is a slow but valid answer; endless `102 Processing`
+/// ends the call at its deadline.
+fn hand_written_faults_over_https<D: Driver>() {
+    let world = World::<D>::with(SandboxConfig::default().tls(true), |config| {
+        config.transport.request_timeout = Duration::from_millis(500);
+        config.transport.overall_timeout = Duration::from_secs(2);
+    });
+    let id = world
+        .client
+        .upload_media(PHONE, "image/png", Source::Bytes(PNG_1X1.to_vec(), "p.png"))
+        .unwrap()
+        .id;
+    let faults = world.sandbox.faults();
+    let drip = faults.add(FaultRule::new(
+        Route::GetMedia,
+        Fault::HeaderDrip(Duration::from_millis(1)),
+    ));
+    let info = world.client.get_media(PHONE, &id).unwrap();
+    assert_eq!(info.file_name, "p.png");
+    assert_eq!(faults.fired(drip), 1);
+    faults.remove(drip);
+    faults.add(FaultRule::new(
+        Route::GetMedia,
+        Fault::EndlessProcessing(Duration::from_millis(50)),
+    ));
+    let started = Instant::now();
+    let err = world.client.get_media(PHONE, &id).unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// A proxy that wants credentials refuses a client without them (407, a connect error that
 /// names the proxy) and never learns a password it was not sent; with them it tunnels.
 fn proxy_credentials_are_checked<D: Driver>() {
@@ -243,6 +279,10 @@ macro_rules! transports {
         #[test]
         fn plain_http_through_a_proxy() {
             plain_http_is_tunnelled::<$driver>()
+        }
+        #[test]
+        fn hand_written_faults() {
+            hand_written_faults_over_https::<$driver>()
         }
     };
 }

@@ -68,12 +68,15 @@ fn rss_kib() -> i64 {
 }
 
 /// The faults, each drawn independently per request from its own seed (the first that fires
-/// wins): about 10% of requests in all. Only faults after which a retry or a typed error is
-/// the right outcome: no stalls (each would only cost a timeout), and wrong bytes only on the
-/// media routes, where SHA-256 can tell (a flipped bit in a JSON string is undetectable).
+/// wins): about 11% of requests in all. Only faults after which a retry or a typed error is
+/// the right outcome: no stalls, slow drips or endless streams (endless trailers, endless 102,
+/// endless 1-byte chunks: each would only cost a call its deadline; the fault matrix checks
+/// they end on time), and wrong bytes only on the media routes, where SHA-256 can tell (a
+/// flipped bit in a JSON string is undetectable). A head or a 503 page trickling at 1 byte/ms
+/// is a slow but valid answer (the head drip closes the connection after it).
 fn add_faults(sandbox: &Sandbox) -> Vec<FaultId> {
     let mut ids = Vec::new();
-    let any: [(Fault, f64); 8] = [
+    let any: [(Fault, f64); 12] = [
         (Fault::ServiceUnavailable, 0.02),
         (Fault::BadGateway, 0.015),
         (Fault::Reset, 0.02),
@@ -82,6 +85,13 @@ fn add_faults(sandbox: &Sandbox) -> Vec<FaultId> {
         (Fault::Latency(Duration::from_millis(25)), 0.01),
         (Fault::EmptyBody, 0.005),
         (Fault::InvalidJson, 0.005),
+        (Fault::HeaderDrip(Duration::from_millis(1)), 0.005),
+        (
+            Fault::ServiceUnavailableDrip(Duration::from_millis(1)),
+            0.005,
+        ),
+        (Fault::PartialContent, 0.005),
+        (Fault::NoContent, 0.005),
     ];
     for (seed, (fault, p)) in any.into_iter().enumerate() {
         ids.push(
@@ -162,8 +172,9 @@ fn allowed(e: &Error) -> Option<String> {
         Error::Timeout { .. } => "Timeout".into(),
         Error::Integrity(IntegrityError::Sha256Mismatch { .. }) => "Sha256Mismatch".into(),
         Error::Integrity(IntegrityError::LengthMismatch { .. }) => "LengthMismatch".into(),
+        // 206 and 204: what a transport that refuses them as a download's answer may say.
         Error::Response(ResponseError::Http { status, .. })
-            if [502, 503].contains(&status.as_u16()) =>
+            if [204, 206, 502, 503].contains(&status.as_u16()) =>
         {
             format!("Http {status}")
         }

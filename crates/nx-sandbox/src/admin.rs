@@ -21,10 +21,11 @@ use serde_json::json;
 use crate::inbound;
 use crate::log::Route;
 use crate::outbound::Delivery;
-use crate::state::{
-    MAX_UPLOAD_BODY, Outcome, State, json_response, lock, query_params, respond, single, text,
-};
+use crate::request::{MAX_UPLOAD_BODY, query_params, single};
+use crate::response::{Outcome, json_response, respond, text};
+use crate::state::State;
 use crate::store::{NewMedia, Origin};
+use crate::sync::lock;
 
 pub(crate) async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Outcome {
     let params = query_params(req.uri().query());
@@ -55,7 +56,7 @@ pub(crate) async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Outcom
                 .outbox
                 .messages()
                 .iter()
-                .map(crate::send::SentMessage::to_json)
+                .map(crate::outbox::SentMessage::to_json)
                 .collect();
             Outcome::new(json_response(StatusCode::OK, &json!(sent)))
         }

@@ -8,7 +8,8 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, BodyStream, Full, StreamBody};
 use hyper::body::Frame;
 use tokio::io::AsyncReadExt;
-use tokio::sync::watch;
+
+use crate::pace::Pace;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) type Body = UnsyncBoxBody<Bytes, BoxError>;
@@ -107,33 +108,70 @@ pub(crate) fn truncate(body: Body, keep: u64) -> Body {
     StreamBody::new(stream).boxed_unsync()
 }
 
-/// Sends `body` one byte per `interval`; stops at once (with an error) on shutdown.
-pub(crate) fn drip(body: Body, interval: Duration, shutdown: watch::Receiver<bool>) -> Body {
-    let stream = futures_util::stream::unfold(
-        (Some(BodyStream::new(body)), Bytes::new(), shutdown),
-        move |(inner, mut pending, mut shutdown)| async move {
-            let mut inner = inner?;
-            loop {
-                if !pending.is_empty() {
-                    tokio::select! {
-                        () = tokio::time::sleep(interval) => {}
-                        () = crate::server::wait_shutdown(&mut shutdown) => {
-                            return Some((
-                                Err(Box::new(Cut("shutting down")) as BoxError),
-                                (None, pending, shutdown),
-                            ));
+/// Sends `body` one byte per step of `pace` (the first after one step); with `endless`, spaces
+/// follow, one per step, without end. Fails (so hyper closes the connection) once `pace` says
+/// the fault must end.
+pub(crate) fn trickle(body: Body, pace: Pace, endless: bool) -> Body {
+    struct Trickle {
+        inner: Option<BodyStream<Body>>,
+        pending: Bytes,
+        pace: Pace,
+    }
+    let start = Trickle {
+        inner: Some(BodyStream::new(body)),
+        pending: Bytes::new(),
+        pace,
+    };
+    let stream = futures_util::stream::unfold(Some(start), move |state| async move {
+        let mut t = state?;
+        loop {
+            if t.pending.is_empty() {
+                match t.inner.as_mut() {
+                    Some(inner) => match inner.next().await {
+                        Some(Ok(frame)) => {
+                            if let Ok(data) = frame.into_data() {
+                                t.pending = data;
+                            }
+                            continue;
                         }
-                    }
-                    let byte = pending.split_to(1);
-                    return Some((Ok(Frame::data(byte)), (Some(inner), pending, shutdown)));
+                        Some(Err(e)) => return Some((Err(e), None)),
+                        None if endless => t.inner = None,
+                        None => return None,
+                    },
+                    None => t.pending = Bytes::from_static(b" "),
                 }
-                match inner.next().await {
-                    None => return None,
-                    Some(Err(e)) => return Some((Err(e), (None, pending, shutdown))),
-                    Some(Ok(frame)) => {
-                        if let Ok(data) = frame.into_data() {
-                            pending = data;
-                        }
+                continue;
+            }
+            if let Err(why) = t.pace.tick().await {
+                return Some((Err(Box::new(Cut(why)) as BoxError), None));
+            }
+            let byte = if t.inner.is_some() {
+                t.pending.split_to(1)
+            } else {
+                t.pending.clone()
+            };
+            return Some((Ok(Frame::data(byte)), Some(t)));
+        }
+    });
+    StreamBody::new(stream).boxed_unsync()
+}
+
+/// The first `keep` bytes of `body`, then a clean end.
+pub(crate) fn prefix(body: Body, keep: u64) -> Body {
+    let stream = futures_util::stream::unfold(
+        (Some(BodyStream::new(body)), keep),
+        |(inner, left)| async move {
+            let mut inner = inner.filter(|_| left > 0)?;
+            loop {
+                match inner.next().await? {
+                    Err(e) => return Some((Err(e), (None, 0))),
+                    Ok(frame) => {
+                        let Ok(mut data) = frame.into_data() else {
+                            continue;
+                        };
+                        let take = usize::try_from(left).unwrap_or(usize::MAX).min(data.len());
+                        let data = data.split_to(take);
+                        return Some((Ok(Frame::data(data)), (Some(inner), left - take as u64)));
                     }
                 }
             }
@@ -215,11 +253,25 @@ mod tests {
         assert_eq!(corrupted.len(), 200);
         assert_eq!(corrupted[100], 101);
         assert_eq!(corrupted[99], 99);
-        let (_tx, rx) = watch::channel(false);
-        let dripped = collect(drip(full(b"abc".to_vec()), Duration::from_millis(1), rx))
-            .await
-            .unwrap();
-        assert_eq!(dripped, b"abc");
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let pace = |ms| {
+            Pace::new(
+                Duration::from_millis(ms),
+                Duration::from_secs(60),
+                rx.clone(),
+            )
+        };
+        let dripped = collect(trickle(full(b"abc".to_vec()), pace(1), false));
+        assert_eq!(dripped.await.unwrap(), b"abc");
+        assert_eq!(
+            collect(prefix(full(data.clone()), 100)).await.unwrap(),
+            data[..100]
+        );
+        assert_eq!(collect(prefix(full(data.clone()), 0)).await.unwrap(), b"");
+        assert_eq!(
+            collect(prefix(full(data.clone()), 900)).await.unwrap(),
+            data
+        );
         let big = collect(oversize(200_000)).await.unwrap();
         assert_eq!(big.len(), 200_000);
         let v: serde_json::Value = serde_json::from_slice(&big).unwrap();

@@ -5,6 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::loopback::LoopbackUrl;
+use crate::text::{is_digits, strip_query};
+
 /// Access key of the demo account of [`SandboxConfig::default`].
 pub const DEMO_ACCESS_KEY: &str = "demo-access-key";
 /// Secret of the demo account of [`SandboxConfig::default`] (a sandbox-only value).
@@ -191,6 +194,7 @@ pub struct SandboxConfig {
     pub(crate) seed: Option<u64>,
     pub(crate) shutdown_grace: Duration,
     pub(crate) tls: bool,
+    pub(crate) fault_hold_limit: Duration,
 }
 
 impl Default for SandboxConfig {
@@ -210,6 +214,7 @@ impl Default for SandboxConfig {
             seed: None,
             shutdown_grace: Duration::from_secs(2),
             tls: false,
+            fault_hold_limit: crate::fault::STALL_LIMIT,
         }
     }
 }
@@ -326,6 +331,15 @@ impl SandboxConfig {
         self
     }
 
+    /// How long one fault may hold a connection (a stall, a drip, an endless stream) before the
+    /// sandbox closes it: [`STALL_LIMIT`](crate::STALL_LIMIT) by default. A test that expects
+    /// its client to give up first can set it a little past its client's deadline, so a client
+    /// that does not give up ends anyway (with a broken answer) instead of holding the test.
+    pub fn fault_hold_limit(mut self, limit: Duration) -> Self {
+        self.fault_hold_limit = limit;
+        self
+    }
+
     /// The configured listening address.
     pub fn bind_addr(&self) -> SocketAddr {
         self.bind
@@ -352,13 +366,9 @@ impl fmt::Debug for SandboxConfig {
             .field("seed", &self.seed)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("tls", &self.tls)
+            .field("fault_hold_limit", &self.fault_hold_limit)
             .finish()
     }
-}
-
-/// A URL without its query (which may carry tokens).
-pub(crate) fn strip_query(url: &str) -> &str {
-    url.split(['?', '#']).next().unwrap_or("")
 }
 
 /// Why the sandbox could not start or could not do what it was asked.
@@ -405,7 +415,7 @@ impl SandboxConfig {
                 ));
             }
             for phone in &account.phones {
-                if !crate::state::is_digits(phone) {
+                if !is_digits(phone) {
                     return bad(format!(
                         "business phone {phone:?} of account {} must be digits only",
                         account.access_key
@@ -426,17 +436,28 @@ impl SandboxConfig {
                 return bad("an On-Prem user name is empty or contains `:`".into());
             }
         }
-        crate::outbound::parse_loopback(self.webhook_url.as_deref())?;
-        crate::outbound::parse_loopback(self.onprem_callback_url.as_deref())?;
+        parse_loopback(self.webhook_url.as_deref())?;
+        parse_loopback(self.onprem_callback_url.as_deref())?;
         if self.url_lifetime.as_secs() == 0 {
             return bad("the download URL lifetime must be at least 1 s".into());
         }
         if self.token_lifetime.is_zero() {
             return bad("the token lifetime must not be zero".into());
         }
+        if self.fault_hold_limit.is_zero() {
+            return bad("the fault hold limit must not be zero".into());
+        }
         if self.max_json_body == 0 {
             return bad("the max JSON body must not be zero".into());
         }
         Ok(())
     }
+}
+
+/// An optional webhook or callback URL, parsed as a [`LoopbackUrl`]; a bad one is a
+/// configuration error.
+pub(crate) fn parse_loopback(url: Option<&str>) -> Result<Option<LoopbackUrl>, SandboxError> {
+    url.map(LoopbackUrl::parse)
+        .transpose()
+        .map_err(SandboxError::Config)
 }

@@ -24,7 +24,14 @@ use std::time::Duration;
 
 use crate::log::Route;
 
-/// How long a [`Fault::Stall`] holds a connection at most (it ends at once on shutdown).
+/// How long a fault holds one connection at most by default ([`Fault::Stall`], the drips, the
+/// endless streams): the default of [`SandboxConfig::fault_hold_limit`](crate::SandboxConfig::fault_hold_limit).
+/// Every such fault also ends at once on shutdown, and as soon as the sandbox notices the client
+/// has gone (its next write fails, or, for the faults that write the answer by hand, the client
+/// closes the connection). One case escapes the limit: a client that keeps the connection open
+/// but stops reading, under a body fault hyper writes ([`Fault::Drip`], [`Fault::TinyChunks`],
+/// [`Fault::ServiceUnavailableDrip`]) fast enough to fill the socket's buffers, holds it until it
+/// reads or closes (hyper has no write timeout); nothing runs meanwhile.
 pub const STALL_LIMIT: Duration = Duration::from_secs(300);
 
 /// The body [`Fault::WrongTypes`] answers with: every field the clients read, with a value of
@@ -51,7 +58,8 @@ pub enum Fault {
     /// Wait this long, then handle the request normally.
     Latency(Duration),
     /// Never answer: hold the connection until the client gives up (closes are noticed only when
-    /// the sandbox next writes), the sandbox shuts down, or [`STALL_LIMIT`] passes; then close.
+    /// the sandbox next writes), the sandbox shuts down, or the hold limit ([`STALL_LIMIT`] by
+    /// default) passes; then close.
     Stall,
     /// Close the connection without answering, before the request is handled.
     Reset,
@@ -80,8 +88,49 @@ pub enum Fault {
     /// Handle the request, announce the answer's full `Content-Length`, send half of the body,
     /// then close the connection.
     Truncated,
-    /// Handle the request, then send the answer's body one byte per interval.
+    /// Handle the request, then send the answer's head at once and its body one byte per
+    /// interval (the first after one interval). Ends when the body is sent, the client has gone
+    /// (the next byte's write fails), on shutdown, or when the hold limit passes (the connection
+    /// is then closed mid-body). One byte per 2 s is below the 1 B/s floor of stalled-stream
+    /// protection; one byte per 400 ms keeps a client with a 500 ms idle limit reading.
     Drip(Duration),
+    /// Handle the request, then write the answer's status line and headers one byte per interval
+    /// (with `Connection: close`), then its body at once, and close. The head is written by the
+    /// sandbox itself, not hyper, so it really trickles; a typical head is 100-200 bytes, so one
+    /// byte per 200 ms holds a client 20-40 s in the head phase. Ends early when the client closes
+    /// the connection, on shutdown, or when the hold limit passes. The request body is read (and
+    /// thrown away) meanwhile, so an upload finishes sending and waits for the head.
+    HeaderDrip(Duration),
+    /// Handle the request, then send its answer with `Transfer-Encoding: chunked` (no
+    /// `Content-Length`): the body's chunks, the last (`0`) chunk, then trailer lines
+    /// (`x-sandbox-trailer-N: aaa...`, 64 bytes each), one per interval (back to back for a zero
+    /// interval), never the empty line that ends them. Written by the sandbox itself; ends when the
+    /// client closes the connection, on shutdown, or when the hold limit passes.
+    EndlessTrailers(Duration),
+    /// Never answer finally: write `HTTP/1.1 102 Processing` interim heads, one per interval
+    /// (the first at once), forever. Written by the sandbox itself (the request is not handled;
+    /// its body is read and thrown away); ends when the client closes the connection, on
+    /// shutdown, or when the hold limit passes.
+    EndlessProcessing(Duration),
+    /// Handle the request, then send the answer's status and headers without `Content-Length`
+    /// (so chunked) and a body of 1-byte chunks, one per interval (back to back for a zero
+    /// interval): the answer's bytes, then spaces, endlessly (JSON answers stay valid JSON at
+    /// every length; a download grows past its size). Ends when the client has gone (a write
+    /// fails), on shutdown, or when the hold limit passes (the connection is then closed).
+    TinyChunks(Duration),
+    /// Handle the request, then answer `206 Partial Content` with the first part of its answer:
+    /// `Content-Range: bytes 0-(k-1)/len` and `Content-Length: k`, where `len` is the answer's
+    /// `Content-Length` and `k` is 100, or half of `len` for answers of 200 bytes or fewer (at
+    /// least 1 byte; an empty answer becomes `bytes */0` with no body). The body ends cleanly
+    /// after `k` bytes: only the status says it is not the whole representation.
+    PartialContent,
+    /// Handle the request (it takes effect), then answer `204 No Content` with no body, no
+    /// `Content-Length` and the answer's other headers.
+    NoContent,
+    /// Answer `503 Service Temporarily Unavailable` with the HTML page of
+    /// [`Fault::ServiceUnavailable`] (its full `Content-Length` announced), the body one byte per
+    /// interval. Ends like [`Fault::Drip`].
+    ServiceUnavailableDrip(Duration),
     /// Handle the request, then flip one bit of the byte in the middle of the answer's body
     /// (same length, different SHA-256): for downloads.
     CorruptBody,
@@ -130,6 +179,13 @@ impl Fault {
             Fault::UnknownCode(_) => "unknown-code",
             Fault::Truncated => "truncated",
             Fault::Drip(_) => "drip",
+            Fault::HeaderDrip(_) => "header-drip",
+            Fault::EndlessTrailers(_) => "endless-trailers",
+            Fault::EndlessProcessing(_) => "endless-102",
+            Fault::TinyChunks(_) => "tiny-chunks",
+            Fault::PartialContent => "206",
+            Fault::NoContent => "204",
+            Fault::ServiceUnavailableDrip(_) => "503-drip",
             Fault::CorruptBody => "corrupt-body",
             Fault::ClockSkew { .. } => "clock-skew",
             Fault::Oversize { .. } => "oversize",
@@ -270,7 +326,7 @@ impl fmt::Debug for Faults {
 
 impl Faults {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        crate::state::lock(&self.inner)
+        crate::sync::lock(&self.inner)
     }
 
     /// Adds a rule after the existing ones.

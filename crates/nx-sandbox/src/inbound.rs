@@ -167,7 +167,7 @@ pub(crate) fn validate(
             mime = crate::log::printable(mime.as_bytes(), 100)
         ));
     }
-    if !crate::state::is_digits(from) {
+    if !crate::text::is_digits(from) {
         return Err("the customer's number must be digits only".into());
     }
     let merchant = match merchant_phone {

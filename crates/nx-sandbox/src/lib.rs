@@ -102,25 +102,45 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+// Layers, top first: a module uses modules of its own layer or lower ones, never of a higher
+// one, and no uses form a circle (`layers.rs` checks both).
+//
+// Routes: the server (accept loop, routing, faults) and one handler module per API.
 mod admin;
-mod body;
-mod clock;
-mod config;
-mod fault;
 mod inbound;
-mod log;
-mod media_table;
 mod nxcloud;
 mod onprem;
 mod oss;
-mod outbound;
-mod paced;
 mod send;
 mod server;
-pub mod signing;
+// The state every handler shares.
 mod state;
+// The domain: what the sandbox knows and decides.
+mod clock;
+mod config;
+mod fault;
+mod log;
+mod loopback;
+mod media_table;
+mod outbound;
+mod outbox;
+pub mod signing;
 mod store;
 mod tls;
+// HTTP primitives: reading requests, building answers and their bodies.
+mod body;
+mod paced;
+mod raw;
+mod request;
+mod response;
+// Shared helpers.
+mod pace;
+mod shutdown;
+mod sync;
+mod text;
+
+#[cfg(test)]
+mod layers;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -145,11 +165,12 @@ pub use fault::{
 pub use inbound::{INBOUND_TYPES, Inbound, InboundMessage};
 pub use log::{LOG_CAPACITY, LogEntry, RequestLog, Route};
 pub use outbound::Delivery;
-pub use send::{MAX_SENT, SentMessage};
+pub use outbox::{MAX_SENT, SentMessage};
 
-use crate::outbound::parse_loopback;
-use crate::state::{State, lock};
+use crate::config::parse_loopback;
+use crate::state::State;
 use crate::store::{NewMedia, Origin, Store, StoreError};
+use crate::sync::lock;
 
 /// A running sandbox. Stops when dropped.
 pub struct Sandbox {
@@ -229,7 +250,7 @@ impl Sandbox {
             store: Arc::new(store),
             faults: Faults::default(),
             log: RequestLog::default(),
-            outbox: send::Outbox::default(),
+            outbox: outbox::Outbox::default(),
             oss_key,
             rng: Mutex::new(rng),
             tokens: Mutex::new(HashMap::new()),

@@ -209,7 +209,7 @@ impl fmt::Debug for RequestLog {
 
 impl RequestLog {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        crate::state::lock(&self.inner)
+        crate::sync::lock(&self.inner)
     }
 
     pub(crate) fn push(&self, mut entry: LogEntry) {

@@ -52,12 +52,12 @@ use crate::config::{Account, TS_WINDOW_MS};
 use crate::log::Route;
 use crate::media_table::{self, Refusal};
 use crate::paced::{Paced, Progress};
+use crate::request::{MAX_UPLOAD_BODY, ReadError, announced_len, drained, read_capped};
+use crate::response::{Outcome, respond, text, too_large};
 use crate::signing;
-use crate::state::{
-    MAX_UPLOAD_BODY, Outcome, ReadError, State, announced_len, drained, is_digits, read_capped,
-    respond, text, too_large,
-};
+use crate::state::State;
 use crate::store::{NewMedia, Origin, StoreError};
+use crate::text::is_digits;
 
 /// NXCloud's codes, as the vendor documents them (kept apart from the client's table on purpose).
 pub(crate) mod code {
@@ -132,19 +132,26 @@ pub(crate) async fn handle(
     route: Route,
     req: hyper::Request<Incoming>,
 ) -> Outcome {
+    let (parts, body) = match post_only(req) {
+        Ok(request) => request,
+        Err(out) => return *out,
+    };
+    match route {
+        Route::UploadMedia => upload(state, parts, body).await,
+        _ => json_route(state, route, parts, body).await,
+    }
+}
+
+/// NXCloud's routes take `POST` only: the request's parts, or the 405 to answer.
+pub(crate) fn post_only(req: hyper::Request<Incoming>) -> Result<(Parts, Incoming), Box<Outcome>> {
     if req.method() != Method::POST {
         let mut out = Outcome::new(text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"));
         out.response
             .headers_mut()
             .insert(header::ALLOW, http::HeaderValue::from_static("POST"));
-        return out;
+        return Err(Box::new(out));
     }
-    let (parts, body) = req.into_parts();
-    match route {
-        Route::UploadMedia => upload(state, parts, body).await,
-        Route::SendMessage => crate::send::handle(state, parts, body).await,
-        _ => json_route(state, route, parts, body).await,
-    }
+    Ok(req.into_parts())
 }
 
 /// The verified common headers.

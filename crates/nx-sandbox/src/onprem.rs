@@ -49,11 +49,11 @@ use crate::clock::format_expires_after;
 use crate::config::ONPREM_API_VERSION;
 use crate::log::Route;
 use crate::media_table;
-use crate::state::{
-    MAX_UPLOAD_BODY, Outcome, ReadError, State, Token, announced_len, drained, json_response, lock,
-    read_capped, respond, too_large,
-};
+use crate::request::{MAX_UPLOAD_BODY, ReadError, announced_len, drained, read_capped};
+use crate::response::{Outcome, json_response, respond, too_large};
+use crate::state::{State, Token};
 use crate::store::{Media, NewMedia, Origin};
+use crate::sync::lock;
 
 /// The most live tokens kept; the one expiring first is dropped beyond that.
 const MAX_TOKENS: usize = 10_000;

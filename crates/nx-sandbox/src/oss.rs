@@ -22,7 +22,9 @@ use sha2::Sha256;
 
 use crate::body;
 use crate::config::OSS_ACCESS_KEY_ID;
-use crate::state::{Outcome, State, query_params, respond, single, text};
+use crate::request::{query_params, single};
+use crate::response::{Outcome, respond, text};
+use crate::state::State;
 use crate::store::Media;
 
 /// Characters left as they are in a query value (RFC 3986 unreserved).

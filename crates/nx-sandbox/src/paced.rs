@@ -17,7 +17,7 @@ use futures_util::Stream;
 use hyper::body::Incoming;
 
 use crate::body::{BoxError, Cut};
-use crate::state::MAX_UPLOAD_BODY;
+use crate::request::MAX_UPLOAD_BODY;
 
 fn not_progressing() -> BoxError {
     Box::new(Cut("the form's structure is not progressing"))

@@ -23,7 +23,7 @@
 //! | id not a media id of this business_phone (unknown, deleted, another phone's) | -1 |
 //! | type not the stored media's kind (inbound `voice` media is sent as `audio`) | 1002 |
 //! | cus_message_id used by an earlier message (the spec: "must be globally unique") | 1002 |
-//! | the sandbox already holds [`MAX_SENT`] messages | 9001 |
+//! | the sandbox already holds [`MAX_SENT`](crate::MAX_SENT) messages | 9001 |
 //!
 //! The caption limit is Meta's (1024 characters), which the vendor's page does not restate;
 //! -1 for an unknown id is what getMedia and deleteMedia answer in this sandbox. Success
@@ -32,12 +32,10 @@
 //! Faults ([`crate::Fault::Code`], [`crate::Fault::WhatsAppError`]) make it answer 9003, 9005,
 //! 9099 and the like without checking anything.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use http::StatusCode;
-use http::request::Parts;
+use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use serde::de::{Deserialize, DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -45,107 +43,18 @@ use serde_json::{Value, json};
 
 use crate::log::Route;
 use crate::nxcloud::{
-    MAX_TEXT_FIELD, check_phone, code, fail, signed_json, success, unreadable_json,
+    MAX_TEXT_FIELD, check_phone, code, fail, post_only, signed_json, success, unreadable_json,
 };
-use crate::state::{Outcome, State, is_digits, lock, respond};
-
-/// The most messages the sandbox records; further sends answer 9001.
-pub const MAX_SENT: usize = 100_000;
+use crate::outbox::{SentMessage, Unrecorded};
+use crate::response::{Outcome, respond};
+use crate::state::State;
+use crate::text::is_digits;
 
 /// The longest caption accepted, in characters (Meta's limit).
 const MAX_CAPTION_CHARS: usize = 1024;
 
 /// The media kinds mt sends, as the vendor names them.
 const KINDS: [&str; 5] = ["image", "video", "audio", "document", "sticker"];
-
-/// A message the sandbox accepted on `POST /api/wa/mt`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SentMessage {
-    /// The message id answered (the `cus_message_id` when one was given).
-    pub id: String,
-    /// The application's appkey.
-    pub appkey: String,
-    /// The sending merchant number.
-    pub business_phone: String,
-    /// The recipient.
-    pub to: String,
-    /// `image`, `video`, `audio`, `document` or `sticker`.
-    pub kind: String,
-    /// The media id, when sent by id.
-    pub media_id: Option<String>,
-    /// The link, when sent by link (with its query: the sandbox keeps what it was given).
-    pub link: Option<String>,
-    /// The caption (image, video).
-    pub caption: Option<String>,
-    /// The file name (document).
-    pub filename: Option<String>,
-    /// The caller's own message id.
-    pub cus_message_id: Option<String>,
-    /// The status webhook URL.
-    pub dr_webhook: Option<String>,
-    /// When it was accepted, on the sandbox clock (Unix milliseconds).
-    pub at_ms: u64,
-}
-
-impl SentMessage {
-    /// The message as `GET /_sandbox/messages` lists it.
-    pub(crate) fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "appkey": self.appkey,
-            "business_phone": self.business_phone,
-            "to": self.to,
-            "type": self.kind,
-            "media_id": self.media_id,
-            "link": self.link,
-            "caption": self.caption,
-            "filename": self.filename,
-            "cus_message_id": self.cus_message_id,
-            "dr_webhook": self.dr_webhook,
-            "at_ms": self.at_ms,
-        })
-    }
-}
-
-#[derive(Default)]
-struct Sent {
-    messages: Vec<SentMessage>,
-    cus_message_ids: HashSet<String>,
-}
-
-/// The messages sent so far.
-#[derive(Default)]
-pub(crate) struct Outbox {
-    sent: Mutex<Sent>,
-}
-
-impl Outbox {
-    pub(crate) fn messages(&self) -> Vec<SentMessage> {
-        lock(&self.sent).messages.clone()
-    }
-
-    /// Records `message`, or says why not (the code and detail to answer).
-    fn record(&self, message: SentMessage) -> Result<(), (i64, &'static str)> {
-        let mut sent = lock(&self.sent);
-        if sent.messages.len() >= MAX_SENT {
-            return Err((
-                code::SYSTEM_BUSINESS_ERROR,
-                "the sandbox holds as many sent messages as it keeps",
-            ));
-        }
-        if let Some(id) = &message.cus_message_id
-            && !sent.cus_message_ids.insert(id.clone())
-        {
-            return Err((
-                code::PARAMETER_ERROR,
-                "cus_message_id was already used by an earlier message (it must be globally unique)",
-            ));
-        }
-        sent.messages.push(message);
-        Ok(())
-    }
-}
 
 /// A 9099 answer with `error` (JSON text) as Meta's error object, for [`crate::Fault::WhatsAppError`].
 pub(crate) fn whatsapp_error(error: &str) -> Outcome {
@@ -469,7 +378,11 @@ fn media_object(
     })
 }
 
-pub(crate) async fn handle(state: &Arc<State>, parts: Parts, body: Incoming) -> Outcome {
+pub(crate) async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Outcome {
+    let (parts, body) = match post_only(req) {
+        Ok(request) => request,
+        Err(out) => return *out,
+    };
     let (auth, bytes) = match signed_json(state, Route::SendMessage, &parts, body).await {
         Ok(signed) => signed,
         Err(out) => return *out,
@@ -539,8 +452,20 @@ pub(crate) async fn handle(state: &Arc<State>, parts: Parts, body: Incoming) -> 
         dr_webhook: message.dr_webhook,
         at_ms: state.clock.now_ms(),
     };
-    if let Err((c, detail)) = state.outbox.record(sent) {
-        return fail(c, detail);
+    match state.outbox.record(sent) {
+        Ok(()) => {}
+        Err(Unrecorded::Full) => {
+            return fail(
+                code::SYSTEM_BUSINESS_ERROR,
+                "the sandbox holds as many sent messages as it keeps",
+            );
+        }
+        Err(Unrecorded::CusMessageIdUsed) => {
+            return fail(
+                code::PARAMETER_ERROR,
+                "cus_message_id was already used by an earlier message (it must be globally unique)",
+            );
+        }
     }
     success(json!({
         "messaging_product": "whatsapp",

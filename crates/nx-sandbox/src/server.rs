@@ -1,6 +1,7 @@
 //! The HTTP/1 server: accept loop, one task per connection, routing, faults, the log, the
 //! `Date` header and graceful shutdown.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,26 +12,26 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::body::{self, Body, Cut};
 use crate::config::TS_WINDOW_MS;
-use crate::fault::{Fault, STALL_LIMIT};
+use crate::fault::Fault;
 use crate::log::{LogEntry, Route, printable};
-use crate::state::{MAX_UPLOAD_BODY, Outcome, State, drain, html_error, respond, text};
+use crate::pace::Pace;
+use crate::raw::{self, Raw};
+use crate::request::{MAX_UPLOAD_BODY, drain};
+use crate::response::{Outcome, html_error, respond, text};
+use crate::shutdown::wait_shutdown;
+use crate::state::State;
 use crate::tls;
 
 /// The most connections served at once; further ones wait to be accepted.
 const MAX_CONNECTIONS: usize = 256;
 /// How long a client may take to send a request's head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
-pub(crate) async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
-    // A dropped sender also means shutdown.
-    let _ = rx.wait_for(|stop| *stop).await;
-}
 
 /// Serves until shutdown, then lets in-flight requests finish for the grace period. With an
 /// `acceptor`, every connection starts with a TLS handshake (bounded by
@@ -86,26 +87,35 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, acceptor: Op
     connections.abort_all();
 }
 
-/// One connection's requests until it closes, or until shutdown and its grace period.
-async fn serve_connection<I>(io: I, state: Arc<State>)
+/// Serves one connection's requests until it closes, a fault takes it over ([`Raw`]), or
+/// shutdown (then in-flight requests get the grace period).
+async fn serve_connection<IO>(io: IO, state: Arc<State>)
 where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let mut shutdown = state.shutdown.clone();
     let grace = state.config.shutdown_grace;
+    // A request whose fault writes its answer by hand hands it over here.
+    let (takeover, mut taken) = mpsc::channel::<(Raw, Pace)>(1);
     let service_state = Arc::clone(&state);
-    let service = service_fn(move |req| handle(Arc::clone(&service_state), req));
+    let service = service_fn(move |req| handle(Arc::clone(&service_state), req, takeover.clone()));
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
-    let connection = builder.serve_connection(TokioIo::new(io), service);
-    tokio::pin!(connection);
+    let mut connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::select! {
-        _ = connection.as_mut() => return,
+        _ = &mut connection => return,
+        Some((raw, pace)) = taken.recv() => {
+            // The handler waits forever once it has handed over; hyper's side of the
+            // connection (and the handler with it) is dropped, the socket kept.
+            let io = connection.into_parts().io.into_inner();
+            raw::write(io, raw, pace).await;
+            return;
+        }
         () = wait_shutdown(&mut shutdown) => {}
     }
-    connection.as_mut().graceful_shutdown();
+    Pin::new(&mut connection).graceful_shutdown();
     let _ = tokio::time::timeout(grace, connection).await;
 }
 
@@ -150,6 +160,7 @@ pub(crate) fn classify(method: &Method, path: &str) -> Route {
 
 async fn dispatch(state: &Arc<State>, route: Route, req: Request<Incoming>) -> Outcome {
     match route {
+        Route::SendMessage => crate::send::handle(state, req).await,
         r if r.is_nxcloud() => crate::nxcloud::handle(state, route, req).await,
         Route::OssDownload => crate::oss::handle(state, req).await,
         r if r.is_onprem() => crate::onprem::handle(state, route, req).await,
@@ -163,6 +174,12 @@ fn canned(state: &State, route: Route, fault: &Fault) -> Option<Outcome> {
     let out = match fault {
         Fault::ServiceUnavailable => Outcome::new(html_error(StatusCode::SERVICE_UNAVAILABLE)),
         Fault::BadGateway => Outcome::new(html_error(StatusCode::BAD_GATEWAY)),
+        Fault::ServiceUnavailableDrip(interval) => {
+            let pace = pace(state, *interval);
+            Outcome::new(map_body(html_error(StatusCode::SERVICE_UNAVAILABLE), |b| {
+                body::trickle(b, pace, false)
+            }))
+        }
         Fault::EmptyBody => Outcome::new(respond(StatusCode::OK, "application/json", Bytes::new())),
         Fault::InvalidJson => Outcome::new(respond(
             StatusCode::OK,
@@ -253,7 +270,11 @@ async fn sleep_unless_shutdown(state: &State, d: Duration) -> bool {
 }
 
 /// One request: faults before, the handler, faults after, `Date`, the log.
-async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Cut> {
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    takeover: mpsc::Sender<(Raw, Pace)>,
+) -> Result<Response<Body>, Cut> {
     let started = Instant::now();
     let route = classify(req.method(), req.uri().path());
     let method = printable(req.method().as_str().as_bytes(), 16);
@@ -299,13 +320,18 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         }
         Some(Fault::Latency(_)) => {}
         Some(Fault::Stall) => {
-            sleep_unless_shutdown(&state, STALL_LIMIT).await;
+            sleep_unless_shutdown(&state, state.config.fault_hold_limit).await;
             log(None, None, Some("stalled, then closed".into()));
             return Err(Cut("stalled"));
         }
         Some(Fault::Reset) => {
             log(None, None, Some("closed without an answer".into()));
             return Err(Cut("reset by a fault"));
+        }
+        Some(Fault::EndlessProcessing(interval)) => {
+            let note = format!("102 Processing every {interval:?}, never a final answer");
+            log(Some(102), None, Some(note));
+            return hand_over(&takeover, Raw::EndlessProcessing, pace(&state, *interval)).await;
         }
         Some(f) => {
             if let Some(mut out) = canned(&state, route, f) {
@@ -348,9 +374,29 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             response = map_body(response, |b| body::truncate(b, keep));
         }
         Some(Fault::Drip(interval)) => {
-            let shutdown = state.shutdown.clone();
-            let interval = *interval;
-            response = map_body(response, |b| body::drip(b, interval, shutdown));
+            let pace = pace(&state, *interval);
+            response = map_body(response, |b| body::trickle(b, pace, false));
+        }
+        Some(Fault::TinyChunks(interval)) => {
+            response.headers_mut().remove(header::CONTENT_LENGTH);
+            let pace = pace(&state, *interval);
+            response = map_body(response, |b| body::trickle(b, pace, true));
+        }
+        Some(Fault::PartialContent) => response = partial(response),
+        Some(Fault::NoContent) => {
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            response.headers_mut().remove(header::CONTENT_LENGTH);
+            response.headers_mut().remove(header::TRANSFER_ENCODING);
+            response = map_body(response, |_| body::full(Bytes::new()));
+        }
+        Some(Fault::HeaderDrip(interval) | Fault::EndlessTrailers(interval)) => {
+            set_date(&state, &mut response);
+            log(Some(response.status().as_u16()), code, note);
+            let raw = match fault {
+                Some(Fault::HeaderDrip(_)) => Raw::HeaderDrip(response),
+                _ => Raw::EndlessTrailers(response),
+            };
+            return hand_over(&takeover, raw, pace(&state, *interval)).await;
         }
         Some(Fault::CorruptBody) => {
             let len = content_length(&response);
@@ -363,6 +409,46 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     set_date(&state, &mut response);
     log(Some(response.status().as_u16()), code, note);
     Ok(response)
+}
+
+/// A trickling fault's pace: `interval` steps within the configured hold limit.
+fn pace(state: &State, interval: Duration) -> Pace {
+    Pace::new(
+        interval,
+        state.config.fault_hold_limit,
+        state.shutdown.clone(),
+    )
+}
+
+/// Gives the connection to the connection task, which writes `raw` itself; never returns
+/// otherwise (hyper drops this future with its side of the connection).
+async fn hand_over(
+    takeover: &mpsc::Sender<(Raw, Pace)>,
+    raw: Raw,
+    pace: Pace,
+) -> Result<Response<Body>, Cut> {
+    if takeover.send((raw, pace)).await.is_err() {
+        return Err(Cut("the connection has ended"));
+    }
+    std::future::pending().await
+}
+
+/// [`Fault::PartialContent`]: `206` with the first part of `response`.
+fn partial(response: Response<Body>) -> Response<Body> {
+    let len = content_length(&response);
+    let keep = if len > 200 { 100 } else { (len / 2).max(1) }.min(len);
+    let range = match keep {
+        0 => "bytes */0".to_owned(),
+        _ => format!("bytes 0-{}/{len}", keep - 1),
+    };
+    let mut response = map_body(response, |b| body::prefix(b, keep));
+    *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(keep));
+    if let Ok(range) = HeaderValue::from_str(&range) {
+        headers.insert(header::CONTENT_RANGE, range);
+    }
+    response
 }
 
 /// Every answer carries the sandbox clock's `Date` (unless a fault set its own).

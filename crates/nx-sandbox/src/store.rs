@@ -117,17 +117,17 @@ impl Store {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        crate::state::lock(&self.inner)
+        crate::sync::lock(&self.inner)
     }
 
     /// A new UUID-shaped (version 4) id.
     pub(crate) fn new_id(&self) -> String {
-        let mut rng = crate::state::lock(&self.rng);
+        let mut rng = crate::sync::lock(&self.rng);
         uuid_from(rng.u128(..))
     }
 
     fn new_hex(&self) -> String {
-        let mut rng = crate::state::lock(&self.rng);
+        let mut rng = crate::sync::lock(&self.rng);
         format!("{:032x}", rng.u128(..))
     }
 
