@@ -348,11 +348,8 @@ pub fn test_config(sandbox: &Sandbox) -> ClientConfig {
     config.transport.connect_timeout = Duration::from_secs(2);
     config.transport.request_timeout = Duration::from_secs(5);
     config.transport.overall_timeout = Duration::from_secs(30);
-    config.transport.retry = RetryPolicy {
-        max_attempts: 3,
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(50),
-    };
+    config.transport.retry =
+        RetryPolicy::new(3, Duration::from_millis(10), Duration::from_millis(50));
     config.transport.proxy = ProxyConfig::Off;
     if let Some(pem) = sandbox.ca_pem() {
         config.transport.extra_roots_der =

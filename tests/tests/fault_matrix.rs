@@ -457,11 +457,7 @@ impl Row {
         transport.request_timeout = REQUEST_TIMEOUT;
         transport.overall_timeout = OVERALL_TIMEOUT;
         transport.max_download_bytes = MAX_DOWNLOAD;
-        transport.retry = RetryPolicy {
-            max_attempts: 3,
-            base_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(50),
-        };
+        transport.retry = RetryPolicy::new(3, Duration::from_millis(10), Duration::from_millis(50));
         if self == Row::ExpiredUrl {
             // The download is held 2.1 s by the sandbox (so the URL expires in flight).
             transport.request_timeout = Duration::from_secs(5);

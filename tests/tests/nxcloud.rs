@@ -178,7 +178,10 @@ impl Operation for RawGetMedia {
             self.body.as_bytes(),
         )))
     }
-    fn parse_data(&self, data: Option<&RawValue>) -> Result<serde_json::Value, String> {
+    fn parse_data(
+        &self,
+        data: Option<&RawValue>,
+    ) -> Result<serde_json::Value, nx_protocol::DataError> {
         deserialize_data(data)
     }
 }

@@ -1041,11 +1041,7 @@ fn debug_of_secret_holders_is_pinned() {
         format!("{url:?}"),
         "DownloadUrl(https://oss.example/a.webp?<redacted>)"
     );
-    let info = MediaInfo {
-        mime_type: "image/webp".into(),
-        file_name: "a.webp".into(),
-        url,
-    };
+    let info = MediaInfo::new("image/webp", "a.webp", url);
     assert_eq!(
         format!("{info:?}"),
         r#"MediaInfo { mime_type: "image/webp", file_name: "a.webp", url: DownloadUrl(https://oss.example/a.webp?<redacted>) }"#

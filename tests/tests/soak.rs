@@ -114,11 +114,7 @@ fn add_faults(sandbox: &Sandbox) -> Vec<FaultId> {
 fn transport(t: &mut TransportConfig) {
     t.request_timeout = Duration::from_secs(5);
     t.overall_timeout = Duration::from_secs(15);
-    t.retry = RetryPolicy {
-        max_attempts: 3,
-        base_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(20),
-    };
+    t.retry = RetryPolicy::new(3, Duration::from_millis(5), Duration::from_millis(20));
 }
 
 /// What the calls ended with, per client and kind; and the slowest call.

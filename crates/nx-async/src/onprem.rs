@@ -57,7 +57,7 @@ impl FromConfig<OnPremConfig> for OnPremClient {
         let http = transport::http_client(&config.transport)?;
         let given = match &config.login {
             OnPremLogin::Token(token) => Some(token.clone()),
-            OnPremLogin::Password { .. } => None,
+            _ => None,
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -388,7 +388,7 @@ impl OnPremClient {
                     options.check(config.transport.max_download_bytes, media.content_length)?;
                 let idle = config.transport.request_timeout;
                 let verified = receive(response.into_body(), check, sink, idle, options).await?;
-                Ok(Retrieved { media, verified })
+                Ok(Retrieved::new(media, verified))
             }
             RetrieveHead::Error { status, max_body } => {
                 let headers = response.headers().clone();

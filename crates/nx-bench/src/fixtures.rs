@@ -5,7 +5,9 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use nx_protocol::operation::{BaseUrl, Operation, RequestBody, build_request, deserialize_data};
 use nx_protocol::wa::{GetMedia, MediaInfo};
-use nx_protocol::{BizType, Credentials, InvalidInput, OutgoingBody, StreamedBody, Timestamp};
+use nx_protocol::{
+    BizType, Credentials, DataError, InvalidInput, OutgoingBody, StreamedBody, Timestamp,
+};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
@@ -84,7 +86,7 @@ impl Operation for PaddedGetMedia {
     fn body(&self) -> Result<RequestBody, InvalidInput> {
         Ok(RequestBody::Json(self.body.clone()))
     }
-    fn parse_data(&self, data: Option<&RawValue>) -> Result<MediaInfo, String> {
+    fn parse_data(&self, data: Option<&RawValue>) -> Result<MediaInfo, DataError> {
         deserialize_data(data)
     }
 }

@@ -65,7 +65,7 @@ impl FromConfig<OnPremConfig> for OnPremClient {
         let http = Http::new(&config.transport)?;
         let given = match &config.login {
             OnPremLogin::Token(token) => Some(token.clone()),
-            OnPremLogin::Password { .. } => None,
+            _ => None,
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -408,7 +408,7 @@ impl OnPremClient {
                 let check =
                     options.check(config.transport.max_download_bytes, media.content_length)?;
                 let verified = receive(response.into_body(), check, sink, idle, options)?;
-                Ok(Retrieved { media, verified })
+                Ok(Retrieved::new(media, verified))
             }
             RetrieveHead::Error { status, max_body } => {
                 let headers = response.headers().clone();

@@ -7,7 +7,7 @@
 //! for a minute, so lookups (and their threads) happen only when a name is new or stale.
 //!
 //! It uses ureq's `unversioned` resolver API, which may change in a minor release of ureq; the
-//! workspace pins ureq 3.5.
+//! workspace requires `ureq = "~3.5"` (3.5.x only; see the root `Cargo.toml`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

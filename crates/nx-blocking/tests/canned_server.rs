@@ -215,24 +215,24 @@ fn builder(server: &Server) -> nx_blocking::ClientBuilder<Client> {
     Client::builder()
         .credentials(KEY, SECRET)
         .base_url(server.url(""))
-        .retry(RetryPolicy {
-            max_attempts: 3,
-            base_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(5),
-        })
+        .retry(RetryPolicy::new(
+            3,
+            Duration::from_millis(1),
+            Duration::from_millis(5),
+        ))
         .request_timeout(Duration::from_secs(5))
 }
 
 fn media_info(server: &Server, path: &str) -> MediaInfo {
-    MediaInfo {
-        mime_type: "image/webp".into(),
-        file_name: "a.webp".into(),
-        url: DownloadUrl::parse(&server.url(&format!(
+    MediaInfo::new(
+        "image/webp",
+        "a.webp",
+        DownloadUrl::parse(&server.url(&format!(
             "{path}?Expires={}&OSSAccessKeyId=k&Signature=s",
             fresh_expiry()
         )))
         .unwrap(),
-    }
+    )
 }
 
 /// Checks `request`'s signature against its own `ts` and body bytes.

@@ -21,11 +21,11 @@ fn client(sandbox: &Sandbox) -> OnPremClient {
     OnPremClient::builder()
         .base_url(sandbox.base_url())
         .password(DEMO_ONPREM_USER, DEMO_ONPREM_PASSWORD)
-        .retry(RetryPolicy {
-            max_attempts: 3,
-            base_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(5),
-        })
+        .retry(RetryPolicy::new(
+            3,
+            Duration::from_millis(1),
+            Duration::from_millis(5),
+        ))
         .request_timeout(Duration::from_secs(5))
         .build()
         .unwrap()

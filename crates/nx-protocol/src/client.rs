@@ -46,6 +46,7 @@ pub enum RootStore {
 
 /// Settings every client has, whatever API it speaks: timeouts, retries, limits, TLS roots.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct TransportConfig {
     /// Limit for establishing a connection (TCP + TLS). Default 10 s.
     pub connect_timeout: Duration,
@@ -139,6 +140,7 @@ impl TransportConfig {
 /// An NXCloud client's settings. Build one with [`ClientConfig::new`] or
 /// [`ClientConfig::from_env`] and adjust the public fields; the transports' builders wrap it.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// Where NXCloud is (default [`DEFAULT_BASE_URL`]).
     pub base_url: BaseUrl,
@@ -206,6 +208,7 @@ impl ClientConfig {
 
 /// How an On-Premises client authenticates.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum OnPremLogin {
     /// Log in with a user name and password (Basic auth) and renew the token before it
     /// expires or after a 401.
@@ -241,8 +244,10 @@ impl OnPremLogin {
 /// How long before a token's `expires_after` an On-Premises client logs in again, by default.
 pub const DEFAULT_TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
-/// An On-Premises client's settings.
+/// An On-Premises client's settings. Build one with [`OnPremConfig::new`] and adjust the
+/// public fields.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct OnPremConfig {
     /// The installation's base URL, e.g. `https://wa.example.internal:9090`.
     pub base_url: BaseUrl,

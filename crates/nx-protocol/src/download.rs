@@ -100,11 +100,19 @@ pub enum IntegrityError {
 
 /// What a finished, verified download was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Verified {
     /// Bytes received.
     pub len: u64,
     /// Their SHA-256, when it was computed (an expected digest was given, or it was asked for).
     pub sha256: Option<Sha256Digest>,
+}
+
+impl Verified {
+    /// `len` bytes arrived, with this SHA-256 when it was computed.
+    pub fn new(len: u64, sha256: Option<Sha256Digest>) -> Self {
+        Self { len, sha256 }
+    }
 }
 
 /// The checks a download must pass, fed chunk by chunk.

@@ -1,4 +1,8 @@
 //! NXCloud's answer envelope: `{"code": <int>, "message": <string>, "data": <object or null>}`.
+//!
+//! The media API names the text `message`; other NXCloud open-platform APIs (SMS, voice, ...)
+//! answer `{"code":88,"msg":"..."}`. Both are read, so an operation for another API keeps the
+//! server's text (see [`RawEnvelope::message`] for which one wins when both are sent).
 
 use std::borrow::Cow;
 
@@ -18,19 +22,46 @@ use crate::code::ApiCode;
 /// let env = RawEnvelope::parse(br#"{"code":9001,"message":{"x": 1},"data":null}"#).unwrap();
 /// assert_eq!(env.code.get(), 9001);
 /// assert_eq!(env.message.as_deref(), Some(r#"{"x":1}"#));
+/// // Another NXCloud API's shape: the text is under `msg`.
+/// let sms = RawEnvelope::parse(br#"{"code":88,"msg":"number blocked"}"#).unwrap();
+/// assert_eq!((sms.code.get(), sms.message.as_deref()), (88, Some("number blocked")));
 /// ```
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
+#[non_exhaustive]
 pub struct RawEnvelope<'a> {
     /// The code; 0 is success.
     pub code: ApiCode,
-    /// The server's message. A JSON string is taken as is (borrowed from the answer bytes when
-    /// it has no escapes); absent or `null` is `None`; any other JSON value (a number, an
-    /// object, ...) is kept as its compact JSON text.
-    #[serde(borrow, default, deserialize_with = "lenient_message")]
+    /// The server's message: `message`, or `msg` when `message` is absent or `null` (the
+    /// media API documents `message`, so it wins when an answer carries both; `msg` is
+    /// read so that other NXCloud APIs' text is not lost). A JSON string is taken as is
+    /// (borrowed from the answer bytes when it has no escapes); absent or `null` is `None`; any
+    /// other JSON value (a number, an object, ...) is kept as its compact JSON text.
     pub message: Option<Cow<'a, str>>,
     /// The payload, borrowed from the answer bytes; `None` for absent or `null`.
-    #[serde(borrow, default)]
     pub data: Option<&'a RawValue>,
+}
+
+/// The envelope as it is on the wire, both names of the text kept apart.
+#[derive(Deserialize)]
+struct WireEnvelope<'a> {
+    code: ApiCode,
+    #[serde(borrow, default, deserialize_with = "lenient_message")]
+    message: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient_message")]
+    msg: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+}
+
+impl<'de> Deserialize<'de> for RawEnvelope<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = WireEnvelope::deserialize(deserializer)?;
+        Ok(RawEnvelope {
+            code: wire.code,
+            message: wire.message.or(wire.msg),
+            data: wire.data,
+        })
+    }
 }
 
 impl<'a> RawEnvelope<'a> {
@@ -97,6 +128,7 @@ fn compact(text: &str) -> Cow<'_, str> {
 
 /// An envelope as a server writes one (used by the sandbox and by tests).
 #[derive(Debug, serde::Serialize)]
+#[non_exhaustive]
 pub struct Envelope<T> {
     /// The code.
     pub code: ApiCode,
@@ -104,6 +136,17 @@ pub struct Envelope<T> {
     pub message: String,
     /// The payload.
     pub data: Option<T>,
+}
+
+impl<T> Envelope<T> {
+    /// `{"code": code, "message": message, "data": data}`.
+    pub fn new(code: ApiCode, message: impl Into<String>, data: Option<T>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            data,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -157,6 +200,51 @@ mod tests {
             let env = RawEnvelope::parse(body.as_bytes()).unwrap();
             assert_eq!((env.code.get(), env.message), (code, None));
         }
+    }
+
+    #[test]
+    fn msg_is_read_and_message_wins_over_it() {
+        let text = |body: &str| {
+            let env = RawEnvelope::parse(body.as_bytes()).unwrap_or_else(|e| panic!("{body}: {e}"));
+            (env.code.get(), env.message.map(Cow::into_owned))
+        };
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            text(r#"{"code":88,"message":"from message"}"#),
+            (88, some("from message"))
+        );
+        assert_eq!(
+            text(r#"{"code":88,"msg":"from msg"}"#),
+            (88, some("from msg"))
+        );
+        // Both: `message` (the media API's documented name) wins, in either order.
+        assert_eq!(
+            text(r#"{"code":88,"message":"m1","msg":"m2"}"#),
+            (88, some("m1"))
+        );
+        assert_eq!(
+            text(r#"{"code":88,"msg":"m2","message":"m1"}"#),
+            (88, some("m1"))
+        );
+        // A `message` that is `null` gives way to `msg`; an empty string is a message.
+        assert_eq!(
+            text(r#"{"code":88,"message":null,"msg":"m2"}"#),
+            (88, some("m2"))
+        );
+        assert_eq!(
+            text(r#"{"code":88,"message":"","msg":"m2"}"#),
+            (88, some(""))
+        );
+        // `msg` is as lenient as `message`: any JSON type, never costing the code.
+        assert_eq!(
+            text(r#"{"code":88,"msg":{ "a" : 1 }}"#),
+            (88, some(r#"{"a":1}"#))
+        );
+        assert_eq!(text(r#"{"code":88,"msg":null}"#), (88, None));
+        // Still refused: a duplicate of either name (serde's rule for any field).
+        assert!(RawEnvelope::parse(br#"{"code":1,"msg":"a","msg":"b"}"#).is_err());
+        let with_data = RawEnvelope::parse(br#"{"code":0,"msg":"ok","data":{"id":"x"}}"#).unwrap();
+        assert_eq!(with_data.data.map(RawValue::get), Some(r#"{"id":"x"}"#));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The two ways a call fails in nx-protocol: input refused before sending, and an answer that is
 //! not a success.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use http::StatusCode;
@@ -86,6 +87,54 @@ pub enum InvalidInput {
         /// What is wrong with it.
         reason: &'static str,
     },
+}
+
+/// Why a success answer's payload cannot be the call's result: what
+/// [`crate::operation::Operation::parse_data`] and
+/// [`crate::onprem::OnPremOperation::parse_output`] return. The `parse_response` functions turn
+/// it into [`ResponseError::Malformed`], whose `what` is this error's message.
+///
+/// ```
+/// use nx_protocol::DataError;
+/// let bad = serde_json::from_str::<u32>("\"x\"").unwrap_err();
+/// assert_eq!(DataError::Missing.to_string(), "success answer without `data`");
+/// assert!(DataError::json("`data`", &bad).to_string().starts_with("`data` is not the expected JSON: "));
+/// assert_eq!(DataError::invalid("`media` is empty").to_string(), "`media` is empty");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// A success answer without the payload the call needs (`data` absent or `null`).
+    #[error("success answer without `data`")]
+    Missing,
+    /// The payload is not the JSON the call expects.
+    #[error("{part} is not the expected JSON: {reason}")]
+    Json {
+        /// What was read, e.g. "`data`" or "the login answer".
+        part: &'static str,
+        /// What the parser found wrong, and where (serde_json's message, URLs redacted).
+        reason: String,
+    },
+    /// The payload is well-formed but cannot be taken as the result: an empty id, a
+    /// `success: false`, a header that is not a number, ...
+    #[error("{0}")]
+    Invalid(Cow<'static, str>),
+}
+
+impl DataError {
+    /// `part` could not be read as the expected JSON. The parser's message may quote the
+    /// answer (a download URL, say), so URLs in it are redacted ([`crate::redact_urls`]).
+    pub fn json(part: &'static str, error: &serde_json::Error) -> Self {
+        DataError::Json {
+            part,
+            reason: redact_urls(&error.to_string()).into_owned(),
+        }
+    }
+
+    /// A well-formed payload that cannot be the result, and why.
+    pub fn invalid(reason: impl Into<Cow<'static, str>>) -> Self {
+        DataError::Invalid(reason.into())
+    }
 }
 
 /// A short, printable excerpt of an answer body for error messages: at most 200 characters,
@@ -229,6 +278,11 @@ impl ResponseError {
         }
     }
 
+    /// A payload that could not be read, as the answer's error.
+    pub(crate) fn bad_data(status: StatusCode, error: DataError, body: &[u8]) -> Self {
+        Self::malformed(status, error.to_string(), body)
+    }
+
     /// A [`ResponseError::Malformed`]: `what` (which may quote the answer, e.g. serde's
     /// "invalid type: string \"https://...\"") and the excerpt of `body`, both redacted.
     pub(crate) fn malformed(status: StatusCode, what: impl Into<String>, body: &[u8]) -> Self {
@@ -259,6 +313,15 @@ impl ResponseError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_errors_redact_urls_the_parser_quotes() {
+        let quoted = serde_json::from_str::<u32>(r#""https://oss.example/a?Signature=s3cr3t""#)
+            .unwrap_err();
+        let shown = DataError::json("`data`", &quoted).to_string();
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("https://oss.example/a?<redacted>"), "{shown}");
+    }
 
     #[test]
     fn snippet_is_short_printable_and_total() {

@@ -64,7 +64,7 @@ mod proptests;
 
 pub use body::{OutgoingBody, StreamedBody};
 pub use code::{ApiCode, BizType};
-pub use error::{InvalidInput, ResponseError, Snippet};
+pub use error::{DataError, InvalidInput, ResponseError, Snippet};
 pub use redact::redact_urls;
 pub use secret::{AccessSecret, Credentials, REDACTED};
 pub use sign::Signature;

@@ -10,7 +10,7 @@
 //!
 //! ```
 //! use nx_protocol::operation::{build_request, deserialize_data, parse_response, BaseUrl, Operation, RequestBody};
-//! use nx_protocol::{BizType, Credentials, InvalidInput, Timestamp};
+//! use nx_protocol::{BizType, Credentials, DataError, InvalidInput, Timestamp};
 //!
 //! /// A hypothetical SMS send call.
 //! struct SendSms<'a> { phone: &'a str, text: &'a str }
@@ -26,7 +26,7 @@
 //!     fn body(&self) -> Result<RequestBody, InvalidInput> {
 //!         RequestBody::json(&serde_json::json!({ "phone": self.phone, "content": self.text }))
 //!     }
-//!     fn parse_data(&self, data: Option<&serde_json::value::RawValue>) -> Result<Sent, String> {
+//!     fn parse_data(&self, data: Option<&serde_json::value::RawValue>) -> Result<Sent, DataError> {
 //!         deserialize_data(data)
 //!     }
 //! }
@@ -54,7 +54,7 @@ use serde_json::value::RawValue;
 use crate::body::{OutgoingBody, StreamedBody};
 use crate::code::BizType;
 use crate::envelope::RawEnvelope;
-use crate::error::{InvalidInput, ResponseError, Snippet};
+use crate::error::{DataError, InvalidInput, ResponseError, Snippet};
 use crate::secret::Credentials;
 use crate::sign::{self, SignableBody, SignableRequest};
 use crate::time::Timestamp;
@@ -78,6 +78,7 @@ pub mod headers {
 
 /// How an operation's request body is produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RequestBody {
     /// No body.
     Empty,
@@ -125,7 +126,7 @@ pub trait Operation {
 
     /// Parses a successful answer's `data` (`None` when it is absent or `null`); the error says
     /// what is wrong with it. [`deserialize_data`] is the usual body.
-    fn parse_data(&self, data: Option<&RawValue>) -> Result<Self::Output, String>;
+    fn parse_data(&self, data: Option<&RawValue>) -> Result<Self::Output, DataError>;
 
     /// Whether sending the call twice has the same effect as sending it once. Only such calls
     /// are retried after a failure that may have reached the server (a reset, a timeout, a 5xx,
@@ -347,10 +348,11 @@ fn header_name(name: &str) -> Option<HeaderName> {
     })
 }
 
-/// Deserializes a success answer's `data` as `T`, refusing an absent or `null` one.
-pub fn deserialize_data<T: DeserializeOwned>(data: Option<&RawValue>) -> Result<T, String> {
-    let data = data.ok_or_else(|| "success answer without `data`".to_owned())?;
-    serde_json::from_str(data.get()).map_err(|e| format!("`data`: {e}"))
+/// Deserializes a success answer's `data` as `T`, refusing an absent or `null` one
+/// ([`DataError::Missing`]) and one of another shape ([`DataError::Json`]).
+pub fn deserialize_data<T: DeserializeOwned>(data: Option<&RawValue>) -> Result<T, DataError> {
+    let data = data.ok_or(DataError::Missing)?;
+    serde_json::from_str(data.get()).map_err(|e| DataError::json("`data`", &e))
 }
 
 /// Parses an answer to `op` from its status and body bytes.
@@ -401,5 +403,83 @@ pub fn parse_response<O: Operation + ?Sized>(
         });
     }
     op.parse_data(envelope.data)
-        .map_err(|what| ResponseError::malformed(status, what, body))
+        .map_err(|error| ResponseError::bad_data(status, error, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ApiCode;
+
+    /// A call of another NXCloud API whose `data` is an id that must not be empty.
+    struct Probe;
+
+    impl Operation for Probe {
+        type Output = String;
+        fn biz_type(&self) -> BizType {
+            BizType::SMS
+        }
+        fn action(&self) -> &str {
+            "probe"
+        }
+        fn path(&self) -> &str {
+            "/api/sms/probe"
+        }
+        fn body(&self) -> Result<RequestBody, InvalidInput> {
+            Ok(RequestBody::Empty)
+        }
+        fn parse_data(&self, data: Option<&RawValue>) -> Result<String, DataError> {
+            let id: String = deserialize_data(data)?;
+            if id.is_empty() {
+                return Err(DataError::invalid("the id is empty"));
+            }
+            Ok(id)
+        }
+    }
+
+    fn parse(body: &str) -> Result<String, ResponseError> {
+        parse_response(&Probe, StatusCode::OK, body.as_bytes())
+    }
+
+    #[test]
+    fn data_errors_are_typed_and_become_malformed_with_their_message() {
+        assert_eq!(parse(r#"{"code":0,"data":"m1"}"#).unwrap(), "m1");
+        let what = |body: &str| match parse(body) {
+            Err(ResponseError::Malformed { what, status, .. }) => {
+                assert_eq!(status, StatusCode::OK);
+                what
+            }
+            other => panic!("{body}: {other:?}"),
+        };
+        for body in [r#"{"code":0}"#, r#"{"code":0,"data":null}"#] {
+            assert_eq!(what(body), DataError::Missing.to_string(), "{body}");
+        }
+        let wrong = what(r#"{"code":0,"data":7}"#);
+        assert!(
+            wrong.starts_with("`data` is not the expected JSON: invalid type: integer `7`"),
+            "{wrong}"
+        );
+        assert_eq!(what(r#"{"code":0,"data":""}"#), "the id is empty");
+        let missing = Probe.parse_data(None).unwrap_err();
+        assert_eq!(missing, DataError::Missing);
+    }
+
+    #[test]
+    fn an_error_code_keeps_the_text_of_msg_or_message() {
+        for (body, text) in [
+            (r#"{"code":88,"msg":"number blocked"}"#, "number blocked"),
+            (
+                r#"{"code":88,"message":"number blocked"}"#,
+                "number blocked",
+            ),
+            (r#"{"code":88,"message":"m1","msg":"m2"}"#, "m1"),
+        ] {
+            match parse(body) {
+                Err(ResponseError::Api { code, message, .. }) => {
+                    assert_eq!((code, message.as_str()), (ApiCode::new(88), text), "{body}");
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+    }
 }

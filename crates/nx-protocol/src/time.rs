@@ -1,6 +1,7 @@
 //! The request time, as the caller gives it.
 
 use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch: the value of NXCloud's `ts` header.
 ///
@@ -12,6 +13,28 @@ pub struct Timestamp(u64);
 impl Timestamp {
     /// From milliseconds since the Unix epoch.
     pub const fn from_millis(ms: u64) -> Self {
+        Self(ms)
+    }
+
+    /// The time `t` stands for, truncated to whole milliseconds. Pure: `t` is the caller's
+    /// (e.g. `SystemTime::now()` in a transport, a fixed instant in a test); nothing is read.
+    ///
+    /// A time before the Unix epoch is read as 0 and one past `u64::MAX` milliseconds (in about
+    /// 584 million years) as `u64::MAX`: neither is a usable `ts`, and NXCloud answers 1004 for
+    /// them, so the saturation loses nothing a caller could use.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    /// use nx_protocol::Timestamp;
+    /// let t = UNIX_EPOCH + Duration::from_micros(1_655_710_885_431_999);
+    /// assert_eq!(Timestamp::from_system_time(t), Timestamp::from_millis(1_655_710_885_431));
+    /// assert_eq!(Timestamp::from(t).as_secs(), 1_655_710_885);
+    /// assert_eq!(Timestamp::from(UNIX_EPOCH - Duration::from_secs(1)).as_millis(), 0);
+    /// ```
+    pub fn from_system_time(t: SystemTime) -> Self {
+        let ms = t
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         Self(ms)
     }
 
@@ -28,6 +51,13 @@ impl Timestamp {
     /// The decimal digits, rendered on the stack (no allocation).
     pub fn digits(self) -> Digits {
         Digits::new(self.0)
+    }
+}
+
+impl From<SystemTime> for Timestamp {
+    /// See [`Timestamp::from_system_time`].
+    fn from(t: SystemTime) -> Self {
+        Self::from_system_time(t)
     }
 }
 
@@ -79,6 +109,26 @@ impl fmt::Debug for Digits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn from_system_time_is_exact_and_saturates() {
+        use std::time::Duration;
+        for ms in [0, 1, 999, 1_655_710_885_431, u64::MAX / 2] {
+            let t = UNIX_EPOCH + Duration::from_millis(ms);
+            assert_eq!(Timestamp::from(t).as_millis(), ms);
+            // Sub-millisecond parts are dropped, never rounded up.
+            let later = t + Duration::from_nanos(999_999);
+            assert_eq!(Timestamp::from_system_time(later).as_millis(), ms);
+        }
+        let before = UNIX_EPOCH - Duration::from_nanos(1);
+        assert_eq!(Timestamp::from(before).as_millis(), 0);
+        // Past u64::MAX milliseconds, where the platform's SystemTime reaches that far.
+        if let Some(far) =
+            UNIX_EPOCH.checked_add(Duration::from_millis(u64::MAX) + Duration::from_secs(1))
+        {
+            assert_eq!(Timestamp::from(far).as_millis(), u64::MAX);
+        }
+    }
 
     #[test]
     fn digits_match_std_formatting() {

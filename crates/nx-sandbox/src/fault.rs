@@ -198,6 +198,7 @@ impl Fault {
 
 /// Which requests a rule looks at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Target {
     /// Every request of an emulated route ([`Route::EMULATED`]).
     Any,

@@ -210,6 +210,7 @@ fn notification(items: &[MediaItemStatus], out: Output) -> Result<(), CliError> 
                 mime_type,
                 sha256,
                 status,
+                ..
             } => NotificationItem::Downloaded {
                 kind,
                 id,
@@ -222,11 +223,20 @@ fn notification(items: &[MediaItemStatus], out: Output) -> Result<(), CliError> 
                 kind,
                 errors,
                 status,
+                ..
             } => NotificationItem::Failed {
                 kind: kind.as_deref(),
                 id: id.as_deref(),
                 errors,
                 state: status.as_deref(),
+            },
+            // An outcome this version does not know: shown as not stored, which is all that
+            // can be said of it.
+            other => NotificationItem::Failed {
+                kind: other.kind(),
+                id: other.id(),
+                errors: &[],
+                state: None,
             },
         })
         .collect();

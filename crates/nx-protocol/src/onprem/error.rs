@@ -119,6 +119,7 @@ impl fmt::Display for MetaCode {
 /// `title` may be absent (read as empty), `details` may be absent; unknown fields (`href`, ...)
 /// are ignored.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct MetaError {
     /// The code.
     pub code: MetaCode,
@@ -133,6 +134,23 @@ pub struct MetaError {
         deserialize_with = "crate::lenient::redacted"
     )]
     pub details: Option<String>,
+}
+
+impl MetaError {
+    /// An error object with this code and title, without details.
+    pub fn new(code: MetaCode, title: impl Into<String>) -> Self {
+        Self {
+            code,
+            title: title.into(),
+            details: None,
+        }
+    }
+
+    /// The same error with these details.
+    pub fn with_details(mut self, details: impl Into<String>) -> Self {
+        self.details = Some(details.into());
+        self
+    }
 }
 
 impl fmt::Display for MetaError {

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::body::StreamedBody;
 use crate::download::{DownloadCheck, IntegrityError, Verified};
-use crate::error::{InvalidInput, ResponseError, Snippet};
+use crate::error::{DataError, InvalidInput, ResponseError, Snippet};
 use crate::onprem::operation::{MAX_ERROR_BODY, OnPremBody, OnPremOperation, media_path};
 use crate::wa::MediaKind;
 
@@ -16,14 +16,14 @@ struct IdEntry {
     id: String,
 }
 
-fn first_id(entries: Vec<IdEntry>, field: &str) -> Result<String, String> {
+fn first_id(entries: Vec<IdEntry>, field: &str) -> Result<String, DataError> {
     let id = entries
         .into_iter()
         .next()
-        .ok_or_else(|| format!("`{field}` is empty"))?
+        .ok_or_else(|| DataError::invalid(format!("`{field}` is empty")))?
         .id;
     if id.is_empty() {
-        return Err(format!("`{field}` holds an empty id"));
+        return Err(DataError::invalid(format!("`{field}` holds an empty id")));
     }
     Ok(id)
 }
@@ -86,9 +86,17 @@ impl UploadMedia {
 
 /// What an upload answers: the new media's id.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct UploadedMedia {
     /// The media id, for sending the media or for the other media calls.
     pub id: String,
+}
+
+impl UploadedMedia {
+    /// The answer for the media `id`.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self { id: id.into() }
+    }
 }
 
 impl OnPremOperation for UploadMedia {
@@ -115,13 +123,13 @@ impl OnPremOperation for UploadMedia {
         _status: StatusCode,
         _headers: &HeaderMap,
         body: &[u8],
-    ) -> Result<UploadedMedia, String> {
+    ) -> Result<UploadedMedia, DataError> {
         #[derive(Deserialize)]
         struct Answer {
             media: Vec<IdEntry>,
         }
         let answer: Answer =
-            serde_json::from_slice(body).map_err(|e| format!("not an upload answer: {e}"))?;
+            serde_json::from_slice(body).map_err(|e| DataError::json("the upload answer", &e))?;
         first_id(answer.media, "media").map(|id| UploadedMedia { id })
     }
     /// A repeated upload stores the file twice, but that is harmless (an unused media file is
@@ -219,7 +227,7 @@ impl RetrieveMedia {
         }
         media_head(headers)
             .map(RetrieveHead::Media)
-            .map_err(|what| ResponseError::malformed(status, what, b""))
+            .map_err(|error| ResponseError::bad_data(status, error, b""))
     }
 }
 
@@ -280,6 +288,7 @@ pub enum RetrieveHead {
 
 /// The head of a successful retrieve: what the body is.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetrievedMedia {
     /// The file's MIME type, as the server sent it (`None` if it sent none, or one that is not
     /// visible ASCII).
@@ -289,6 +298,14 @@ pub struct RetrievedMedia {
 }
 
 impl RetrievedMedia {
+    /// A head with this MIME type and announced length.
+    pub fn new(content_type: Option<String>, content_length: Option<u64>) -> Self {
+        Self {
+            content_type,
+            content_length,
+        }
+    }
+
     /// Starts `check` (configured by the caller: size cap, expected SHA-256) with the announced
     /// length, refusing a body announced larger than the cap before a byte is read.
     pub fn begin_check(&self, mut check: DownloadCheck) -> Result<DownloadCheck, IntegrityError> {
@@ -299,6 +316,7 @@ impl RetrievedMedia {
 
 /// A finished, verified retrieve: what the server said the file is, and what arrived.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Retrieved {
     /// The answer's head (MIME type, announced length).
     pub media: RetrievedMedia,
@@ -306,8 +324,15 @@ pub struct Retrieved {
     pub verified: Verified,
 }
 
-fn media_head(headers: &HeaderMap) -> Result<RetrievedMedia, String> {
-    let content_length = crate::head::announced_length(headers)?;
+impl Retrieved {
+    /// What a transport returns once `verified` bytes of the file announced by `media` arrived.
+    pub fn new(media: RetrievedMedia, verified: Verified) -> Self {
+        Self { media, verified }
+    }
+}
+
+fn media_head(headers: &HeaderMap) -> Result<RetrievedMedia, DataError> {
+    let content_length = crate::head::announced_length(headers).map_err(DataError::invalid)?;
     let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -336,7 +361,7 @@ impl OnPremOperation for RetrieveMedia {
         _status: StatusCode,
         headers: &HeaderMap,
         _body: &[u8],
-    ) -> Result<RetrievedMedia, String> {
+    ) -> Result<RetrievedMedia, DataError> {
         media_head(headers)
     }
 }
@@ -378,14 +403,16 @@ impl OnPremOperation for DeleteMedia {
         _status: StatusCode,
         _headers: &HeaderMap,
         body: &[u8],
-    ) -> Result<(), String> {
+    ) -> Result<(), DataError> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
         match serde_json::from_slice::<serde_json::Value>(body) {
             Ok(serde_json::Value::Object(_)) => Ok(()),
-            Ok(_) => Err("a delete answer's body is a JSON object or nothing".into()),
-            Err(e) => Err(format!("not a delete answer: {e}")),
+            Ok(_) => Err(DataError::invalid(
+                "a delete answer's body is a JSON object or nothing",
+            )),
+            Err(e) => Err(DataError::json("the delete answer", &e)),
         }
     }
     /// Deleting twice leaves the media as deleted as deleting once (the second answer is a
@@ -439,9 +466,17 @@ impl RetryDownload {
 
 /// The acknowledgement of a [`RetryDownload`]: the ids whose download was started.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DownloadRequested {
     /// The media ids of `media_items`, in order.
     pub ids: Vec<String>,
+}
+
+impl DownloadRequested {
+    /// The acknowledgement of these ids.
+    pub fn new(ids: Vec<String>) -> Self {
+        Self { ids }
+    }
 }
 
 impl OnPremOperation for RetryDownload {
@@ -461,16 +496,16 @@ impl OnPremOperation for RetryDownload {
         _status: StatusCode,
         _headers: &HeaderMap,
         body: &[u8],
-    ) -> Result<DownloadRequested, String> {
+    ) -> Result<DownloadRequested, DataError> {
         #[derive(Deserialize)]
         struct Answer {
             media_items: Vec<IdEntry>,
         }
         let answer: Answer = serde_json::from_slice(body)
-            .map_err(|e| format!("not a retry-download acknowledgement: {e}"))?;
+            .map_err(|e| DataError::json("the retry-download acknowledgement", &e))?;
         let ids: Vec<String> = answer.media_items.into_iter().map(|e| e.id).collect();
         if ids.iter().any(String::is_empty) {
-            return Err("`media_items` holds an empty id".into());
+            return Err(DataError::invalid("`media_items` holds an empty id"));
         }
         Ok(DownloadRequested { ids })
     }

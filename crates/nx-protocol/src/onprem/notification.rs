@@ -18,10 +18,14 @@ pub const NOTIFICATION_MEDIA_TYPES: [&str; 6] =
     ["image", "video", "audio", "document", "sticker", "voice"];
 
 /// The outcome of one `media_items` entry of a media notification.
+///
+/// Both the enum and its variants may grow: match with `..` and a wildcard arm.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MediaItemStatus {
     /// The item carries no errors, names its media, and its `status` is `downloaded` (or absent):
     /// the client stored it.
+    #[non_exhaustive]
     Downloaded {
         /// The media id.
         id: String,
@@ -38,6 +42,7 @@ pub enum MediaItemStatus {
     /// The item carries an `errors` array, has a `status` other than `downloaded` (e.g. the
     /// media is no longer available), or does not say which media it is about: nothing says
     /// the media was stored.
+    #[non_exhaustive]
     Failed {
         /// The media id, unless the item lacks its inner object (or the object its id).
         id: Option<String>,
@@ -52,6 +57,27 @@ pub enum MediaItemStatus {
 }
 
 impl MediaItemStatus {
+    /// A stored media `id` of type `kind`, without MIME type, digest or `status`.
+    pub fn downloaded(id: impl Into<String>, kind: impl Into<String>) -> Self {
+        MediaItemStatus::Downloaded {
+            id: id.into(),
+            kind: kind.into(),
+            mime_type: None,
+            sha256: None,
+            status: None,
+        }
+    }
+
+    /// A failed item about `id` (if known) with these errors, without type or `status`.
+    pub fn failed(id: Option<String>, errors: Vec<MetaError>) -> Self {
+        MediaItemStatus::Failed {
+            id,
+            kind: None,
+            errors,
+            status: None,
+        }
+    }
+
     /// The media id, if the item names one.
     pub fn id(&self) -> Option<&str> {
         match self {

@@ -11,7 +11,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use zeroize::Zeroizing;
 
 use crate::body::{OutgoingBody, StreamedBody};
-use crate::error::{InvalidInput, ResponseError, Snippet};
+use crate::error::{DataError, InvalidInput, ResponseError, Snippet};
 use crate::onprem::error::{MetaCode, MetaError, parse_errors};
 use crate::onprem::token::{Redacted, Token};
 use crate::operation::{BaseUrl, JSON_CONTENT_TYPE};
@@ -24,6 +24,7 @@ pub const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// Which credentials a call authenticates with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum AuthKind {
     /// `Authorization: Basic base64(username:password)`: only the login call.
     Basic,
@@ -41,6 +42,7 @@ pub enum AuthKind {
 /// assert_eq!(format!("{auth:?}"), r#"Basic { username: "admin", password: <redacted> }"#);
 /// ```
 #[derive(Clone, Copy)]
+#[non_exhaustive]
 pub enum Auth<'a> {
     /// A user name and password, for [`crate::onprem::Login`].
     Basic {
@@ -101,6 +103,7 @@ impl fmt::Debug for Auth<'_> {
 
 /// How an On-Premises request body is produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OnPremBody {
     /// No body.
     Empty,
@@ -151,7 +154,7 @@ pub trait OnPremOperation {
         status: StatusCode,
         headers: &HeaderMap,
         body: &[u8],
-    ) -> Result<Self::Output, String>;
+    ) -> Result<Self::Output, DataError>;
 
     /// Whether sending the call twice has the same effect as sending it once. Only such calls
     /// are retried after a failure that may have reached the server (a reset, a timeout).
@@ -274,7 +277,7 @@ pub fn parse_response<O: OnPremOperation + ?Sized>(
         return Err(http_error());
     }
     op.parse_output(status, headers, body)
-        .map_err(|what| ResponseError::malformed(status, what, body))
+        .map_err(|error| ResponseError::bad_data(status, error, body))
 }
 
 impl ResponseError {

@@ -6,7 +6,7 @@ use http::{HeaderMap, Method, StatusCode};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::error::InvalidInput;
+use crate::error::{DataError, InvalidInput};
 use crate::onprem::operation::{AuthKind, OnPremBody, OnPremOperation};
 use crate::secret::{AccessSecret, REDACTED};
 use crate::time::Timestamp;
@@ -245,16 +245,16 @@ impl OnPremOperation for Login {
         _status: StatusCode,
         _headers: &HeaderMap,
         body: &[u8],
-    ) -> Result<Token, String> {
+    ) -> Result<Token, DataError> {
         let answer: LoginAnswer =
-            serde_json::from_slice(body).map_err(|e| format!("not a login answer: {e}"))?;
+            serde_json::from_slice(body).map_err(|e| DataError::json("the login answer", &e))?;
         let user = answer
             .users
             .into_iter()
             .next()
-            .ok_or("the login answer's `users` is empty")?;
+            .ok_or(DataError::invalid("the login answer's `users` is empty"))?;
         if user.token.is_empty() {
-            return Err("the login answer's token is empty".into());
+            return Err(DataError::invalid("the login answer's token is empty"));
         }
         // Reading: an `expires_after` that is absent or cannot be read (not a string, not the
         // documented format) leaves the expiry unknown rather than throwing away a token the

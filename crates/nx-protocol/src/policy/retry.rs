@@ -7,7 +7,7 @@
 //! use nx_protocol::policy::retry::{AttemptFailure, RetryContext, RetryDecision, RetryPolicy};
 //!
 //! let policy = RetryPolicy::default();
-//! let mut ctx = RetryContext { idempotent: true, ..RetryContext::default() };
+//! let mut ctx = RetryContext::new(true); // an idempotent NXCloud call
 //! let mut attempt = 1; // the number of requests sent so far in this call
 //! loop {
 //!     // ... build (new ts, new sign) and send request number `attempt`; say it failed:
@@ -37,7 +37,16 @@ use crate::error::ResponseError;
 /// `max_attempts` bounds the requests sent because of *transient* failures; the two one-time
 /// repairs ([`RetryDecision::CorrectClockAndRetry`], [`RetryDecision::ReauthenticateAndRetry`])
 /// come on top, so a call sends at most `max_attempts + 2` requests. See [`RetryPolicy::decide`].
+///
+/// ```
+/// use std::time::Duration;
+/// use nx_protocol::policy::retry::RetryPolicy;
+/// let patient = RetryPolicy::new(5, Duration::from_millis(500), Duration::from_secs(30));
+/// assert_eq!(patient, RetryPolicy::default().with_max_attempts(5)
+///     .with_base_delay(Duration::from_millis(500)).with_max_delay(Duration::from_secs(30)));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Total attempts, the first one included (default 3). 0 is read as 1: the first attempt
     /// always happens.
@@ -61,8 +70,10 @@ impl Default for RetryPolicy {
     }
 }
 
-/// What is known about the call whose attempt failed.
+/// What is known about the call whose attempt failed. Start from [`RetryContext::new`] and set
+/// the flags as the call goes.
 #[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
 pub struct RetryContext {
     /// Sending the call twice has the same effect as sending it once
     /// ([`crate::operation::Operation::is_idempotent`]).
@@ -115,7 +126,51 @@ pub enum RetryDecision {
     GiveUp,
 }
 
+impl RetryContext {
+    /// A call's context before its first attempt: no repair done yet, NXCloud's API.
+    pub fn new(idempotent: bool) -> Self {
+        Self {
+            idempotent,
+            ..Self::default()
+        }
+    }
+
+    /// The same, for a call to the On-Premises API (see [`RetryContext::on_premises`]).
+    pub fn for_on_premises(mut self) -> Self {
+        self.on_premises = true;
+        self
+    }
+}
+
 impl RetryPolicy {
+    /// `max_attempts` attempts in all, with backoff caps from `base_delay` doubling up to
+    /// `max_delay` (see the fields).
+    pub const fn new(max_attempts: u32, base_delay: Duration, max_delay: Duration) -> Self {
+        Self {
+            max_attempts,
+            base_delay,
+            max_delay,
+        }
+    }
+
+    /// The same policy with `max_attempts` attempts.
+    pub const fn with_max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = max_attempts;
+        self
+    }
+
+    /// The same policy with this first backoff cap.
+    pub const fn with_base_delay(mut self, base_delay: Duration) -> Self {
+        self.base_delay = base_delay;
+        self
+    }
+
+    /// The same policy with this largest backoff cap.
+    pub const fn with_max_delay(mut self, max_delay: Duration) -> Self {
+        self.max_delay = max_delay;
+        self
+    }
+
     /// One attempt: transient failures are never retried. (The one-time clock correction and
     /// re-login of [`RetryPolicy::decide`] still apply: they repair the request rather than
     /// repeat it.)

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::code::BizType;
-use crate::error::InvalidInput;
+use crate::error::{DataError, InvalidInput};
 use crate::operation::{Operation, RequestBody, deserialize_data};
 use crate::wa::url::DownloadUrl;
 use crate::wa::validate::{validate_media_id, validate_phone};
@@ -61,6 +61,7 @@ impl GetMedia {
 
 /// What getMedia answers.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[non_exhaustive]
 pub struct MediaInfo {
     /// e.g. `image/webp`.
     pub mime_type: String,
@@ -69,6 +70,21 @@ pub struct MediaInfo {
     pub file_name: String,
     /// The pre-signed download URL (a secret until it expires).
     pub url: DownloadUrl,
+}
+
+impl MediaInfo {
+    /// An answer with these fields (for tests and for answers read elsewhere).
+    pub fn new(
+        mime_type: impl Into<String>,
+        file_name: impl Into<String>,
+        url: DownloadUrl,
+    ) -> Self {
+        Self {
+            mime_type: mime_type.into(),
+            file_name: file_name.into(),
+            url,
+        }
+    }
 }
 
 impl Operation for GetMedia {
@@ -86,7 +102,7 @@ impl Operation for GetMedia {
     fn body(&self) -> Result<RequestBody, InvalidInput> {
         media_body(&self.business_phone, &self.media_id)
     }
-    fn parse_data(&self, data: Option<&RawValue>) -> Result<MediaInfo, String> {
+    fn parse_data(&self, data: Option<&RawValue>) -> Result<MediaInfo, DataError> {
         deserialize_data(data)
     }
 }
@@ -115,10 +131,16 @@ impl DeleteMedia {
 
 /// deleteMedia's `data`: `{"success": true}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[non_exhaustive]
 pub struct Deleted {
     /// Always true in a value this crate returns: an answer of code 0 whose `success` is false
     /// is refused as malformed, since the deletion cannot be taken as done.
     pub success: bool,
+}
+
+impl Deleted {
+    /// `{"success": true}`: what a deleteMedia call returns.
+    pub const DONE: Deleted = Deleted { success: true };
 }
 
 impl Operation for DeleteMedia {
@@ -136,15 +158,14 @@ impl Operation for DeleteMedia {
     fn body(&self) -> Result<RequestBody, InvalidInput> {
         media_body(&self.business_phone, &self.media_id)
     }
-    fn parse_data(&self, data: Option<&RawValue>) -> Result<Deleted, String> {
+    fn parse_data(&self, data: Option<&RawValue>) -> Result<Deleted, DataError> {
         let deleted: Deleted = deserialize_data(data)?;
         if deleted.success {
             Ok(deleted)
         } else {
-            Err(
-                "deleteMedia answered code 0 with `success: false`; the media may still exist"
-                    .into(),
-            )
+            Err(DataError::invalid(
+                "deleteMedia answered code 0 with `success: false`; the media may still exist",
+            ))
         }
     }
 }

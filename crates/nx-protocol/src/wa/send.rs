@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::code::BizType;
-use crate::error::InvalidInput;
+use crate::error::{DataError, InvalidInput};
 use crate::operation::{Operation, RequestBody, deserialize_data, strip_query};
 use crate::wa::kind::MediaKind;
 use crate::wa::media::MESSAGING_PRODUCT;
@@ -409,20 +409,20 @@ impl Operation for SendMedia {
         *slot = object;
         RequestBody::json(&body)
     }
-    fn parse_data(&self, data: Option<&RawValue>) -> Result<SentMessage, String> {
+    fn parse_data(&self, data: Option<&RawValue>) -> Result<SentMessage, DataError> {
         let data: SentData = deserialize_data(data)?;
         let first = data
             .messages
             .into_iter()
             .next()
-            .ok_or("mt answered no message in `messages`")?;
+            .ok_or(DataError::invalid("mt answered no message in `messages`"))?;
         if first.id.is_empty() {
-            return Err("mt answered an empty message id".into());
+            return Err(DataError::invalid("mt answered an empty message id"));
         }
         if first.id.len() > MAX_MESSAGE_ID_LEN {
-            return Err(format!(
+            return Err(DataError::invalid(format!(
                 "mt answered a message id longer than {MAX_MESSAGE_ID_LEN} bytes"
-            ));
+            )));
         }
         Ok(SentMessage { id: first.id })
     }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::code::BizType;
-use crate::error::InvalidInput;
+use crate::error::{DataError, InvalidInput};
 use crate::multipart::{Form, boundary_from};
 use crate::operation::{Operation, RequestBody, deserialize_data};
 use crate::wa::kind::MediaKind;
@@ -96,9 +96,17 @@ impl UploadMedia {
 
 /// uploadMedia's `data`: the new media id.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[non_exhaustive]
 pub struct UploadedMedia {
     /// The media id, for sending the media or for getMedia/deleteMedia.
     pub id: String,
+}
+
+impl UploadedMedia {
+    /// The answer for the media `id`.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self { id: id.into() }
+    }
 }
 
 impl Operation for UploadMedia {
@@ -134,10 +142,10 @@ impl Operation for UploadMedia {
             body: form.finish(),
         })
     }
-    fn parse_data(&self, data: Option<&RawValue>) -> Result<UploadedMedia, String> {
+    fn parse_data(&self, data: Option<&RawValue>) -> Result<UploadedMedia, DataError> {
         let uploaded: UploadedMedia = deserialize_data(data)?;
         if uploaded.id.is_empty() {
-            return Err("uploadMedia answered an empty media id".into());
+            return Err(DataError::invalid("uploadMedia answered an empty media id"));
         }
         Ok(uploaded)
     }

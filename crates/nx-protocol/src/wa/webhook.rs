@@ -12,7 +12,10 @@ pub const MEDIA_MESSAGE_TYPES: [&str; 6] =
     ["image", "video", "voice", "audio", "document", "sticker"];
 
 /// A media file a customer sent, as the webhook describes it.
+///
+/// Build one with [`InboundMedia::new`] and set the optional fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct InboundMedia {
     /// The message `type`: image, video, voice, audio, document or sticker.
     pub kind: String,
@@ -39,6 +42,7 @@ pub struct InboundMedia {
 /// Each element of `messages` is read on its own: one that cannot be read does not void the
 /// batch, and is reported in [`InboundWebhook::rejected`] rather than dropped silently.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct InboundWebhook {
     /// The merchant number the messages came to.
     pub merchant_phone: Option<String>,
@@ -51,6 +55,7 @@ pub struct InboundWebhook {
 
 /// An element of the webhook's `messages` that could not be read.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RejectedMessage {
     /// Its index in `messages`.
     pub index: usize,
@@ -60,6 +65,36 @@ pub struct RejectedMessage {
     pub message_id: Option<String>,
     /// What is wrong.
     pub reason: &'static str,
+}
+
+impl InboundMedia {
+    /// A media reference of message type `kind` (image, video, ...) with the media `id`, every
+    /// optional field `None`.
+    pub fn new(kind: impl Into<String>, id: impl Into<String>) -> Self {
+        Self {
+            kind: kind.into(),
+            id: id.into(),
+            mime_type: None,
+            sha256: None,
+            caption: None,
+            filename: None,
+            from: None,
+            message_id: None,
+            timestamp: None,
+        }
+    }
+}
+
+impl RejectedMessage {
+    /// Message number `index` of `messages`, refused for `reason`; no type or id known.
+    pub fn new(index: usize, reason: &'static str) -> Self {
+        Self {
+            index,
+            kind: None,
+            message_id: None,
+            reason,
+        }
+    }
 }
 
 impl fmt::Display for RejectedMessage {
