@@ -901,3 +901,8 @@ impl OnPremDriver for BlockingDriverOnPrem {
         self.hub.feed(body).expect("a valid notification")
     }
 }
+
+/// The workspace README, whose Rust snippets `cargo test` compiles and runs like any doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

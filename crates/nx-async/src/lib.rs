@@ -73,3 +73,8 @@ pub use nx_protocol::wa::{
     UploadedAndSent, UploadedMedia, WhatsAppError,
 };
 pub use nx_protocol::{ApiCode, ResponseError};
+
+/// The crate's README, whose example `cargo test` compiles and runs like any doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -32,9 +32,17 @@ pub const USER_AGENT: &str = concat!("nx-blocking/", env!("CARGO_PKG_VERSION"));
 /// println!("{} {}", info.mime_type, info.url); // the URL's query prints as <redacted>
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Client {
     pub(crate) inner: Arc<Inner>,
+}
+
+/// The settings (base URL, access key, timeouts, retry policy, limits; secrets redacted), not the
+/// HTTP stack's state, whose TLS roots alone run to thousands of characters.
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Client").field(&self.inner.config).finish()
+    }
 }
 
 #[derive(Debug)]

@@ -46,9 +46,19 @@ use crate::upload::UploadSource;
 /// client.delete_media(&uploaded.id)?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct OnPremClient {
     inner: Arc<Inner>,
+}
+
+/// The settings (base URL, login, timeouts, retry policy, limits; secrets redacted), not the
+/// HTTP stack's state, whose TLS roots alone run to thousands of characters.
+impl std::fmt::Debug for OnPremClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("OnPremClient")
+            .field(&self.inner.config)
+            .finish()
+    }
 }
 
 #[derive(Debug)]

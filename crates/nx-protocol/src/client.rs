@@ -3,6 +3,7 @@
 //! `nx-async` and `nx-blocking` re-export these, so a caller matches the same error kinds and
 //! sets the same options whichever transport they use.
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::download::IntegrityError;
@@ -45,7 +46,9 @@ pub enum RootStore {
 }
 
 /// Settings every client has, whatever API it speaks: timeouts, retries, limits, TLS roots.
-#[derive(Clone, Debug)]
+///
+/// `Debug` shows the extra roots as a count, not their bytes.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct TransportConfig {
     /// Limit for establishing a connection (TCP + TLS). Default 10 s.
@@ -78,6 +81,24 @@ pub struct TransportConfig {
     /// Which proxy to tunnel through. Default: the environment, read when the client is built
     /// ([`ProxyConfig::Environment`], see [`crate::proxy`]).
     pub proxy: ProxyConfig,
+}
+
+impl fmt::Debug for TransportConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransportConfig")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("overall_timeout", &self.overall_timeout)
+            .field("retry", &self.retry)
+            .field("max_answer_bytes", &self.max_answer_bytes)
+            .field("max_download_bytes", &self.max_download_bytes)
+            .field("user_agent", &self.user_agent)
+            .field("allow_insecure_http", &self.allow_insecure_http)
+            .field("extra_roots", &self.extra_roots_der.len())
+            .field("root_store", &self.root_store)
+            .field("proxy", &self.proxy)
+            .finish()
+    }
 }
 
 impl TransportConfig {
@@ -788,6 +809,18 @@ mod tests {
         assert_eq!(given.appkey.as_deref(), Some("given"));
         let none = builder().config_with_env(|_| None).unwrap();
         assert_eq!(none.appkey, None);
+    }
+
+    #[test]
+    fn transport_debug_counts_roots_rather_than_printing_them() {
+        let mut config = TransportConfig::new("agent/1");
+        config.extra_roots_der = vec![vec![0x30; 1500]; 140];
+        let shown = format!("{config:?}");
+        assert!(
+            shown.contains("allow_insecure_http: false, extra_roots: 140, root_store: "),
+            "{shown}"
+        );
+        assert!(shown.len() < 400, "{} characters: {shown}", shown.len());
     }
 
     #[test]

@@ -69,3 +69,8 @@ pub use redact::redact_urls;
 pub use secret::{AccessSecret, Credentials, REDACTED};
 pub use sign::Signature;
 pub use time::Timestamp;
+
+/// The crate's README, whose example `cargo test` compiles and runs like any doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

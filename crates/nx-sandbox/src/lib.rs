@@ -485,3 +485,8 @@ fn base_url(addr: SocketAddr, https: bool) -> String {
         SocketAddr::new(reachable(addr.ip()), addr.port())
     )
 }
+
+/// The crate's README, whose example `cargo test` compiles and runs like any doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,0 +1,120 @@
+//! `Debug` of every client is its settings, short and secret-free: base URL, access key or user,
+//! timeouts and retry policy, never the secret, password or token, and never the HTTP stack's
+//! state (ureq's configuration alone, with its ~140 root certificates, ran to 3,400 characters).
+
+use std::time::Duration;
+
+use nx_protocol::policy::retry::RetryPolicy;
+
+const SECRET: &str = "s3cr3t-SECRET-value";
+const PASSWORD: &str = "hunter2-PASSWORD";
+const TOKEN: &str = "eyJ-TOKEN-value";
+/// Far above what the settings take (about 500 characters), far below the HTTP stack's dump.
+const MAX_LEN: usize = 1_000;
+
+fn retry() -> RetryPolicy {
+    RetryPolicy::new(4, Duration::from_millis(250), Duration::from_secs(7))
+}
+
+/// Checks one client's `Debug` (plain and `{:#?}`) and returns the plain one.
+fn check(shown: String, pretty: String, expected: &[&str]) -> String {
+    for text in [&shown, &pretty] {
+        for secret in [SECRET, PASSWORD, TOKEN] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+    assert!(
+        shown.len() <= MAX_LEN,
+        "{} characters: {shown}",
+        shown.len()
+    );
+    assert!(
+        pretty.len() <= 2 * MAX_LEN,
+        "{} characters: {pretty}",
+        pretty.len()
+    );
+    for part in expected {
+        assert!(shown.contains(part), "{part} missing from {shown}");
+    }
+    shown
+}
+
+const NXCLOUD_PARTS: &[&str] = &[
+    "base_url: BaseUrl(http://127.0.0.1:9/nx)",
+    r#"access_key: "the-access-key""#,
+    "<redacted>",
+    "connect_timeout: 3s",
+    "request_timeout: 30s",
+    "overall_timeout: 120s",
+    "retry: RetryPolicy { max_attempts: 4, base_delay: 250ms, max_delay: 7s }",
+];
+
+const ONPREM_PARTS: &[&str] = &[
+    "base_url: BaseUrl(http://127.0.0.1:9)",
+    r#"username: "admin""#,
+    "<redacted>",
+    "connect_timeout: 3s",
+    "retry: RetryPolicy { max_attempts: 4, base_delay: 250ms, max_delay: 7s }",
+];
+
+#[test]
+fn blocking_clients_debug_is_short_and_secret_free() {
+    let client = nx_blocking::Client::builder()
+        .credentials("the-access-key", SECRET)
+        .base_url("http://127.0.0.1:9/nx")
+        .connect_timeout(Duration::from_secs(3))
+        .retry(retry())
+        .build()
+        .unwrap();
+    let shown = check(format!("{client:?}"), format!("{client:#?}"), NXCLOUD_PARTS);
+    assert!(shown.starts_with("Client(ClientConfig {"), "{shown}");
+
+    for (login, parts) in [(true, ONPREM_PARTS), (false, &ONPREM_PARTS[..1])] {
+        let builder = nx_blocking::OnPremClient::builder()
+            .base_url("http://127.0.0.1:9")
+            .connect_timeout(Duration::from_secs(3))
+            .retry(retry());
+        let builder = if login {
+            builder.password("admin", PASSWORD)
+        } else {
+            builder.token(TOKEN)
+        };
+        let client = builder.build().unwrap();
+        let shown = check(format!("{client:?}"), format!("{client:#?}"), parts);
+        assert!(shown.starts_with("OnPremClient(OnPremConfig {"), "{shown}");
+    }
+}
+
+#[test]
+fn async_clients_debug_is_short_and_secret_free() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _entered = runtime.enter();
+    let client = nx_async::Client::builder()
+        .credentials("the-access-key", SECRET)
+        .base_url("http://127.0.0.1:9/nx")
+        .connect_timeout(Duration::from_secs(3))
+        .retry(retry())
+        .build()
+        .unwrap();
+    let shown = check(format!("{client:?}"), format!("{client:#?}"), NXCLOUD_PARTS);
+    assert!(shown.starts_with("Client(ClientConfig {"), "{shown}");
+
+    for (login, parts) in [(true, ONPREM_PARTS), (false, &ONPREM_PARTS[..1])] {
+        let builder = nx_async::OnPremClient::builder()
+            .base_url("http://127.0.0.1:9")
+            .connect_timeout(Duration::from_secs(3))
+            .retry(retry());
+        let builder = if login {
+            builder.password("admin", PASSWORD)
+        } else {
+            builder.token(TOKEN)
+        };
+        let client = builder.build().unwrap();
+        let shown = check(format!("{client:?}"), format!("{client:#?}"), parts);
+        assert!(shown.starts_with("OnPremClient(OnPremConfig {"), "{shown}");
+    }
+}
