@@ -7,6 +7,9 @@ use bytes::Bytes;
 /// Small bodies are bytes (for JSON, exactly the bytes that were signed). Large ones are
 /// [`OutgoingBody::Streamed`]: nx-protocol describes them, the transport copies the caller's
 /// source through, so a 100 MB file is never held in memory.
+///
+/// Exhaustive on purpose: a transport sends every kind of body, so a new one must fail to compile rather than fall into a
+/// wildcard arm.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OutgoingBody {
     /// No body.
@@ -71,6 +74,9 @@ pub struct UploadSource<R> {
 pub type UploadProgress = std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>;
 
 /// The three kinds of [`UploadSource`].
+///
+/// Exhaustive on purpose: a transport reads every kind of source, so a new one must fail to compile rather than fall into a
+/// wildcard arm.
 pub enum SourceKind<R> {
     /// A file on disk.
     Path(std::path::PathBuf),

@@ -271,6 +271,9 @@ impl RetrieveMedia {
 }
 
 /// What [`RetrieveMedia::classify`] says about an answer's head.
+///
+/// Exhaustive on purpose: a transport acts on every kind of head, so a new one must fail to compile rather than fall into a
+/// wildcard arm.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RetrieveHead {
     /// A 2xx: the body is the media file. Stream it through

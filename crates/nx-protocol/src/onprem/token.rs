@@ -75,6 +75,9 @@ pub struct TokenSlot {
 }
 
 /// What to do after the server rejected a token with 401.
+///
+/// Exhaustive on purpose: a transport acts on every outcome, so a new one must fail to compile rather than fall into a
+/// wildcard arm.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AfterRejection {
     /// Another call already logged in: use this token.

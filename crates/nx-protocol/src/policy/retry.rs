@@ -106,6 +106,9 @@ pub enum AttemptFailure<'a> {
 }
 
 /// What to do after a failed attempt.
+///
+/// Exhaustive on purpose: a retry loop acts on every decision, so a new one must fail to compile rather than fall into a
+/// wildcard arm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RetryDecision {
     /// Wait `delay`, then send the call again (a new request: new `ts`, new `sign`).
