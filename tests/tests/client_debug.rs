@@ -9,7 +9,10 @@ use nx_protocol::policy::retry::RetryPolicy;
 const SECRET: &str = "s3cr3t-SECRET-value";
 const PASSWORD: &str = "hunter2-PASSWORD";
 const TOKEN: &str = "eyJ-TOKEN-value";
-/// Far above what the settings take (about 500 characters), far below the HTTP stack's dump.
+const PROXY_PASSWORD: &str = "PROXY-PASS-value";
+/// A proxy with credentials: shown without them.
+const PROXY: &str = "http://proxy-user:PROXY-PASS-value@127.0.0.1:3128";
+/// Above what the settings take (470 characters, 760 with a proxy), far below the HTTP stack's dump.
 const MAX_LEN: usize = 1_000;
 
 fn retry() -> RetryPolicy {
@@ -19,7 +22,7 @@ fn retry() -> RetryPolicy {
 /// Checks one client's `Debug` (plain and `{:#?}`) and returns the plain one.
 fn check(shown: String, pretty: String, expected: &[&str]) -> String {
     for text in [&shown, &pretty] {
-        for secret in [SECRET, PASSWORD, TOKEN] {
+        for secret in [SECRET, PASSWORD, TOKEN, PROXY_PASSWORD, "proxy-user"] {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
     }
@@ -47,6 +50,7 @@ const NXCLOUD_PARTS: &[&str] = &[
     "request_timeout: 30s",
     "overall_timeout: 120s",
     "retry: RetryPolicy { max_attempts: 4, base_delay: 250ms, max_delay: 7s }",
+    r#"host: "127.0.0.1", port: 3128, credentials: Some("<redacted>")"#,
 ];
 
 const ONPREM_PARTS: &[&str] = &[
@@ -64,6 +68,8 @@ fn blocking_clients_debug_is_short_and_secret_free() {
         .base_url("http://127.0.0.1:9/nx")
         .connect_timeout(Duration::from_secs(3))
         .retry(retry())
+        .proxy(PROXY)
+        .unwrap()
         .build()
         .unwrap();
     let shown = check(format!("{client:?}"), format!("{client:#?}"), NXCLOUD_PARTS);
@@ -98,6 +104,8 @@ fn async_clients_debug_is_short_and_secret_free() {
         .base_url("http://127.0.0.1:9/nx")
         .connect_timeout(Duration::from_secs(3))
         .retry(retry())
+        .proxy(PROXY)
+        .unwrap()
         .build()
         .unwrap();
     let shown = check(format!("{client:?}"), format!("{client:#?}"), NXCLOUD_PARTS);
