@@ -171,10 +171,7 @@ impl Client {
         let message = self
             .execute(&send.with_media(MediaSource::id(uploaded.id.clone())))
             .await?;
-        Ok(UploadedAndSent {
-            media_id: uploaded.id,
-            message,
-        })
+        Ok(UploadedAndSent::new(uploaded.id, message))
     }
 
     /// The retry loop around one operation; the decisions are nx-protocol's

@@ -158,10 +158,7 @@ impl Client {
         let uploaded = self.upload_media(business_phone, mime_type, source)?;
         tracing::debug!(media_id = %uploaded.id, "uploaded; sending it");
         let message = self.execute(&send.with_media(MediaSource::id(uploaded.id.clone())))?;
-        Ok(UploadedAndSent {
-            media_id: uploaded.id,
-            message,
-        })
+        Ok(UploadedAndSent::new(uploaded.id, message))
     }
 
     /// The retry loop around one operation; the decisions are nx-protocol's

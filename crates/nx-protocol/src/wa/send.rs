@@ -333,6 +333,7 @@ struct Object<'a> {
 
 /// mt's `data`: the message id (the `cus_message_id` when one was given).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct SentMessage {
     /// The message id, as the server wrote it (status callbacks name it).
     pub id: String,
@@ -340,11 +341,29 @@ pub struct SentMessage {
 
 /// What an upload-and-send did: the media id of the upload, and the message that sent it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct UploadedAndSent {
     /// The upload's media id (usable again for other sends, or deleted with deleteMedia).
     pub media_id: String,
     /// The message.
     pub message: SentMessage,
+}
+
+impl SentMessage {
+    /// The message `id`.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self { id: id.into() }
+    }
+}
+
+impl UploadedAndSent {
+    /// The upload `media_id` and the `message` that sent it.
+    pub fn new(media_id: impl Into<String>, message: SentMessage) -> Self {
+        Self {
+            media_id: media_id.into(),
+            message,
+        }
+    }
 }
 
 /// The longest message id accepted from the server, in bytes.
