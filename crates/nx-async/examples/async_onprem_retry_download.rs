@@ -113,5 +113,10 @@ fn describe(status: &MediaItemStatus) -> String {
                 .collect::<Vec<_>>()
                 .join("; ")
         ),
+        // `MediaItemStatus` may grow: an outcome this version does not know.
+        other => format!(
+            "an outcome this version does not know, for {}",
+            other.id().unwrap_or("an unnamed item")
+        ),
     }
 }

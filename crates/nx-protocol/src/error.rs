@@ -316,11 +316,14 @@ mod tests {
 
     #[test]
     fn data_errors_redact_urls_the_parser_quotes() {
-        let quoted = serde_json::from_str::<u32>(r#""https://oss.example/a?Signature=s3cr3t""#)
-            .unwrap_err();
+        let quoted =
+            serde_json::from_str::<u32>(r#""https://oss.example/a?Signature=s3cr3t""#).unwrap_err();
         let shown = DataError::json("`data`", &quoted).to_string();
         assert!(!shown.contains("s3cr3t"), "{shown}");
-        assert!(shown.contains("https://oss.example/a?<redacted>"), "{shown}");
+        assert!(
+            shown.contains("https://oss.example/a?<redacted>"),
+            "{shown}"
+        );
     }
 
     #[test]
