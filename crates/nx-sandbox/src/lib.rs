@@ -138,6 +138,8 @@ mod pace;
 mod shutdown;
 mod sync;
 mod text;
+// Beside the sandbox: a real S3 API (moto) for tests of the archive.
+mod s3;
 
 #[cfg(test)]
 mod layers;
@@ -166,6 +168,7 @@ pub use inbound::{INBOUND_TYPES, Inbound, InboundMessage};
 pub use log::{LOG_CAPACITY, LogEntry, RequestLog, Route};
 pub use outbound::Delivery;
 pub use outbox::{MAX_SENT, SentMessage};
+pub use s3::{S3_ACCESS_KEY_ID, S3_REGION, S3_SECRET_ACCESS_KEY, S3Server, S3ServerError};
 
 use crate::config::parse_loopback;
 use crate::state::State;
