@@ -178,6 +178,9 @@ pub(crate) enum MediaCommand {
     /// mt: send a media message to a customer, by media id, by link, or by uploading a file
     /// first; prints the message id. A send is not retried once it may have reached NXCloud.
     Send(SendArgs),
+    /// Fetch, verify and store every media of a file of inbound webhook bodies, into a
+    /// directory or S3, resumably (see the README's "Archiving all media").
+    Archive(crate::commands::archive::MediaArchiveArgs),
 }
 
 /// A media id on a merchant number.
@@ -349,6 +352,9 @@ pub(crate) enum OnPremMediaCommand {
     /// Ask the installation to download a customer's media again (the result arrives at the
     /// webhook as a notification: see `nxcloud webhook parse`).
     RetryDownload(OnPremIdArgs),
+    /// Export every media of a list of ids (or notifications) into a directory or S3,
+    /// verified and resumably (see the README's "Archiving all media").
+    Export(crate::commands::archive::OnPremExportArgs),
 }
 
 /// `nxcloud onprem media upload`.

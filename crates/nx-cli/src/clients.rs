@@ -1,13 +1,16 @@
 //! Clients built from the global options: credentials, base URL, `--timeout`, and the network
 //! settings (`--ca-bundle`, `--root-store`, `--proxy`/`--no-proxy`, `--allow-insecure-http`).
+//! The settings go onto a builder of either transport (`nx-blocking` for the single-file
+//! commands, `nx-async` for the archive), so both read the options alike.
 
 use std::time::Duration;
 
 use nx_blocking::{Client, OnPremClient};
 use nx_protocol::AccessSecret;
 use nx_protocol::client::{
-    ENV_ACCESS_KEY, ENV_ACCESS_SECRET, ENV_ONPREM_TOKEN, ENV_ONPREM_URL, RootStore,
-    TransportConfig, certificates_from_pem,
+    ClientBuilder, ClientConfig, ENV_ACCESS_KEY, ENV_ACCESS_SECRET, ENV_ONPREM_TOKEN,
+    ENV_ONPREM_URL, FromConfig, OnPremBuilder, OnPremConfig, RootStore, TransportConfig,
+    certificates_from_pem,
 };
 use nx_protocol::proxy::{ProxyConfig, ProxyRules, ProxyUrl};
 
@@ -120,9 +123,17 @@ pub(crate) fn time_limit(global: &GlobalArgs) -> Option<Duration> {
 
 /// An NXCloud client for the global options.
 pub(crate) fn nxcloud(global: &GlobalArgs) -> Result<Client, CliError> {
+    nxcloud_with(global, Client::builder())
+}
+
+/// An NXCloud client of `builder`'s transport for the global options.
+pub(crate) fn nxcloud_with<C: FromConfig<ClientConfig>>(
+    global: &GlobalArgs,
+    builder: ClientBuilder<C>,
+) -> Result<C, CliError> {
     let (key, secret) = credentials(global)?;
     let network = Network::of(global)?;
-    let mut builder = Client::builder()
+    let mut builder = builder
         .credentials(key, secret.expose())
         .transport(|t| network.apply(t));
     if let Some(url) = &global.base_url {
@@ -137,6 +148,15 @@ pub(crate) fn nxcloud(global: &GlobalArgs) -> Result<Client, CliError> {
 /// An On-Premises client for `nxcloud onprem`'s options: a user name and password when given
 /// (they take precedence), else a token.
 pub(crate) fn onprem(global: &GlobalArgs, args: &OnPremArgs) -> Result<OnPremClient, CliError> {
+    onprem_with(global, args, OnPremClient::builder())
+}
+
+/// An On-Premises client of `builder`'s transport for `nxcloud onprem`'s options.
+pub(crate) fn onprem_with<C: FromConfig<OnPremConfig>>(
+    global: &GlobalArgs,
+    args: &OnPremArgs,
+    builder: OnPremBuilder<C>,
+) -> Result<C, CliError> {
     let url = args
         .url
         .as_deref()
@@ -147,9 +167,7 @@ pub(crate) fn onprem(global: &GlobalArgs, args: &OnPremArgs) -> Result<OnPremCli
             ))
         })?;
     let network = Network::of(global)?;
-    let mut builder = OnPremClient::builder()
-        .base_url(url)
-        .transport(|t| network.apply(t));
+    let mut builder = builder.base_url(url).transport(|t| network.apply(t));
     let nonempty = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
     builder = match (nonempty(&args.username), nonempty(&args.password)) {
         (Some(user), Some(password)) => builder.password(user, password),

@@ -32,6 +32,7 @@ pub(crate) fn run(
         MediaCommand::Upload(args) => upload(global, args, out),
         MediaCommand::Download(args) => download(global, args, out),
         MediaCommand::Send(args) => send(global, args, out),
+        MediaCommand::Archive(args) => super::archive::media(global, args, out),
     }
 }
 

@@ -1,5 +1,6 @@
 //! One module per command; [`run`] dispatches.
 
+pub(crate) mod archive;
 pub(crate) mod demo;
 pub(crate) mod media;
 pub(crate) mod onprem;

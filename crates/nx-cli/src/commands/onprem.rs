@@ -33,6 +33,9 @@ pub(crate) fn run(global: &GlobalArgs, args: &OnPremArgs, out: Output) -> Result
         OnPremCommand::Media(OnPremMediaCommand::RetryDownload(id)) => {
             retry_download(global, args, id, out)
         }
+        OnPremCommand::Media(OnPremMediaCommand::Export(export)) => {
+            super::archive::onprem(global, args, export, out)
+        }
     }
 }
 
