@@ -8,6 +8,7 @@
 //! Servers run in a child process (`nx-bench serve`), and transfers in a child process per run
 //! (`nx-bench child ...`), so CPU time and peak resident memory (`VmHWM`) are the client's own.
 
+pub mod archive;
 pub mod child;
 pub mod fixtures;
 pub mod procfs;

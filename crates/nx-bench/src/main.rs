@@ -7,6 +7,8 @@
 //! nx-bench download [--runs N] [--sizes 16M,256M,1G] [--timed 256M] [--dir DIR]
 //! nx-bench upload   [--runs N] [--size 100M] [--dir DIR]
 //! nx-bench sandbox  [--runs N] [--requests N] [--concurrency 64]
+//! nx-bench archive  [--small 1000] [--small-size 4K] [--large 10] [--large-size 100M]
+//!                   [--concurrency 4] [--s3 true|false] [--nxcloud PATH] [--dir DIR]
 //! ```
 //!
 //! Internal: `nx-bench serve [--workers N]` (the loopback server) and `nx-bench child ...` (one
@@ -16,6 +18,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use nx_bench::archive::ArchiveParams;
 use nx_bench::fixtures::parse_size;
 use nx_bench::requests::RequestParams;
 use nx_bench::sandbox::SandboxParams;
@@ -29,7 +32,9 @@ const USAGE: &str =
   blocking  [--requests N] [--concurrency 1,64] [--only sdk|raw|none (profiling)]
   download  [--sizes 16M,256M,1G] [--timed 256M] [--dir DIR]
   upload    [--size 100M] [--dir DIR]
-  sandbox   [--requests N] [--concurrency 64]";
+  sandbox   [--requests N] [--concurrency 64]
+  archive   [--small 1000] [--small-size 4K] [--large 10] [--large-size 100M] [--concurrency 4]
+            [--s3 true|false] [--nxcloud PATH (default: beside nx-bench)] [--dir DIR]";
 
 fn options(args: &[String]) -> Result<HashMap<String, String>, String> {
     let mut out = HashMap::new();
@@ -112,6 +117,30 @@ fn run(args: &[String]) -> Result<(), String> {
         "CARGO_TARGET_DIR=target/h-bench cargo run --release -p nx-bench -- {}",
         args.join(" ")
     );
+    if item == "archive" {
+        let nxcloud = opts.0.remove("nxcloud").map_or_else(
+            || exe.with_file_name(format!("nxcloud{}", std::env::consts::EXE_SUFFIX)),
+            PathBuf::from,
+        );
+        let d = ArchiveParams::new(nxcloud);
+        let params = ArchiveParams {
+            small: opts.num("small", d.small)?,
+            small_size: opts.size("small-size", d.small_size)?,
+            large: opts.num("large", d.large)?,
+            large_size: opts.size("large-size", d.large_size)?,
+            concurrency: opts.num("concurrency", d.concurrency)?,
+            s3: opts.num("s3", d.s3)?,
+            dir: opts.dir(d.dir.clone()),
+            nxcloud: d.nxcloud,
+        };
+        opts.done()?;
+        let command = format!(
+            "CARGO_TARGET_DIR=target/h-bench cargo build --release -p nx-cli -p nx-bench && target/h-bench/release/nx-bench archive {}",
+            args[1..].join(" ")
+        );
+        print!("{}", nx_bench::archive::bench(&params, command.trim_end())?.markdown);
+        return Ok(());
+    }
     let section = match item.as_str() {
         "sign" => {
             let d = SignParams::default();
