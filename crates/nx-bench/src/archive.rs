@@ -10,8 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nx_sandbox::{
-    DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET, Inbound, InboundMessage, S3Server, Sandbox,
-    SandboxConfig,
+    DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET, Inbound, InboundMessage, S3Server, Sandbox, SandboxConfig,
 };
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -114,9 +113,9 @@ fn make_set(
 }
 
 fn human(size: u64) -> String {
-    if size >= 1 << 20 && size % (1 << 20) == 0 {
+    if size >= 1 << 20 && size.is_multiple_of(1 << 20) {
         format!("{} MiB", size >> 20)
-    } else if size >= 1 << 10 && size % (1 << 10) == 0 {
+    } else if size >= 1 << 10 && size.is_multiple_of(1 << 10) {
         format!("{} KiB", size >> 10)
     } else {
         format!("{size} B")
@@ -203,9 +202,27 @@ pub fn bench(params: &ArchiveParams, command: &str) -> Result<ArchiveReport, Str
     .map_err(|e| e.to_string())?;
     // The large files at a quarter and at full size: the archive's peak RSS must not follow.
     let sets = [
-        make_set(&sandbox, work.path(), "small", params.small, params.small_size)?,
-        make_set(&sandbox, work.path(), "quarter", params.large, params.large_size / 4)?,
-        make_set(&sandbox, work.path(), "large", params.large, params.large_size)?,
+        make_set(
+            &sandbox,
+            work.path(),
+            "small",
+            params.small,
+            params.small_size,
+        )?,
+        make_set(
+            &sandbox,
+            work.path(),
+            "quarter",
+            params.large,
+            params.large_size / 4,
+        )?,
+        make_set(
+            &sandbox,
+            work.path(),
+            "large",
+            params.large,
+            params.large_size,
+        )?,
     ];
     let s3 = if params.s3 {
         let server = S3Server::start().map_err(|e| e.to_string())?;
@@ -233,7 +250,12 @@ pub fn bench(params: &ArchiveParams, command: &str) -> Result<ArchiveReport, Str
             )?;
             peak = peak.max(kib);
         }
-        let looped = row(set, "`media download` in a loop -> directory", started.elapsed(), peak);
+        let looped = row(
+            set,
+            "`media download` in a loop -> directory",
+            started.elapsed(),
+            peak,
+        );
         std::fs::remove_dir_all(&loop_dir).map_err(|e| e.to_string())?;
 
         let local = work.path().join(format!("archive-{n}"));
@@ -278,9 +300,7 @@ fn render(
     let mut md = String::new();
     let _ = writeln!(md, "### Bulk archive: `nxcloud media archive`\n");
     let _ = writeln!(md, "```sh\n{command}\n```\n");
-    let load = |l: Option<f64>| {
-        l.map_or_else(|| "unknown".to_owned(), |a| format!("{a}"))
-    };
+    let load = |l: Option<f64>| l.map_or_else(|| "unknown".to_owned(), |a| format!("{a}"));
     let _ = writeln!(
         md,
         "One run per case, concurrency {}, sandbox on 127.0.0.1; load average at start {}, at end {}.\n",

@@ -138,7 +138,10 @@ fn run(args: &[String]) -> Result<(), String> {
             "CARGO_TARGET_DIR=target/h-bench cargo build --release -p nx-cli -p nx-bench && target/h-bench/release/nx-bench archive {}",
             args[1..].join(" ")
         );
-        print!("{}", nx_bench::archive::bench(&params, command.trim_end())?.markdown);
+        print!(
+            "{}",
+            nx_bench::archive::bench(&params, command.trim_end())?.markdown
+        );
         return Ok(());
     }
     let section = match item.as_str() {

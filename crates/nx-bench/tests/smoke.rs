@@ -211,7 +211,10 @@ fn archive_smoke() {
             "no nxcloud binary at {}",
             nxcloud.display()
         );
-        eprintln!("SKIPPED archive_smoke: build nx-cli first (no {})", nxcloud.display());
+        eprintln!(
+            "SKIPPED archive_smoke: build nx-cli first (no {})",
+            nxcloud.display()
+        );
         return;
     }
     let mut params = nx_bench::archive::ArchiveParams::new(nxcloud);
@@ -230,7 +233,15 @@ fn archive_smoke() {
         assert!(row.mib_per_s.is_finite() && row.mib_per_s > 0.0, "{row:?}");
         assert!((1.0..512.0).contains(&row.peak_rss_mib), "{row:?}");
         let line = format!("| {} | {} |", row.set, row.case);
-        assert!(report.markdown.contains(&line), "{line}\n{}", report.markdown);
+        assert!(
+            report.markdown.contains(&line),
+            "{line}\n{}",
+            report.markdown
+        );
     }
-    assert!(report.markdown.contains("full-size over quarter-size files"));
+    assert!(
+        report
+            .markdown
+            .contains("full-size over quarter-size files")
+    );
 }

@@ -268,7 +268,10 @@ fn a_killed_archive_resumes_where_it_stopped() {
 fn ctrl_c_stops_with_a_resume_hint_and_nothing_unverified_visible() {
     let sandbox = sandbox();
     let files: Vec<InboundMessage> = (0..8).map(|i| receive(&sandbox, i)).collect();
-    let text: String = files.iter().map(|m| m.webhook_body.clone() + "\n").collect();
+    let text: String = files
+        .iter()
+        .map(|m| m.webhook_body.clone() + "\n")
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let hooks = dir.path().join("hooks.jsonl");
     std::fs::write(&hooks, &text).unwrap();
@@ -278,7 +281,7 @@ fn ctrl_c_stops_with_a_resume_hint_and_nothing_unverified_visible() {
         Route::OssDownload,
         Fault::Latency(Duration::from_millis(300)),
     ));
-    let mut child = process(&sandbox)
+    let child = process(&sandbox)
         .args(["media", "archive", "--concurrency", "1", "--from"])
         .arg(&hooks)
         .arg("--to")
@@ -301,7 +304,10 @@ fn ctrl_c_stops_with_a_resume_hint_and_nothing_unverified_visible() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("error: interrupted after "), "{stderr}");
-    assert!(stderr.contains("hint: run the same command again to resume"), "{stderr}");
+    assert!(
+        stderr.contains("hint: run the same command again to resume"),
+        "{stderr}"
+    );
     let stored = stored_ids(&manifest).len();
     assert!(stored < 8, "it stopped early");
     // Every visible object is verified; one committed just before the signal may not have
