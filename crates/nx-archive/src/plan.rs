@@ -165,6 +165,7 @@ mod tests {
             code: ApiCode::new(-1),
             message: "media not found".into(),
             status: http::StatusCode::OK,
+            whatsapp: None,
         });
         let too_large = Error::Integrity(IntegrityError::TooLarge { limit: 1, size: 2 });
         let timeout = Error::Timeout {
@@ -188,6 +189,7 @@ mod tests {
             code: ApiCode::new(-1),
             message: String::new(),
             status: http::StatusCode::OK,
+            whatsapp: None,
         }));
         assert_eq!((unknown.code, unknown.http_status), (Some(-1), Some(200)));
         let delays: Vec<u64> = (1..=6)

@@ -381,12 +381,12 @@ pub(crate) async fn error_body(
     }
 }
 
-#[cfg(test)]
+// Only without `native-roots` (a workspace build may unify it on, through nx-cli).
+#[cfg(all(test, not(feature = "native-roots")))]
 mod tests {
     use super::*;
 
     #[test]
-    #[cfg(not(feature = "native-roots"))]
     fn the_os_store_needs_its_feature() {
         let mut config = TransportConfig::new("test");
         config.root_store = RootStore::Native;

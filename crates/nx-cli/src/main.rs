@@ -2,7 +2,9 @@
 //! through NXCloud or a WhatsApp Business On-Premises installation, parse webhook bodies, and run
 //! the local sandbox or a demo of the whole media lifecycle.
 //!
-//! Built on `nx-blocking` (no async runtime; the sandbox runs its own). Modules: [`args`] (the
+//! Built on `nx-blocking` (no async runtime; the sandbox runs its own), except the bulk
+//! archive (`media archive`, `onprem media export`), which runs `nx-archive` on `nx-async` in a
+//! runtime of its own. Modules: [`args`] (the
 //! command line), [`commands`] (one module per command), [`exit`] (exit codes and error
 //! messages), [`output`] (stdout/stderr, text or JSON), and helpers for signing stages
 //! ([`explain`]), upload types ([`mime`]), progress bars ([`progress`]), logging ([`logging`]),
@@ -10,8 +12,8 @@
 //! the terminal ([`terminal`]), download targets ([`target`]) and their clean-up on a signal
 //! ([`interrupt`]), and capped reading of inputs ([`input`]).
 //!
-//! No cargo features of its own; it builds `nx-blocking` with `native-roots`, so that
-//! `--root-store native` works.
+//! No cargo features of its own; it builds `nx-blocking` and `nx-async` with `native-roots`, so
+//! that `--root-store native` works.
 #![forbid(unsafe_code)]
 
 mod args;
