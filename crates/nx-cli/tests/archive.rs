@@ -193,6 +193,39 @@ fn media_archive_reports_each_item_exits_1_on_failure_and_reruns_to_0() {
     );
 }
 
+/// Starts `media archive` of `hooks` into `out` as a plain process (stderr piped), and waits
+/// until its manifest has `stored` rows saying stored, while it still runs.
+fn start_archive(
+    sandbox: &Sandbox,
+    hooks: &Path,
+    out: &Path,
+    concurrency: u16,
+    stored: usize,
+) -> std::process::Child {
+    let mut child = process(sandbox)
+        .args([
+            "media",
+            "archive",
+            "--concurrency",
+            &concurrency.to_string(),
+        ])
+        .arg("--from")
+        .arg(hooks)
+        .arg("--to")
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while stored_ids(&out.join("manifest.jsonl")).len() < stored {
+        assert!(started.elapsed() < Duration::from_secs(60), "no progress");
+        assert!(child.try_wait().unwrap().is_none(), "it ended too soon");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
 #[test]
 fn a_killed_archive_resumes_where_it_stopped() {
     let sandbox = sandbox();
@@ -211,24 +244,7 @@ fn a_killed_archive_resumes_where_it_stopped() {
         Route::OssDownload,
         Fault::Latency(Duration::from_millis(250)),
     ));
-    let mut child = process(&sandbox)
-        .args(["media", "archive", "--concurrency", "2", "--from"])
-        .arg(&hooks)
-        .arg("--to")
-        .arg(&out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while stored_ids(&manifest).len() < 3 {
-        assert!(started.elapsed() < Duration::from_secs(60), "no progress");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "it ended before the kill"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = start_archive(&sandbox, &hooks, &out, 2, 3);
     child.kill().unwrap(); // SIGKILL: no cleanup runs
     child.wait().unwrap();
     let stored = stored_ids(&manifest);
@@ -281,20 +297,7 @@ fn ctrl_c_stops_with_a_resume_hint_and_nothing_unverified_visible() {
         Route::OssDownload,
         Fault::Latency(Duration::from_millis(300)),
     ));
-    let child = process(&sandbox)
-        .args(["media", "archive", "--concurrency", "1", "--from"])
-        .arg(&hooks)
-        .arg("--to")
-        .arg(&out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while stored_ids(&manifest).is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(60), "no progress");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let child = start_archive(&sandbox, &hooks, &out, 1, 1);
     let sent = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
