@@ -169,7 +169,6 @@ pub use log::{LOG_CAPACITY, LogEntry, RequestLog, Route};
 pub use outbound::Delivery;
 pub use outbox::{MAX_SENT, SentMessage};
 pub use s3::{S3_ACCESS_KEY_ID, S3_REGION, S3_SECRET_ACCESS_KEY, S3Server, S3ServerError};
-pub use send::{MAX_SENT, SentMessage};
 
 use crate::config::parse_loopback;
 use crate::state::State;
