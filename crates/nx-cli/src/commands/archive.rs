@@ -21,6 +21,7 @@ use crate::args::{GlobalArgs, OnPremArgs};
 use crate::clients;
 use crate::exit::CliError;
 use crate::output::{Output, stdout_line};
+use crate::terminal;
 
 /// Where and how an archive run stores (shared by both commands).
 #[derive(Debug, Args)]
@@ -219,7 +220,7 @@ fn report_rejected(out: Output, rejected: &nx_archive::LineError) -> Result<(), 
         let line = format!(
             "skipped line {}: {}",
             rejected.line,
-            rejected.reason.escape_debug()
+            terminal::shown(&rejected.reason)
         );
         let _ = writeln!(std::io::stderr().lock(), "{line}");
         Ok(())
@@ -340,9 +341,9 @@ impl Observer for Display {
                 .map_or("", |r| r.message.as_str());
             let line = format!(
                 "failed {} (line {}): {}",
-                report.row.id.escape_debug(),
+                terminal::shown(&report.row.id),
                 report.row.line,
-                reason.escape_debug()
+                terminal::shown(reason)
             );
             match &self.bar {
                 Some(bar) => bar.suspend(|| eprintln!("{line}")),
