@@ -18,20 +18,7 @@
 //!   happens only after the row saying "stored" is on disk).
 //! - [`Archive`] runs it all.
 //!
-//! ```no_run
-//! use nx_archive::{Api, Archive, Destination, Manifest, Source, SourceKind, Store};
-//!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let client = nx_async::Client::builder().build()?;
-//! let source = Source::parse(SourceKind::NxCloudWebhooks, &std::fs::read_to_string("hooks.jsonl")?);
-//! let store = Store::open(&"archive".parse::<Destination>()?)?;
-//! let (manifest, previous) = Manifest::open("archive/manifest.jsonl")?;
-//! let summary = Archive::new(Api::NxCloud(client), store, manifest, previous)
-//!     .run(source.items)
-//!     .await?;
-//! println!("{} stored, {} skipped, {} failed", summary.stored, summary.skipped, summary.failed);
-//! # Ok(()) }
-//! ```
+//! The crate README's example runs an archive of NXCloud webhooks into a directory.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -54,3 +41,8 @@ pub use source::{Item, LineError, Source, SourceKind, parse_line};
 pub use store::{Destination, PART_SIZE, Store, StoreError, UPLOAD_CONCURRENCY, Upload};
 
 pub use object_store;
+
+/// The crate's README, whose example `cargo test` compiles like any doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
