@@ -2,19 +2,17 @@
 //! only once every check has passed.
 
 use std::path::Path;
-use std::time::Instant;
 
-use nx_protocol::call::{DownloadCall, DownloadNext};
+use nx_protocol::call::{Call, Step};
 use nx_protocol::client::Error;
 use nx_protocol::download::{DownloadOptions, Verified};
-use nx_protocol::wa::{DownloadUrl, MediaInfo};
+use nx_protocol::wa::MediaInfo;
 use tokio::io::AsyncWrite;
+use tracing::Instrument;
 
-use crate::client::{Client, now};
-use nx_protocol::call::TransferFailure as Failed;
-
-use crate::sink::{Target, TempFile, receive};
-use crate::transport;
+use crate::client::Client;
+use crate::drive::drive;
+use crate::sink::Target;
 
 impl Client {
     /// Streams the media behind `info.url` into `sink`, checking Content-Length, the size limit
@@ -85,101 +83,31 @@ impl Client {
         .await
     }
 
+    /// One download: the [`Call`] machine decides (URL refresh included), [`drive`] fetches.
     async fn download_loop<W: AsyncWrite + Unpin + ?Sized>(
         &self,
         refresh_with: Option<(&str, &str)>,
-        mut info: MediaInfo,
+        info: MediaInfo,
         mut target: Target<'_, W>,
-        mut options: DownloadOptions,
+        options: DownloadOptions,
     ) -> Result<Verified, Error> {
         let config = &self.inner.config;
-        let mut call = DownloadCall::new(
-            config.transport.retry.clone(),
-            config.transport.overall_timeout,
-            refresh_with.is_some(),
-        );
-        let started = Instant::now();
-        loop {
-            if call.begin_attempt(&info.url, now())
-                && let Some((phone, id)) = refresh_with
-            {
-                info = self.get_media(phone, id).await?;
-            }
-            let result = match &mut target {
-                Target::Writer(sink) => self.fetch(&info.url, &mut **sink, &mut options).await,
-                Target::Path(path) => self.fetch_to_path(&info.url, path, &mut options).await,
-            };
-            let Failed { error, wrote } = match result {
-                Ok(verified) => return Ok(verified),
-                Err(failed) => failed,
-            };
-            match call.after_error(
-                &info.url,
-                &error,
-                wrote,
-                now(),
-                started.elapsed(),
-                fastrand::u64(..),
-            ) {
-                DownloadNext::RefreshUrl => {
-                    let Some((phone, id)) = refresh_with else {
-                        return Err(error);
-                    };
-                    info = self.get_media(phone, id).await?;
+        let rewindable = target.rewindable();
+        let mut call = Call::download(info, config, options, refresh_with.is_some(), rewindable)
+            .with_seed(fastrand::u64(..));
+        let span = tracing::info_span!("nx.download", attempt = tracing::field::Empty);
+        async {
+            loop {
+                match drive(&self.inner.http, &mut call, None, &mut target).await {
+                    Step::RefreshUrl => match refresh_with {
+                        Some((phone, id)) => call.refreshed(self.get_media(phone, id).await),
+                        None => return Step::RefreshUrl.into_result(),
+                    },
+                    step => return step.into_result(),
                 }
-                DownloadNext::Retry { delay } => tokio::time::sleep(delay).await,
-                DownloadNext::Fail(error) => return Err(error),
-                DownloadNext::GiveUp => return Err(error),
             }
         }
-    }
-
-    async fn fetch_to_path(
-        &self,
-        url: &DownloadUrl,
-        path: &Path,
-        options: &mut DownloadOptions,
-    ) -> Result<Verified, Failed> {
-        let (temp, mut file) = TempFile::create(path)?;
-        let verified = self
-            .fetch(url, &mut file, options)
-            .await
-            .map_err(|f| Failed { wrote: false, ..f })?;
-        temp.commit(file).await?;
-        Ok(verified)
-    }
-
-    /// One GET of the URL into `sink`, with the checks.
-    async fn fetch<W: AsyncWrite + Unpin + ?Sized>(
-        &self,
-        url: &DownloadUrl,
-        sink: &mut W,
-        options: &mut DownloadOptions,
-    ) -> Result<Verified, Failed> {
-        let config = &self.inner.config;
-        let request = http::Request::get(url.expose())
-            .body(nx_protocol::OutgoingBody::Empty)
-            .map_err(|_| {
-                Error::InvalidInput(nx_protocol::InvalidInput::Url {
-                    url: url.to_string(),
-                    reason: "it is not a valid URL",
-                })
-            })?;
-        tracing::debug!(url = %url, "downloading");
-        let idle = config.transport.request_timeout;
-        let response = transport::start(&self.inner.http, &config.transport, request).await?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = transport::error_body(response, 64 * 1024, idle).await;
-            let snippet = nx_protocol::Snippet::of(&body);
-            return Err(
-                Error::Response(nx_protocol::ResponseError::Http { status, snippet }).into(),
-            );
-        }
-        let total = nx_protocol::head::content_length(response.headers());
-        let check = options
-            .check(config.transport.max_download_bytes, total)
-            .map_err(Error::from)?;
-        receive(response.into_body(), check, sink, idle, options).await
+        .instrument(span)
+        .await
     }
 }

@@ -48,6 +48,7 @@
 mod client;
 mod connect;
 mod download;
+mod drive;
 mod notify;
 mod onprem;
 mod sink;
@@ -59,6 +60,7 @@ pub use notify::{Expected, NotificationHub};
 pub use onprem::OnPremClient;
 pub use upload::{Reader, UploadSource};
 
+pub use nx_protocol::call::{Limit, Phase, StallProtection};
 pub use nx_protocol::client::{
     ClientBuilder, ClientConfig, Error, OnPremBuilder, OnPremConfig, RootStore, TransportConfig,
 };

@@ -97,7 +97,8 @@ impl Expected {
                 self.id
             ))),
             Err(_) => Err(Error::Timeout {
-                during: "waiting for the media notification",
+                phase: nx_protocol::call::Phase::Notification,
+                limit: nx_protocol::call::Limit::Wait,
                 after: timeout,
             }),
         }

@@ -3,23 +3,22 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use nx_protocol::AccessSecret;
-use nx_protocol::call::{CallState, Next, TransferFailure as Failed};
+use nx_protocol::call::{Call, Kind, Step, Upload};
 use nx_protocol::client::{Error, FromConfig, OnPremBuilder, OnPremConfig, OnPremLogin};
 use nx_protocol::download::DownloadOptions;
 use nx_protocol::onprem::{
-    self, AfterRejection, Auth, DeleteMedia, DownloadRequested, Login, OnPremOperation,
-    RetrieveHead, RetrieveMedia, Retrieved, RetryDownload, Token, TokenSlot, UploadMedia,
-    UploadedMedia,
+    DeleteMedia, DownloadRequested, Login, NextToken, OnPremOperation, RetrieveMedia, Retrieved,
+    RetryDownload, Token, TokenSlot, UploadMedia, UploadedMedia,
 };
 use tokio::io::AsyncWrite;
 use tokio::sync::Mutex;
 use tracing::Instrument;
 
 use crate::client::now;
-use crate::sink::{Target, TempFile, receive};
+use crate::drive::drive;
+use crate::sink::Target;
 use crate::transport::{self, Http};
 use crate::upload::UploadSource;
 
@@ -79,18 +78,6 @@ impl FromConfig<OnPremConfig> for OnPremClient {
     }
 }
 
-/// Whose credentials an attempt carries.
-#[derive(Clone, Copy)]
-enum Credential<'a> {
-    /// A user name and password (for [`Login`]).
-    Basic {
-        username: &'a str,
-        password: &'a AccessSecret,
-    },
-    /// The current token, renewed as needed.
-    Bearer,
-}
-
 impl OnPremClient {
     /// A builder: base URL (or `WA_ONPREM_URL`), user name and password or a token (or
     /// `WA_ONPREM_TOKEN`), timeouts, retries, limits, extra root certificates.
@@ -142,7 +129,7 @@ impl OnPremClient {
 
     /// Executes any On-Premises operation whose body is not streamed.
     pub async fn execute<O: OnPremOperation + ?Sized>(&self, op: &O) -> Result<O::Output, Error> {
-        self.run(op, None, Credential::Bearer).await
+        self.call(op, None).await
     }
 
     /// `POST /v1/media`: uploads the file's raw bytes, streamed, with its MIME type (checked
@@ -152,8 +139,9 @@ impl OnPremClient {
         mime_type: &str,
         source: UploadSource,
     ) -> Result<UploadedMedia, Error> {
-        let op = UploadMedia::new(mime_type, crate::upload::len(&source).await?);
-        self.run(&op, Some(source), Credential::Bearer).await
+        let len = crate::upload::len(&source);
+        let op = UploadMedia::new(mime_type, len.await?);
+        self.call(&op, Some(source)).await
     }
 
     /// `DELETE /v1/media/{id}`.
@@ -194,222 +182,80 @@ impl OnPremClient {
             .await
     }
 
-    /// Logs in with the user name and the password in force (`slot` knows whether a first
-    /// login changed it). Boxed: the login itself runs through [`OnPremClient::run`], which
-    /// asks for tokens.
-    fn fresh_login<'a>(
-        &'a self,
-        login: &'a Login,
-        slot: &'a TokenSlot,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Token, Error>> + Send + 'a>>
-    {
-        Box::pin(async move {
-            let (username, password) = self.inner.config.login.credentials(slot)?;
-            self.run(login, None, Credential::Basic { username, password })
-                .await
-        })
-    }
-
-    /// The current token, logging in first when there is none or it is about to expire.
-    async fn token(&self) -> Result<Token, Error> {
-        let mut slot = self.inner.token.lock().await;
-        let margin = self.inner.config.token_refresh_margin.as_millis() as u64;
-        if let Some(token) = slot.usable(now(), margin) {
-            return Ok(token);
-        }
-        let token = self.fresh_login(&Login::new(), &slot).await?;
-        slot.store(token.clone());
-        Ok(token)
-    }
-
-    /// After a 401 with `rejected`: logs in again, unless another call already replaced it.
-    /// `false` when there is nothing to log in with (a given token).
-    async fn relogin(&self, rejected: &Token) -> Result<bool, Error> {
-        let mut slot = self.inner.token.lock().await;
-        match slot.after_rejection(rejected) {
-            AfterRejection::Final => Ok(false),
-            AfterRejection::Replaced(_) => Ok(true),
-            _ => {
-                let token = self.fresh_login(&Login::new(), &slot).await?;
-                slot.store(token);
-                Ok(true)
-            }
-        }
-    }
-
-    /// The retry loop of a call whose answer is read whole; the decisions are nx-protocol's.
-    async fn run<O: OnPremOperation + ?Sized>(
+    /// One call of `op` carrying the token.
+    async fn call<O: OnPremOperation + ?Sized>(
         &self,
         op: &O,
         mut source: Option<UploadSource>,
-        credential: Credential<'_>,
     ) -> Result<O::Output, Error> {
-        let config = &self.inner.config;
-        let transport = &config.transport;
-        let reopenable = source
-            .as_ref()
-            .is_none_or(nx_protocol::body::UploadSource::reopenable);
-        let mut call = CallState::on_premises(
-            transport.retry.clone(),
-            op.is_idempotent(),
-            transport.overall_timeout,
-        )
-        .with_body(reopenable);
-        let started = Instant::now();
+        let upload = Upload {
+            one_shot: source.as_ref().is_some_and(|s| !s.reopenable()),
+        };
+        let mut call = Call::onprem(op, &self.inner.config, upload).with_seed(fastrand::u64(..));
         let span = tracing::info_span!("nx.onprem", method = %op.method(), attempt = tracing::field::Empty);
-        async {
-            loop {
-                let attempt = call.begin_attempt();
-                tracing::Span::current().record("attempt", attempt);
-                // The token sent, kept for the re-login after a 401.
-                let mut token = None;
-                let auth = match credential {
-                    Credential::Basic { username, password } => Auth::Basic {
-                        username,
-                        password: password.expose(),
-                    },
-                    Credential::Bearer => Auth::Bearer(token.insert(self.token().await?)),
-                };
-                let request = onprem::build_request(op, &config.base_url, auth)?;
-                let sent = Instant::now();
-                let error = match transport::exchange(
-                    &self.inner.http,
-                    transport,
-                    request,
-                    source.as_mut(),
-                )
-                .await
-                {
-                    Ok(answer) => match onprem::parse_response(
-                        op,
-                        answer.status,
-                        &answer.headers,
-                        &answer.body,
-                    ) {
-                        Ok(output) => {
-                            tracing::debug!(
-                                latency_ms = sent.elapsed().as_millis() as u64,
-                                "call succeeded"
-                            );
-                            return Ok(output);
-                        }
-                        Err(e) => Error::Response(e),
-                    },
-                    Err(e) => e,
-                };
-                tracing::debug!(
-                    latency_ms = sent.elapsed().as_millis() as u64,
-                    status = error.status().map(|s| s.as_u16()),
-                    error = %error,
-                    "attempt failed"
-                );
-                match call.after_error(&error, None, now(), started.elapsed(), fastrand::u64(..)) {
-                    Next::Retry { delay } => tokio::time::sleep(delay).await,
-                    Next::Reauthenticate => match &token {
-                        Some(token) if self.relogin(token).await? => {}
-                        _ => return Err(error),
-                    },
-                    Next::Fail(error) => return Err(error),
-                    Next::GiveUp => return Err(error),
-                }
-            }
-        }
-        .instrument(span)
-        .await
+        self.run(&mut call, source.as_mut(), &mut Target::none())
+            .instrument(span)
+            .await
     }
 
-    /// The retry loop of a retrieve; a failure after bytes reached the caller's writer is final.
+    /// One retrieve into `target`.
     async fn retrieve_loop<W: AsyncWrite + Unpin + ?Sized>(
         &self,
         op: &RetrieveMedia,
         mut target: Target<'_, W>,
-        mut options: DownloadOptions,
+        options: DownloadOptions,
     ) -> Result<Retrieved, Error> {
-        let transport = &self.inner.config.transport;
-        let mut call =
-            CallState::on_premises(transport.retry.clone(), true, transport.overall_timeout);
-        let started = Instant::now();
+        let rewindable = target.rewindable();
+        let mut call = Call::retrieve(op, &self.inner.config, options, rewindable)
+            .with_seed(fastrand::u64(..));
         let span = tracing::info_span!("nx.onprem.retrieve", attempt = tracing::field::Empty);
-        async {
-            loop {
-                let attempt = call.begin_attempt();
-                tracing::Span::current().record("attempt", attempt);
-                let token = self.token().await?;
-                let result = match &mut target {
-                    Target::Writer(sink) => {
-                        self.retrieve_once(op, &token, &mut **sink, &mut options)
-                            .await
-                    }
-                    Target::Path(path) => {
-                        self.retrieve_to_temp(op, &token, path, &mut options).await
-                    }
-                };
-                let failure = match result {
-                    Ok(retrieved) => return Ok(retrieved),
-                    Err(failed) => failed,
-                };
-                match call.after_transfer(&failure, now(), started.elapsed(), fastrand::u64(..)) {
-                    Next::Retry { delay } => tokio::time::sleep(delay).await,
-                    Next::Reauthenticate if self.relogin(&token).await? => {}
-                    Next::Fail(error) => return Err(error),
-                    _ => return Err(failure.error),
-                }
-            }
-        }
-        .instrument(span)
-        .await
-    }
-
-    async fn retrieve_to_temp(
-        &self,
-        op: &RetrieveMedia,
-        token: &Token,
-        path: &Path,
-        options: &mut DownloadOptions,
-    ) -> Result<Retrieved, Failed> {
-        let (temp, mut file) = TempFile::create(path)?;
-        let retrieved = self
-            .retrieve_once(op, token, &mut file, options)
+        self.run(&mut call, None, &mut target)
+            .instrument(span)
             .await
-            .map_err(|f| Failed { wrote: false, ..f })?;
-        temp.commit(file).await?;
-        Ok(retrieved)
     }
 
-    /// One retrieve attempt into `sink`.
-    async fn retrieve_once<W: AsyncWrite + Unpin + ?Sized>(
+    /// Drives `call`, answering its token steps.
+    async fn run<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
         &self,
-        op: &RetrieveMedia,
-        token: &Token,
-        sink: &mut W,
-        options: &mut DownloadOptions,
-    ) -> Result<Retrieved, Failed> {
-        let config = &self.inner.config;
-        let request = onprem::build_request(op, &config.base_url, Auth::Bearer(token))
-            .map_err(Error::from)?;
-        let response = transport::start(&self.inner.http, &config.transport, request).await?;
-        let status = response.status();
-        match op
-            .classify(status, response.headers())
-            .map_err(Error::from)?
-        {
-            RetrieveHead::Media(media) => {
-                let check =
-                    options.check(config.transport.max_download_bytes, media.content_length)?;
-                let idle = config.transport.request_timeout;
-                let verified = receive(response.into_body(), check, sink, idle, options).await?;
-                Ok(Retrieved::new(media, verified))
-            }
-            RetrieveHead::Error { status, max_body } => {
-                let headers = response.headers().clone();
-                let body = transport::error_body(
-                    response,
-                    max_body as u64,
-                    config.transport.request_timeout,
-                )
-                .await;
-                Err(Error::Response(op.answer_error(status, &headers, &body)).into())
+        call: &mut Call<K>,
+        mut source: Option<&mut UploadSource>,
+        target: &mut Target<'_, W>,
+    ) -> Result<K::Output, Error> {
+        loop {
+            match drive(&self.inner.http, call, source.as_deref_mut(), target).await {
+                Step::Token { rejected } => call.token(self.token(rejected.as_ref()).await),
+                step => return step.into_result(),
             }
         }
+    }
+
+    /// The token to send, logging in first when the slot says so (none yet, about to expire,
+    /// or `rejected` by a 401 and not replaced by another call meanwhile). `None`: a given token
+    /// was refused, there is nothing to log in with.
+    async fn token(&self, rejected: Option<&Token>) -> Result<Option<Token>, Error> {
+        let mut slot = self.inner.token.lock().await;
+        let margin = self.inner.config.token_refresh_margin.as_millis() as u64;
+        match slot.next(rejected, now(), margin) {
+            NextToken::Use(token) => Ok(Some(token)),
+            NextToken::Refused => Ok(None),
+            _ => {
+                let token = self.fresh_login(&Login::new(), &slot).await?;
+                slot.store(token.clone());
+                Ok(Some(token))
+            }
+        }
+    }
+
+    /// Logs in with the user name and the password in force (`slot` knows whether a first
+    /// login changed it).
+    async fn fresh_login(&self, login: &Login, slot: &TokenSlot) -> Result<Token, Error> {
+        let config = &self.inner.config;
+        let (username, password) = config.login.credentials(slot)?;
+        let mut call = Call::login(login, config, username, password).with_seed(fastrand::u64(..));
+        let span = tracing::info_span!("nx.onprem.login", attempt = tracing::field::Empty);
+        drive(&self.inner.http, &mut call, None, &mut Target::none())
+            .instrument(span)
+            .await
+            .into_result()
     }
 }

@@ -1,78 +1,32 @@
-//! Where downloaded bytes go: any `AsyncWrite`, checked chunk by chunk, or a temporary file that
-//! becomes the target file only once every check has passed. Shared by NXCloud downloads and
-//! On-Premises retrieves.
+//! Where downloaded bytes go: any `AsyncWrite`, or a temporary file that becomes the target file
+//! only once every check has passed. Shared by NXCloud downloads and On-Premises retrieves.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use nx_protocol::client::Error;
-use nx_protocol::download::{DownloadCheck, Verified};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
-use nx_protocol::call::TransferFailure as Failed;
-use nx_protocol::download::DownloadOptions;
-
-/// Where downloaded bytes go: a caller's writer, or a fresh temporary file per attempt that
-/// becomes the file at the path once every check has passed.
+/// Where a streamed answer goes: nowhere (a call read whole), a caller's writer, or a fresh
+/// temporary file per attempt that becomes the file at the path once every check has passed.
 pub(crate) enum Target<'a, W: ?Sized> {
+    None,
     Writer(&'a mut W),
     Path(&'a Path),
 }
 
-/// Streams `body` into `sink` through `check`; `idle` bounds the wait for each chunk.
-pub(crate) async fn receive<W: AsyncWrite + Unpin + ?Sized>(
-    body: Incoming,
-    mut check: DownloadCheck,
-    sink: &mut W,
-    idle: Duration,
-    options: &mut DownloadOptions,
-) -> Result<Verified, Failed> {
-    let mut body = body;
-    let mut wrote = false;
-    loop {
-        let frame = match tokio::time::timeout(idle, body.frame()).await {
-            Err(_) => {
-                let error = Error::Timeout {
-                    during: "receiving the download",
-                    after: idle,
-                };
-                return Err(Failed { error, wrote });
-            }
-            Ok(None) => break,
-            Ok(Some(Err(e))) => {
-                return Err(Failed {
-                    error: Error::Transport {
-                        source: Box::new(e),
-                    },
-                    wrote,
-                });
-            }
-            Ok(Some(Ok(frame))) => frame,
-        };
-        let Ok(chunk) = frame.into_data() else {
-            continue;
-        };
-        check.update(&chunk).map_err(|e| Failed {
-            error: e.into(),
-            wrote,
-        })?;
-        sink.write_all(&chunk).await.map_err(|e| Failed {
-            error: Error::io("writing the download", e),
-            wrote: true,
-        })?;
-        wrote = true;
-        options.report(&check);
+impl Target<'_, tokio::fs::File> {
+    /// No target: the call's answer is read whole.
+    pub(crate) fn none() -> Self {
+        Target::None
     }
-    sink.flush().await.map_err(|e| Failed {
-        error: Error::io("writing the download", e),
-        wrote,
-    })?;
-    check.finish().map_err(|e| Failed {
-        error: e.into(),
-        wrote,
-    })
+}
+
+impl<W: ?Sized> Target<'_, W> {
+    /// Whether a failed attempt's bytes can be taken back (each attempt gets a new temporary
+    /// file), so it may be retried whatever it wrote.
+    pub(crate) fn rewindable(&self) -> bool {
+        matches!(self, Target::Path(_))
+    }
 }
 
 /// A temporary file beside the target, deleted unless [`TempFile::commit`] renames it into place.

@@ -3,8 +3,8 @@
 use std::error::Error as StdError;
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::combinators::UnsyncBoxBody;
@@ -20,7 +20,6 @@ use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::connect::Connector;
-use crate::upload::UploadSource;
 
 /// The request body type every call uses.
 pub(crate) type Body = UnsyncBoxBody<Bytes, io::Error>;
@@ -106,47 +105,62 @@ pub(crate) fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed_unsync()
 }
 
-/// When bytes last moved, so a streamed transfer is limited by its idle time rather than its
-/// total time (a large file on a slow link is fine; a stalled one is not).
-#[derive(Clone, Debug)]
-pub(crate) struct Activity {
-    start: Instant,
-    last_ms: Arc<AtomicU64>,
+/// How far a streamed request body got, shared between the body (hyper polls it) and the
+/// driver's watch: bytes handed to hyper, and whether the last one was.
+#[derive(Debug)]
+pub(crate) struct Progress {
+    /// The body's length: hyper stops polling once it sent that many bytes.
+    len: u64,
+    bytes: AtomicU64,
+    done: AtomicBool,
+    finished: tokio::sync::Notify,
 }
 
-impl Activity {
-    pub(crate) fn new() -> Self {
+impl Progress {
+    /// For a body of `len` bytes.
+    pub(crate) fn new(len: u64) -> Self {
         Self {
-            start: Instant::now(),
-            last_ms: Arc::new(AtomicU64::new(0)),
+            len,
+            bytes: AtomicU64::new(0),
+            done: AtomicBool::new(false),
+            finished: tokio::sync::Notify::new(),
         }
     }
 
-    /// Records that bytes moved now.
-    pub(crate) fn touch(&self) {
-        self.last_ms
-            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    fn moved(&self, n: usize) {
+        let total = self.bytes.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+        if total >= self.len {
+            self.finish();
+        }
     }
 
-    /// Resolves once nothing has moved for `idle`.
-    pub(crate) async fn idle_for(&self, idle: Duration) {
-        loop {
-            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-            let quiet = self.start.elapsed().saturating_sub(last);
-            if quiet >= idle {
-                return;
-            }
-            tokio::time::sleep(idle - quiet).await;
+    fn finish(&self) {
+        self.done.store(true, Ordering::Release);
+        self.finished.notify_one();
+    }
+
+    /// Bytes moved since the last call, and whether the body was all sent.
+    pub(crate) fn take(&self, seen: &mut u64) -> (u64, bool) {
+        let now = self.bytes.load(Ordering::Relaxed);
+        let moved = now - *seen;
+        *seen = now;
+        (moved, self.done.load(Ordering::Acquire))
+    }
+
+    /// Resolves once the body was all sent.
+    pub(crate) async fn sent(&self) {
+        while !self.done.load(Ordering::Acquire) {
+            self.finished.notified().await;
         }
     }
 }
 
 /// `head`, then exactly `stream_len` bytes of `reader`, then `tail`, one chunk in memory at a
-/// time; every chunk handed to hyper touches `activity`.
+/// time; every chunk handed to hyper is counted in `progress`.
 pub(crate) fn streamed(
     body: StreamedBody,
     reader: Box<dyn AsyncRead + Send + Unpin>,
-    activity: Activity,
+    progress: Arc<Progress>,
 ) -> Body {
     enum State {
         Head(StreamedBody, Box<dyn AsyncRead + Send + Unpin>),
@@ -154,19 +168,19 @@ pub(crate) fn streamed(
         Done,
     }
     let stream = futures_util::stream::unfold(State::Head(body, reader), move |state| {
-        activity.touch();
+        let progress = progress.clone();
         async move {
-            match state {
+            let (item, next) = match state {
                 State::Head(b, reader) => {
                     let next = State::File(b.stream_len, b.tail, reader);
-                    Some((Ok(Frame::data(b.head)), next))
+                    (Ok(Frame::data(b.head)), next)
                 }
-                State::File(0, tail, _) => Some((Ok(Frame::data(tail)), State::Done)),
+                State::File(0, tail, _) => (Ok(Frame::data(tail)), State::Done),
                 State::File(remaining, tail, mut reader) => {
                     let want = remaining.min(CHUNK as u64) as usize;
                     let mut buf = BytesMut::zeroed(want);
                     match reader.read(&mut buf).await {
-                        Ok(0) => Some((
+                        Ok(0) => (
                             Err(io::Error::new(
                                 io::ErrorKind::UnexpectedEof,
                                 format!(
@@ -174,19 +188,24 @@ pub(crate) fn streamed(
                                 ),
                             )),
                             State::Done,
-                        )),
+                        ),
                         Ok(n) => {
                             buf.truncate(n);
-                            Some((
-                                Ok(Frame::data(buf.freeze())),
-                                State::File(remaining - n as u64, tail, reader),
-                            ))
+                            let next = State::File(remaining - n as u64, tail, reader);
+                            (Ok(Frame::data(buf.freeze())), next)
                         }
-                        Err(e) => Some((Err(e), State::Done)),
+                        Err(e) => (Err(e), State::Done),
                     }
                 }
-                State::Done => None,
+                State::Done => {
+                    progress.finish();
+                    return None;
+                }
+            };
+            if let Ok(frame) = &item {
+                progress.moved(frame.data_ref().map_or(0, Bytes::len));
             }
+            Some((item, next))
         }
     });
     BodyExt::boxed_unsync(StreamBody::new(stream))
@@ -196,13 +215,15 @@ pub(crate) fn streamed(
 pub(crate) fn body_of(
     outgoing: OutgoingBody,
     reader: Option<Box<dyn AsyncRead + Send + Unpin>>,
-    activity: &Activity,
+    progress: Option<&Arc<Progress>>,
 ) -> Result<Body, Error> {
-    Ok(match (outgoing, reader) {
-        (OutgoingBody::Empty, _) => empty(),
-        (OutgoingBody::Bytes(bytes), _) => full(bytes),
-        (OutgoingBody::Streamed(s), Some(reader)) => streamed(s, reader, activity.clone()),
-        (OutgoingBody::Streamed(_), None) => {
+    Ok(match (outgoing, reader, progress) {
+        (OutgoingBody::Empty, ..) => empty(),
+        (OutgoingBody::Bytes(bytes), ..) => full(bytes),
+        (OutgoingBody::Streamed(s), Some(reader), Some(progress)) => {
+            streamed(s, reader, progress.clone())
+        }
+        (OutgoingBody::Streamed(_), ..) => {
             return Err(Error::Config(
                 "this operation streams a body: call it with a source".into(),
             ));
@@ -260,129 +281,7 @@ fn classify(e: hyper_util::client::legacy::Error, host: String) -> Error {
     }
 }
 
-/// Reads a whole answer of at most `limit` bytes; a larger one is refused as soon as it is
-/// announced or exceeded, without buffering it.
-pub(crate) async fn read_capped(
-    response: http::Response<Incoming>,
-    limit: u64,
-) -> Result<Bytes, Error> {
-    Ok(read_answer(response, limit).await?.body)
-}
-
-/// Reads a whole answer (status, headers, body of at most `limit` bytes), without copying the
-/// headers.
-pub(crate) async fn read_answer(
-    response: http::Response<Incoming>,
-    limit: u64,
-) -> Result<Answer, Error> {
-    let (parts, mut body) = response.into_parts();
-    let announced = nx_protocol::head::content_length(&parts.headers);
-    if announced.is_some_and(|len| len > limit) {
-        return Err(Error::AnswerTooLarge { limit });
-    }
-    let mut out = BytesMut::with_capacity(announced.unwrap_or(1024).min(limit) as usize);
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| Error::Transport {
-            source: Box::new(e),
-        })?;
-        if let Ok(data) = frame.into_data() {
-            if out.len() as u64 + data.len() as u64 > limit {
-                return Err(Error::AnswerTooLarge { limit });
-            }
-            out.extend_from_slice(&data);
-        }
-    }
-    Ok(Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body: out.freeze(),
-    })
-}
-
-/// Runs `exchange` under the attempt's limit: a total of `limit` for a complete body, or `limit`
-/// of idleness for a streamed one (watched through `activity`).
-pub(crate) async fn limited<T>(
-    exchange: impl std::future::Future<Output = Result<T, Error>>,
-    streamed: bool,
-    activity: &Activity,
-    limit: Duration,
-) -> Result<T, Error> {
-    let timeout = |during| Error::Timeout {
-        during,
-        after: limit,
-    };
-    if !streamed {
-        return tokio::time::timeout(limit, exchange)
-            .await
-            .unwrap_or_else(|_| Err(timeout("waiting for the answer")));
-    }
-    activity.touch();
-    tokio::select! {
-        result = exchange => result,
-        () = activity.idle_for(limit) => Err(timeout("sending the upload (no progress)")),
-    }
-}
-
-/// A complete answer: status, headers and the (capped) body.
-pub(crate) struct Answer {
-    pub(crate) status: http::StatusCode,
-    pub(crate) headers: http::HeaderMap,
-    pub(crate) body: Bytes,
-}
-
-/// One attempt of a call: sends `request` (streaming `source` for a streamed body), under the
-/// attempt's limit, and reads the answer of at most `max_answer_bytes`.
-pub(crate) async fn exchange(
-    http: &Http,
-    config: &TransportConfig,
-    request: http::Request<OutgoingBody>,
-    source: Option<&mut UploadSource>,
-) -> Result<Answer, Error> {
-    let (parts, outgoing) = request.into_parts();
-    let reader = match (&outgoing, source) {
-        (OutgoingBody::Streamed(_), Some(source)) => Some(crate::upload::open(source).await?),
-        _ => None,
-    };
-    let streamed = matches!(outgoing, OutgoingBody::Streamed(_));
-    let activity = Activity::new();
-    let request = http::Request::from_parts(parts, body_of(outgoing, reader, &activity)?);
-    let exchange = async { read_answer(send(http, request).await?, config.max_answer_bytes).await };
-    limited(exchange, streamed, &activity, config.request_timeout).await
-}
-
-/// Sends a request without a streamed body and returns the answer once its head has arrived
-/// (within `request_timeout`), leaving the body to be streamed.
-pub(crate) async fn start(
-    http: &Http,
-    config: &TransportConfig,
-    request: http::Request<OutgoingBody>,
-) -> Result<http::Response<Incoming>, Error> {
-    let (parts, outgoing) = request.into_parts();
-    let request = http::Request::from_parts(parts, body_of(outgoing, None, &Activity::new())?);
-    let limit = config.request_timeout;
-    tokio::time::timeout(limit, send(http, request))
-        .await
-        .map_err(|_| Error::Timeout {
-            during: "waiting for the answer to start",
-            after: limit,
-        })?
-}
-
-/// Reads an error answer's body (at most `max` bytes, within the request timeout); a body that
-/// cannot be read is treated as empty, since the status already says what went wrong.
-pub(crate) async fn error_body(
-    response: http::Response<Incoming>,
-    max: u64,
-    limit: Duration,
-) -> Bytes {
-    match tokio::time::timeout(limit, read_capped(response, max)).await {
-        Ok(Ok(body)) => body,
-        _ => Bytes::new(),
-    }
-}
-
-// Only without `native-roots` (a workspace build may unify it on, through nx-cli).
-#[cfg(all(test, not(feature = "native-roots")))]
+#[cfg(test)]
 mod tests {
     use super::*;
 

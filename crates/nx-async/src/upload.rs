@@ -16,15 +16,24 @@ pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
 /// `UploadSource::reader(Box::new(r), len, name)` (a one-shot reader, not retried).
 pub type UploadSource = nx_protocol::body::UploadSource<Reader>;
 
-/// The source's length in bytes.
-pub(crate) async fn len(source: &UploadSource) -> Result<u64, Error> {
-    match source.kind() {
-        SourceKind::Path(path) => tokio::fs::metadata(path)
-            .await
-            .map(|m| m.len())
-            .map_err(|e| Error::io(format!("reading {}", path.display()), e)),
+/// The source's length in bytes, as a future that holds no borrow of the source: the caller's
+/// future stays `Send` whatever the reader (which need not be `Sync`).
+pub(crate) fn len(
+    source: &UploadSource,
+) -> impl std::future::Future<Output = Result<u64, Error>> + Send + 'static {
+    let known = match source.kind() {
+        SourceKind::Path(path) => Err(path.clone()),
         SourceKind::Bytes(bytes) => Ok(bytes.len() as u64),
         SourceKind::Reader(_, len) => Ok(*len),
+    };
+    async move {
+        match known {
+            Ok(len) => Ok(len),
+            Err(path) => tokio::fs::metadata(&path)
+                .await
+                .map(|m| m.len())
+                .map_err(|e| Error::io(format!("reading {}", path.display()), e)),
+        }
     }
 }
 

@@ -1,20 +1,23 @@
 //! The client: one generic entry point for any NXCloud operation, and the media calls on top.
 
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nx_protocol::call::{CallState, Next};
+use nx_protocol::Timestamp;
+use nx_protocol::call::{Call, Upload};
 use nx_protocol::client::{ClientBuilder, ClientConfig, Error, FromConfig};
-use nx_protocol::operation::{Operation, build_request, parse_response};
+use nx_protocol::operation::Operation;
 use nx_protocol::policy::clock::ClockOffset;
 use nx_protocol::wa::{
     DeleteMedia, Deleted, GetMedia, MediaInfo, MediaSource, MessageDetails, SendMedia, SentMessage,
     UploadMedia, UploadedAndSent, UploadedMedia,
 };
-use nx_protocol::{OutgoingBody, Timestamp};
 
-use crate::transport::{self, Exchange, Http};
+use crate::drive::drive;
+use crate::sink::Target;
+use crate::transport::Http;
 use crate::upload::UploadSource;
 
 /// The `User-Agent` this crate sends.
@@ -65,6 +68,21 @@ impl FromConfig<ClientConfig> for Client {
             }),
         })
     }
+}
+
+/// The monotonic clock as the call machine reads it: the time since this process first asked.
+pub(crate) fn mono() -> Duration {
+    origin().elapsed()
+}
+
+/// The instant the call machine means by `at` (a time of [`mono`]'s line).
+pub(crate) fn instant(at: Duration) -> Instant {
+    origin() + at
+}
+
+fn origin() -> Instant {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
 }
 
 /// The local clock as a [`Timestamp`].
@@ -161,107 +179,36 @@ impl Client {
         Ok(UploadedAndSent::new(uploaded.id, message))
     }
 
-    /// The retry loop around one operation; the decisions are nx-protocol's
-    /// ([`CallState`]), only sending and sleeping happen here.
+    /// One call of `op`: the [`Call`] machine decides, [`drive`] sends, reads and sleeps.
     fn run<O: Operation + ?Sized>(
         &self,
         op: &O,
         mut source: Option<UploadSource>,
     ) -> Result<O::Output, Error> {
-        let config = &self.inner.config;
-        let reopenable = source
-            .as_ref()
-            .is_none_or(nx_protocol::body::UploadSource::reopenable);
-        let mut call = CallState::new(
-            config.transport.retry.clone(),
-            op.is_idempotent(),
-            config.transport.overall_timeout,
-        )
-        .with_body(reopenable)
-        .with_clock(self.clock_offset());
-        let started = Instant::now();
+        let upload = Upload {
+            one_shot: source.as_ref().is_some_and(|s| !s.reopenable()),
+        };
+        let mut call = Call::api(op, &self.inner.config, upload)
+            .with_clock(self.clock_offset())
+            .with_seed(fastrand::u64(..));
         let span = tracing::info_span!(
             "nx.call",
             action = op.action(),
             attempt = tracing::field::Empty
         );
-        let _entered = span.enter();
-        loop {
-            let attempt = call.begin_attempt();
-            span.record("attempt", attempt);
-            let request = build_request(
-                op,
-                &config.base_url,
-                &config.credentials,
-                call.timestamp(now()),
-            )?;
-            let sent = Instant::now();
-            let (error, date) = match self.attempt(op, request, source.as_mut()) {
-                Ok(output) => {
-                    tracing::debug!(
-                        latency_ms = sent.elapsed().as_millis() as u64,
-                        "call succeeded"
-                    );
-                    return Ok(output);
-                }
-                Err(failed) => failed,
-            };
-            tracing::debug!(
-                latency_ms = sent.elapsed().as_millis() as u64,
-                status = error.status().map(|s| s.as_u16()),
-                code = error.api_code().map(|c| c.get()),
-                error = %error,
-                "attempt failed"
-            );
-            match call.after_error(
-                &error,
-                date.as_deref(),
-                now(),
-                started.elapsed(),
-                fastrand::u64(..),
-            ) {
-                Next::Retry { delay } => {
-                    self.inner
-                        .clock_ms
-                        .store(call.clock().as_millis(), Ordering::Relaxed);
-                    std::thread::sleep(delay);
-                }
-                Next::Fail(error) => return Err(error),
-                _ => return Err(error),
-            }
-        }
-    }
-
-    /// One attempt: send, read the capped answer, parse. On failure, the error and the
-    /// answer's `Date` header (for clock correction).
-    fn attempt<O: Operation + ?Sized>(
-        &self,
-        op: &O,
-        request: http::Request<OutgoingBody>,
-        source: Option<&mut UploadSource>,
-    ) -> Result<O::Output, (Error, Option<String>)> {
-        let config = &self.inner.config;
-        let http = &self.inner.http;
-        const DURING: &str = "waiting for the answer";
-        let exchange = Exchange::of(request.body());
-        let response = http
-            .send_built(
-                request,
-                source,
-                &config.transport.user_agent,
-                exchange,
-                DURING,
+        let step = span.in_scope(|| {
+            drive(
+                &self.inner.http,
+                &mut call,
+                source.as_mut(),
+                &mut Target::none(),
             )
-            .map_err(|e| (e, None))?;
-        let status = response.status();
-        let date = nx_protocol::head::date(response.headers()).map(str::to_owned);
-        let body = transport::read_capped(
-            response,
-            config.transport.max_answer_bytes,
-            DURING,
-            http.request_timeout(),
-        )
-        .map_err(|e| (e, date.clone()))?;
-        parse_response(op, status, &body).map_err(|e| (Error::Response(e), date))
+        });
+        if let Some(clock) = call.clock_changed() {
+            self.inner
+                .clock_ms
+                .store(clock.as_millis(), Ordering::Relaxed);
+        }
+        step.into_result()
     }
 }

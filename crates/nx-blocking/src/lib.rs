@@ -59,7 +59,9 @@
 #![deny(missing_docs)]
 
 mod client;
+mod deadline;
 mod download;
+mod drive;
 mod notify;
 mod onprem;
 mod resolver;
@@ -72,6 +74,7 @@ pub use notify::{Expected, NotificationHub};
 pub use onprem::OnPremClient;
 pub use upload::{Reader, UploadSource};
 
+pub use nx_protocol::call::{Limit, Phase, StallProtection};
 pub use nx_protocol::client::{
     ClientBuilder, ClientConfig, Error, OnPremBuilder, OnPremConfig, RootStore, TransportConfig,
 };

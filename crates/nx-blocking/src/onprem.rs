@@ -4,21 +4,20 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
 
 use nx_protocol::AccessSecret;
-use nx_protocol::call::{CallState, Next, TransferFailure as Failed};
+use nx_protocol::call::{Call, Kind, Step, Upload};
 use nx_protocol::client::{Error, FromConfig, OnPremBuilder, OnPremConfig, OnPremLogin};
 use nx_protocol::download::DownloadOptions;
 use nx_protocol::onprem::{
-    self, AfterRejection, Auth, DeleteMedia, DownloadRequested, Login, OnPremOperation,
-    RetrieveHead, RetrieveMedia, Retrieved, RetryDownload, Token, TokenSlot, UploadMedia,
-    UploadedMedia,
+    DeleteMedia, DownloadRequested, Login, NextToken, OnPremOperation, RetrieveMedia, Retrieved,
+    RetryDownload, Token, TokenSlot, UploadMedia, UploadedMedia,
 };
 
 use crate::client::now;
-use crate::sink::{Target, TempFile, receive};
-use crate::transport::{self, Exchange, Http};
+use crate::drive::drive;
+use crate::sink::Target;
+use crate::transport::Http;
 use crate::upload::UploadSource;
 
 /// A blocking client for a WhatsApp Business On-Premises installation's media endpoints.
@@ -87,18 +86,6 @@ impl FromConfig<OnPremConfig> for OnPremClient {
     }
 }
 
-/// Whose credentials an attempt carries.
-#[derive(Clone, Copy)]
-enum Credential<'a> {
-    /// A user name and password (for [`Login`]).
-    Basic {
-        username: &'a str,
-        password: &'a AccessSecret,
-    },
-    /// The current token, renewed as needed.
-    Bearer,
-}
-
 impl OnPremClient {
     /// A builder: base URL (or `WA_ONPREM_URL`), user name and password or a token (or
     /// `WA_ONPREM_TOKEN`), timeouts, retries, limits, extra root certificates.
@@ -148,7 +135,7 @@ impl OnPremClient {
 
     /// Executes any On-Premises operation whose body is not streamed.
     pub fn execute<O: OnPremOperation + ?Sized>(&self, op: &O) -> Result<O::Output, Error> {
-        self.run(op, None, Credential::Bearer)
+        self.call(op, None)
     }
 
     /// `POST /v1/media`: uploads the file's raw bytes, streamed, with its MIME type (checked
@@ -160,7 +147,7 @@ impl OnPremClient {
         source: UploadSource,
     ) -> Result<UploadedMedia, Error> {
         let op = UploadMedia::new(mime_type, crate::upload::len(&source)?);
-        self.run(&op, Some(source), Credential::Bearer)
+        self.call(&op, Some(source))
     }
 
     /// `DELETE /v1/media/{id}`.
@@ -210,224 +197,78 @@ impl OnPremClient {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Logs in with the user name and the password in force (`slot` knows whether a first
-    /// login changed it).
-    fn fresh_login(&self, login: &Login, slot: &TokenSlot) -> Result<Token, Error> {
-        let (username, password) = self.inner.config.login.credentials(slot)?;
-        self.run(login, None, Credential::Basic { username, password })
-    }
-
-    /// The current token, logging in first when there is none or it is about to expire.
-    fn token(&self) -> Result<Token, Error> {
-        let mut slot = self.slot();
-        let margin = self.inner.config.token_refresh_margin.as_millis() as u64;
-        if let Some(token) = slot.usable(now(), margin) {
-            return Ok(token);
-        }
-        let token = self.fresh_login(&Login::new(), &slot)?;
-        slot.store(token.clone());
-        Ok(token)
-    }
-
-    /// After a 401 with `rejected`: logs in again, unless another call already replaced it.
-    /// `false` when there is nothing to log in with (a given token).
-    fn relogin(&self, rejected: &Token) -> Result<bool, Error> {
-        let mut slot = self.slot();
-        match slot.after_rejection(rejected) {
-            AfterRejection::Final => Ok(false),
-            AfterRejection::Replaced(_) => Ok(true),
-            _ => {
-                let token = self.fresh_login(&Login::new(), &slot)?;
-                slot.store(token);
-                Ok(true)
-            }
-        }
-    }
-
-    /// The retry loop of a call whose answer is read whole; the decisions are nx-protocol's
-    /// ([`CallState`]), only sending, logging in and sleeping happen here.
-    fn run<O: OnPremOperation + ?Sized>(
+    /// One call of `op` carrying the token.
+    fn call<O: OnPremOperation + ?Sized>(
         &self,
         op: &O,
         mut source: Option<UploadSource>,
-        credential: Credential<'_>,
     ) -> Result<O::Output, Error> {
-        let config = &self.inner.config;
-        let transport = &config.transport;
-        let reopenable = source
-            .as_ref()
-            .is_none_or(nx_protocol::body::UploadSource::reopenable);
-        let mut call = CallState::on_premises(
-            transport.retry.clone(),
-            op.is_idempotent(),
-            transport.overall_timeout,
-        )
-        .with_body(reopenable);
-        let started = Instant::now();
+        let upload = Upload {
+            one_shot: source.as_ref().is_some_and(|s| !s.reopenable()),
+        };
+        let mut call = Call::onprem(op, &self.inner.config, upload).with_seed(fastrand::u64(..));
         let span = tracing::info_span!(
             "nx.onprem",
             method = %op.method(),
             attempt = tracing::field::Empty
         );
-        let _entered = span.enter();
-        loop {
-            let attempt = call.begin_attempt();
-            span.record("attempt", attempt);
-            // The token sent, kept for the re-login after a 401.
-            let mut token = None;
-            let auth = match credential {
-                Credential::Basic { username, password } => Auth::Basic {
-                    username,
-                    password: password.expose(),
-                },
-                Credential::Bearer => Auth::Bearer(token.insert(self.token()?)),
-            };
-            let request = onprem::build_request(op, &config.base_url, auth)?;
-            let sent = Instant::now();
-            let error = match self.attempt(op, request, source.as_mut()) {
-                Ok(output) => {
-                    tracing::debug!(
-                        latency_ms = sent.elapsed().as_millis() as u64,
-                        "call succeeded"
-                    );
-                    return Ok(output);
-                }
-                Err(e) => e,
-            };
-            tracing::debug!(
-                latency_ms = sent.elapsed().as_millis() as u64,
-                status = error.status().map(|s| s.as_u16()),
-                error = %error,
-                "attempt failed"
-            );
-            match call.after_error(&error, None, now(), started.elapsed(), fastrand::u64(..)) {
-                Next::Retry { delay } => std::thread::sleep(delay),
-                Next::Reauthenticate => match &token {
-                    Some(token) if self.relogin(token)? => {}
-                    _ => return Err(error),
-                },
-                Next::Fail(error) => return Err(error),
-                Next::GiveUp => return Err(error),
-            }
-        }
+        span.in_scope(|| self.run(&mut call, source.as_mut(), &mut Target::none()))
     }
 
-    /// One attempt of a call: send (streaming `source` for an upload), read the capped answer,
-    /// parse.
-    fn attempt<O: OnPremOperation + ?Sized>(
-        &self,
-        op: &O,
-        request: http::Request<nx_protocol::OutgoingBody>,
-        source: Option<&mut UploadSource>,
-    ) -> Result<O::Output, Error> {
-        let transport = &self.inner.config.transport;
-        let http = &self.inner.http;
-        const DURING: &str = "waiting for the answer";
-        let exchange = Exchange::of(request.body());
-        let response = http.send_built(request, source, &transport.user_agent, exchange, DURING)?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = transport::read_capped(
-            response,
-            transport.max_answer_bytes,
-            DURING,
-            http.request_timeout(),
-        )?;
-        Ok(onprem::parse_response(op, status, &headers, &body)?)
-    }
-
-    /// The retry loop of a retrieve; a failure after bytes reached the caller's writer is final.
+    /// One retrieve into `target`.
     fn retrieve_loop<W: Write + ?Sized>(
         &self,
         op: &RetrieveMedia,
         mut target: Target<'_, W>,
-        mut options: DownloadOptions,
+        options: DownloadOptions,
     ) -> Result<Retrieved, Error> {
-        let transport = &self.inner.config.transport;
-        let mut call =
-            CallState::on_premises(transport.retry.clone(), true, transport.overall_timeout);
-        let started = Instant::now();
+        let rewindable = target.rewindable();
+        let mut call = Call::retrieve(op, &self.inner.config, options, rewindable)
+            .with_seed(fastrand::u64(..));
         let span = tracing::info_span!("nx.onprem.retrieve", attempt = tracing::field::Empty);
-        let _entered = span.enter();
+        span.in_scope(|| self.run(&mut call, None, &mut target))
+    }
+
+    /// Drives `call`, answering its token steps.
+    fn run<K: Kind, W: Write + ?Sized>(
+        &self,
+        call: &mut Call<K>,
+        mut source: Option<&mut UploadSource>,
+        target: &mut Target<'_, W>,
+    ) -> Result<K::Output, Error> {
         loop {
-            let attempt = call.begin_attempt();
-            span.record("attempt", attempt);
-            let token = self.token()?;
-            let result = match &mut target {
-                Target::Writer(sink) => self.retrieve_once(op, &token, &mut **sink, &mut options),
-                Target::Path(path) => self.retrieve_to_temp(op, &token, path, &mut options),
-            };
-            let failure = match result {
-                Ok(retrieved) => return Ok(retrieved),
-                Err(failed) => failed,
-            };
-            match call.after_transfer(&failure, now(), started.elapsed(), fastrand::u64(..)) {
-                Next::Retry { delay } => std::thread::sleep(delay),
-                Next::Reauthenticate if self.relogin(&token)? => {}
-                Next::Fail(error) => return Err(error),
-                _ => return Err(failure.error),
+            match drive(&self.inner.http, call, source.as_deref_mut(), target) {
+                Step::Token { rejected } => call.token(self.token(rejected.as_ref())),
+                step => return step.into_result(),
             }
         }
     }
 
-    /// One retrieve into a fresh temporary file beside `path`, renamed into place only once
-    /// every check passed; dropped (deleted) on any failure.
-    fn retrieve_to_temp(
-        &self,
-        op: &RetrieveMedia,
-        token: &Token,
-        path: &Path,
-        options: &mut DownloadOptions,
-    ) -> Result<Retrieved, Failed> {
-        let mut temp = TempFile::create(path)?;
-        // The bytes went to a temporary file, not to the caller: a failed attempt can be retried.
-        let retrieved = self
-            .retrieve_once(op, token, temp.file(), options)
-            .map_err(|f| Failed { wrote: false, ..f })?;
-        temp.commit()?;
-        Ok(retrieved)
+    /// The token to send, logging in first when the slot says so (none yet, about to expire,
+    /// or `rejected` by a 401 and not replaced by another call meanwhile). `None`: a given token
+    /// was refused, there is nothing to log in with.
+    fn token(&self, rejected: Option<&Token>) -> Result<Option<Token>, Error> {
+        let mut slot = self.slot();
+        let margin = self.inner.config.token_refresh_margin.as_millis() as u64;
+        match slot.next(rejected, now(), margin) {
+            NextToken::Use(token) => Ok(Some(token)),
+            NextToken::Refused => Ok(None),
+            _ => {
+                let token = self.fresh_login(&Login::new(), &slot)?;
+                slot.store(token.clone());
+                Ok(Some(token))
+            }
+        }
     }
 
-    /// One retrieve attempt into `sink`: the head is classified by nx-protocol, a media body
-    /// streamed through the checks, an error body read (bounded) and parsed.
-    fn retrieve_once<W: Write + ?Sized>(
-        &self,
-        op: &RetrieveMedia,
-        token: &Token,
-        sink: &mut W,
-        options: &mut DownloadOptions,
-    ) -> Result<Retrieved, Failed> {
+    /// Logs in with the user name and the password in force (`slot` knows whether a first
+    /// login changed it).
+    fn fresh_login(&self, login: &Login, slot: &TokenSlot) -> Result<Token, Error> {
         let config = &self.inner.config;
-        let http = &self.inner.http;
-        let request = onprem::build_request(op, &config.base_url, Auth::Bearer(token))
-            .map_err(Error::from)?;
-        let response = http.send_built(
-            request,
-            None,
-            &config.transport.user_agent,
-            Exchange::Transfer,
-            "waiting for the answer to start",
-        )?;
-        let status = response.status();
-        let idle = http.request_timeout();
-        match op
-            .classify(status, response.headers())
-            .map_err(Error::from)?
-        {
-            RetrieveHead::Media(media) => {
-                let check =
-                    options.check(config.transport.max_download_bytes, media.content_length)?;
-                let verified = receive(response.into_body(), check, sink, idle, options)?;
-                Ok(Retrieved::new(media, verified))
-            }
-            RetrieveHead::Error { status, max_body } => {
-                let headers = response.headers().clone();
-                // As nx-async: a body that cannot be read (even in time) is empty; the status
-                // already says what went wrong.
-                let body =
-                    transport::error_body(response, max_body as u64, idle).unwrap_or_default();
-                Err(Error::Response(op.answer_error(status, &headers, &body)).into())
-            }
-        }
+        let (username, password) = config.login.credentials(slot)?;
+        let mut call = Call::login(login, config, username, password).with_seed(fastrand::u64(..));
+        let span = tracing::info_span!("nx.onprem.login", attempt = tracing::field::Empty);
+        span.in_scope(|| drive(&self.inner.http, &mut call, None, &mut Target::none()))
+            .into_result()
     }
 }

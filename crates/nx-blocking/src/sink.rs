@@ -1,69 +1,32 @@
-//! Where downloaded bytes go: any `Write`, checked chunk by chunk, or a temporary file that
-//! becomes the target file only once every check has passed. Shared by NXCloud downloads and
-//! On-Premises retrieves.
+//! Where downloaded bytes go: any `Write`, or a temporary file that becomes the target file only
+//! once every check has passed. Shared by NXCloud downloads and On-Premises retrieves.
 
-use std::io::{self, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use nx_protocol::client::Error;
-use nx_protocol::download::{DownloadCheck, Verified};
 
-use crate::transport::{self, CHUNK};
-use nx_protocol::call::TransferFailure as Failed;
-use nx_protocol::download::DownloadOptions;
-
-/// Where downloaded bytes go: a caller's writer, or a fresh temporary file per attempt that
-/// becomes the file at the path once every check has passed.
+/// Where a streamed answer goes: nowhere (a call read whole), a caller's writer, or a fresh
+/// temporary file per attempt that becomes the file at the path once every check has passed.
 pub(crate) enum Target<'a, W: ?Sized> {
+    None,
     Writer(&'a mut W),
     Path(&'a Path),
 }
 
-/// Streams an answer's `body` into `sink` through `check`, one 64 KiB chunk at a time; `idle`
-/// is the limit the agent enforces on each read (named in a timeout error).
-pub(crate) fn receive<W: Write + ?Sized>(
-    body: ureq::Body,
-    mut check: DownloadCheck,
-    sink: &mut W,
-    idle: Duration,
-    options: &mut DownloadOptions,
-) -> Result<Verified, Failed> {
-    let mut body = body.into_reader();
-    let mut buf = vec![0u8; CHUNK];
-    let mut wrote = false;
-    loop {
-        let n = match body.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(Failed {
-                    error: transport::body_error(e, "receiving the download", idle),
-                    wrote,
-                });
-            }
-        };
-        let chunk = &buf[..n];
-        check.update(chunk).map_err(|e| Failed {
-            error: e.into(),
-            wrote,
-        })?;
-        sink.write_all(chunk).map_err(|e| Failed {
-            error: Error::io("writing the download", e),
-            wrote: true,
-        })?;
-        wrote = true;
-        options.report(&check);
+impl Target<'_, std::fs::File> {
+    /// No target: the call's answer is read whole.
+    pub(crate) fn none() -> Self {
+        Target::None
     }
-    sink.flush().map_err(|e| Failed {
-        error: Error::io("writing the download", e),
-        wrote,
-    })?;
-    check.finish().map_err(|e| Failed {
-        error: e.into(),
-        wrote,
-    })
+}
+
+impl<W: ?Sized> Target<'_, W> {
+    /// Whether a failed attempt's bytes can be taken back (each attempt gets a new temporary
+    /// file), so it may be retried whatever it wrote.
+    pub(crate) fn rewindable(&self) -> bool {
+        matches!(self, Target::Path(_))
+    }
 }
 
 /// A temporary file beside the target, deleted unless [`TempFile::commit`] renames it into place.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use nx_protocol::call::Watch;
 use nx_protocol::client::{Error, RootStore, TransportConfig};
 use nx_protocol::proxy::{ProxyRules, ProxyUrl};
 
@@ -14,7 +15,7 @@ use crate::resolver::CachingResolver;
 use nx_protocol::{OutgoingBody, ResponseError, Snippet};
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
-use crate::upload::{Reader, UploadSource};
+use crate::upload::Reader;
 
 /// Bytes moved at a time: a download's buffer, and a JSON answer's read size.
 pub(crate) const CHUNK: usize = 64 * 1024;
@@ -22,25 +23,42 @@ pub(crate) const CHUNK: usize = 64 * 1024;
 /// How long a pooled connection may sit idle before it is dropped (as nx-async's pool).
 const POOL_IDLE: Duration = Duration::from_secs(60);
 
-/// Which limits an exchange runs under.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Exchange {
-    /// An API call with a small body: `request_timeout` bounds the whole attempt, from connecting
-    /// to the last byte of the answer.
-    Call,
-    /// A media transfer (an upload or a download): `request_timeout` bounds the time without a
-    /// byte moving, so a large file on a slow link is not cut by a total limit.
-    Transfer,
+/// The ureq limits of one attempt, from the call's [`Watch`]: the attempt's deadline as ureq's
+/// global timeout, a transfer's head limit as its receive-response timeout, and the stall grace
+/// period as its per-read and per-write limits (a body that moves nothing for that long is
+/// stalled whatever the floor).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    global: Duration,
+    recv_response: Option<Duration>,
+    per_io: Option<Duration>,
 }
 
-impl Exchange {
-    /// The limits for a request with `body`: a streamed body is a media transfer, limited by
-    /// idle time rather than by a total.
-    pub(crate) fn of(body: &OutgoingBody) -> Self {
-        match body {
-            OutgoingBody::Streamed(_) => Exchange::Transfer,
-            _ => Exchange::Call,
+impl Limits {
+    /// The limits of `watch`'s attempt, starting `now`.
+    pub(crate) fn of(watch: &Watch, now: Duration) -> Self {
+        Self {
+            global: watch.deadline().saturating_sub(now),
+            recv_response: watch.head_timeout(),
+            per_io: watch.stall().map(|s| s.grace),
         }
+    }
+}
+
+/// How sending a request failed.
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// With this error.
+    Failed(Error),
+    /// A limit of [`Limits`] passed: the call's watch says which.
+    Timeout,
+    /// The per-read or per-write limit passed: nothing moved for the stall grace period.
+    Stalled,
+}
+
+impl From<Error> for SendError {
+    fn from(error: Error) -> Self {
+        SendError::Failed(error)
     }
 }
 
@@ -51,6 +69,8 @@ pub(crate) struct Http {
     connect_timeout: Duration,
     request_timeout: Duration,
     proxies: Proxies,
+    /// Checked once at construction ([`TransportConfig::user_agent_header`]).
+    user_agent: http::HeaderValue,
 }
 
 /// nx-protocol's proxy rules, and the ureq proxy for each scheme they name (ureq tunnels with
@@ -121,10 +141,12 @@ impl Http {
     /// store plus `config.extra_roots_der`; 4xx/5xx are answers, not errors; redirects are not
     /// followed; the proxy of nx-protocol's rules for each target (never ureq's own reading of
     /// the environment); `connect_timeout` for DNS and for TCP + TLS (the proxy's CONNECT
-    /// included); by default `request_timeout` for a whole attempt ([`Exchange::Call`]).
+    /// included); by default `request_timeout` for a whole attempt (each request narrows it to
+    /// its call's limits); the last connector caps every socket wait at the call's current limit
+    /// ([`crate::deadline`]).
     pub(crate) fn new(config: &TransportConfig) -> Result<Self, Error> {
         // Refused here as nx-async does, rather than by ureq on every request.
-        config.user_agent_header()?;
+        let user_agent = config.user_agent_header()?;
         let mut roots: Vec<Certificate<'static>> = match config.root_store {
             RootStore::Native => native_roots()?,
             _ => webpki_root_certs::TLS_SERVER_ROOT_CERTS
@@ -157,9 +179,11 @@ impl Http {
             .max_idle_age(POOL_IDLE)
             .build();
         // ureq's default resolver starts a thread per request (see `resolver.rs`).
+        use ureq::unversioned::transport::Connector as _;
         let agent = ureq::Agent::with_parts(
             agent_config,
-            ureq::unversioned::transport::DefaultConnector::default(),
+            ureq::unversioned::transport::DefaultConnector::default()
+                .chain(crate::deadline::DeadlineConnector),
             CachingResolver::default(),
         );
         let rules = config.proxy.resolve(|name| std::env::var(name).ok())?;
@@ -168,98 +192,73 @@ impl Http {
             connect_timeout: config.connect_timeout,
             request_timeout: config.request_timeout,
             proxies: Proxies::new(rules)?,
+            user_agent,
         })
     }
 
-    /// The limit of [`Exchange`]s: for a whole call, or for a transfer's idle time.
-    pub(crate) fn request_timeout(&self) -> Duration {
-        self.request_timeout
-    }
-
-    /// Sends `request` with `body` (none for a GET) and returns the answer's head; the body is
-    /// read from the response afterwards. `during` names the wait in a timeout error.
+    /// Sends a request nx-protocol built, under `limits`: a body of bytes as it is, a streamed
+    /// body from `reader` (each read reported to `progress`, which says whether to go on), no
+    /// body at all when it is empty. Returns the answer's head; the body is read from the
+    /// response afterwards.
     pub(crate) fn send(
         &self,
-        request: http::Request<()>,
-        body: Option<&mut RequestBody>,
-        exchange: Exchange,
-        during: &'static str,
-    ) -> Result<http::Response<ureq::Body>, Error> {
-        let host = nx_protocol::client::peer(request.uri());
-        let (parts, ()) = request.into_parts();
-        let (error, may_have_reached_server) = match body {
-            None => match self.run(http::Request::from_parts(parts, ()), exchange) {
+        request: http::Request<OutgoingBody>,
+        reader: Option<Reader>,
+        limits: &Limits,
+        progress: &mut dyn FnMut(u64, bool) -> bool,
+    ) -> Result<http::Response<ureq::Body>, SendError> {
+        let (mut parts, outgoing) = request.into_parts();
+        parts
+            .headers
+            .insert(http::header::USER_AGENT, self.user_agent.clone());
+        let host = nx_protocol::client::peer(&parts.uri);
+        let (error, may_have_reached_server) = if matches!(outgoing, OutgoingBody::Empty) {
+            // A GET or DELETE: no body, not even an empty one.
+            match self.run(http::Request::from_parts(parts, ()), limits) {
                 Ok(response) => return Ok(response),
                 Err(error) => (error, true),
-            },
-            Some(body) => {
-                let request =
-                    http::Request::from_parts(parts, ureq::SendBody::from_reader(&mut *body));
-                match self.run(request, exchange) {
-                    Ok(response) => return Ok(response),
-                    Err(error) => {
-                        if let Some(source) = body.take_source_error() {
-                            return Err(Error::io("reading the upload source", source));
-                        }
-                        (error, body.may_have_reached_server())
+            }
+        } else {
+            let mut body = RequestBody::new(outgoing, reader, progress)?;
+            let request = http::Request::from_parts(parts, ureq::SendBody::from_reader(&mut body));
+            match self.run(request, limits) {
+                Ok(response) => return Ok(response),
+                Err(error) => {
+                    if body.stalled {
+                        return Err(SendError::Stalled);
                     }
+                    if let Some(source) = body.take_source_error() {
+                        return Err(Error::io("reading the upload source", source).into());
+                    }
+                    (error, body.may_have_reached_server())
                 }
             }
         };
-        Err(self.classify(error, host, may_have_reached_server, during))
-    }
-
-    /// Sends a request nx-protocol built: a body of bytes as it is, a streamed body from
-    /// `source` (opened from its start), no body at all when it is empty; with `user_agent`.
-    /// Returns the answer's head; the body is read from the response afterwards.
-    pub(crate) fn send_built(
-        &self,
-        request: http::Request<OutgoingBody>,
-        source: Option<&mut UploadSource>,
-        user_agent: &str,
-        exchange: Exchange,
-        during: &'static str,
-    ) -> Result<http::Response<ureq::Body>, Error> {
-        let (mut parts, outgoing) = request.into_parts();
-        parts.headers.insert(
-            http::header::USER_AGENT,
-            http::HeaderValue::from_str(user_agent)
-                .unwrap_or(http::HeaderValue::from_static(crate::USER_AGENT)),
-        );
-        let head = http::Request::from_parts(parts, ());
-        if matches!(outgoing, OutgoingBody::Empty) {
-            // A GET or DELETE: no body, not even an empty one.
-            return self.send(head, None, exchange, during);
-        }
-        let reader = match (&outgoing, source) {
-            (OutgoingBody::Streamed(_), Some(source)) => Some(crate::upload::open(source)?),
-            _ => None,
-        };
-        let mut body = RequestBody::new(outgoing, reader)?;
-        self.send(head, Some(&mut body), exchange, during)
+        Err(self.classify(error, host, may_have_reached_server))
     }
 
     fn run<S: ureq::AsSendBody>(
         &self,
         request: http::Request<S>,
-        exchange: Exchange,
+        limits: &Limits,
     ) -> Result<http::Response<ureq::Body>, ureq::Error> {
         let proxy = self.proxies.for_target(request.uri()).cloned();
-        let request = match (exchange, proxy) {
-            (Exchange::Call, None) => request,
-            (Exchange::Call, Some(proxy)) => self
-                .agent
-                .configure_request(request)
-                .proxy(Some(proxy))
-                .build(),
-            (Exchange::Transfer, proxy) => self
-                .agent
+        // The agent's own limit is `request_timeout` for the whole attempt: a request that needs
+        // no other, and no proxy, is sent as it is (configuring one copies the agent's settings).
+        let plain = limits.recv_response.is_none()
+            && limits.per_io.is_none()
+            && limits.global >= self.request_timeout;
+        let request = if plain && proxy.is_none() {
+            request
+        } else {
+            self.agent
                 .configure_request(request)
                 .proxy(proxy)
-                .timeout_global(None)
-                .timeout_per_read(Some(self.request_timeout))
-                .timeout_per_write(Some(self.request_timeout))
-                .build(),
+                .timeout_global(Some(limits.global))
+                .timeout_recv_response(limits.recv_response)
+                .timeout_per_read(limits.per_io)
+                .timeout_per_write(limits.per_io)
+                .build()
         };
         self.agent.run(request)
     }
@@ -272,10 +271,9 @@ impl Http {
         error: ureq::Error,
         host: String,
         may_have_reached_server: bool,
-        during: &'static str,
-    ) -> Error {
+    ) -> SendError {
         let kind = kind_of(&error, may_have_reached_server);
-        match kind {
+        SendError::Failed(match kind {
             Kind::Connect => Error::Connect {
                 host,
                 source: Box::new(error),
@@ -291,14 +289,8 @@ impl Http {
                 host,
                 source: Box::new(error),
             },
-            Kind::Timeout { sending } => Error::Timeout {
-                during: if sending {
-                    "sending the request"
-                } else {
-                    during
-                },
-                after: self.request_timeout,
-            },
+            Kind::Timeout { stall: false } => return SendError::Timeout,
+            Kind::Timeout { stall: true } => return SendError::Stalled,
             Kind::Status(status) => Error::Response(ResponseError::Http {
                 status,
                 snippet: Snippet::of(b""),
@@ -310,7 +302,7 @@ impl Http {
             Kind::Transport => Error::Transport {
                 source: Box::new(error),
             },
-        }
+        })
     }
 }
 
@@ -346,7 +338,10 @@ enum Kind {
     Connect,
     ConnectTimeout,
     Tls,
-    Timeout { sending: bool },
+    /// `stall`: the per-read or per-write limit (the stall grace period) passed.
+    Timeout {
+        stall: bool,
+    },
     Status(http::StatusCode),
     Request,
     Transport,
@@ -356,7 +351,7 @@ enum Kind {
 ///
 /// - DNS failure, refused or unreachable, connect (or DNS) timeout, no address: `Connect`.
 /// - rustls anywhere in the chain, or ureq's own TLS errors: `Tls`.
-/// - any other timeout (whole attempt, idle read or write): `Timeout`.
+/// - any other timeout: `Timeout`, a stall when it was the per-read or per-write limit.
 /// - a request ureq refuses to build (bad URI, https-only): `Request` (a configuration error,
 ///   not retried).
 /// - anything else (reset, broken pipe, truncated or malformed answer): `Connect` when the
@@ -378,10 +373,7 @@ fn kind_of(error: &ureq::Error, may_have_reached_server: bool) -> Kind {
             Kind::ConnectTimeout
         }
         ureq::Error::Timeout(t) => Kind::Timeout {
-            sending: matches!(
-                t,
-                ureq::Timeout::PerWrite | ureq::Timeout::SendRequest | ureq::Timeout::SendBody
-            ),
+            stall: matches!(t, ureq::Timeout::PerRead | ureq::Timeout::PerWrite),
         },
         ureq::Error::HostNotFound
         | ureq::Error::ConnectionFailed
@@ -402,7 +394,7 @@ fn kind_of(error: &ureq::Error, may_have_reached_server: bool) -> Kind {
             | io::ErrorKind::NetworkDown
             | io::ErrorKind::AddrNotAvailable => Kind::Connect,
             _ if is_dns_failure(io) => Kind::Connect,
-            io::ErrorKind::TimedOut => unsent(Kind::Timeout { sending: false }),
+            io::ErrorKind::TimedOut => unsent(Kind::Timeout { stall: false }),
             _ => unsent(Kind::Transport),
         },
         _ => unsent(Kind::Transport),
@@ -453,63 +445,23 @@ fn request_error_text(error: &ureq::Error) -> &'static str {
 }
 
 /// Maps a failure while reading an answer's body: a ureq timeout (carried inside the
-/// `io::Error`) or a socket timeout is `Timeout`, anything else (reset, truncated body,
-/// malformed chunking) is `Transport`.
-pub(crate) fn body_error(error: io::Error, during: &'static str, after: Duration) -> Error {
+/// `io::Error`) or a socket timeout is a passed limit (a stall when it was the per-read one),
+/// anything else (reset, truncated body, malformed chunking) is `Transport`.
+pub(crate) fn body_error(error: io::Error) -> SendError {
     let ureq_timeout = error
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<ureq::Error>())
-        .is_some_and(|e| matches!(e, ureq::Error::Timeout(_)));
-    if ureq_timeout || error.kind() == io::ErrorKind::TimedOut {
-        Error::Timeout { during, after }
-    } else {
-        Error::Transport {
+        .and_then(|e| match e {
+            ureq::Error::Timeout(t) => Some(*t),
+            _ => None,
+        });
+    match ureq_timeout {
+        Some(ureq::Timeout::PerRead | ureq::Timeout::PerWrite) => SendError::Stalled,
+        Some(_) => SendError::Timeout,
+        None if error.kind() == io::ErrorKind::TimedOut => SendError::Timeout,
+        None => SendError::Failed(Error::Transport {
             source: Box::new(error),
-        }
-    }
-}
-
-/// Reads a whole answer of at most `limit` bytes; a larger one is refused as soon as it is
-/// announced or exceeded, without buffering more than `limit` bytes.
-pub(crate) fn read_capped(
-    response: http::Response<ureq::Body>,
-    limit: u64,
-    during: &'static str,
-    timeout: Duration,
-) -> Result<Vec<u8>, Error> {
-    let announced = nx_protocol::head::content_length(response.headers());
-    if announced.is_some_and(|len| len > limit) {
-        return Err(Error::AnswerTooLarge { limit });
-    }
-    // Read straight into the answer's buffer, one byte past the limit at most: no scratch
-    // buffer to allocate and zero per answer.
-    let mut reader = response
-        .into_body()
-        .into_reader()
-        .take(limit.saturating_add(1));
-    let mut out = Vec::with_capacity(announced.unwrap_or(1024).min(limit) as usize);
-    loop {
-        match reader.read_to_end(&mut out) {
-            Ok(_) if out.len() as u64 > limit => return Err(Error::AnswerTooLarge { limit }),
-            Ok(_) => return Ok(out),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(body_error(e, during, timeout)),
-        }
-    }
-}
-
-/// Reads at most `max` bytes of an error answer's body, within `timeout`. A body that cannot be
-/// read is empty (the status already says what went wrong), except after a timeout, which is
-/// returned: a stalled answer is a network failure, not the error the status names.
-pub(crate) fn error_body(
-    response: http::Response<ureq::Body>,
-    max: u64,
-    timeout: Duration,
-) -> Result<Vec<u8>, Error> {
-    match read_capped(response, max, "reading an error answer", timeout) {
-        Ok(body) => Ok(body),
-        Err(e @ Error::Timeout { .. }) => Err(e),
-        Err(_) => Ok(Vec::new()),
+        }),
     }
 }
 
@@ -517,15 +469,23 @@ pub(crate) fn error_body(
 /// source, then `tail` (`Read::chain`), so nothing is buffered beyond ureq's output buffer. The
 /// request carries the exact `Content-Length` nx-protocol computed, so ureq neither adds its own
 /// framing nor switches to chunked encoding.
-pub(crate) struct RequestBody {
+pub(crate) struct RequestBody<'a> {
     chain: io::Chain<io::Chain<Cursor<Bytes>, Exact>, Cursor<Bytes>>,
     len: u64,
     touched: bool,
+    /// Told of every read (bytes, and whether the body ended); `false` stops the upload.
+    progress: &'a mut dyn FnMut(u64, bool) -> bool,
+    /// `progress` stopped it: a limit passed.
+    pub(crate) stalled: bool,
 }
 
-impl RequestBody {
+impl<'a> RequestBody<'a> {
     /// The body for a built request: bytes as they are, a streamed part from `reader`.
-    pub(crate) fn new(outgoing: OutgoingBody, reader: Option<Reader>) -> Result<Self, Error> {
+    pub(crate) fn new(
+        outgoing: OutgoingBody,
+        reader: Option<Reader>,
+        progress: &'a mut dyn FnMut(u64, bool) -> bool,
+    ) -> Result<Self, Error> {
         let len = outgoing.content_length();
         let (head, exact, tail) = match (outgoing, reader) {
             (OutgoingBody::Empty, _) => (Bytes::new(), Exact::none(), Bytes::new()),
@@ -543,6 +503,8 @@ impl RequestBody {
             chain: Cursor::new(head).chain(exact).chain(Cursor::new(tail)),
             len,
             touched: false,
+            progress,
+            stalled: false,
         })
     }
 
@@ -558,10 +520,18 @@ impl RequestBody {
     }
 }
 
-impl Read for RequestBody {
+impl Read for RequestBody<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.touched = true;
-        self.chain.read(buf)
+        let n = self.chain.read(buf)?;
+        if !buf.is_empty() && !(self.progress)(n as u64, n == 0) {
+            self.stalled = true;
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the upload moved too slowly",
+            ));
+        }
+        Ok(n)
     }
 }
 
@@ -666,17 +636,23 @@ mod tests {
             (
                 ureq::Error::Timeout(ureq::Timeout::Global),
                 true,
-                Kind::Timeout { sending: false },
+                Kind::Timeout { stall: false },
             ),
+            (
+                ureq::Error::Timeout(ureq::Timeout::RecvResponse),
+                true,
+                Kind::Timeout { stall: false },
+            ),
+            // The per-read and per-write limits are the stall grace period.
             (
                 ureq::Error::Timeout(ureq::Timeout::PerRead),
                 true,
-                Kind::Timeout { sending: false },
+                Kind::Timeout { stall: true },
             ),
             (
                 ureq::Error::Timeout(ureq::Timeout::PerWrite),
                 true,
-                Kind::Timeout { sending: true },
+                Kind::Timeout { stall: true },
             ),
             // After the body started: the request may have been carried out.
             (io(K::ConnectionReset), true, Kind::Transport),
@@ -714,25 +690,25 @@ mod tests {
 
     #[test]
     fn errors_reading_a_body_are_timeouts_or_transport() {
-        let after = Duration::from_secs(3);
         let wrapped = ureq::Error::Timeout(ureq::Timeout::RecvBody).into_io();
-        assert!(matches!(
-            body_error(wrapped, "receiving", after),
-            Error::Timeout { during: "receiving", after: a } if a == after
-        ));
+        assert!(matches!(body_error(wrapped), SendError::Timeout));
+        let per_read = ureq::Error::Timeout(ureq::Timeout::PerRead).into_io();
+        assert!(matches!(body_error(per_read), SendError::Stalled));
         let timed_out = io::Error::new(io::ErrorKind::TimedOut, "slow");
-        assert!(matches!(
-            body_error(timed_out, "receiving", after),
-            Error::Timeout { .. }
-        ));
+        assert!(matches!(body_error(timed_out), SendError::Timeout));
         let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "Peer disconnected");
         assert!(matches!(
-            body_error(eof, "receiving", after),
-            Error::Transport { .. }
+            body_error(eof),
+            SendError::Failed(Error::Transport { .. })
         ));
     }
 
-    fn read_all(body: &mut RequestBody) -> io::Result<Vec<u8>> {
+    /// Progress that never stops an upload.
+    fn go_on(_: u64, _: bool) -> bool {
+        true
+    }
+
+    fn read_all(body: &mut RequestBody<'_>) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
         let mut buf = [0u8; 7];
         loop {
@@ -753,8 +729,9 @@ mod tests {
 
     #[test]
     fn a_streamed_body_is_head_exactly_stream_len_bytes_then_tail() {
+        let mut go_on = go_on;
         let source: Reader = Box::new(Cursor::new(b"0123456789abcdef".to_vec()));
-        let mut body = RequestBody::new(streamed(10), Some(source)).unwrap();
+        let mut body = RequestBody::new(streamed(10), Some(source), &mut go_on).unwrap();
         assert!(!body.may_have_reached_server());
         assert_eq!(read_all(&mut body).unwrap(), b"HEAD0123456789TAIL");
         assert!(body.may_have_reached_server());
@@ -763,8 +740,9 @@ mod tests {
 
     #[test]
     fn a_short_or_failing_source_is_kept_as_a_local_error() {
+        let mut go_on = go_on;
         let source: Reader = Box::new(Cursor::new(b"0123".to_vec()));
-        let mut body = RequestBody::new(streamed(10), Some(source)).unwrap();
+        let mut body = RequestBody::new(streamed(10), Some(source), &mut go_on).unwrap();
         let err = read_all(&mut body).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         let kept = body.take_source_error().unwrap();
@@ -780,7 +758,7 @@ mod tests {
                 ))
             }
         }
-        let mut body = RequestBody::new(streamed(10), Some(Box::new(Broken))).unwrap();
+        let mut body = RequestBody::new(streamed(10), Some(Box::new(Broken)), &mut go_on).unwrap();
         assert_eq!(
             read_all(&mut body).unwrap_err().kind(),
             io::ErrorKind::PermissionDenied
@@ -793,14 +771,19 @@ mod tests {
 
     #[test]
     fn bytes_and_empty_bodies_need_no_source() {
-        let mut body =
-            RequestBody::new(OutgoingBody::Bytes(Bytes::from_static(b"{}")), None).unwrap();
+        let mut go_on = go_on;
+        let mut body = RequestBody::new(
+            OutgoingBody::Bytes(Bytes::from_static(b"{}")),
+            None,
+            &mut go_on,
+        )
+        .unwrap();
         assert_eq!(read_all(&mut body).unwrap(), b"{}");
-        let empty = RequestBody::new(OutgoingBody::Empty, None).unwrap();
+        let empty = RequestBody::new(OutgoingBody::Empty, None, &mut go_on).unwrap();
         // A head-only request: nothing tells whether it arrived.
         assert!(empty.may_have_reached_server());
         assert!(matches!(
-            RequestBody::new(streamed(1), None),
+            RequestBody::new(streamed(1), None, &mut go_on),
             Err(Error::Config(_))
         ));
     }

@@ -259,7 +259,8 @@ mod tests {
         );
 
         let timeout = Error::Timeout {
-            during: "connecting",
+            phase: nx_protocol::call::Phase::Connect,
+            limit: nx_protocol::call::Limit::Call,
             after: std::time::Duration::from_secs(1),
         };
         assert_eq!(CliError::from(timeout).exit.code(), 4);

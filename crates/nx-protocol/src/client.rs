@@ -45,6 +45,9 @@ pub enum RootStore {
     Native,
 }
 
+/// The default [`TransportConfig::min_transfer_rate`]: 256 KiB/s.
+pub const DEFAULT_MIN_TRANSFER_RATE: u64 = 256 * 1024;
+
 /// Settings every client has, whatever API it speaks: timeouts, retries, limits, TLS roots.
 ///
 /// `Debug` shows the extra roots as a count, not their bytes.
@@ -54,14 +57,24 @@ pub struct TransportConfig {
     /// Limit for establishing a connection (TCP + TLS). Default 10 s.
     pub connect_timeout: Duration,
     /// Limit for one attempt of an API call, from sending to the last byte of the answer; for
-    /// media transfers (uploads and downloads), the longest the transfer may go without a byte
-    /// moving, so a large file is not cut by a total limit. Default 30 s.
+    /// a media transfer (an upload or a download), the limit for the answer's head once the
+    /// request was sent, and for an error answer's body. Default 30 s.
     pub request_timeout: Duration,
-    /// Limit for a whole API call including retries and their waits: no new attempt starts
-    /// (and no wait is begun) that would end past it. An attempt already running is bounded by
-    /// [`TransportConfig::request_timeout`], so a call ends at most one `request_timeout` after
-    /// this. Default 120 s.
+    /// Limit for a whole call: every attempt, retry wait and transfer. No wait is begun that
+    /// would end past it, and an attempt running at it is cut there, ending with
+    /// [`Error::Timeout`]. A media transfer gets [`TransportConfig::min_transfer_rate`] on top.
+    /// Default 120 s.
     pub overall_timeout: Duration,
+    /// The time a media transfer may take beyond `overall_timeout`: its size at this many bytes
+    /// per second (an upload's length; for a download, its size cap, since its length is known
+    /// only once it started). Default 256 KiB/s (2 Mbit/s), so a 100 MiB file may take 120 s +
+    /// 400 s and any transfer sustaining that rate fits. `None`: `overall_timeout` bounds
+    /// transfers too (the builders' `time_limit` sets this).
+    pub min_transfer_rate: Option<u64>,
+    /// Stalled-stream protection for media bodies (uploads and downloads): a body moving slower
+    /// than its floor for its grace period fails. Default 20 s below 1 B/s (aws-sdk-rust's);
+    /// `None` turns it off (the deadlines above still hold).
+    pub stalled_stream: Option<crate::call::StallProtection>,
     /// Retry and backoff policy.
     pub retry: RetryPolicy,
     /// Largest JSON answer accepted; a larger one is refused without buffering it. Default 1 MiB.
@@ -89,6 +102,8 @@ impl fmt::Debug for TransportConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("overall_timeout", &self.overall_timeout)
+            .field("min_transfer_rate", &self.min_transfer_rate)
+            .field("stalled_stream", &self.stalled_stream)
             .field("retry", &self.retry)
             .field("max_answer_bytes", &self.max_answer_bytes)
             .field("max_download_bytes", &self.max_download_bytes)
@@ -108,6 +123,8 @@ impl TransportConfig {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             overall_timeout: Duration::from_secs(120),
+            min_transfer_rate: Some(DEFAULT_MIN_TRANSFER_RATE),
+            stalled_stream: Some(crate::call::StallProtection::DEFAULT),
             retry: RetryPolicy::default(),
             max_answer_bytes: 1024 * 1024,
             max_download_bytes: 100 * 1024 * 1024,
@@ -309,14 +326,16 @@ pub enum Error {
     /// answer that is not valid).
     #[error(transparent)]
     Response(#[from] ResponseError),
-    /// A limit of the configuration passed.
+    /// A time limit passed: which one, after how long, and what the call was doing.
     #[error(
-        "timed out after {after:?} while {during}; the server or network is slow or stalled; retry later or raise the timeout"
+        "timed out {phase}: {limit} of {after:?} passed; the server or network is slow or stalled; retry later or raise the timeout"
     )]
     Timeout {
-        /// What was going on.
-        during: &'static str,
-        /// The limit that passed.
+        /// What the call was doing.
+        phase: crate::call::Phase,
+        /// Which limit passed.
+        limit: crate::call::Limit,
+        /// How long that limit was.
         after: Duration,
     },
     /// No connection could be made.
@@ -453,10 +472,24 @@ macro_rules! transport_setters {
             self
         }
 
-        /// Limits a whole call to `d`, retries included ([`TransportConfig::overall_timeout`]),
+        /// See [`TransportConfig::min_transfer_rate`].
+        pub fn min_transfer_rate(mut self, bytes_per_sec: Option<u64>) -> Self {
+            self.transport.min_transfer_rate = bytes_per_sec;
+            self
+        }
+
+        /// See [`TransportConfig::stalled_stream`].
+        pub fn stalled_stream(mut self, protection: Option<crate::call::StallProtection>) -> Self {
+            self.transport.stalled_stream = protection;
+            self
+        }
+
+        /// Limits a whole call to `d`, retries and transfers included
+        /// ([`TransportConfig::overall_timeout`], no [`TransportConfig::min_transfer_rate`]),
         /// and each attempt's connect and answer limits to at most `d` as well.
         pub fn time_limit(mut self, d: Duration) -> Self {
             self.transport.overall_timeout = d;
+            self.transport.min_transfer_rate = None;
             self.transport.connect_timeout = self.transport.connect_timeout.min(d);
             self.transport.request_timeout = self.transport.request_timeout.min(d);
             self

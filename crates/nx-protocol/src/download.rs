@@ -269,6 +269,11 @@ impl DownloadOptions {
         self
     }
 
+    /// The size cap: [`DownloadOptions::max_bytes`] if set, else `default_max`.
+    pub fn max_bytes_or(&self, default_max: u64) -> u64 {
+        self.max_bytes.unwrap_or(default_max)
+    }
+
     /// Called after every chunk with (bytes so far, total when announced).
     pub fn progress(mut self, f: impl FnMut(u64, Option<u64>) + Send + 'static) -> Self {
         self.progress = Some(Box::new(f));
@@ -282,7 +287,7 @@ impl DownloadOptions {
         default_max: u64,
         total: Option<u64>,
     ) -> Result<DownloadCheck, IntegrityError> {
-        let mut check = DownloadCheck::new(self.max_bytes.unwrap_or(default_max));
+        let mut check = DownloadCheck::new(self.max_bytes_or(default_max));
         if let Some(digest) = self.sha256 {
             check = check.expect_sha256(digest);
         } else if self.compute_sha256 {

@@ -33,7 +33,8 @@
 //! Modules: [`sign`] (the signer, reusable by every NXCloud API), [`operation`] (request building
 //! and answer parsing for any [`operation::Operation`]), [`wa`] (WhatsApp media), [`onprem`]
 //! (WhatsApp On-Premises media), [`policy`] (retry and clock skew), [`download`] (streamed
-//! integrity checks).
+//! integrity checks), [`call`] (for writing a transport: the call machine both transports drive,
+//! and every time limit of a call).
 //!
 //! No cargo features: everything here is pure, and always built.
 #![forbid(unsafe_code)]

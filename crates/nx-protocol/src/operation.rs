@@ -207,11 +207,7 @@ impl BaseUrl {
     /// Whether the host is a loopback address (`localhost`, 127.0.0.0/8, `::1`), where plain
     /// HTTP is harmless.
     pub fn is_loopback(&self) -> bool {
-        let host = self.host();
-        host.eq_ignore_ascii_case("localhost")
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
+        is_loopback_host(self.host())
     }
 
     /// The URL of `path_and_query` (which starts with `/`) below this base.
@@ -482,4 +478,13 @@ mod tests {
             }
         }
     }
+}
+
+/// Whether `host` (an IPv6 address without brackets) is loopback: `localhost`, 127.0.0.0/8,
+/// `::1`, where plain HTTP is harmless.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

@@ -193,7 +193,9 @@ impl RetrieveMedia {
     /// to [`crate::onprem::parse_response`], which turns them into the error (a 404 with no
     /// body into one whose [`ResponseError::is_not_found`] is true).
     ///
-    /// A 2xx whose `Content-Length` is not a number is refused as [`ResponseError::Malformed`].
+    /// Only `200` is the whole file: `206 Partial Content`, `204 No Content` and any other 2xx
+    /// are refused as [`ResponseError::Malformed`], as is a 200 whose `Content-Length` is not a
+    /// number.
     /// A 2xx whose `Content-Type` is `application/json` is not a media file (WhatsApp's media
     /// table has no JSON type; a proxy or the installation answering Meta's error shape with a
     /// 200 is): it is read as an answer, like an error status.
@@ -224,6 +226,14 @@ impl RetrieveMedia {
                 status,
                 max_body: MAX_ERROR_BODY,
             });
+        }
+        if status != StatusCode::OK {
+            // 206, 204 or another 2xx: not the whole file (no range is ever asked for).
+            return Err(ResponseError::malformed(
+                status,
+                "a media retrieve must be answered 200 with the whole file; this answer is not it",
+                b"",
+            ));
         }
         media_head(headers)
             .map(RetrieveHead::Media)

@@ -92,5 +92,5 @@ pub use operation::{
     parse_response,
 };
 pub use token::{
-    AfterRejection, Login, Token, TokenSlot, format_expires_after, parse_expires_after,
+    AfterRejection, Login, NextToken, Token, TokenSlot, format_expires_after, parse_expires_after,
 };

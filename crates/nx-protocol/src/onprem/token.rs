@@ -74,6 +74,18 @@ pub struct TokenSlot {
     password: Option<AccessSecret>,
 }
 
+/// Which token a call sends next ([`TokenSlot::next`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NextToken {
+    /// Send this one.
+    Use(Token),
+    /// Log in first (none yet, it is about to expire, or the server rejected it), then store
+    /// the new one.
+    LogIn,
+    /// The server rejected a token the caller gave: there is nothing to log in with.
+    Refused,
+}
+
 /// What to do after the server rejected a token with 401.
 ///
 /// Exhaustive on purpose: a transport acts on every outcome, so a new one must fail to compile rather than fall into a
@@ -132,6 +144,20 @@ impl TokenSlot {
             _ if self.given => AfterRejection::Final,
             Some(current) if current != rejected => AfterRejection::Replaced(current.clone()),
             _ => AfterRejection::LogIn,
+        }
+    }
+
+    /// The token a call sends next, at `now`: the current one if it is usable (not within
+    /// `margin_ms` of expiry), else a login; after a 401 refused `rejected`, as
+    /// [`TokenSlot::after_rejection`] says.
+    pub fn next(&self, rejected: Option<&Token>, now: Timestamp, margin_ms: u64) -> NextToken {
+        match rejected.map(|token| self.after_rejection(token)) {
+            None => self
+                .usable(now, margin_ms)
+                .map_or(NextToken::LogIn, NextToken::Use),
+            Some(AfterRejection::Final) => NextToken::Refused,
+            Some(AfterRejection::Replaced(token)) => NextToken::Use(token),
+            Some(AfterRejection::LogIn) => NextToken::LogIn,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! When to send a failed call again, and how long to wait first.
 //!
-//! Both transports drive the same loop around [`RetryPolicy::decide`]:
+//! Both transports run it through the call machine ([`crate::call::Call`]), which adds the call's
+//! deadline, the one-shot and never-resend rules and the repairs themselves (clock, login). A
+//! client of one's own can run the decision alone, in a loop like this one:
 //!
 //! ```
 //! use std::time::Duration;

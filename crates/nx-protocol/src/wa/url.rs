@@ -86,6 +86,33 @@ impl DownloadUrl {
         &self.url
     }
 
+    /// Whether the URL is `https`.
+    pub fn is_https(&self) -> bool {
+        self.url
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+    }
+
+    /// Whether the URL's host is loopback, where plain `http` is harmless.
+    ///
+    /// ```
+    /// use nx_protocol::wa::DownloadUrl;
+    /// let local = DownloadUrl::parse("http://127.0.0.1:9000/f?Signature=s").unwrap();
+    /// assert!(local.is_loopback() && !local.is_https());
+    /// let remote = DownloadUrl::parse("HTTPS://[2001:db8::1]/f").unwrap();
+    /// assert!(!remote.is_loopback() && remote.is_https());
+    /// ```
+    pub fn is_loopback(&self) -> bool {
+        self.url.parse::<Uri>().ok().is_some_and(|uri| {
+            let host = uri.host().unwrap_or_default();
+            let host = host
+                .strip_prefix('[')
+                .and_then(|v6| v6.strip_suffix(']'))
+                .unwrap_or(host);
+            crate::operation::is_loopback_host(host)
+        })
+    }
+
     /// The `Expires` parameter: Unix seconds after which the storage refuses the URL.
     pub fn expires_at(&self) -> Option<u64> {
         self.expires_at

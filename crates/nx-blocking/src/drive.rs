@@ -1,0 +1,197 @@
+//! The one loop that carries out a [`Call`]'s steps on ureq: send, read, write, sleep. Every
+//! decision (what to send, how long to wait, whether to retry) is the call machine's; the
+//! client types only answer the steps it cannot take itself (a token, a fresh download URL).
+
+use std::io::{self, Read, Write};
+
+use nx_protocol::OutgoingBody;
+use nx_protocol::call::{Call, Kind, Now, Read as ReadAs, Step};
+use nx_protocol::client::Error;
+
+use crate::client::{instant, mono, now};
+use crate::deadline;
+use crate::sink::{Target, TempFile};
+use crate::transport::{self, CHUNK, Http, Limits, SendError};
+use crate::upload::UploadSource;
+
+/// Runs `call` until it ends or asks for what only the client can give (a token, a fresh
+/// URL): that step is returned.
+pub(crate) fn drive<K: Kind, W: Write + ?Sized>(
+    http: &Http,
+    call: &mut Call<K>,
+    mut source: Option<&mut UploadSource>,
+    target: &mut Target<'_, W>,
+) -> Step<K::Output> {
+    loop {
+        match call.poll(Now {
+            at: mono(),
+            wall: now(),
+        }) {
+            Step::Send(request) => {
+                tracing::Span::current().record("attempt", call.attempt());
+                let sent = std::time::Instant::now();
+                attempt(http, call, request, source.as_deref_mut(), target);
+                let latency_ms = sent.elapsed().as_millis() as u64;
+                match call.failure() {
+                    None => tracing::debug!(latency_ms, "call succeeded"),
+                    Some(error) => tracing::debug!(
+                        latency_ms,
+                        status = error.status().map(|s| s.as_u16()),
+                        code = error.api_code().map(|c| c.get()),
+                        error = %error,
+                        "attempt failed"
+                    ),
+                }
+            }
+            Step::Sleep(until) => std::thread::sleep(until.saturating_sub(mono())),
+            step => return step,
+        }
+    }
+}
+
+/// Feeds a failure of the HTTP stack to the call.
+fn failed<K: Kind>(call: &mut Call<K>, failure: SendError) {
+    match failure {
+        SendError::Failed(error) => call.failed(error),
+        SendError::Timeout => call.timed_out(mono()),
+        SendError::Stalled => call.stalled(),
+    }
+}
+
+/// One attempt: send the request, read its answer as the call says, feed back what happened.
+fn attempt<K: Kind, W: Write + ?Sized>(
+    http: &Http,
+    call: &mut Call<K>,
+    request: http::Request<OutgoingBody>,
+    source: Option<&mut UploadSource>,
+    target: &mut Target<'_, W>,
+) {
+    let limits = Limits::of(call.watch(), mono());
+    let _cleared = deadline::Cleared;
+    deadline::set(Some(instant(call.watch().hard_limit())));
+    let reader = match (request.body(), source) {
+        (OutgoingBody::Streamed(_), Some(source)) => match crate::upload::open(source) {
+            Ok(reader) => Some(reader),
+            Err(error) => return call.failed(error),
+        },
+        _ => None,
+    };
+    let sent = {
+        let mut progress = |n: u64, done: bool| {
+            let now = mono();
+            let go_on = call.progress(n, now);
+            if done {
+                call.sent(now);
+            }
+            // Once the body is out, the head's limit runs.
+            deadline::set(Some(instant(call.watch().hard_limit())));
+            go_on
+        };
+        http.send(request, reader, &limits, &mut progress)
+    };
+    let response = match sent {
+        Ok(response) => response,
+        Err(failure) => return failed(call, failure),
+    };
+    let (head, body) = response.into_parts();
+    let mut body = body.into_reader();
+    let read = call.head(head.status, &head.headers, mono());
+    deadline::set(Some(instant(call.watch().hard_limit())));
+    match read {
+        ReadAs::Skip => {}
+        ReadAs::Whole { max } => match read_capped(call, &mut body, &head.headers, max) {
+            Ok(Some(bytes)) => call.whole(head.status, &head.headers, &bytes, mono()),
+            Ok(None) => {}
+            Err(failure) => failed(call, failure),
+        },
+        ReadAs::Stream => match target {
+            Target::None => call.failed(Error::Config("a streamed answer needs a target".into())),
+            Target::Writer(sink) => {
+                if pump(call, &mut body, &mut **sink)
+                    && let Err(e) = sink.flush()
+                {
+                    call.failed(Error::io("writing the download", e));
+                }
+            }
+            Target::Path(path) => {
+                let mut temp = match TempFile::create(path) {
+                    Ok(temp) => temp,
+                    Err(error) => return call.failed(error),
+                };
+                if pump(call, &mut body, temp.file())
+                    && let Err(error) = temp.commit()
+                {
+                    call.failed(error);
+                }
+            }
+        },
+    }
+}
+
+/// A whole answer of at most `max` bytes, read straight into its buffer; a larger one is
+/// refused as soon as it is announced or exceeded. The call checks its limits after every
+/// read (`None`: one passed).
+fn read_capped<K: Kind>(
+    call: &mut Call<K>,
+    body: &mut impl Read,
+    headers: &http::HeaderMap,
+    max: u64,
+) -> Result<Option<Vec<u8>>, SendError> {
+    let announced = nx_protocol::head::content_length(headers);
+    if announced.is_some_and(|len| len > max) {
+        return Err(Error::AnswerTooLarge { limit: max }.into());
+    }
+    let mut out = Vec::with_capacity(announced.unwrap_or(1024).min(max) as usize);
+    loop {
+        let filled = out.len();
+        // Room for what is announced (or 1 KiB more), one byte past the limit at most.
+        let room = out.capacity().saturating_sub(filled).max(1024) as u64;
+        let want = room.min(max + 1 - filled as u64) as usize;
+        out.resize(filled + want, 0);
+        match body.read(&mut out[filled..]) {
+            Ok(0) => {
+                out.truncate(filled);
+                return Ok(Some(out));
+            }
+            Ok(n) => {
+                out.truncate(filled + n);
+                if out.len() as u64 > max {
+                    return Err(Error::AnswerTooLarge { limit: max }.into());
+                }
+                if !call.tick(mono()) {
+                    return Ok(None);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => out.truncate(filled),
+            Err(e) => return Err(transport::body_error(e)),
+        }
+    }
+}
+
+/// Streams `body` into `sink`, one 64 KiB chunk at a time, through the call's checks: `true`
+/// when it ended and passed them (then the caller finishes the writer).
+fn pump<K: Kind, W: Write + ?Sized>(
+    call: &mut Call<K>,
+    body: &mut impl Read,
+    sink: &mut W,
+) -> bool {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => return call.end(mono()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                failed(call, transport::body_error(e));
+                return false;
+            }
+        };
+        if !call.chunk(&buf[..n], mono()) {
+            return false;
+        }
+        if let Err(e) = sink.write_all(&buf[..n]) {
+            call.failed(Error::io("writing the download", e));
+            return false;
+        }
+    }
+}

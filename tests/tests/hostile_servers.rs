@@ -1,0 +1,396 @@
+//! Servers that misbehave on purpose, over raw TCP on 127.0.0.1: every call ends on time with a
+//! typed error, and only a complete `200` is a file. Each case runs against both transports,
+//! NXCloud downloads and (where it applies) On-Premises retrieves and uploads.
+//!
+//! The servers are this file's own (a listener thread, a thread per connection playing a
+//! script), bounded: a connection's script ends when the client goes away, and every server
+//! stops when its test drops it (and in any case after [`SERVER_LIMIT`]).
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nx_conformance::{
+    AsyncDriver, AsyncDriverOnPrem, BlockingDriver, BlockingDriverOnPrem, Driver, OnPremDriver,
+    PNG_1X1, Source, files_in,
+};
+use nx_protocol::call::{Limit, Phase};
+use nx_protocol::client::{ClientConfig, Error, OnPremConfig, OnPremLogin, TransportConfig};
+use nx_protocol::onprem::Token;
+use nx_protocol::operation::BaseUrl;
+use nx_protocol::policy::retry::RetryPolicy;
+use nx_protocol::wa::{DownloadUrl, MediaInfo};
+use nx_protocol::{Credentials, ResponseError};
+
+/// The longest any server here runs.
+const SERVER_LIMIT: Duration = Duration::from_secs(90);
+/// What a call may overrun its deadline by (the promise is ~1 s; the machine is shared).
+const MARGIN: Duration = Duration::from_millis(1500);
+
+/// What a connection is answered with, after its request head was read.
+type Script = fn(&mut TcpStream, &AtomicBool) -> io::Result<()>;
+
+struct Hostile {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    listener: Option<JoinHandle<()>>,
+}
+
+impl Hostile {
+    fn start(script: Script) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("local address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let started = Instant::now();
+        let listener = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) && started.elapsed() < SERVER_LIMIT {
+                match listener.accept() {
+                    Ok((mut stream, _)) => {
+                        let flag = flag.clone();
+                        std::thread::spawn(move || {
+                            let _ = stream.set_nonblocking(false);
+                            let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+                            if read_head(&mut stream).is_ok() {
+                                let _ = script(&mut stream, &flag);
+                            }
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Self {
+            addr,
+            stop,
+            listener: Some(listener),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(listener) = self.listener.take() {
+            let _ = listener.join();
+        }
+    }
+}
+
+/// Reads a request's head and its `Content-Length` body (at most 1 MiB in all).
+fn read_head(stream: &mut TcpStream) -> io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte)? == 0 || head.len() > 64 * 1024 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let len = text
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        .min(1 << 20);
+    io::copy(&mut stream.take(len), &mut io::sink())?;
+    Ok(())
+}
+
+/// Writes `bytes` one at a time, `every` apart, until the client goes or the test ends.
+fn drip(
+    stream: &mut TcpStream,
+    stop: &AtomicBool,
+    bytes: &[u8],
+    every: Duration,
+) -> io::Result<()> {
+    for b in bytes.iter().cycle() {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        stream.write_all(&[*b])?;
+        stream.flush()?;
+        std::thread::sleep(every);
+    }
+    Ok(())
+}
+
+/// Writes `chunk` again and again as fast as the client reads, until it goes or the test ends.
+fn flood(stream: &mut TcpStream, stop: &AtomicBool, chunk: &[u8]) -> io::Result<()> {
+    let block = chunk.repeat(4096 / chunk.len().max(1) + 1);
+    while !stop.load(Ordering::Relaxed) {
+        stream.write_all(&block)?;
+    }
+    Ok(())
+}
+
+fn drip_body(s: &mut TcpStream, stop: &AtomicBool) -> io::Result<()> {
+    s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n")?;
+    drip(s, stop, b"x", Duration::from_secs(2))
+}
+
+fn drip_headers(s: &mut TcpStream, stop: &AtomicBool) -> io::Result<()> {
+    drip(
+        s,
+        stop,
+        b"HTTP/1.1 200 OK\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        Duration::from_millis(200),
+    )
+}
+
+fn endless_1xx(s: &mut TcpStream, stop: &AtomicBool) -> io::Result<()> {
+    while !stop.load(Ordering::Relaxed) {
+        s.write_all(b"HTTP/1.1 102 Processing\r\n\r\n")?;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+fn endless_trailers(s: &mut TcpStream, stop: &AtomicBool) -> io::Result<()> {
+    s.write_all(
+        b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n",
+    )?;
+    flood(
+        s,
+        stop,
+        b"X-Trailer: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n",
+    )
+}
+
+fn tiny_chunks(s: &mut TcpStream, stop: &AtomicBool) -> io::Result<()> {
+    s.write_all(
+        b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n",
+    )?;
+    flood(s, stop, b"1\r\nx\r\n")
+}
+
+fn partial(s: &mut TcpStream, _: &AtomicBool) -> io::Result<()> {
+    s.write_all(b"HTTP/1.1 206 Partial Content\r\nContent-Type: image/png\r\nContent-Range: bytes 0-99/1008\r\nContent-Length: 100\r\n\r\n")?;
+    s.write_all(&[b'p'; 100])
+}
+
+fn no_content(s: &mut TcpStream, _: &AtomicBool) -> io::Result<()> {
+    s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+}
+
+fn slow_error(s: &mut TcpStream, stop: &AtomicBool) -> io::Result<()> {
+    s.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 1000\r\n\r\n")?;
+    drip(s, stop, b"<", Duration::from_millis(200))
+}
+
+/// Short limits: 1 s per attempt, 3 s per call, 2 attempts.
+fn short(transport: &mut TransportConfig) {
+    transport.connect_timeout = Duration::from_secs(1);
+    transport.request_timeout = Duration::from_secs(1);
+    transport.overall_timeout = Duration::from_secs(3);
+    transport.retry = RetryPolicy::new(2, Duration::from_millis(10), Duration::from_millis(20));
+}
+
+fn nxcloud<D: Driver>(server: &Hostile, edit: fn(&mut TransportConfig)) -> D {
+    let mut config = ClientConfig::new(Credentials::new("k", "s"), "hostile");
+    config.base_url = BaseUrl::parse(&server.url("")).unwrap();
+    edit(&mut config.transport);
+    D::new(config).expect("the client builds")
+}
+
+fn onprem<D: OnPremDriver>(server: &Hostile, edit: fn(&mut TransportConfig)) -> D {
+    let login = OnPremLogin::Token(Token::from_parts("token", None));
+    let mut config = OnPremConfig::new(BaseUrl::parse(&server.url("")).unwrap(), login, "hostile");
+    edit(&mut config.transport);
+    D::new(config).expect("the client builds")
+}
+
+fn media(server: &Hostile) -> MediaInfo {
+    let url = DownloadUrl::parse(&server.url("/f.png?Expires=4000000000&Signature=s")).unwrap();
+    MediaInfo::new("image/png", "f.png", url)
+}
+
+/// Runs `call`, returning its error and how long it took.
+fn timed<T: std::fmt::Debug>(call: impl FnOnce() -> Result<T, Error>) -> (Error, Duration) {
+    let started = Instant::now();
+    let result = call();
+    let took = started.elapsed();
+    (
+        result.expect_err("a hostile server's answer is an error"),
+        took,
+    )
+}
+
+fn assert_timeout(what: &str, error: &Error, took: Duration, bound: Duration, phases: &[Phase]) {
+    assert!(
+        took <= bound + MARGIN,
+        "{what}: took {took:?}, the bound is {bound:?}: {error}"
+    );
+    match error {
+        Error::Timeout { phase, .. } => {
+            assert!(
+                phases.contains(phase),
+                "{what}: {phase:?} not in {phases:?}: {error}"
+            )
+        }
+        other => panic!("{what}: not a timeout: {other:?}"),
+    }
+}
+
+/// A body dripping a byte every 2 s fails by stalled-stream protection (20 s grace, 1 B/s, the
+/// defaults), not at the 120 s deadline.
+fn drip_body_stalls<D: Driver, O: OnPremDriver>() {
+    let server = Hostile::start(drip_body);
+    let client: D = nxcloud(&server, |_| {});
+    let onprem: O = onprem(&server, |_| {});
+    let grace = Duration::from_secs(20);
+    let (error, took) = timed(|| client.download(&media(&server), None));
+    check_stall("download", &error, took, grace);
+    let (error, took) = timed(|| onprem.retrieve_media("m", None));
+    check_stall("retrieve", &error, took, grace);
+}
+
+fn check_stall(what: &str, error: &Error, took: Duration, grace: Duration) {
+    assert!(
+        matches!(
+            error,
+            Error::Timeout {
+                phase: Phase::Body,
+                limit: Limit::Stall,
+                ..
+            }
+        ),
+        "{what}: {error:?}"
+    );
+    // After the grace period (a tenth of it late at most, plus the drip's own 2 s).
+    assert!(took >= grace - Duration::from_secs(1), "{what}: {took:?}");
+    assert!(
+        took <= grace + Duration::from_secs(4) + MARGIN,
+        "{what}: {took:?}"
+    );
+}
+
+/// Heads that trickle, and 1xx answers without end, are cut at the call's deadline.
+fn heads_end_on_time<D: Driver, O: OnPremDriver>(script: Script) {
+    let server = Hostile::start(script);
+    let client: D = nxcloud(&server, short);
+    let onprem: O = onprem(&server, short);
+    let bound = Duration::from_secs(3);
+    let heads = [Phase::Headers];
+    let (error, took) = timed(|| client.download(&media(&server), None));
+    assert_timeout("download", &error, took, bound, &heads);
+    let (error, took) = timed(|| client.get_media("8615800001795", "m"));
+    assert_timeout("getMedia", &error, took, bound, &heads);
+    let (error, took) = timed(|| {
+        client.upload_media(
+            "8615800001795",
+            "image/png",
+            Source::Bytes(PNG_1X1.to_vec(), "a.png"),
+        )
+    });
+    assert_timeout("uploadMedia", &error, took, bound, &heads);
+    let (error, took) = timed(|| onprem.retrieve_media("m", None));
+    assert_timeout("retrieve", &error, took, bound, &heads);
+    let (error, took) =
+        timed(|| onprem.upload_media("image/png", Source::Bytes(PNG_1X1.to_vec(), "a.png")));
+    assert_timeout("On-Premises upload", &error, took, bound, &heads);
+}
+
+/// Bodies without end (1-byte chunks, trailer lines) end at the call's deadline, or as an
+/// error of the HTTP stack (hyper caps trailers at 16 KiB), never as a file.
+fn endless_bodies_end_on_time<D: Driver, O: OnPremDriver>(script: Script) {
+    let server = Hostile::start(script);
+    let client: D = nxcloud(&server, short);
+    let onprem: O = onprem(&server, short);
+    let bound = Duration::from_secs(3);
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target.png");
+    let (error, took) = timed(|| client.download(&media(&server), None));
+    check_endless("download", &error, took, bound);
+    let (error, took) = timed(|| onprem.retrieve_media_to_path("m", &target, None));
+    check_endless("retrieve to a path", &error, took, bound);
+    assert!(
+        files_in(dir.path()).is_empty(),
+        "{:?}",
+        files_in(dir.path())
+    );
+}
+
+fn check_endless(what: &str, error: &Error, took: Duration, bound: Duration) {
+    assert!(took <= bound + MARGIN, "{what}: took {took:?}: {error}");
+    assert!(
+        matches!(
+            error,
+            Error::Timeout {
+                phase: Phase::Body | Phase::Trailers,
+                ..
+            } | Error::Transport { .. }
+        ),
+        "{what}: {error:?}"
+    );
+}
+
+/// 206 and 204 are not the file: typed errors, nothing at the target.
+fn only_200_is_a_file<D: Driver, O: OnPremDriver>(script: Script, status: u16) {
+    let server = Hostile::start(script);
+    let client: D = nxcloud(&server, short);
+    let onprem: O = onprem(&server, short);
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target.png");
+    let malformed = |error: &Error| matches!(error, Error::Response(ResponseError::Malformed { status: s, .. }) if s.as_u16() == status);
+    let (error, _) = timed(|| client.download(&media(&server), None));
+    assert!(malformed(&error), "download: {error:?}");
+    let (error, _) = timed(|| onprem.retrieve_media_to_path("m", &target, None));
+    assert!(malformed(&error), "retrieve: {error:?}");
+    assert!(!Path::new(&target).exists());
+    assert!(files_in(dir.path()).is_empty());
+}
+
+/// An error answer whose body trickles is bounded by the attempt's limit.
+fn slow_error_bodies_end_on_time<D: Driver>() {
+    let server = Hostile::start(slow_error);
+    let client: D = nxcloud(&server, short);
+    let (error, took) = timed(|| client.download(&media(&server), None));
+    assert!(
+        took <= Duration::from_secs(3) + MARGIN,
+        "took {took:?}: {error}"
+    );
+    assert!(
+        matches!(error, Error::Timeout { .. } | Error::Response(_)),
+        "{error:?}"
+    );
+}
+
+macro_rules! both {
+    ($($name:ident => $body:expr;)*) => {
+        mod async_client {
+            use super::*;
+            type D = AsyncDriver;
+            type O = AsyncDriverOnPrem;
+            $(#[test] fn $name() { $body })*
+        }
+        mod blocking_client {
+            use super::*;
+            type D = BlockingDriver;
+            type O = BlockingDriverOnPrem;
+            $(#[test] fn $name() { $body })*
+        }
+    };
+}
+
+both! {
+    a_dripping_body_fails_within_the_stall_grace_period => drip_body_stalls::<D, O>();
+    trickling_headers_end_at_the_deadline => heads_end_on_time::<D, O>(drip_headers);
+    endless_1xx_answers_end_at_the_deadline => heads_end_on_time::<D, O>(endless_1xx);
+    endless_trailers_end_at_the_deadline => endless_bodies_end_on_time::<D, O>(endless_trailers);
+    endless_tiny_chunks_end_at_the_deadline => endless_bodies_end_on_time::<D, O>(tiny_chunks);
+    a_206_is_not_the_file => only_200_is_a_file::<D, O>(partial, 206);
+    a_204_is_not_the_file => only_200_is_a_file::<D, O>(no_content, 204);
+    a_trickling_error_body_ends_at_the_attempt_limit => slow_error_bodies_end_on_time::<D>();
+}
