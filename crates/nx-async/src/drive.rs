@@ -34,6 +34,9 @@ pub(crate) async fn drive<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
         }) {
             Step::Send(request) => {
                 tracing::Span::current().record("attempt", call.attempt());
+                if let Some(url) = call.download_url() {
+                    tracing::debug!(url = %url, "downloading");
+                }
                 let sent = std::time::Instant::now();
                 attempt(http, call, request, source.as_deref_mut(), target).await;
                 let latency_ms = sent.elapsed().as_millis() as u64;

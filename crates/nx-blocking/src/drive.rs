@@ -29,6 +29,9 @@ pub(crate) fn drive<K: Kind, W: Write + ?Sized>(
         }) {
             Step::Send(request) => {
                 tracing::Span::current().record("attempt", call.attempt());
+                if let Some(url) = call.download_url() {
+                    tracing::debug!(url = %url, "downloading");
+                }
                 let sent = std::time::Instant::now();
                 attempt(http, call, request, source.as_deref_mut(), target);
                 let latency_ms = sent.elapsed().as_millis() as u64;

@@ -12,7 +12,7 @@ use crate::onprem::{self, Auth, OnPremOperation, RetrieveHead, RetrieveMedia, Re
 use crate::operation::{self, Operation};
 use crate::secret::AccessSecret;
 use crate::time::Timestamp;
-use crate::wa::MediaInfo;
+use crate::wa::{DownloadUrl, MediaInfo};
 
 mod sealed {
     pub trait Sealed {}
@@ -44,6 +44,11 @@ pub trait Kind: sealed::Sealed {
     /// The fresh URL.
     #[doc(hidden)]
     fn refreshed(&mut self, _info: MediaInfo) {}
+    /// The download URL fetched, if this is a download.
+    #[doc(hidden)]
+    fn url(&self) -> Option<&DownloadUrl> {
+        None
+    }
     /// How to read the body of an answer with this head.
     #[doc(hidden)]
     fn head(&mut self, status: StatusCode, headers: &HeaderMap) -> Result<Read, Error>;
@@ -268,6 +273,10 @@ impl Kind for Fetch<'_> {
 
     fn refreshed(&mut self, info: MediaInfo) {
         self.info = info;
+    }
+
+    fn url(&self) -> Option<&DownloadUrl> {
+        Some(&self.info.url)
     }
 
     /// Only `200` is the whole file; any other 2xx (`206 Partial Content`, `204 No Content`)

@@ -347,6 +347,11 @@ impl<K: Kind> Call<K> {
         self
     }
 
+    /// The URL a download fetches (it shows its query as `<redacted>`), for the driver's log.
+    pub fn download_url(&self) -> Option<&crate::wa::DownloadUrl> {
+        self.kind.url()
+    }
+
     /// The attempt in progress (1-based; 0 before the first).
     pub fn attempt(&self) -> u32 {
         self.attempt
