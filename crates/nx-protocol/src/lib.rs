@@ -41,6 +41,7 @@
 #![deny(missing_docs)]
 
 pub mod body;
+mod calendar;
 pub mod call;
 pub mod client;
 pub mod code;

@@ -611,13 +611,13 @@ fn a_retrieve_is_a_transfer_with_a_token() {
 #[test]
 fn an_onprem_upload_is_streamed_and_its_timeouts_name_the_phase() {
     let config = onprem_config(OnPremLogin::Token(Token::from_parts("x", None)));
-    let op = OnPremUpload::new("image/png", 4);
+    let op = OnPremUpload::new("video/mp4", 200 * 1024);
     let mut call = Call::onprem(&op, &config, Upload { one_shot: true });
     let _ = call.poll(at(0));
     call.token(Ok(Some(Token::from_parts("x", None))));
     send(&mut call, 0);
     assert_eq!(call.watch().phase(), Phase::Request);
-    // Slow but steady: the call's deadline (120 s and 4 bytes at 256 KiB/s) ends it.
+    // Slow but steady (1 KiB/s): the call's deadline (120 s, and 200 KiB at 256 KiB/s) ends it.
     for t in 0..120 {
         assert!(call.progress(1024, secs(t)));
     }

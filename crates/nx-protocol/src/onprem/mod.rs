@@ -70,6 +70,7 @@
 //! ```
 
 mod error;
+mod login;
 mod media;
 mod notification;
 mod operation;
@@ -79,6 +80,7 @@ mod token;
 mod tests;
 
 pub use error::{MetaCode, MetaError, parse_errors};
+pub use login::{Login, format_expires_after, parse_expires_after};
 pub use media::{
     DeleteMedia, DownloadRequested, RetrieveHead, RetrieveMedia, Retrieved, RetrievedMedia,
     RetryDownload, UploadMedia, UploadedMedia,
@@ -91,6 +93,4 @@ pub use operation::{
     Auth, AuthKind, MAX_ERROR_BODY, OnPremBody, OnPremOperation, build_request, media_path,
     parse_response,
 };
-pub use token::{
-    AfterRejection, Login, NextToken, Token, TokenSlot, format_expires_after, parse_expires_after,
-};
+pub use token::{AfterRejection, NextToken, Token, TokenSlot};
