@@ -15,11 +15,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use nx_protocol::Credentials;
-use nx_protocol::client::{
-    ClientConfig, Error, FromConfig, OnPremConfig, OnPremLogin, TransportConfig,
-    certificates_from_pem,
+use nx_protocol::config::{
+    ClientConfig, FromConfig, OnPremConfig, OnPremLogin, TransportConfig, certificates_from_pem,
 };
 use nx_protocol::download::{Sha256Digest, Verified};
+use nx_protocol::error::Error;
 use nx_protocol::onprem::{self, DownloadRequested, MediaItemStatus, Retrieved, Token};
 use nx_protocol::operation::{BaseUrl, Operation};
 use nx_protocol::policy::clock::ClockOffset;

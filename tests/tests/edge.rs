@@ -17,7 +17,8 @@ use nx_conformance::{
     OnPremWorld, read_request, test_config,
 };
 use nx_protocol::InvalidInput;
-use nx_protocol::client::{Error, OnPremLogin};
+use nx_protocol::config::OnPremLogin;
+use nx_protocol::error::Error;
 use nx_protocol::operation::BaseUrl;
 use nx_protocol::policy::clock::ClockError;
 use nx_sandbox::{DEMO_BUSINESS_PHONE as PHONE, Route, Sandbox, SandboxConfig};
@@ -104,7 +105,7 @@ fn client_for<D: Driver>(server: &Scripted) -> D {
 
 fn client_with<D: Driver>(
     server: &Scripted,
-    edit: impl FnOnce(&mut nx_protocol::client::ClientConfig),
+    edit: impl FnOnce(&mut nx_protocol::config::ClientConfig),
 ) -> Result<D, Error> {
     let sandbox = Sandbox::start(SandboxConfig::default()).unwrap();
     let mut config = test_config(&sandbox);

@@ -29,8 +29,9 @@ use nx_conformance::{
     OnPremWorld, Source, World, files_in, pattern,
 };
 use nx_protocol::ResponseError;
-use nx_protocol::client::{Error, TransportConfig};
+use nx_protocol::config::TransportConfig;
 use nx_protocol::download::{IntegrityError, Sha256Digest};
+use nx_protocol::error::Error;
 use nx_protocol::policy::retry::RetryPolicy;
 use nx_sandbox::{DEMO_BUSINESS_PHONE as PHONE, Fault, FaultRule, Route, SandboxConfig};
 

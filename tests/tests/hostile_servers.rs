@@ -19,7 +19,8 @@ use nx_conformance::{
     PNG_1X1, Source, files_in,
 };
 use nx_protocol::call::{Limit, Phase};
-use nx_protocol::client::{ClientConfig, Error, OnPremConfig, OnPremLogin, TransportConfig};
+use nx_protocol::config::{ClientConfig, OnPremConfig, OnPremLogin, TransportConfig};
+use nx_protocol::error::Error;
 use nx_protocol::onprem::Token;
 use nx_protocol::operation::BaseUrl;
 use nx_protocol::policy::retry::RetryPolicy;

@@ -10,8 +10,8 @@ use nx_conformance::{
     OnPremWorld, PNG_1X1, Source, World, pattern, through_proxy,
 };
 use nx_protocol::ResponseError;
-use nx_protocol::client::Error;
 use nx_protocol::download::Sha256Digest;
+use nx_protocol::error::Error;
 use nx_sandbox::{DEMO_BUSINESS_PHONE as PHONE, Fault, FaultRule, Route, SandboxConfig};
 
 /// How the client reaches the HTTPS sandbox.
@@ -142,7 +142,7 @@ fn an_unknown_ca_is_a_tls_error<D: Driver>() {
     let world = World::<D>::with(SandboxConfig::default().tls(true), |_| {});
     let untrusting = world.client_with(|config| config.transport.extra_roots_der.clear());
     match untrusting.get_media(PHONE, "any") {
-        // The peer is named with its port (`nx_protocol::client::peer`).
+        // The peer is named with its port (`nx_protocol::error::peer`).
         Err(Error::Tls { host, .. }) => {
             assert_eq!(host, format!("127.0.0.1:{}", world.sandbox.addr().port()))
         }

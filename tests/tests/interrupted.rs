@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nx_conformance::{demo_login, files_in, onprem_test_config, pattern, test_config};
-use nx_protocol::client::FromConfig;
+use nx_protocol::config::FromConfig;
 use nx_protocol::download::DownloadOptions;
 use nx_sandbox::{DEMO_BUSINESS_PHONE as PHONE, Fault, FaultRule, Route, Sandbox, SandboxConfig};
 
@@ -111,7 +111,7 @@ fn blocking_a_failed_download_removes_the_temporary_file() {
         )
         .unwrap_err();
     assert!(
-        matches!(error, nx_protocol::client::Error::Integrity(_)),
+        matches!(error, nx_protocol::error::Error::Integrity(_)),
         "{error}"
     );
     assert!(

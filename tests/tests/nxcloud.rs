@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use nx_conformance::{
     AsyncDriver, BlockingDriver, Driver, PNG_1X1, Source, World, files_in, pattern,
 };
-use nx_protocol::client::Error;
 use nx_protocol::download::{IntegrityError, Sha256Digest};
+use nx_protocol::error::Error;
 use nx_protocol::operation::{Operation, RequestBody, deserialize_data};
 use nx_protocol::{ApiCode, BizType, InvalidInput, ResponseError};
 use nx_sandbox::{DEMO_BUSINESS_PHONE as PHONE, Fault, FaultRule, Route, SandboxConfig};

@@ -6,8 +6,9 @@ use nx_conformance::{
     AsyncDriverOnPrem, BlockingDriverOnPrem, CallbackServer, OnPremDriver, OnPremWorld, PNG_1X1,
     Source, files_in, pattern,
 };
-use nx_protocol::client::{Error, OnPremLogin};
+use nx_protocol::config::OnPremLogin;
 use nx_protocol::download::Sha256Digest;
+use nx_protocol::error::Error;
 use nx_protocol::onprem::{MediaItemStatus, MetaCode, Token};
 use nx_protocol::{InvalidInput, ResponseError};
 use nx_sandbox::{Fault, FaultRule, Inbound, OnPremUser, Route, SandboxConfig};

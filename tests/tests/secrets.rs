@@ -28,8 +28,9 @@ use nx_conformance::{
     OnPremDriver, OnPremWorld, PNG_1X1, Source, World, demo_basic_header, demo_login,
     malformed_answers_with_url, pattern, through_proxy,
 };
-use nx_protocol::client::{ClientConfig, Error, OnPremConfig, OnPremLogin};
+use nx_protocol::config::{ClientConfig, OnPremConfig, OnPremLogin};
 use nx_protocol::download::Sha256Digest;
+use nx_protocol::error::Error;
 use nx_protocol::onprem::{Auth, Token};
 use nx_protocol::operation::{BaseUrl, Operation, build_request};
 use nx_protocol::wa::{DeleteMedia, DownloadUrl, GetMedia, MediaInfo};

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use nx_conformance::{AsyncDriver, BlockingDriver, Driver, PNG_1X1, Source, World, pattern};
-use nx_protocol::client::Error;
+use nx_protocol::error::Error;
 use nx_protocol::wa::{MediaKind, MediaSource, MessageDetails, MetaErrorCode, SendMedia};
 use nx_protocol::{ApiCode, InvalidInput};
 use nx_sandbox::{

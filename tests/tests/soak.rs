@@ -24,8 +24,9 @@ use nx_conformance::{
     Source, demo_login, files_in, onprem_test_config, test_config,
 };
 use nx_protocol::ResponseError;
-use nx_protocol::client::{Error, TransportConfig};
+use nx_protocol::config::TransportConfig;
 use nx_protocol::download::{IntegrityError, Sha256Digest};
+use nx_protocol::error::Error;
 use nx_protocol::policy::retry::RetryPolicy;
 use nx_sandbox::{
     DEMO_BUSINESS_PHONE as PHONE, Fault, FaultId, FaultRule, Route, Sandbox, SandboxConfig, Target,

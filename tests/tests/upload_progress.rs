@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex};
 
 use nx_conformance::{pattern, test_config};
-use nx_protocol::client::FromConfig;
+use nx_protocol::config::FromConfig;
 use nx_sandbox::{DEMO_BUSINESS_PHONE as PHONE, Sandbox, SandboxConfig};
 
 type Seen = Arc<Mutex<Vec<(u64, u64)>>>;

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use nx_protocol::client::Error;
 use nx_protocol::download::IntegrityError;
+use nx_protocol::error::Error;
 
 use crate::manifest::{Failure, FailureKind, Row, Status};
 
@@ -169,7 +169,8 @@ mod tests {
         });
         let too_large = Error::Integrity(IntegrityError::TooLarge { limit: 1, size: 2 });
         let timeout = Error::Timeout {
-            during: "receiving",
+            phase: nx_async::Phase::Body,
+            limit: nx_async::Limit::Call,
             after: Duration::from_secs(1),
         };
         let cases = [

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nx_protocol::Timestamp;
 use nx_protocol::call::{Call, Upload};
-use nx_protocol::client::{ClientBuilder, ClientConfig, Error, FromConfig};
+use nx_protocol::config::{ClientBuilder, ClientConfig, FromConfig};
+use nx_protocol::error::Error;
 use nx_protocol::operation::Operation;
 use nx_protocol::policy::clock::ClockOffset;
 use nx_protocol::wa::{

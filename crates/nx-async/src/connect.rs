@@ -13,7 +13,7 @@ use http::Uri;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::rt::TokioIo;
-use nx_protocol::client::BoxError;
+use nx_protocol::error::BoxError;
 use nx_protocol::proxy::ProxyRules;
 use tokio::net::TcpStream;
 use tower_service::Service;

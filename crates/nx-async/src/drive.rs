@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use nx_protocol::OutgoingBody;
 use nx_protocol::call::{Call, Kind, Now, Read, Step};
-use nx_protocol::client::Error;
+use nx_protocol::error::Error;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::client::{instant, mono, now};

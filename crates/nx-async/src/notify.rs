@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use nx_protocol::client::Error;
+use nx_protocol::error::Error;
 use nx_protocol::onprem::{MediaItemStatus, NotificationError, Waiters, parse_media_notification};
 use tokio::sync::oneshot;
 

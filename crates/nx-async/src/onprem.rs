@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use nx_protocol::AccessSecret;
 use nx_protocol::call::{Call, Kind, Step, Upload};
-use nx_protocol::client::{Error, FromConfig, OnPremBuilder, OnPremConfig, OnPremLogin};
+use nx_protocol::config::{FromConfig, OnPremBuilder, OnPremConfig, OnPremLogin};
 use nx_protocol::download::DownloadOptions;
+use nx_protocol::error::Error;
 use nx_protocol::onprem::{
     DeleteMedia, DownloadRequested, Login, NextToken, OnPremOperation, RetrieveMedia, Retrieved,
     RetryDownload, Token, TokenSlot, UploadMedia, UploadedMedia,

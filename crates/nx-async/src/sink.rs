@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use nx_protocol::client::Error;
+use nx_protocol::error::Error;
 use tokio::io::AsyncWriteExt;
 
 /// Where a streamed answer goes: nowhere (a call read whole), a caller's writer, or a fresh

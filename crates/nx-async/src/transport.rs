@@ -14,7 +14,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use nx_protocol::client::{Error, RootStore, TransportConfig};
+use nx_protocol::config::{RootStore, TransportConfig};
+use nx_protocol::error::Error;
 use nx_protocol::{OutgoingBody, StreamedBody};
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -85,12 +86,12 @@ fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
 #[cfg(feature = "native-roots")]
 fn native_roots() -> Result<Vec<CertificateDer<'static>>, Error> {
     let found = rustls_native_certs::load_native_certs();
-    nx_protocol::client::native_roots(found.certs, &found.errors)
+    nx_protocol::config::native_roots(found.certs, &found.errors)
 }
 
 #[cfg(not(feature = "native-roots"))]
 fn native_roots() -> Result<Vec<CertificateDer<'static>>, Error> {
-    Err(nx_protocol::client::native_roots_missing("nx-async"))
+    Err(nx_protocol::config::native_roots_missing("nx-async"))
 }
 
 /// A complete body.
@@ -244,7 +245,7 @@ pub(crate) async fn send(
     http.client
         .request(request)
         .await
-        .map_err(|e| classify(e, nx_protocol::client::peer(&uri)))
+        .map_err(|e| classify(e, nx_protocol::error::peer(&uri)))
 }
 
 fn classify(e: hyper_util::client::legacy::Error, host: String) -> Error {

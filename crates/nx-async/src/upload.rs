@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use nx_protocol::body::{SourceKind, UploadProgress};
-use nx_protocol::client::Error;
+use nx_protocol::error::Error;
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// The reader a one-shot upload source holds.

@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::Path;
 
 use nx_protocol::call::{Call, Step};
-use nx_protocol::client::Error;
 use nx_protocol::download::{DownloadOptions, Verified};
+use nx_protocol::error::Error;
 use nx_protocol::wa::MediaInfo;
 
 use crate::client::Client;

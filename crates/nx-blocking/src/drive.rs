@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 
 use nx_protocol::OutgoingBody;
 use nx_protocol::call::{Call, Kind, Now, Read as ReadAs, Step};
-use nx_protocol::client::Error;
+use nx_protocol::error::Error;
 
 use crate::client::{instant, mono, now};
 use crate::deadline;

@@ -75,12 +75,13 @@ pub use onprem::OnPremClient;
 pub use upload::{Reader, UploadSource};
 
 pub use nx_protocol::call::{Limit, Phase, StallProtection};
-pub use nx_protocol::client::{
-    ClientBuilder, ClientConfig, Error, OnPremBuilder, OnPremConfig, RootStore, TransportConfig,
+pub use nx_protocol::config::{
+    ClientBuilder, ClientConfig, OnPremBuilder, OnPremConfig, RootStore, TransportConfig,
 };
 pub use nx_protocol::download::{
     DownloadOptions, IntegrityError, Progress, Sha256Digest, Verified,
 };
+pub use nx_protocol::error::Error;
 pub use nx_protocol::onprem::{DownloadRequested, MediaItemStatus, Retrieved, Token};
 pub use nx_protocol::policy::retry::RetryPolicy;
 pub use nx_protocol::proxy::{NoProxy, ProxyConfig, ProxyRules, ProxyUrl};

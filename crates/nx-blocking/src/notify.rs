@@ -4,7 +4,7 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use nx_protocol::client::Error;
+use nx_protocol::error::Error;
 use nx_protocol::onprem::{MediaItemStatus, NotificationError, Waiters, parse_media_notification};
 
 /// Matches media notifications to the ids being waited for (the matching itself is

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use nx_protocol::client::Error;
+use nx_protocol::error::Error;
 
 /// Where a streamed answer goes: nowhere (a call read whole), a caller's writer, or a fresh
 /// temporary file per attempt that becomes the file at the path once every check has passed.

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use nx_protocol::call::Watch;
-use nx_protocol::client::{Error, RootStore, TransportConfig};
+use nx_protocol::config::{RootStore, TransportConfig};
+use nx_protocol::error::Error;
 use nx_protocol::proxy::{ProxyRules, ProxyUrl};
 
 use crate::resolver::CachingResolver;
@@ -211,7 +212,7 @@ impl Http {
         parts
             .headers
             .insert(http::header::USER_AGENT, self.user_agent.clone());
-        let host = nx_protocol::client::peer(&parts.uri);
+        let host = nx_protocol::error::peer(&parts.uri);
         let (error, may_have_reached_server) = if matches!(outgoing, OutgoingBody::Empty) {
             // A GET or DELETE: no body, not even an empty one.
             match self.run(http::Request::from_parts(parts, ()), limits) {
@@ -320,7 +321,7 @@ fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
 #[cfg(feature = "native-roots")]
 fn native_roots() -> Result<Vec<Certificate<'static>>, Error> {
     let found = rustls_native_certs::load_native_certs();
-    let certs = nx_protocol::client::native_roots(found.certs, &found.errors)?;
+    let certs = nx_protocol::config::native_roots(found.certs, &found.errors)?;
     Ok(certs
         .iter()
         .map(|cert| Certificate::from_der(cert.as_ref()).to_owned())
@@ -329,7 +330,7 @@ fn native_roots() -> Result<Vec<Certificate<'static>>, Error> {
 
 #[cfg(not(feature = "native-roots"))]
 fn native_roots() -> Result<Vec<Certificate<'static>>, Error> {
-    Err(nx_protocol::client::native_roots_missing("nx-blocking"))
+    Err(nx_protocol::config::native_roots_missing("nx-blocking"))
 }
 
 /// The shared kind a ureq error maps to.
@@ -791,7 +792,7 @@ mod tests {
     #[test]
     fn extra_roots_must_be_certificates() {
         let credentials = nx_protocol::Credentials::new("k", "s");
-        let mut config = nx_protocol::client::ClientConfig::new(credentials, "test");
+        let mut config = nx_protocol::config::ClientConfig::new(credentials, "test");
         // A real root (DER) from the built-in set is accepted as an extra one.
         config
             .transport

@@ -4,7 +4,7 @@
 use std::io::{Cursor, Read};
 
 use nx_protocol::body::{SourceKind, UploadProgress};
-use nx_protocol::client::Error;
+use nx_protocol::error::Error;
 
 /// The reader a one-shot upload source holds.
 pub type Reader = Box<dyn Read + Send>;

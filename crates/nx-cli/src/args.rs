@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use nx_protocol::client::{
+use nx_protocol::config::{
     ENV_ACCESS_KEY, ENV_ACCESS_SECRET, ENV_APPKEY, ENV_BASE_URL, ENV_ONPREM_TOKEN, ENV_ONPREM_URL,
 };
 use nx_protocol::download::Sha256Digest;

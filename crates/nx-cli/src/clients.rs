@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use nx_blocking::{Client, OnPremClient};
 use nx_protocol::AccessSecret;
-use nx_protocol::client::{
+use nx_protocol::config::{
     ClientBuilder, ClientConfig, ENV_ACCESS_KEY, ENV_ACCESS_SECRET, ENV_ONPREM_TOKEN,
     ENV_ONPREM_URL, FromConfig, OnPremBuilder, OnPremConfig, RootStore, TransportConfig,
     certificates_from_pem,

@@ -5,9 +5,8 @@
 //! `nx-blocking`) do the I/O around it; a user with their own HTTP client can use it directly:
 //!
 //! ```
-//! use nx_protocol::operation::{build_request, parse_response, BaseUrl};
 //! use nx_protocol::wa::GetMedia;
-//! use nx_protocol::{Credentials, OutgoingBody, Timestamp};
+//! use nx_protocol::{build_request, parse_response, BaseUrl, Credentials, OutgoingBody, Timestamp};
 //!
 //! let creds = Credentials::new("fme2na3kdi3ki", "abciiiko2k3");
 //! let base = BaseUrl::parse("https://api2.nxcloud.com").unwrap();
@@ -30,47 +29,74 @@
 //! assert_eq!(info.url.to_string(), "https://oss.example/a.webp?<redacted>");
 //! ```
 //!
-//! Modules: [`sign`] (the signer, reusable by every NXCloud API), [`operation`] (request building
-//! and answer parsing for any [`operation::Operation`]), [`wa`] (WhatsApp media), [`onprem`]
-//! (WhatsApp On-Premises media), [`policy`] (retry and clock skew), [`download`] (streamed
-//! integrity checks), [`call`] (for writing a transport: the call machine both transports drive,
-//! and every time limit of a call).
+//! ## In reading order
+//!
+//! - **Any NXCloud call**: [`Operation`], [`build_request`], [`parse_response`], [`BaseUrl`],
+//!   [`Credentials`], [`Timestamp`]; the signer itself in [`sign`], reusable by every NXCloud API;
+//!   [`redact_urls`] for text that may hold a signed URL.
+//! - **The APIs**: [`wa`] (WhatsApp media and messages through NXCloud), [`onprem`] (the
+//!   WhatsApp Business On-Premises media API, its login and notifications).
+//! - **Settings and errors**: [`config`] ([`TransportConfig`]: timeouts, retries, limits, TLS,
+//!   proxies; [`ClientConfig`], [`OnPremConfig`], the builders), and [`Error`], the one error both
+//!   transports return ([`InvalidInput`] and [`ResponseError`] are what nx-protocol finds itself).
+//! - **Downloads**: [`download`] (the checks a download passes, [`download::DownloadOptions`]).
+//! - **Policy**: [`policy`] (when to retry, how to correct the clock), [`proxy`] (which proxy a
+//!   URL goes through).
+//! - **For writing a transport**: [`call`], the call machine both transports drive (every
+//!   attempt, limit and check of a call), with what it reads and builds: [`head`], [`body`],
+//!   [`multipart`], [`envelope`], [`code`], [`secret`], [`time`].
 //!
 //! No cargo features: everything here is pure, and always built.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod body;
-mod calendar;
-pub mod call;
-pub mod client;
-pub mod code;
-pub mod download;
-pub mod envelope;
+// The user's API.
+pub mod config;
 pub mod error;
-pub mod head;
-mod lenient;
-pub mod multipart;
 pub mod onprem;
 pub mod operation;
+pub mod sign;
+pub mod wa;
+
+pub mod download;
 pub mod policy;
 pub mod proxy;
-mod redact;
+
+// For writing a transport.
+pub mod body;
+pub mod call;
+pub mod code;
+pub mod envelope;
+pub mod head;
+pub mod multipart;
 pub mod secret;
-pub mod sign;
 pub mod time;
-pub mod wa;
+
+mod calendar;
+mod lenient;
+mod redact;
 
 #[cfg(test)]
 mod proptests;
 
-pub use body::{OutgoingBody, StreamedBody};
-pub use code::{ApiCode, BizType};
-pub use error::{DataError, InvalidInput, ResponseError, Snippet};
+pub use config::{ClientConfig, OnPremConfig, OnPremLogin, TransportConfig};
+pub use error::{BoxError, DataError, Error, InvalidInput, ResponseError, Snippet};
+pub use operation::{BaseUrl, Operation, build_request, parse_response};
 pub use redact::redact_urls;
 pub use secret::{AccessSecret, Credentials, REDACTED};
 pub use sign::Signature;
 pub use time::Timestamp;
+
+pub use body::{OutgoingBody, StreamedBody};
+pub use code::{ApiCode, BizType};
+
+/// The old path of [`config`] and [`Error`] (the module was named `client`), kept so that code
+/// written against it still builds.
+#[doc(hidden)]
+pub mod client {
+    pub use crate::config::*;
+    pub use crate::error::{BoxError, Error, peer};
+}
 
 /// The crate's README, whose example `cargo test` compiles and runs like any doctest.
 #[cfg(doctest)]

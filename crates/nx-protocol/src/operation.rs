@@ -402,6 +402,15 @@ pub fn parse_response<O: Operation + ?Sized>(
         .map_err(|error| ResponseError::bad_data(status, error, body))
 }
 
+/// Whether `host` (an IPv6 address without brackets) is loopback: `localhost`, 127.0.0.0/8,
+/// `::1`, where plain HTTP is harmless.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,13 +487,4 @@ mod tests {
             }
         }
     }
-}
-
-/// Whether `host` (an IPv6 address without brackets) is loopback: `localhost`, 127.0.0.0/8,
-/// `::1`, where plain HTTP is harmless.
-pub(crate) fn is_loopback_host(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }

@@ -25,7 +25,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::client::Error;
+use crate::error::Error;
 use crate::secret::{AccessSecret, REDACTED};
 
 /// The variables an `https` target's proxy is read from, in order.

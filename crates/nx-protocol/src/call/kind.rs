@@ -5,8 +5,9 @@ use http::{HeaderMap, StatusCode};
 
 use super::Read;
 use crate::body::OutgoingBody;
-use crate::client::{ClientConfig, Error, OnPremConfig, TransportConfig};
+use crate::config::{ClientConfig, OnPremConfig, TransportConfig};
 use crate::download::Verified;
+use crate::error::Error;
 use crate::error::{InvalidInput, ResponseError, Snippet};
 use crate::onprem::{self, Auth, OnPremOperation, RetrieveHead, RetrieveMedia, Retrieved, Token};
 use crate::operation::{self, Operation};

@@ -34,7 +34,8 @@
 //! ```
 //! use std::time::Duration;
 //! use nx_protocol::call::{Call, Now, Read, Step};
-//! use nx_protocol::client::{ClientConfig, Error};
+//! use nx_protocol::config::ClientConfig;
+//! use nx_protocol::error::Error;
 //! use nx_protocol::wa::GetMedia;
 //! use nx_protocol::{Credentials, Timestamp};
 //!
@@ -72,8 +73,9 @@ use std::time::Duration;
 use http::{HeaderMap, StatusCode};
 
 use crate::body::OutgoingBody;
-use crate::client::{ClientConfig, Error, OnPremConfig};
+use crate::config::{ClientConfig, OnPremConfig};
 use crate::download::{DownloadCheck, DownloadOptions};
+use crate::error::Error;
 use crate::onprem::{Login, OnPremOperation, RetrieveMedia, Token};
 use crate::operation::Operation;
 use crate::policy::clock::{ClockOffset, correction_after_1004};
@@ -289,7 +291,7 @@ impl<'a> Call<Retrieve<'a>> {
 impl<K: Kind> Call<K> {
     fn new(
         kind: K,
-        transport: &crate::client::TransportConfig,
+        transport: &crate::config::TransportConfig,
         idempotent: bool,
         on_premises: bool,
     ) -> Self {

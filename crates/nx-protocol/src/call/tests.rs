@@ -5,7 +5,7 @@ use std::time::Duration;
 use http::{HeaderMap, StatusCode};
 
 use super::*;
-use crate::client::{OnPremLogin, TransportConfig};
+use crate::config::{OnPremLogin, TransportConfig};
 use crate::download::{IntegrityError, Sha256Digest};
 use crate::onprem::{DeleteMedia, UploadMedia as OnPremUpload};
 use crate::operation::BaseUrl;

@@ -1,7 +1,7 @@
 //! Every time limit of a call, decided once for both transports: what bounds a call, an attempt,
 //! an answer's head and a stalled stream, and which limit a timeout was.
 //!
-//! The bounds (defaults in [`crate::client::TransportConfig`]):
+//! The bounds (defaults in [`crate::config::TransportConfig`]):
 //!
 //! | bound | setting | what it limits |
 //! | --- | --- | --- |
@@ -26,7 +26,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::client::{Error, TransportConfig};
+use crate::config::TransportConfig;
+use crate::error::Error;
 
 /// Stalled-stream protection, as aws-sdk-rust's `StalledStreamProtectionConfig` has it: a media
 /// body (an upload's request body or a download's answer body) that moves fewer than

@@ -1,16 +1,16 @@
-//! What both transports share that is not I/O: their configuration and their error type.
+//! The settings of a client, whatever its transport: [`TransportConfig`] (timeouts, retries,
+//! limits, TLS, proxies), [`ClientConfig`] and [`OnPremConfig`], their checks, and the builders
+//! both transports hand out.
 //!
-//! `nx-async` and `nx-blocking` re-export these, so a caller matches the same error kinds and
-//! sets the same options whichever transport they use.
+//! `nx-async` and `nx-blocking` re-export these, so a caller sets the same options whichever
+//! transport they use.
 
 use std::fmt;
 use std::time::Duration;
 
-use crate::download::IntegrityError;
-use crate::error::{InvalidInput, ResponseError};
+use crate::error::Error;
 use crate::onprem::Token;
 use crate::operation::BaseUrl;
-use crate::policy::clock::ClockError;
 use crate::policy::retry::RetryPolicy;
 use crate::proxy::{ProxyConfig, ProxyRules, ProxyUrl};
 use crate::secret::{AccessSecret, Credentials};
@@ -140,7 +140,7 @@ impl TransportConfig {
     /// carry it without validating it again.
     ///
     /// ```
-    /// use nx_protocol::client::TransportConfig;
+    /// use nx_protocol::config::TransportConfig;
     /// assert_eq!(TransportConfig::new("app/1.0").user_agent_header().unwrap(), "app/1.0");
     /// let err = TransportConfig::new("app\n1.0").user_agent_header().unwrap_err();
     /// assert!(err.to_string().contains("User-Agent"), "{err}");
@@ -208,7 +208,7 @@ impl ClientConfig {
     /// `|k| std::env::var(k).ok()`).
     ///
     /// ```
-    /// use nx_protocol::client::ClientConfig;
+    /// use nx_protocol::config::ClientConfig;
     /// let env = |k: &str| match k {
     ///     "NXCLOUD_ACCESS_KEY" => Some("key".to_owned()),
     ///     "NXCLOUD_ACCESS_SECRET" => Some("secret".to_owned()),
@@ -312,136 +312,6 @@ impl OnPremConfig {
     /// [`TransportConfig::check_url`]).
     pub fn check(&self) -> Result<(), Error> {
         self.transport.check_url(&self.base_url)
-    }
-}
-
-/// Everything a call can fail with, in kinds a caller can match on. Every message says what to do.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The input was refused before anything was sent.
-    #[error("invalid input: {0}")]
-    InvalidInput(#[from] InvalidInput),
-    /// The server answered with an error (an NXCloud code, a Meta error, an HTTP status, or an
-    /// answer that is not valid).
-    #[error(transparent)]
-    Response(#[from] ResponseError),
-    /// A time limit passed: which one, after how long, and what the call was doing.
-    #[error(
-        "timed out {phase}: {limit} of {after:?} passed; the server or network is slow or stalled; retry later or raise the timeout"
-    )]
-    Timeout {
-        /// What the call was doing.
-        phase: crate::call::Phase,
-        /// Which limit passed.
-        limit: crate::call::Limit,
-        /// How long that limit was.
-        after: Duration,
-    },
-    /// No connection could be made.
-    #[error("could not connect to {host}: {source}; check the base URL and the network")]
-    Connect {
-        /// The host and port ([`peer`]).
-        host: String,
-        /// Why.
-        #[source]
-        source: BoxError,
-    },
-    /// TLS failed (certificate, handshake).
-    #[error(
-        "TLS with {host} failed: {source}; check the certificate (a private CA must be added as a root)"
-    )]
-    Tls {
-        /// The host and port ([`peer`]).
-        host: String,
-        /// Why.
-        #[source]
-        source: BoxError,
-    },
-    /// The connection broke after the request was sent (reset, truncated answer, protocol error).
-    #[error("the connection failed during the call: {source}; retry")]
-    Transport {
-        /// Why.
-        #[source]
-        source: BoxError,
-    },
-    /// A JSON answer was larger than allowed; it was not buffered.
-    #[error(
-        "the answer is larger than {limit} bytes and was refused; a JSON answer should be small, so the server is misbehaving (raise max_answer_bytes only if you expect this)"
-    )]
-    AnswerTooLarge {
-        /// The limit.
-        limit: u64,
-    },
-    /// Downloaded bytes failed a check; nothing was kept at the target path.
-    #[error(transparent)]
-    Integrity(#[from] IntegrityError),
-    /// The server rejected our clock and we could not correct it.
-    #[error(transparent)]
-    Clock(#[from] ClockError),
-    /// Local file or stream I/O failed.
-    #[error("{context}: {source}")]
-    Io {
-        /// What we were doing, e.g. "reading /path/to/file".
-        context: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The client is misconfigured.
-    #[error("configuration: {0}")]
-    Config(String),
-}
-
-/// The peer a connect or TLS error names: host and port (the URI's, else the scheme's default),
-/// never user info, path or query. "could not connect to 127.0.0.1" without the port would not
-/// tell which server was down.
-///
-/// ```
-/// use nx_protocol::client::peer;
-/// assert_eq!(peer(&"http://127.0.0.1:8080/api?x=1".parse().unwrap()), "127.0.0.1:8080");
-/// assert_eq!(peer(&"https://u:p@oss.example/a".parse().unwrap()), "oss.example:443");
-/// assert_eq!(peer(&"http://[::1]/".parse().unwrap()), "[::1]:80");
-/// ```
-pub fn peer(uri: &http::Uri) -> String {
-    let host = uri.host().unwrap_or_default();
-    let port = uri.port_u16().or_else(|| match uri.scheme_str() {
-        Some("https") => Some(443),
-        Some("http") => Some(80),
-        _ => None,
-    });
-    match port {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    }
-}
-
-/// A boxed error from the transport's HTTP stack.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-impl Error {
-    /// The NXCloud code, when the server answered one.
-    pub fn api_code(&self) -> Option<crate::ApiCode> {
-        match self {
-            Error::Response(r) => r.api_code(),
-            _ => None,
-        }
-    }
-
-    /// The HTTP status, when the server answered.
-    pub fn status(&self) -> Option<http::StatusCode> {
-        match self {
-            Error::Response(r) => Some(r.status()),
-            _ => None,
-        }
-    }
-
-    /// An I/O error with context.
-    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io {
-            context: context.into(),
-            source,
-        }
     }
 }
 
