@@ -282,7 +282,8 @@ fn classify(e: hyper_util::client::legacy::Error, host: String) -> Error {
     }
 }
 
-#[cfg(test)]
+// Only without `native-roots` (a workspace build may unify it on, through nx-cli).
+#[cfg(all(test, not(feature = "native-roots")))]
 mod tests {
     use super::*;
 

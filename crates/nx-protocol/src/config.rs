@@ -102,8 +102,6 @@ impl fmt::Debug for TransportConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("overall_timeout", &self.overall_timeout)
-            .field("min_transfer_rate", &self.min_transfer_rate)
-            .field("stalled_stream", &self.stalled_stream)
             .field("retry", &self.retry)
             .field("max_answer_bytes", &self.max_answer_bytes)
             .field("max_download_bytes", &self.max_download_bytes)
