@@ -7,9 +7,6 @@
 //! small margin; no panic; and for the calls that write a file, nothing is at the target path
 //! (nor any temporary file beside it) unless the file is complete and verified.
 //!
-//! The cells of [`PENDING`] are run and reported but not asserted: the hostile-server cells that
-//! today's transports cannot pass yet (issue 14 items 1-5).
-//!
 //! The table (fault x operation -> outcome, `xN` = requests the faulted route received, and the
 //! time the call took) is written to stdout:
 //!
@@ -53,40 +50,6 @@ const UNKNOWN_CODE: i64 = 31_337;
 /// How long past a cell's bound the sandbox keeps misbehaving at most
 /// (`SandboxConfig::fault_hold_limit`), so a client that does not end on time still ends.
 const HOLD_PAST_BOUND: Duration = Duration::from_secs(1);
-
-/// The cells (transport, row, operations) that are run and reported, not asserted: what today's
-/// transports cannot pass. The one place to flip (empty it) once they can.
-// pending the call machine (issue 14 items 1-5)
-const PENDING: &[(&str, Row, &[Op])] = &[
-    ("nx-async", Row::DripUnderIdle, FILES),
-    ("nx-async", Row::TinyChunks, FILES),
-    ("nx-async", Row::PartialContent, FILES),
-    ("nx-async", Row::NoContent, FILES),
-    ("nx-blocking", Row::HeaderDrip, TRANSFERS),
-    ("nx-blocking", Row::DripUnderIdle, TRANSFERS),
-    ("nx-blocking", Row::EndlessTrailers, TRANSFERS),
-    ("nx-blocking", Row::EndlessProcessing, TRANSFERS),
-    ("nx-blocking", Row::TinyChunks, TRANSFERS),
-    ("nx-blocking", Row::PartialContent, FILES),
-    ("nx-blocking", Row::NoContent, FILES),
-    ("nx-blocking", Row::ServiceUnavailableDrip, TRANSFERS),
-];
-/// The operations that write a media file.
-const FILES: &[Op] = &[Op::Download, Op::Retrieve];
-/// The operations that move media (uploads and downloads).
-const TRANSFERS: &[Op] = &[
-    Op::UploadMedia,
-    Op::Download,
-    Op::OnPremUpload,
-    Op::Retrieve,
-];
-
-/// Whether a cell is in [`PENDING`].
-fn pending(transport: &str, row: Row, op: Op) -> bool {
-    PENDING
-        .iter()
-        .any(|(t, r, ops)| *t == transport && *r == row && ops.contains(&op))
-}
 
 /// The operations, NXCloud's then On-Premises'.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -827,12 +790,12 @@ fn fault_matrix<D: Driver, P: OnPremDriver>() {
     }
     let slowest = results
         .iter()
-        .filter(|c| c.row != Row::ExpiredUrl && !pending(D::NAME, c.row, c.op))
+        .filter(|c| c.row != Row::ExpiredUrl)
         .max_by_key(|c| c.elapsed)
         .expect("cells ran");
     let _ = write!(
         table,
-        "\n\n{} cells in {:.1?}. The slowest call (pending cells aside) took {:.2?} ({} x {}) \
+        "\n\n{} cells in {:.1?}. The slowest call took {:.2?} ({} x {}) \
          against a bound of {:?} (overall_timeout + {MARGIN:?}); the expired-URL cell \
          (request_timeout 5 s, overall 10 s, the download held 2.1 s) took {:.2?}.\n",
         results.iter().filter(|c| c.kind.is_some()).count(),
@@ -849,36 +812,9 @@ fn fault_matrix<D: Driver, P: OnPremDriver>() {
             .map(move |p| format!("{} x {}: {p}", c.row.label(), c.op.column()))
             .collect::<Vec<_>>()
     };
-    let (waiting, asserted): (Vec<&Cell>, Vec<&Cell>) =
-        results.iter().partition(|c| pending(D::NAME, c.row, c.op));
-    if !waiting.is_empty() {
-        let _ = writeln!(
-            table,
-            "\nPending cells (reported, not asserted): {} of {} fail.",
-            waiting.iter().filter(|c| !c.problems.is_empty()).count(),
-            waiting.len(),
-        );
-        for c in &waiting {
-            match describe(c).as_slice() {
-                [] => {
-                    let _ = writeln!(
-                        table,
-                        "- pending cell passes now: {} x {}",
-                        c.row.label(),
-                        c.op.column()
-                    );
-                }
-                problems => {
-                    for p in problems {
-                        let _ = writeln!(table, "- pending: {p}");
-                    }
-                }
-            }
-        }
-    }
     print!("{table}");
 
-    let problems: Vec<String> = asserted.iter().flat_map(|c| describe(c)).collect();
+    let problems: Vec<String> = results.iter().flat_map(describe).collect();
     assert!(
         problems.is_empty(),
         "{}: {} problems:\n{}",
