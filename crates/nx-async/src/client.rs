@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use nx_protocol::Timestamp;
 use nx_protocol::call::{Call, Upload};
@@ -89,10 +89,7 @@ fn origin() -> Instant {
 
 /// The local clock as a [`Timestamp`].
 pub(crate) fn now() -> Timestamp {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    Timestamp::from_millis(ms)
+    Timestamp::from_system_time(SystemTime::now())
 }
 
 impl Client {
