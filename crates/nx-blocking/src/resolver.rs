@@ -25,14 +25,22 @@ const TTL: Duration = Duration::from_secs(60);
 /// At most this many names are kept; past it the cache starts over.
 const MAX_NAMES: usize = 64;
 
-/// IP literals at once, names from a short-lived cache, the default resolver otherwise.
+/// IP literals at once, names from a short-lived cache, `lookup` (ureq's default resolver)
+/// otherwise.
 #[derive(Debug, Default)]
-pub(crate) struct CachingResolver {
-    lookup: DefaultResolver,
+pub(crate) struct CachingResolver<L = DefaultResolver> {
+    lookup: L,
     names: Mutex<HashMap<String, (Instant, ResolvedSocketAddrs)>>,
 }
 
-impl Resolver for CachingResolver {
+impl CachingResolver {
+    /// Over ureq's default resolver.
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<L: Resolver> Resolver for CachingResolver<L> {
     fn resolve(
         &self,
         uri: &Uri,
@@ -93,7 +101,7 @@ mod tests {
 
     #[test]
     fn ip_literals_resolve_to_themselves() {
-        let resolver = CachingResolver::default();
+        let resolver = CachingResolver::new();
         let config = Config::default();
         for (uri, expected) in [
             ("http://127.0.0.1:8080/x", "127.0.0.1:8080"),
@@ -113,18 +121,48 @@ mod tests {
         );
     }
 
+    /// Answers every name with 127.0.0.1 and counts the lookups, so the cache is tested
+    /// without asking the machine's resolver.
+    #[derive(Debug, Default)]
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl Resolver for Counting {
+        fn resolve(
+            &self,
+            uri: &Uri,
+            _: &Config,
+            _: NextTimeout,
+        ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut addrs = self.empty();
+            let port = uri.port_u16().unwrap_or(80);
+            addrs.push(SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port));
+            Ok(addrs)
+        }
+    }
+
     #[test]
     fn names_are_cached_after_one_lookup() {
-        let resolver = CachingResolver::default();
-        let uri: Uri = "http://localhost:1234/".parse().unwrap();
+        let resolver = CachingResolver::<Counting>::default();
+        let lookups = || resolver.lookup.0.load(std::sync::atomic::Ordering::Relaxed);
+        let uri: Uri = "http://media.example:1234/".parse().unwrap();
         let first = resolver
             .resolve(&uri, &Config::default(), timeout())
             .unwrap();
-        assert!(!first.is_empty());
-        assert_eq!(resolver.names.lock().unwrap().len(), 1);
+        assert_eq!(
+            first.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["127.0.0.1:1234"]
+        );
+        assert_eq!((lookups(), resolver.names.lock().unwrap().len()), (1, 1));
         let second = resolver
             .resolve(&uri, &Config::default(), timeout())
             .unwrap();
         assert_eq!(first.as_ref(), second.as_ref());
+        assert_eq!(lookups(), 1, "the second resolve is served from the cache");
+        let other: Uri = "http://media.example:1235/".parse().unwrap();
+        resolver
+            .resolve(&other, &Config::default(), timeout())
+            .unwrap();
+        assert_eq!(lookups(), 2, "the port is part of the key");
     }
 }

@@ -185,7 +185,7 @@ impl Http {
             agent_config,
             ureq::unversioned::transport::DefaultConnector::default()
                 .chain(crate::deadline::DeadlineConnector),
-            CachingResolver::default(),
+            CachingResolver::new(),
         );
         let rules = config.proxy.resolve(|name| std::env::var(name).ok())?;
         Ok(Self {
