@@ -350,7 +350,8 @@ enum Kind {
 
 /// How a ureq error from sending a request maps to the shared kinds:
 ///
-/// - DNS failure, refused or unreachable, connect (or DNS) timeout, no address: `Connect`.
+/// - DNS failure, refused, connect (or DNS) timeout, no address: `Connect`; an unreachable
+///   host or network: `Connect` before the request was sent, else `Transport`.
 /// - rustls anywhere in the chain, or ureq's own TLS errors: `Tls`.
 /// - any other timeout: `Timeout`, a stall when it was the per-read or per-write limit.
 /// - a request ureq refuses to build (bad URI, https-only): `Request` (a configuration error,
@@ -389,11 +390,13 @@ fn kind_of(error: &ureq::Error, may_have_reached_server: bool) -> Kind {
         | ureq::Error::RequireHttpsOnly(_)
         | ureq::Error::InvalidProxyUrl => Kind::Request,
         ureq::Error::Io(io) => match io.kind() {
-            io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::HostUnreachable
+            io::ErrorKind::ConnectionRefused | io::ErrorKind::AddrNotAvailable => Kind::Connect,
+            // Unreachable hosts and networks can also surface on an established socket, after
+            // the request went out (an ICMP error after retransmissions): a connect failure
+            // only while nothing of the request was sent, so a send is never resent after it.
+            io::ErrorKind::HostUnreachable
             | io::ErrorKind::NetworkUnreachable
-            | io::ErrorKind::NetworkDown
-            | io::ErrorKind::AddrNotAvailable => Kind::Connect,
+            | io::ErrorKind::NetworkDown => unsent(Kind::Transport),
             _ if is_dns_failure(io) => Kind::Connect,
             io::ErrorKind::TimedOut => unsent(Kind::Timeout { stall: false }),
             _ => unsent(Kind::Transport),
@@ -616,8 +619,10 @@ mod tests {
         let cases: Vec<(ureq::Error, bool, Kind)> = vec![
             (ureq::Error::HostNotFound, true, Kind::Connect),
             (io(K::ConnectionRefused), true, Kind::Connect),
-            (io(K::HostUnreachable), true, Kind::Connect),
-            (io(K::NetworkUnreachable), true, Kind::Connect),
+            (io(K::HostUnreachable), false, Kind::Connect),
+            (io(K::NetworkUnreachable), false, Kind::Connect),
+            (io(K::HostUnreachable), true, Kind::Transport),
+            (io(K::NetworkDown), true, Kind::Transport),
             (connect_timeout, true, Kind::ConnectTimeout),
             (resolve_timeout, true, Kind::ConnectTimeout),
             (ureq::Error::Tls("bad name"), true, Kind::Tls),

@@ -311,10 +311,12 @@ fn media_object(
             format!("{kind}.{name} must be a string"),
         ),
     };
-    let id = field("id")?.filter(|s| !s.is_empty());
-    let link = field("link")?.filter(|s| !s.is_empty());
+    let id = field("id")?;
+    let link = field("link")?;
     let caption = field("caption")?;
     let filename = field("filename")?;
+    // Exactly one of the two keys, whatever their values: `{"id":"","link":"https://.."}` is
+    // two sources, not one. An empty value is then a missing one (9000).
     match (&id, &link) {
         (Some(_), Some(_)) => {
             return refuse(
@@ -329,6 +331,15 @@ fn media_object(
             );
         }
         _ => {}
+    }
+    if let Some(empty) = [("id", &id), ("link", &link)]
+        .into_iter()
+        .find_map(|(name, value)| value.as_deref().is_some_and(str::is_empty).then_some(name))
+    {
+        return refuse(
+            code::PARAMETER_EXCEPTION,
+            format!("{kind}.{empty} is empty"),
+        );
     }
     if let Some(id) = &id
         && id.len() > MAX_TEXT_FIELD

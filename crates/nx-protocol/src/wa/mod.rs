@@ -18,8 +18,8 @@ mod whatsapp_error;
 pub use kind::{KB, MB, MediaKind};
 pub use media::{DeleteMedia, Deleted, GetMedia, MESSAGING_PRODUCT, MediaInfo};
 pub use send::{
-    MAX_KEY_LEN, MediaSource, MessageDetails, RECIPIENT_TYPE, SendMedia, SentMessage,
-    UploadedAndSent,
+    MAX_CAPTION_CHARS, MAX_KEY_LEN, MediaSource, MessageDetails, RECIPIENT_TYPE, SendMedia,
+    SentMessage, UploadedAndSent,
 };
 pub use upload::{UploadMedia, UploadedMedia};
 pub use url::DownloadUrl;

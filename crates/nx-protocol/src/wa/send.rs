@@ -10,12 +10,15 @@
 //! refusal of the signature check it cannot have sent anything, so the clock is corrected and
 //! the message sent once (see [`crate::policy::retry::RetryPolicy::decide`]).
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::code::BizType;
 use crate::error::{DataError, InvalidInput};
 use crate::operation::{Operation, RequestBody, deserialize_data, strip_query};
+use crate::redact::redact_urls;
 use crate::wa::kind::MediaKind;
 use crate::wa::media::MESSAGING_PRODUCT;
 use crate::wa::validate::{http_url_problem, phone_problem, validate_media_id, validate_phone};
@@ -27,14 +30,27 @@ pub const RECIPIENT_TYPE: &str = "individual";
 /// and a longer one is a caller bug.
 pub const MAX_KEY_LEN: usize = 256;
 
+/// The longest caption accepted, in characters (Meta's limit for media captions).
+pub const MAX_CAPTION_CHARS: usize = 1024;
+
 /// Where the platform takes the media from: exactly one of the two, as the spec requires.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `Debug` shows a link without its query (often a pre-signed URL's signature).
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MediaSource {
     /// A media id from uploadMedia (or from an inbound webhook) on the same business phone.
     Id(String),
     /// An `http`/`https` URL the platform fetches the file from.
     Link(String),
+}
+
+impl fmt::Debug for MediaSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MediaSource::Id(id) => f.debug_tuple("Id").field(id).finish(),
+            MediaSource::Link(url) => f.debug_tuple("Link").field(&redact_urls(url)).finish(),
+        }
+    }
 }
 
 impl MediaSource {
@@ -50,14 +66,27 @@ impl MediaSource {
 }
 
 /// The optional parts of a media message. Which ones a kind takes is checked when the request
-/// is built: a caption only for image and video, a file name only for a document.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// is built: a caption only for image and video, a file name only for a document. `Debug`
+/// shows the status webhook without its query.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct MessageDetails {
     caption: Option<String>,
     filename: Option<String>,
     cus_message_id: Option<String>,
     dr_webhook: Option<String>,
     appkey: Option<String>,
+}
+
+impl fmt::Debug for MessageDetails {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MessageDetails")
+            .field("caption", &self.caption)
+            .field("filename", &self.filename)
+            .field("cus_message_id", &self.cus_message_id)
+            .field("dr_webhook", &self.dr_webhook.as_deref().map(redact_urls))
+            .field("appkey", &self.appkey)
+            .finish()
+    }
 }
 
 impl MessageDetails {
@@ -266,6 +295,20 @@ impl SendMedia {
         }
         if self.details.filename.is_some() && self.kind != MediaKind::Document {
             return Err(field("filename", "is only for document messages"));
+        }
+        // The spec gives no lengths; Meta's media messages take a caption of at most 1024
+        // characters, and an empty caption or file name is a caller bug (the sandbox refuses
+        // the same), so a message that would be refused is refused before any upload.
+        if let Some(caption) = &self.details.caption {
+            if caption.is_empty() {
+                return Err(field("caption", "is empty (leave it out instead)"));
+            }
+            if caption.chars().count() > MAX_CAPTION_CHARS {
+                return Err(field("caption", "is longer than 1024 characters"));
+            }
+        }
+        if self.details.filename.as_deref() == Some("") {
+            return Err(field("filename", "is empty (leave it out instead)"));
         }
         if let Some(id) = &self.details.cus_message_id {
             key_problem(id).map_or(Ok(()), |reason| Err(field("cus_message_id", reason)))?;
@@ -625,6 +668,62 @@ mod tests {
             MessageDetails::new(),
         ));
         assert!(!err.contains("secret"), "{err}");
+        // A port that is not a u16 is refused (http::Uri alone would take it).
+        for url in [
+            "https://cdn.example:abc/a.png",
+            "https://cdn.example:99999/a.png",
+            "https://cdn.example:/a.png",
+        ] {
+            let err = refused(op(
+                MediaKind::Image,
+                MediaSource::link(url),
+                MessageDetails::new(),
+            ));
+            assert!(err.contains("port"), "{url}: {err}");
+        }
+        op(
+            MediaKind::Image,
+            MediaSource::link("https://cdn.example:8443/a.png"),
+            MessageDetails::new(),
+        )
+        .body()
+        .unwrap();
+        // Captions and file names the sandbox would refuse are refused here first.
+        for details in [
+            MessageDetails::new().caption(""),
+            MessageDetails::new().caption("é".repeat(MAX_CAPTION_CHARS + 1)),
+        ] {
+            let err = refused(op(MediaKind::Image, MediaSource::id("m"), details));
+            assert!(err.contains("caption"), "{err}");
+        }
+        op(
+            MediaKind::Image,
+            MediaSource::id("m"),
+            MessageDetails::new().caption("é".repeat(MAX_CAPTION_CHARS)),
+        )
+        .body()
+        .unwrap();
+        let err = refused(op(
+            MediaKind::Document,
+            MediaSource::id("m"),
+            MessageDetails::new().filename(""),
+        ));
+        assert!(err.contains("filename"), "{err}");
+        // Debug never shows a link's or a status webhook's query.
+        let signed = op(
+            MediaKind::Image,
+            MediaSource::link("https://cdn.example/a.png?Signature=secret1"),
+            MessageDetails::new().dr_webhook("https://hooks.example/dr?token=secret2"),
+        );
+        let shown = format!("{signed:?}");
+        assert!(
+            !shown.contains("secret1") && !shown.contains("secret2"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("https://cdn.example/a.png?<redacted>"),
+            "{shown}"
+        );
         // Captions and file names where they belong are accepted.
         for kind in [MediaKind::Image, MediaKind::Video] {
             op(

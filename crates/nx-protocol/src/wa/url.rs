@@ -59,14 +59,7 @@ impl DownloadUrl {
         if authority.contains('@') {
             return Err(bad("a download URL cannot carry user info"));
         }
-        let after_host = authority
-            .get(uri.host().map_or(0, str::len)..)
-            .unwrap_or("");
-        let port_ok = after_host.is_empty()
-            || after_host
-                .strip_prefix(':')
-                .is_some_and(|p| p.parse::<u16>().is_ok());
-        if !port_ok {
+        if !super::validate::port_is_valid(&uri) {
             return Err(bad("the port is not a number"));
         }
         let expires_at = uri.query().and_then(|q| {

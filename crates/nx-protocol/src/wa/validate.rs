@@ -57,9 +57,24 @@ pub(crate) fn http_url_problem(url: &str) -> Option<&'static str> {
     }
     match uri.authority() {
         Some(a) if a.as_str().contains('@') => Some("must not carry credentials"),
-        Some(a) if !a.host().is_empty() => None,
-        _ => Some("has no host"),
+        Some(a) if a.host().is_empty() => Some("has no host"),
+        Some(_) if !port_is_valid(&uri) => Some("has a port that is not a number from 0 to 65535"),
+        Some(_) => None,
+        None => Some("has no host"),
     }
+}
+
+/// Whether what follows the host in `uri`'s authority is nothing, or `:` and a `u16`:
+/// `http::Uri` takes any text after the host's `:` as the port (`:abc`, `:99999`, `:`).
+pub(crate) fn port_is_valid(uri: &http::Uri) -> bool {
+    let (Some(authority), Some(host)) = (uri.authority(), uri.host()) else {
+        return true;
+    };
+    let after_host = authority.as_str().get(host.len()..).unwrap_or("");
+    after_host.is_empty()
+        || after_host
+            .strip_prefix(':')
+            .is_some_and(|p| p.parse::<u16>().is_ok())
 }
 
 /// A media id: non-empty, at most [`MAX_MEDIA_ID_LEN`] bytes, no control characters. Anything
