@@ -64,8 +64,9 @@ pub(crate) struct GlobalArgs {
     /// Print machine-readable JSON on stdout (and errors as one JSON line on stderr).
     #[arg(long, global = true)]
     pub(crate) json: bool,
-    /// The longest one API call may take, retries included [default: 120]; each attempt's
-    /// connect (10 s) and idle (30 s) limits are capped to it.
+    /// The longest one call may take, retries and media transfers included [default: 120,
+    /// plus a transfer's size at 256 KiB/s]; each attempt's connect (10 s) and answer (30 s)
+    /// limits are capped to it. A media body slower than 1 B/s over 20 s fails sooner.
     #[arg(
         long,
         global = true,

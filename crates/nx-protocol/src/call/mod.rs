@@ -773,9 +773,16 @@ fn splitmix(state: &mut u64) -> u64 {
 
 impl Error {
     /// How the retry policy sees this error; `None` for errors no retry can help (bad input,
-    /// TLS, local I/O, integrity, configuration, an oversize answer).
+    /// TLS, local I/O, integrity, configuration, an oversize answer) and for a stalled stream:
+    /// a body that moved slower than the floor for the whole grace period ends the call there
+    /// (issue 14: "fails within the grace period"), rather than being given the same wait again
+    /// on each retry.
     pub fn attempt_failure(&self) -> Option<AttemptFailure<'_>> {
         match self {
+            Error::Timeout {
+                limit: Limit::Stall,
+                ..
+            } => None,
             Error::Connect { .. } => Some(AttemptFailure::Connect),
             Error::Timeout { .. } => Some(AttemptFailure::Timeout),
             Error::Transport { .. } => Some(AttemptFailure::Transport),

@@ -493,6 +493,29 @@ fn a_dripping_body_stalls_after_the_grace_period_a_steady_one_never() {
     };
     assert_eq!(stalled_at, secs(20));
 
+    // A stall ends the call, even where a retry could start over (a download to a path, whose
+    // writer is rewound with a fresh temporary file): the grace period is the bound.
+    let mut call = Call::download(fresh(), &config, DownloadOptions::new(), false, true);
+    send(&mut call, 0);
+    call.head(StatusCode::OK, &media_head(Some(1000)), secs(0));
+    let stalled_at = loop {
+        let t = call.watch().wake_at();
+        if !call.tick(t) {
+            break t;
+        }
+    };
+    let error = done(&mut call, stalled_at.as_millis() as u64).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Timeout {
+                limit: Limit::Stall,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+
     // Slow but above the floor (a byte every 0.9 s) is not a stall.
     let mut call = download(&config, fresh(), false);
     send(&mut call, 0);
