@@ -101,10 +101,23 @@ impl CliError {
     }
 
     /// An error of a download from the pre-signed URL (after getMedia succeeded): as
-    /// [`From`], but a redirect is said to come from the download URL, not the base URL.
+    /// [`From`], but a redirect or an answer that is not the whole file (206, 204, ...) is said
+    /// to come from the download URL, not the base URL.
     pub(crate) fn from_download(error: Error) -> Self {
         let redirect = error.status().filter(|s| s.is_redirection());
+        // A download is Malformed only for a 2xx that is not 200; a getMedia (the one refresh)
+        // that went wrong is Malformed on its 200, and keeps the base-URL hint.
+        let not_the_file = matches!(
+            &error,
+            Error::Response(ResponseError::Malformed { status, .. }) if *status != http::StatusCode::OK
+        );
         let mut cli = Self::from(error);
+        if not_the_file {
+            cli.hint = Some(
+                "the download URL (NXCloud's object storage, not the base URL) did not answer 200 with the whole file: run the command again for a fresh URL; contact NXCloud support if it persists"
+                    .into(),
+            );
+        }
         if let Some(status) = redirect {
             cli.hint = Some(format!(
                 "the download URL (NXCloud's object storage, not the base URL) answered a redirect (HTTP {}), which is not followed: run the command again for a fresh URL; contact NXCloud support if it persists",
@@ -273,6 +286,23 @@ mod tests {
 
         let input = Error::InvalidInput(InvalidInput::EmptyFile);
         assert_eq!(CliError::from(input).exit.code(), 2);
+
+        // A 206 from the download URL is the storage's doing, not the base URL's.
+        let partial = || {
+            Error::Response(ResponseError::Malformed {
+                status: http::StatusCode::PARTIAL_CONTENT,
+                what: "a media download must be answered 200 with the whole file".into(),
+                snippet: nx_protocol::Snippet::of(b""),
+            })
+        };
+        let hint = CliError::from_download(partial()).hint.unwrap();
+        assert!(hint.starts_with("the download URL"), "{hint}");
+        assert!(
+            CliError::from(partial())
+                .hint
+                .unwrap()
+                .contains("base URL points")
+        );
 
         let meta = nx_protocol::wa::WhatsAppError::from_data(
             r#"{"error":{"code":131026,"message":"undeliverable\u001b[2J","fbtrace_id":"T1"}}"#,
