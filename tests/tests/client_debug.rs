@@ -61,34 +61,41 @@ const ONPREM_PARTS: &[&str] = &[
     "retry: RetryPolicy { max_attempts: 4, base_delay: 250ms, max_delay: 7s }",
 ];
 
+/// Both clients of one transport (`$krate`): short, secret-free `Debug`.
+macro_rules! check_clients {
+    ($krate:ident) => {{
+        let client = $krate::Client::builder()
+            .credentials("the-access-key", SECRET)
+            .base_url("http://127.0.0.1:9/nx")
+            .connect_timeout(Duration::from_secs(3))
+            .retry(retry())
+            .proxy(PROXY)
+            .unwrap()
+            .build()
+            .unwrap();
+        let shown = check(format!("{client:?}"), format!("{client:#?}"), NXCLOUD_PARTS);
+        assert!(shown.starts_with("Client(ClientConfig {"), "{shown}");
+
+        for (login, parts) in [(true, ONPREM_PARTS), (false, &ONPREM_PARTS[..1])] {
+            let builder = $krate::OnPremClient::builder()
+                .base_url("http://127.0.0.1:9")
+                .connect_timeout(Duration::from_secs(3))
+                .retry(retry());
+            let builder = if login {
+                builder.password("admin", PASSWORD)
+            } else {
+                builder.token(TOKEN)
+            };
+            let client = builder.build().unwrap();
+            let shown = check(format!("{client:?}"), format!("{client:#?}"), parts);
+            assert!(shown.starts_with("OnPremClient(OnPremConfig {"), "{shown}");
+        }
+    }};
+}
+
 #[test]
 fn blocking_clients_debug_is_short_and_secret_free() {
-    let client = nx_blocking::Client::builder()
-        .credentials("the-access-key", SECRET)
-        .base_url("http://127.0.0.1:9/nx")
-        .connect_timeout(Duration::from_secs(3))
-        .retry(retry())
-        .proxy(PROXY)
-        .unwrap()
-        .build()
-        .unwrap();
-    let shown = check(format!("{client:?}"), format!("{client:#?}"), NXCLOUD_PARTS);
-    assert!(shown.starts_with("Client(ClientConfig {"), "{shown}");
-
-    for (login, parts) in [(true, ONPREM_PARTS), (false, &ONPREM_PARTS[..1])] {
-        let builder = nx_blocking::OnPremClient::builder()
-            .base_url("http://127.0.0.1:9")
-            .connect_timeout(Duration::from_secs(3))
-            .retry(retry());
-        let builder = if login {
-            builder.password("admin", PASSWORD)
-        } else {
-            builder.token(TOKEN)
-        };
-        let client = builder.build().unwrap();
-        let shown = check(format!("{client:?}"), format!("{client:#?}"), parts);
-        assert!(shown.starts_with("OnPremClient(OnPremConfig {"), "{shown}");
-    }
+    check_clients!(nx_blocking);
 }
 
 #[test]
@@ -99,30 +106,5 @@ fn async_clients_debug_is_short_and_secret_free() {
         .build()
         .unwrap();
     let _entered = runtime.enter();
-    let client = nx_async::Client::builder()
-        .credentials("the-access-key", SECRET)
-        .base_url("http://127.0.0.1:9/nx")
-        .connect_timeout(Duration::from_secs(3))
-        .retry(retry())
-        .proxy(PROXY)
-        .unwrap()
-        .build()
-        .unwrap();
-    let shown = check(format!("{client:?}"), format!("{client:#?}"), NXCLOUD_PARTS);
-    assert!(shown.starts_with("Client(ClientConfig {"), "{shown}");
-
-    for (login, parts) in [(true, ONPREM_PARTS), (false, &ONPREM_PARTS[..1])] {
-        let builder = nx_async::OnPremClient::builder()
-            .base_url("http://127.0.0.1:9")
-            .connect_timeout(Duration::from_secs(3))
-            .retry(retry());
-        let builder = if login {
-            builder.password("admin", PASSWORD)
-        } else {
-            builder.token(TOKEN)
-        };
-        let client = builder.build().unwrap();
-        let shown = check(format!("{client:?}"), format!("{client:#?}"), parts);
-        assert!(shown.starts_with("OnPremClient(OnPremConfig {"), "{shown}");
-    }
+    check_clients!(nx_async);
 }
