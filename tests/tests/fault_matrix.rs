@@ -30,7 +30,11 @@ use nx_protocol::config::TransportConfig;
 use nx_protocol::download::{IntegrityError, Sha256Digest};
 use nx_protocol::error::Error;
 use nx_protocol::policy::retry::RetryPolicy;
-use nx_sandbox::{DEMO_BUSINESS_PHONE as PHONE, Fault, FaultRule, Route, SandboxConfig};
+use nx_protocol::wa::{MediaKind, MediaSource, SendMedia};
+use nx_sandbox::{
+    DEMO_BUSINESS_PHONE as PHONE, DEMO_CUSTOMER_PHONE as CUSTOMER, Fault, FaultRule, Route,
+    SandboxConfig,
+};
 
 /// One attempt's limit in the matrix.
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
@@ -47,6 +51,8 @@ const PARALLEL_CELLS: usize = 12;
 const OVERSIZE_BYTES: u64 = 100 * 1024 * 1024;
 /// The code of the unknown-code fault.
 const UNKNOWN_CODE: i64 = 31_337;
+/// NXCloud's "system business error", retried by idempotent calls only.
+const BUSY_CODE: i64 = 9001;
 /// How long past a cell's bound the sandbox keeps misbehaving at most
 /// (`SandboxConfig::fault_hold_limit`), so a client that does not end on time still ends.
 const HOLD_PAST_BOUND: Duration = Duration::from_secs(1);
@@ -59,6 +65,9 @@ enum Op {
     UploadMedia,
     /// getMedia, then the download of its URL into a file (with the SHA-256 the webhook gives).
     Download,
+    /// mt: the uploaded document sent to the demo customer by id. Not idempotent: resent only
+    /// when it certainly was not carried out (after a 1004, with the clock corrected).
+    SendMedia,
     Login,
     OnPremUpload,
     /// `GET /v1/media/{id}` into a file, with the SHA-256.
@@ -68,11 +77,12 @@ enum Op {
 }
 
 impl Op {
-    const ALL: [Op; 9] = [
+    const ALL: [Op; 10] = [
         Op::GetMedia,
         Op::DeleteMedia,
         Op::UploadMedia,
         Op::Download,
+        Op::SendMedia,
         Op::Login,
         Op::OnPremUpload,
         Op::Retrieve,
@@ -86,6 +96,7 @@ impl Op {
             Op::DeleteMedia => "deleteMedia",
             Op::UploadMedia => "uploadMedia",
             Op::Download => "download",
+            Op::SendMedia => "mt",
             Op::Login => "op login",
             Op::OnPremUpload => "op upload",
             Op::Retrieve => "op retrieve",
@@ -101,12 +112,21 @@ impl Op {
             Op::DeleteMedia => Route::DeleteMedia,
             Op::UploadMedia => Route::UploadMedia,
             Op::Download => Route::OssDownload,
+            Op::SendMedia => Route::SendMessage,
             Op::Login => Route::OnPremLogin,
             Op::OnPremUpload => Route::OnPremUpload,
             Op::Retrieve => Route::OnPremGetMedia,
             Op::OnPremDelete => Route::OnPremDeleteMedia,
             Op::RetryDownload => Route::OnPremRetryDownload,
         }
+    }
+
+    /// Whether the call goes to one of NXCloud's signed API routes (not the object storage).
+    fn is_nxcloud_api(self) -> bool {
+        matches!(
+            self,
+            Op::GetMedia | Op::DeleteMedia | Op::UploadMedia | Op::SendMedia
+        )
     }
 
     fn is_onprem(self) -> bool {
@@ -129,6 +149,7 @@ impl Op {
             Op::DeleteMedia => "/api/wa/deleteMedia".into(),
             Op::UploadMedia => "/api/wa/uploadMedia".into(),
             Op::Download => url.to_owned(),
+            Op::SendMedia => "/api/wa/mt".into(),
             Op::Login => "/v1/users/login".into(),
             Op::OnPremUpload => "/v1/media".into(),
             Op::Retrieve | Op::OnPremDelete => format!("/v1/media/{id}"),
@@ -211,6 +232,8 @@ enum Row {
     InvalidJson,
     WrongTypes,
     UnknownCode,
+    BusyOnce,
+    ClockSkewOnce,
     Truncated,
     Oversize,
     WrongBytes,
@@ -228,7 +251,7 @@ enum Row {
 }
 
 impl Row {
-    const ALL: [Row; 27] = [
+    const ALL: [Row; 29] = [
         Row::StallBeforeHeaders,
         Row::StallMidBody,
         Row::Drip,
@@ -242,6 +265,8 @@ impl Row {
         Row::InvalidJson,
         Row::WrongTypes,
         Row::UnknownCode,
+        Row::BusyOnce,
+        Row::ClockSkewOnce,
         Row::Truncated,
         Row::Oversize,
         Row::WrongBytes,
@@ -273,6 +298,8 @@ impl Row {
             Row::InvalidJson => "200, invalid JSON",
             Row::WrongTypes => "200, JSON with wrong types",
             Row::UnknownCode => "unknown code (31337)",
+            Row::BusyOnce => "9001 (system busy), 1st attempt only",
+            Row::ClockSkewOnce => "1004 (ts refused), 1st attempt only",
             Row::Truncated => "truncated (short of Content-Length)",
             Row::Oversize => "oversize (100 MiB JSON, chunked)",
             Row::WrongBytes => "wrong bytes (SHA-256)",
@@ -308,6 +335,12 @@ impl Row {
             Row::InvalidJson => always(Fault::InvalidJson),
             Row::WrongTypes => always(Fault::WrongTypes),
             Row::UnknownCode => always(Fault::UnknownCode(UNKNOWN_CODE)),
+            // NXCloud's own answers: only its API routes give them.
+            Row::BusyOnce | Row::ClockSkewOnce if !op.is_nxcloud_api() => None,
+            Row::BusyOnce => Some((Fault::Code(BUSY_CODE), Some(1))),
+            // The sandbox's own clock in `Date`: the client's correction is about zero, and the
+            // repaired request is accepted.
+            Row::ClockSkewOnce => Some((Fault::ClockSkew { skew_ms: 0 }, Some(1))),
             Row::Truncated => always(Fault::Truncated),
             Row::Oversize => always(Fault::Oversize {
                 bytes: OVERSIZE_BYTES,
@@ -343,6 +376,15 @@ impl Row {
         let file = op.writes_file();
         match self {
             Row::StallBeforeHeaders | Row::StallMidBody | Row::Drip => vec![Timeout],
+            // The request went out whole: a send may have been carried out, so it is not
+            // resent and the failure is reported (`RetryPolicy::decide`).
+            Row::ResetOnce | Row::ResetAfterProcessingOnce if op == Op::SendMedia => {
+                vec![Transport]
+            }
+            Row::ServiceUnavailableOnce if op == Op::SendMedia => vec![Http(503)],
+            Row::BusyOnce if op == Op::SendMedia => vec![Api(BUSY_CODE)],
+            // 1004 is the one refusal before anything was done that a send is repaired after.
+            Row::BusyOnce | Row::ClockSkewOnce => vec![Ok],
             Row::Reset => vec![Transport, Connect],
             Row::ResetOnce | Row::ServiceUnavailableOnce => vec![Ok],
             // The first attempt took effect: a repeated delete finds nothing.
@@ -366,7 +408,9 @@ impl Row {
             Row::EmptyBody | Row::WrongTypes if op == Op::OnPremDelete => vec![Ok],
             Row::EmptyBody | Row::InvalidJson | Row::WrongTypes => vec![Malformed],
             Row::UnknownCode => match op {
-                Op::GetMedia | Op::DeleteMedia | Op::UploadMedia => vec![Api(UNKNOWN_CODE)],
+                Op::GetMedia | Op::DeleteMedia | Op::UploadMedia | Op::SendMedia => {
+                    vec![Api(UNKNOWN_CODE)]
+                }
                 Op::Download => vec![Sha256Mismatch],
                 _ => vec![OnPrem(UNKNOWN_CODE)],
             },
@@ -392,6 +436,38 @@ impl Row {
             Row::NoContent => vec![Http(204), Malformed],
             Row::ServiceUnavailableDrip => vec![Timeout, Http(503)],
         }
+    }
+
+    /// How many requests the faulted route must receive, where the count is part of the
+    /// promise: a send is never resent after a fault that may have reached the server (one
+    /// request), and is repaired once after a 1004 (two); the one-shot NXCloud codes are retried
+    /// once by the idempotent calls. `None`: the count is shown, not asserted (a timeout may cut
+    /// a third attempt short).
+    fn requests(self, op: Op) -> Option<u64> {
+        match (self, op) {
+            (Row::ClockSkewOnce, _) => Some(2),
+            (_, Op::SendMedia) => Some(1),
+            (Row::BusyOnce, _) => Some(2),
+            _ => None,
+        }
+    }
+
+    /// Whether the sandbox carries a send out before the fault shows (the handler runs, then
+    /// the answer is cut, trickled or bent), so the message is recorded although the call fails.
+    fn carried_out(self) -> bool {
+        matches!(
+            self,
+            Row::StallMidBody
+                | Row::Drip
+                | Row::ResetAfterProcessingOnce
+                | Row::Truncated
+                | Row::HeaderDrip
+                | Row::DripUnderIdle
+                | Row::EndlessTrailers
+                | Row::TinyChunks
+                | Row::PartialContent
+                | Row::NoContent
+        )
     }
 
     /// Whether a file target is written without an expected SHA-256, so that only the
@@ -586,6 +662,18 @@ fn nxcloud_cell<D: Driver>(row: Row, op: Op) -> Cell {
                     return Err(Error::Config("not verified".into()));
                 }
             }
+            Op::SendMedia => {
+                let send =
+                    SendMedia::new(PHONE, CUSTOMER, MediaKind::Document, MediaSource::id(&id));
+                let sent = world.client.send_media(send)?;
+                let recorded = world.sandbox.sent_messages();
+                if recorded.len() != 1 || recorded[0].id != sent.id {
+                    return Err(Error::Config(format!(
+                        "sent {:?}, the sandbox recorded {recorded:?}",
+                        sent.id
+                    )));
+                }
+            }
             _ => unreachable!("an On-Premises operation"),
         }
         Ok(())
@@ -608,6 +696,16 @@ fn nxcloud_cell<D: Driver>(row: Row, op: Op) -> Cell {
         let gets = world.sandbox.log().for_route(Route::GetMedia).len() - gets_before;
         if gets != 2 {
             problems.push(format!("{gets} getMedia calls; expected 2 (one refresh)"));
+        }
+    }
+    if op == Op::SendMedia {
+        // At most one message, and exactly one when the sandbox carried the request out.
+        let messages = world.sandbox.sent_messages().len();
+        let expected = usize::from(kind == Kind::Ok || row.carried_out());
+        if messages != expected {
+            problems.push(format!(
+                "the sandbox recorded {messages} messages; expected {expected}"
+            ));
         }
     }
     let requests = world.sandbox.faults().seen(rule);
@@ -724,6 +822,13 @@ fn finish(
     }
     if elapsed > bound {
         problems.push(format!("took {elapsed:?}; the bound is {bound:?}"));
+    }
+    if let Some(want) = row.requests(op)
+        && requests != want
+    {
+        problems.push(format!(
+            "the route received {requests} requests; expected {want}"
+        ));
     }
     Cell {
         row,
