@@ -9,25 +9,41 @@
 //! | --- | --- |
 //! | body not a JSON object | 9000 |
 //! | a top-level key sent twice | 1002 |
+//! | a top-level key that is none of the spec's fields, no message type's object and not the object named by type | 1002 |
 //! | each of appkey, business_phone, messaging_product, recipient_type, to, type in turn: missing, empty or `null` / not a string or over 1 KiB | 9000 / 1002 |
 //! | cus_message_id, dr_webhook (optional): not a string, over 1 KiB, or empty | 1002 |
 //! | messaging_product not exactly `whatsapp`; recipient_type not exactly `individual` | 1002 |
 //! | appkey not one of the account's applications | 9003 |
 //! | business_phone not digits / not bound to the account | 9002 / 9006 |
-//! | to not digits only | 1002 |
+//! | to not 7 to 15 digits | 1002 |
 //! | type not `image`, `video`, `audio`, `document` or `sticker` (`text`, `location`, `template` are not emulated) | 1002 |
+//! | an object of another type is present (a media kind's, or `text`, `location`, `template`) | 1002 |
 //! | the object named by type missing or `null` | 9000 |
-//! | it is not an object, has a key twice, or a key its kind does not take (caption: image and video; filename: document), or an object of another kind is present | 1002 |
+//! | it is not an object, has a key twice, or a key its kind does not take (caption: image and video; filename: document) | 1002 |
 //! | neither `id` nor `link` (or it is empty) / both | 9000 / 1002 |
-//! | id, link, caption or filename not a string; link or dr_webhook not an absolute http(s) URL with a host; caption over 1024 characters; caption or filename empty | 1002 |
+//! | id, link, caption or filename not a string; link or dr_webhook not an absolute http(s) URL with a host (no user info, a port only as 1 to 5 digits up to 65535); caption over 1024 characters; caption or filename empty | 1002 |
 //! | id not a media id of this business_phone (unknown, deleted, another phone's) | -1 |
 //! | type not the stored media's kind (inbound `voice` media is sent as `audio`) | 1002 |
 //! | cus_message_id used by an earlier message (the spec: "must be globally unique") | 1002 |
 //! | the sandbox already holds [`MAX_SENT`](crate::MAX_SENT) messages | 9001 |
 //!
-//! The caption limit is Meta's (1024 characters), which the vendor's page does not restate;
-//! -1 for an unknown id is what getMedia and deleteMedia answer in this sandbox. Success
-//! answers `{"messaging_product":"whatsapp","messages":[{"id":..}]}` with the `cus_message_id`
+//! Readings where the vendor's page is silent:
+//! - **Unknown keys.** The page lists the body's fields and one object named by `type`, and says
+//!   nothing of other keys; the real gateway may well ignore them. A strict emulator refuses
+//!   them, so that a client's misspelt or misplaced field (`cusMessageId`, a `caption` at the
+//!   top level) shows up here instead of being dropped without a word there. The code is 1002,
+//!   "a wrong body parameter" in nxcloud-signing.md's table. The objects of the types the
+//!   sandbox does not emulate (`text`, `location`, `template`) are known keys: a message of
+//!   such a type is refused as not emulated, and such an object beside a media message as an
+//!   object of another type.
+//! - **`to`.** "Digits with country code": an E.164 number, which has at most 15 digits; the
+//!   shortest in use have 7 (a 3-digit country code and a 4-digit number, as Niue's).
+//! - **Lengths.** The caption limit is Meta's (1024 characters); other strings are capped at
+//!   1 KiB, except a `link`, which only the body's size bounds (pre-signed object-storage links
+//!   run past 1 KiB).
+//! - **Unknown ids.** -1, as getMedia and deleteMedia answer in this sandbox.
+//!
+//! Success answers `{"messaging_product":"whatsapp","messages":[{"id":..}]}` with the `cus_message_id`
 //! as the id when one was given, else a fresh `wamid.` id; the message is then recorded.
 //! Faults ([`crate::Fault::Code`], [`crate::Fault::WhatsAppError`]) make it answer 9003, 9005,
 //! 9099 and the like without checking anything.
@@ -55,6 +71,25 @@ const MAX_CAPTION_CHARS: usize = 1024;
 
 /// The media kinds mt sends, as the vendor names them.
 const KINDS: [&str; 5] = ["image", "video", "audio", "document", "sticker"];
+
+/// The other message types of the vendor's page, each with an object of its name; not
+/// emulated.
+const OTHER_TYPES: [&str; 3] = ["text", "location", "template"];
+
+/// The body's fields common to every message, in the spec's order: the required ones, then
+/// the optional ones.
+const REQUIRED_FIELDS: [&str; 6] = [
+    "appkey",
+    "business_phone",
+    "messaging_product",
+    "recipient_type",
+    "to",
+    "type",
+];
+const OPTIONAL_FIELDS: [&str; 2] = ["cus_message_id", "dr_webhook"];
+
+/// The digits of a recipient's number: E.164's at most 15, and 7 for the shortest in use.
+const TO_DIGITS: std::ops::RangeInclusive<usize> = 7..=15;
 
 /// A 9099 answer with `error` (JSON text) as Meta's error object, for [`crate::Fault::WhatsAppError`].
 pub(crate) fn whatsapp_error(error: &str) -> Outcome {
@@ -170,10 +205,21 @@ fn is_http_url(url: &str) -> bool {
     let Ok(uri) = url.parse::<http::Uri>() else {
         return false;
     };
+    // `http::Uri` takes any text after the host's `:` as the port: check it here.
+    let port_is_valid = |after_host: &str| {
+        after_host.is_empty()
+            || after_host.strip_prefix(':').is_some_and(|port| {
+                (1..=5).contains(&port.len())
+                    && port.bytes().all(|b| b.is_ascii_digit())
+                    && port.parse::<u16>().is_ok()
+            })
+    };
     matches!(uri.scheme_str(), Some("http" | "https"))
-        && uri
-            .authority()
-            .is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'))
+        && uri.authority().is_some_and(|a| {
+            !a.host().is_empty()
+                && !a.as_str().contains('@')
+                && a.as_str().get(a.host().len()..).is_some_and(port_is_valid)
+        })
 }
 
 /// A message as read from the body, before the account and the store are consulted.
@@ -199,15 +245,32 @@ fn parse(bytes: &[u8]) -> Result<Message, Refusal> {
             format!("field {key} is sent more than once"),
         );
     }
-    let [appkey, business_phone, product, recipient_type, to, kind] = [
-        "appkey",
-        "business_phone",
-        "messaging_product",
-        "recipient_type",
-        "to",
-        "type",
-    ]
-    .map(|name| required(&pairs, name));
+    // The object named by `type` is known whatever the type (an unknown type is refused as
+    // such below, which says more).
+    let named = pairs
+        .get("type")
+        .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok());
+    let known = |key: &str| {
+        REQUIRED_FIELDS.contains(&key)
+            || OPTIONAL_FIELDS.contains(&key)
+            || KINDS.contains(&key)
+            || OTHER_TYPES.contains(&key)
+            || named.as_deref() == Some(key)
+    };
+    if let Some((key, _)) = pairs.0.iter().find(|(key, _)| !known(key)) {
+        return refuse(
+            code::PARAMETER_ERROR,
+            format!(
+                "field `{}` is not a field of mt (it takes {}, and the object named by type)",
+                key.chars().take(64).collect::<String>().escape_debug(),
+                [REQUIRED_FIELDS.as_slice(), &OPTIONAL_FIELDS]
+                    .concat()
+                    .join(", ")
+            ),
+        );
+    }
+    let [appkey, business_phone, product, recipient_type, to, kind] =
+        REQUIRED_FIELDS.map(|name| required(&pairs, name));
     let (appkey, business_phone, product, recipient_type, to, kind) = (
         appkey?,
         business_phone?,
@@ -216,8 +279,8 @@ fn parse(bytes: &[u8]) -> Result<Message, Refusal> {
         to?,
         kind?,
     );
-    let cus_message_id = optional(&pairs, "cus_message_id")?;
-    let dr_webhook = optional(&pairs, "dr_webhook")?;
+    let [cus_message_id, dr_webhook] = OPTIONAL_FIELDS.map(|name| optional(&pairs, name));
+    let (cus_message_id, dr_webhook) = (cus_message_id?, dr_webhook?);
     if product != "whatsapp" {
         return refuse(
             code::PARAMETER_ERROR,
@@ -249,7 +312,7 @@ fn media_object(
     mut message: Message,
 ) -> Result<Message, Refusal> {
     let Some(&kind) = KINDS.iter().find(|k| **k == kind) else {
-        let why = if matches!(kind, "text" | "location" | "template" | "interactive") {
+        let why = if OTHER_TYPES.contains(&kind) {
             format!("type {kind} is not emulated: the sandbox sends media messages only")
         } else {
             format!("type must be one of {}", KINDS.join(", "))
@@ -257,7 +320,11 @@ fn media_object(
         return refuse(code::PARAMETER_ERROR, why);
     };
     message.kind = kind;
-    if let Some(other) = KINDS.iter().find(|k| **k != kind && pairs.get(k).is_some()) {
+    if let Some(other) = KINDS
+        .iter()
+        .chain(&OTHER_TYPES)
+        .find(|k| **k != kind && pairs.get(k).is_some())
+    {
         return refuse(
             code::PARAMETER_ERROR,
             format!("object {other} does not belong to a message of type {kind}"),
@@ -412,10 +479,14 @@ pub(crate) async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Outcom
     if let Err(out) = check_phone(account, &message.business_phone) {
         return *out;
     }
-    if !is_digits(&message.to) {
+    if !is_digits(&message.to) || !TO_DIGITS.contains(&message.to.len()) {
         return fail(
             code::PARAMETER_ERROR,
-            "to must be the recipient's WhatsApp number, digits only with the country code",
+            format!(
+                "to must be the recipient's WhatsApp number, {} to {} digits with the country code",
+                TO_DIGITS.start(),
+                TO_DIGITS.end()
+            ),
         );
     }
     if let Some(id) = &message.id {

@@ -142,6 +142,16 @@ async fn every_rule_answers_its_code() {
         (with("business_phone", json!("+8613800138000")), 9002, "business_phone"),
         (with("business_phone", json!("8613800138999")), 9006, "bound"),
         (with("to", json!("86 139")), 1002, "to must be"),
+        (with("to", json!("861390")), 1002, "7 to 15 digits"),
+        (with("to", json!("8613900139000123")), 1002, "7 to 15 digits"),
+        // Unknown top-level keys: misspelt, misplaced, or of no type at all.
+        (with("cusMessageId", json!("order-7")), 1002, "field `cusMessageId` is not a field of mt"),
+        (with("caption", json!("at the top")), 1002, "field `caption` is not a field of mt"),
+        (with("", json!(1)), 1002, "field `` is not a field of mt"),
+        (with("interactive", json!({})), 1002, "field `interactive`"),
+        // Another type's object beside a media message, emulated or not.
+        (with("text", json!({"body": "hi"})), 1002, "object text does not belong"),
+        (with("location", json!({})), 1002, "object location does not belong"),
         (message("text", json!({"body": "hi"}), json!({})), 1002, "not emulated"),
         (message("gif", id(), json!({})), 1002, "type must be"),
         (without("image"), 9000, "object image"),
@@ -164,6 +174,12 @@ async fn every_rule_answers_its_code() {
         (base("sticker", json!({"link": "https://a/b", "url": "u"})), 1002, "`url`"),
         (base("image", json!({"link": "ftp://cdn.example/a.png"})), 1002, "link"),
         (base("image", json!({"link": "cdn.example/a.png"})), 1002, "link"),
+        (base("image", json!({"link": "https://cdn.example:abc/a.png"})), 1002, "link"),
+        (base("image", json!({"link": "https://cdn.example:99999/a.png"})), 1002, "link"),
+        (base("image", json!({"link": "https://cdn.example:/a.png"})), 1002, "link"),
+        (base("image", json!({"link": "https://cdn.example:+443/a.png"})), 1002, "link"),
+        (base("image", json!({"link": "https://u:p@cdn.example/a.png"})), 1002, "link"),
+        (with("dr_webhook", json!("https://hooks.example:8o8o/dr")), 1002, "dr_webhook"),
         (base("image", json!({"id": image, "caption": ""})), 1002, "caption"),
         (base("image", json!({"id": image, "caption": "é".repeat(1025)})), 1002, "caption"),
         (base("document", json!({"id": doc, "filename": ""})), 1002, "filename"),
@@ -184,13 +200,41 @@ async fn every_rule_answers_its_code() {
         "nothing refused is recorded"
     );
 
-    // A caption of 1024 characters of any width is fine.
-    let ok = mt(
-        &sandbox,
-        &base("image", json!({"id": image, "caption": "é".repeat(1024)})),
-    )
-    .await;
-    assert_eq!(ok.code(), 0, "{}", ok.json());
+    // An unknown key is named, cut to 64 characters.
+    let json = mt(&sandbox, &with(&"k".repeat(5000), json!(1)))
+        .await
+        .json();
+    assert_eq!(json["code"], 1002, "{json}");
+    let shown = json["message"].as_str().unwrap();
+    assert!(shown.contains(&format!("`{}`", "k".repeat(64))), "{shown}");
+    assert!(shown.len() < 300, "{shown}");
+
+    // A caption of 1024 characters of any width is fine; so are the bounds of `to`, a port,
+    // an IPv6 host with one, a `null` optional field and a link past 1 KiB.
+    let long_link = format!("https://[::1]:65535/a.png?Signature={}", "s".repeat(2000));
+    let fine = [
+        base("image", json!({"id": image, "caption": "é".repeat(1024)})),
+        message("image", id(), json!({"to": "6831234"})),
+        message("image", id(), json!({"to": "861390013900012"})),
+        message("image", id(), json!({"cus_message_id": null})),
+        base("image", json!({"link": "http://cdn.example:8080/a.png"})),
+        base("sticker", json!({"link": long_link})),
+        message(
+            "image",
+            id(),
+            json!({"dr_webhook": "https://[2001:db8::1]:443/dr"}),
+        ),
+    ];
+    for body in fine {
+        let ok = mt(&sandbox, &body).await;
+        assert_eq!(
+            ok.code(),
+            0,
+            "{}: {}",
+            String::from_utf8_lossy(&body),
+            ok.json()
+        );
+    }
 }
 
 #[tokio::test]
