@@ -28,7 +28,9 @@ use nx_conformance::{
     OnPremDriver, OnPremWorld, PNG_1X1, Source, World, demo_basic_header, demo_login,
     malformed_answers_with_url, pattern, through_proxy,
 };
+use nx_protocol::call::{Call, Now, Step};
 use nx_protocol::config::{ClientConfig, OnPremConfig, OnPremLogin};
+use nx_protocol::download::DownloadOptions;
 use nx_protocol::download::Sha256Digest;
 use nx_protocol::error::Error;
 use nx_protocol::onprem::{Auth, Token};
@@ -440,6 +442,71 @@ fn hostile_calls<D: Driver>(secrets: &mut Secrets) {
     }
 }
 
+/// The signature of the download URLs the transports refuse ([`refused_download_urls`]).
+const REFUSED_SIGNATURE: &str = "RefusedUrlSignature%2Fz9";
+
+/// Download URLs each transport refuses, with a signature in the query: a port where nothing
+/// listens (a connect error), https to a plain-http server (a TLS or protocol error); and,
+/// through the call machine every transport hands its errors to, ureq's own `BadUri`, whose
+/// text is the whole URL (with user info, too). Every error chain is recorded.
+fn refused_download_urls<D: Driver>(secrets: &mut Secrets) {
+    secrets.add("a refused download URL's signature", REFUSED_SIGNATURE);
+    secrets.add(
+        "a refused download URL's signature (decoded)",
+        percent_decode(REFUSED_SIGNATURE),
+    );
+    secrets.add("a refused download URL's user info", "refused-user:pw");
+    let plain = CannedServer::start(|_, _| (200, "text/plain", b"not TLS".to_vec()));
+    let query = format!("?Expires=2000000000&OSSAccessKeyId=K&Signature={REFUSED_SIGNATURE}");
+    let plain_https = plain.url().replacen("http://", "https://", 1);
+    let urls = [
+        format!("http://127.0.0.1:1/oss/m.png{query}"),
+        format!("{plain_https}/oss/m.png{query}"),
+    ];
+    let world = World::<D>::new();
+    let client = world.client_with(|c| c.transport.request_timeout = Duration::from_millis(500));
+    let name = D::NAME;
+    for url in &urls {
+        let info = MediaInfo::new("image/png", "m.png", DownloadUrl::parse(url).unwrap());
+        let result = client.download(&info, None);
+        assert!(result.is_err(), "{name}: a refused URL was downloaded");
+        record(&format!("{name} refused download"), result);
+    }
+
+    let config = nx_conformance::test_config(&world.sandbox);
+    let url = format!("https://oss.example/oss/m.png{query}");
+    let quoted = [
+        format!("{url} is missing host"),
+        "https://refused-user:pw@oss.example/m.png is missing host".to_owned(),
+    ];
+    for text in quoted {
+        let info = MediaInfo::new("image/png", "m.png", DownloadUrl::parse(&url).unwrap());
+        let mut call = Call::download(info, &config, DownloadOptions::new(), false, false);
+        let now = |at: Duration| Now {
+            at,
+            wall: Timestamp::from_millis(1_700_000_000_000 + at.as_millis() as u64),
+        };
+        // Every attempt fails as ureq refusing the URL would; the machine retries, then ends.
+        let mut at = Duration::ZERO;
+        let mut attempts = 0;
+        let result = loop {
+            match call.poll(now(at)) {
+                Step::Done(result) => break result,
+                Step::Send(_) => {
+                    attempts += 1;
+                    call.failed(Error::Transport {
+                        source: Box::new(ureq::Error::BadUri(text.clone())),
+                    });
+                }
+                Step::Sleep(until) => at = until,
+                other => panic!("a download asks for no {other:?}"),
+            }
+        };
+        assert!(attempts >= 1 && result.is_err(), "{result:?}");
+        record("ureq's BadUri through the call machine", result);
+    }
+}
+
 /// On-Premises calls of every kind, with faults, a revoked token and a wrong password.
 fn onprem_calls<P: OnPremDriver>(secrets: &mut Secrets) {
     let world = OnPremWorld::<P>::with(SandboxConfig::default(), |c| {
@@ -641,6 +708,8 @@ fn no_secret_reaches_any_output() {
     proxy_calls::<BlockingDriver>();
     hostile_calls::<AsyncDriver>(&mut secrets);
     hostile_calls::<BlockingDriver>(&mut secrets);
+    refused_download_urls::<AsyncDriver>(&mut secrets);
+    refused_download_urls::<BlockingDriver>(&mut secrets);
     let cli = cli_runs(&mut secrets);
 
     if std::env::var("NX_SECRETS_DUMP").is_ok() {

@@ -417,6 +417,91 @@ pub fn peer(uri: &http::Uri) -> String {
 /// A boxed error from the transport's HTTP stack.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// How many causes of a transport's error [`RedactedError`] keeps (the stacks nest 2 to 5).
+const MAX_CAUSES: usize = 16;
+
+/// A transport's own error as the SDK returns it, in [`Error::Connect`], [`Error::Tls`] and
+/// [`Error::Transport`]: its `Display`, its `Debug` and those of every cause in its `source()`
+/// chain, each passed through [`redact_urls`] when the error reached the call machine
+/// ([`crate::call::Call::failed`]).
+///
+/// An HTTP stack's errors may quote the request's URL (ureq's `Error::BadUri` holds it whole),
+/// and a download URL's query is its signature: wrapped once where every transport hands its
+/// errors over, none of them can print a query or user info, whichever transport made it and
+/// however it is printed (a chain walked by `source()` included).
+///
+/// ```
+/// use nx_protocol::error::RedactedError;
+/// let raw = std::io::Error::other("bad uri: https://u:pw@oss.example/a?Signature=s is missing host");
+/// let wrapped = RedactedError::wrap(Box::new(raw));
+/// assert_eq!(wrapped.to_string(), "bad uri: https://<redacted>@oss.example/a?<redacted> is missing host");
+/// assert!(!format!("{wrapped:?}").contains("Signature"));
+/// // The transport's error itself, for matching on its type:
+/// let redacted = wrapped.downcast_ref::<RedactedError>().unwrap();
+/// assert!(redacted.inner().is::<std::io::Error>());
+/// ```
+pub struct RedactedError {
+    display: String,
+    debug: String,
+    cause: Option<Box<RedactedError>>,
+    /// The error itself, at the top of the chain only (its causes are borrowed from it).
+    inner: Option<BoxError>,
+}
+
+impl RedactedError {
+    /// `error` with its texts and its causes' texts redacted, boxed again. An error that is
+    /// already a `RedactedError` is returned as it is.
+    pub fn wrap(error: BoxError) -> BoxError {
+        if error.is::<RedactedError>() {
+            return error;
+        }
+        let mut redacted = Self::describe(&*error, MAX_CAUSES);
+        redacted.inner = Some(error);
+        Box::new(redacted)
+    }
+
+    fn describe(error: &(dyn std::error::Error + 'static), causes: usize) -> Self {
+        Self {
+            display: redact_urls(&error.to_string()).into_owned(),
+            debug: redact_urls(&format!("{error:?}")).into_owned(),
+            cause: error
+                .source()
+                .filter(|_| causes > 0)
+                .map(|cause| Box::new(Self::describe(cause, causes - 1))),
+            inner: None,
+        }
+    }
+
+    /// The transport's error as it was, for matching on its type (`downcast_ref`). Its own
+    /// `Display` and `Debug` are not redacted: do not print it.
+    pub fn inner(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        match &self.inner {
+            Some(inner) => &**inner,
+            None => self,
+        }
+    }
+}
+
+impl fmt::Display for RedactedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+impl fmt::Debug for RedactedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.debug)
+    }
+}
+
+impl std::error::Error for RedactedError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|cause| cause as &(dyn std::error::Error + 'static))
+    }
+}
+
 impl Error {
     /// The NXCloud code, when the server answered one.
     pub fn api_code(&self) -> Option<crate::ApiCode> {
@@ -439,6 +524,24 @@ impl Error {
         Error::Io {
             context: context.into(),
             source,
+        }
+    }
+
+    /// The same error, a transport's own error inside it made a [`RedactedError`].
+    pub(crate) fn with_redacted_source(self) -> Self {
+        match self {
+            Error::Connect { host, source } => Error::Connect {
+                host,
+                source: RedactedError::wrap(source),
+            },
+            Error::Tls { host, source } => Error::Tls {
+                host,
+                source: RedactedError::wrap(source),
+            },
+            Error::Transport { source } => Error::Transport {
+                source: RedactedError::wrap(source),
+            },
+            other => other,
         }
     }
 }

@@ -720,8 +720,11 @@ impl<K: Kind> Call<K> {
         }
     }
 
-    /// The attempt failed with `error` (the connection, the body's I/O, the writer).
+    /// The attempt failed with `error` (the connection, the body's I/O, the writer). A
+    /// transport's own error inside it is kept as a [`crate::error::RedactedError`]: HTTP stacks
+    /// may quote the URL, and a download URL's query is a secret.
     pub fn failed(&mut self, error: Error) {
+        let error = error.with_redacted_source();
         if let State::Done(Ok(_)) = self.state {
             // The writer failed after the checks passed: the call fails with it.
             self.state = State::Done(Err(error));

@@ -664,3 +664,68 @@ fn an_onprem_upload_is_streamed_and_its_timeouts_name_the_phase() {
     );
     assert!(error.to_string().contains("sending the request"), "{error}");
 }
+
+/// An HTTP stack's error that quotes the URL it refused, with the quote one cause down (as ureq
+/// wraps its errors in `io::Error`).
+#[derive(Debug)]
+struct QuotesTheUrl(std::io::Error);
+
+impl std::fmt::Display for QuotesTheUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("request failed")
+    }
+}
+
+impl std::error::Error for QuotesTheUrl {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+#[test]
+fn a_transport_error_never_shows_a_url_query_or_user_info() {
+    let mut config = client();
+    config.transport.retry = RetryPolicy::none();
+    let url = "https://oss.example/f?Expires=2000000000&Signature=Sig5ecret";
+    let quoted = |url: &str| std::io::Error::other(format!("bad uri: {url} is missing host"));
+    let failures = [
+        Error::Transport {
+            source: Box::new(QuotesTheUrl(quoted(url))),
+        },
+        Error::Connect {
+            host: "oss.example:443".into(),
+            source: Box::new(quoted("http://user:pa55word@oss.example/f")),
+        },
+        Error::Tls {
+            host: "oss.example:443".into(),
+            source: format!("no certificate for {url}").into(),
+        },
+    ];
+    for failure in failures {
+        let mut call = download(&config, info(url), false);
+        send(&mut call, 0);
+        call.failed(failure);
+        let error = done(&mut call, 1).unwrap_err();
+        let mut shown = format!("{error} / {error:?}");
+        let mut cause = std::error::Error::source(&error);
+        let mut depth = 0;
+        while let Some(c) = cause {
+            shown.push_str(&format!(" / {c} / {c:?}"));
+            cause = c.source();
+            depth += 1;
+        }
+        for secret in ["Sig5ecret", "Signature", "pa55word", "user:"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("<redacted>"), "{shown}");
+        // The chain keeps its causes, and the transport's error stays reachable by type.
+        let source = std::error::Error::source(&error).unwrap();
+        let redacted = source
+            .downcast_ref::<crate::error::RedactedError>()
+            .unwrap();
+        if matches!(error, Error::Transport { .. }) {
+            assert_eq!(depth, 2, "{shown}");
+            assert!(redacted.inner().is::<QuotesTheUrl>());
+        }
+    }
+}
