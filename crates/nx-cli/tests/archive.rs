@@ -11,11 +11,12 @@ use assert_cmd::Command;
 use nx_protocol::download::Sha256Digest;
 use nx_sandbox::{
     DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET, DEMO_ONPREM_PASSWORD, DEMO_ONPREM_USER, Fault, FaultRule,
-    Inbound, InboundMessage, Route, S3Server, Sandbox, SandboxConfig,
+    Inbound, InboundMessage, Route, S3Server, Sandbox,
 };
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_nxcloud");
+mod common;
+use common::*;
 
 /// The command against `sandbox`, with no settings from the test's environment.
 fn against(sandbox: &Sandbox) -> Command {
@@ -26,20 +27,11 @@ fn against(sandbox: &Sandbox) -> Command {
 
 /// [`against`] as a plain process (to be killed).
 fn process(sandbox: &Sandbox) -> std::process::Command {
-    let mut cmd = std::process::Command::new(BIN);
-    for (var, _) in std::env::vars() {
-        if var.starts_with("NXCLOUD_") || var.starts_with("WA_ONPREM_") || var.starts_with("AWS_") {
-            cmd.env_remove(var);
-        }
-    }
+    let mut cmd = common::process();
     cmd.args(["--base-url", sandbox.base_url()])
         .env("NXCLOUD_ACCESS_KEY", DEMO_ACCESS_KEY)
         .env("NXCLOUD_ACCESS_SECRET", DEMO_ACCESS_SECRET);
     cmd
-}
-
-fn sandbox() -> Sandbox {
-    Sandbox::start(SandboxConfig::default()).expect("the sandbox starts")
 }
 
 fn receive(sandbox: &Sandbox, i: usize) -> InboundMessage {
@@ -49,36 +41,6 @@ fn receive(sandbox: &Sandbox, i: usize) -> InboundMessage {
     sandbox
         .receive_inbound(Inbound::new("image", "image/png", bytes))
         .expect("inbound media is stored")
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(cmd: &mut Command) -> Run {
-    let output = cmd.output().expect("nxcloud runs");
-    let run = Run {
-        code: output.status.code().expect("an exit code"),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    };
-    assert!(
-        !run.stdout.contains(DEMO_ACCESS_SECRET) && !run.stderr.contains(DEMO_ACCESS_SECRET),
-        "the secret was printed"
-    );
-    run
-}
-
-fn expect(cmd: &mut Command, code: i32) -> Run {
-    let run = run(cmd);
-    assert_eq!(
-        run.code, code,
-        "exit code\nstdout: {}\nstderr: {}",
-        run.stdout, run.stderr
-    );
-    run
 }
 
 fn json_lines(text: &str) -> Vec<Value> {

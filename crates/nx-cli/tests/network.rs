@@ -5,7 +5,6 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use assert_cmd::Command;
 use nx_conformance::proxy::ConnectProxy;
@@ -14,39 +13,13 @@ use nx_sandbox::{
     DEMO_ONPREM_USER, Route, Sandbox, SandboxConfig,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_nxcloud");
-const PNG: &[u8] =
-    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0 sample png bytes";
-
-/// The variables that would change where the command connects or what it trusts.
-const NETWORK_ENV: &[&str] = &[
-    "NXCLOUD_BASE_URL",
-    "NXCLOUD_ACCESS_KEY",
-    "NXCLOUD_ACCESS_SECRET",
-    "NXCLOUD_CA_BUNDLE",
-    "NXCLOUD_ROOT_STORE",
-    "WA_ONPREM_URL",
-    "WA_ONPREM_TOKEN",
-    "WA_ONPREM_USERNAME",
-    "WA_ONPREM_PASSWORD",
-    "https_proxy",
-    "HTTPS_PROXY",
-    "http_proxy",
-    "HTTP_PROXY",
-    "all_proxy",
-    "ALL_PROXY",
-    "no_proxy",
-    "NO_PROXY",
-];
+mod common;
+use common::*;
 
 /// The command with the demo account's key and secret, nothing from the test's environment.
 fn nxcloud() -> Command {
-    let mut cmd = Command::new(BIN);
-    for var in NETWORK_ENV {
-        cmd.env_remove(var);
-    }
-    cmd.timeout(Duration::from_secs(30))
-        .env("NXCLOUD_ACCESS_SECRET", DEMO_ACCESS_SECRET)
+    let mut cmd = common::nxcloud();
+    cmd.env("NXCLOUD_ACCESS_SECRET", DEMO_ACCESS_SECRET)
         .args(["--access-key", DEMO_ACCESS_KEY]);
     cmd
 }
@@ -56,27 +29,6 @@ fn against(sandbox: &Sandbox) -> Command {
     let mut cmd = nxcloud();
     cmd.args(["--base-url", sandbox.base_url()]);
     cmd
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(cmd: &mut Command, code: i32) -> Run {
-    let output = cmd.output().expect("nxcloud runs");
-    let run = Run {
-        code: output.status.code().expect("an exit code"),
-        stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
-        stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
-    };
-    assert_eq!(
-        run.code, code,
-        "exit code\nstdout: {}\nstderr: {}",
-        run.stdout, run.stderr
-    );
-    run
 }
 
 fn https_sandbox() -> Sandbox {
@@ -110,7 +62,7 @@ fn a_private_ca_is_trusted_through_ca_bundle() {
     let sandbox = https_sandbox();
     let dir = tempfile::tempdir().unwrap();
     let png = png(dir.path());
-    let refused = run(
+    let refused = expect(
         against(&sandbox)
             .args(["media", "upload", "--phone", PHONE])
             .arg(&png),
@@ -121,7 +73,7 @@ fn a_private_ca_is_trusted_through_ca_bundle() {
     assert!(sandbox.log().entries().is_empty(), "no request got through");
 
     let ca = ca_file(&sandbox, dir.path());
-    let up = run(
+    let up = expect(
         against(&sandbox)
             .arg("--ca-bundle")
             .arg(&ca)
@@ -132,7 +84,7 @@ fn a_private_ca_is_trusted_through_ca_bundle() {
     let id = up.stdout.trim().to_owned();
     // The download URL is https too: the bundle covers every connection of the command.
     let copy = dir.path().join("copy.png");
-    run(
+    expect(
         against(&sandbox)
             .env("NXCLOUD_CA_BUNDLE", &ca)
             .args([
@@ -160,7 +112,7 @@ fn onprem_tls_failures_say_installations_are_self_signed() {
     };
     let mut cmd = against(&sandbox);
     onprem(&mut cmd);
-    let refused = run(&mut cmd, 4);
+    let refused = expect(&mut cmd, 4);
     assert!(refused.stderr.contains("self-signed"), "{}", refused.stderr);
     assert!(refused.stderr.contains("--ca-bundle"), "{}", refused.stderr);
 
@@ -168,7 +120,7 @@ fn onprem_tls_failures_say_installations_are_self_signed() {
     let mut cmd = against(&sandbox);
     cmd.arg("--ca-bundle").arg(ca_file(&sandbox, dir.path()));
     onprem(&mut cmd);
-    let token = run(&mut cmd, 0).stdout;
+    let token = expect(&mut cmd, 0).stdout;
     assert!(!token.trim().is_empty());
 }
 
@@ -182,7 +134,7 @@ fn an_unusable_ca_bundle_is_a_usage_error_naming_the_file() {
     let not_pem = dir.path().join("key.txt");
     std::fs::write(&not_pem, "just text\n").unwrap();
     for file in [&missing, &empty, &not_pem] {
-        let refused = run(
+        let refused = expect(
             against(&sandbox)
                 .arg("--ca-bundle")
                 .arg(file)
@@ -206,7 +158,7 @@ fn proxies_from_the_option_and_the_environment_tunnel_every_connection() {
     let png = png(dir.path());
 
     let proxy = ConnectProxy::with_credentials("cli-user", "cli-pass-5150");
-    let up = run(
+    let up = expect(
         against(&sandbox)
             .arg("--ca-bundle")
             .arg(&ca)
@@ -222,7 +174,7 @@ fn proxies_from_the_option_and_the_environment_tunnel_every_connection() {
     // HTTPS_PROXY, read as curl does; the download URL goes through it too.
     let env_proxy = ConnectProxy::start();
     let copy = dir.path().join("copy.png");
-    run(
+    expect(
         against(&sandbox)
             .env("HTTPS_PROXY", env_proxy.url())
             .arg("--ca-bundle")
@@ -250,15 +202,15 @@ fn proxies_from_the_option_and_the_environment_tunnel_every_connection() {
     };
     let mut cmd = against(&sandbox);
     get(&mut cmd);
-    run(&mut cmd, 4);
+    expect(&mut cmd, 4);
     let mut cmd = against(&sandbox);
     get(&mut cmd);
-    run(cmd.arg("--no-proxy"), 0);
+    expect(cmd.arg("--no-proxy"), 0);
     let mut cmd = against(&sandbox);
     get(&mut cmd);
-    run(cmd.env("NO_PROXY", "127.0.0.1"), 0);
+    expect(cmd.env("NO_PROXY", "127.0.0.1"), 0);
     // A proxy URL the CLI cannot use is a usage error that does not repeat it.
-    let refused = run(
+    let refused = expect(
         against(&sandbox)
             .args([
                 "--proxy",
@@ -275,7 +227,7 @@ fn proxies_from_the_option_and_the_environment_tunnel_every_connection() {
 #[test]
 fn allow_insecure_http_warns_on_every_run() {
     let sandbox = Sandbox::start(SandboxConfig::default()).unwrap();
-    let ran = run(
+    let ran = expect(
         against(&sandbox).arg("--allow-insecure-http").args([
             "media",
             "get",
@@ -294,7 +246,7 @@ fn allow_insecure_http_warns_on_every_run() {
     assert_eq!(warnings.len(), 1, "{}", ran.stderr);
     // Without it, plain http to a host that is not loopback is refused before any connection
     // (192.0.2.1 is TEST-NET-1: never contacted, the refusal comes first).
-    let refused = run(
+    let refused = expect(
         nxcloud().args([
             "--base-url",
             "http://192.0.2.1:9",
@@ -326,15 +278,15 @@ fn the_operating_systems_store_is_read_with_root_store_native() {
         cmd
     };
     // The API's answer (code -1) means the TLS handshake succeeded.
-    run(&mut get("native"), 3);
-    run(get("native").env("NXCLOUD_ROOT_STORE", "webpki"), 3);
-    let refused = run(&mut get("webpki"), 4);
+    expect(&mut get("native"), 3);
+    expect(get("native").env("NXCLOUD_ROOT_STORE", "webpki"), 3);
+    let refused = expect(&mut get("webpki"), 4);
     assert!(
         refused.stderr.contains("--root-store native"),
         "{}",
         refused.stderr
     );
-    run(
+    expect(
         against(&sandbox)
             .env("SSL_CERT_FILE", &ca)
             .env("NXCLOUD_ROOT_STORE", "native")

@@ -8,42 +8,24 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nx_conformance::{CannedServer, files_in, malformed_answers_with_url};
 use nx_sandbox::{
     DEMO_ACCESS_KEY, DEMO_ACCESS_SECRET, DEMO_BUSINESS_PHONE as PHONE, DEMO_ONPREM_PASSWORD,
-    DEMO_ONPREM_USER, Fault, FaultRule, Route, Sandbox, SandboxConfig,
+    DEMO_ONPREM_USER, Fault, FaultRule, Route, Sandbox,
 };
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_nxcloud");
-const PNG: &[u8] =
-    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0 sample png bytes";
+mod common;
+use common::*;
 
-/// The command with no settings from the test's environment.
+/// The command with no settings from the test's environment, reading nothing from stdin.
 fn nxcloud() -> Command {
-    let mut cmd = Command::new(BIN);
-    clear_env(&mut cmd);
+    let mut cmd = process();
     cmd.stdin(Stdio::null());
     cmd
-}
-
-/// Removes the NXCloud and On-Premises variables the test's environment may have.
-fn clear_env(cmd: &mut Command) {
-    for var in [
-        "NXCLOUD_BASE_URL",
-        "NXCLOUD_ACCESS_KEY",
-        "NXCLOUD_ACCESS_SECRET",
-        "WA_ONPREM_URL",
-        "WA_ONPREM_TOKEN",
-        "WA_ONPREM_USERNAME",
-        "WA_ONPREM_PASSWORD",
-        "WA_ONPREM_NEW_PASSWORD",
-    ] {
-        cmd.env_remove(var);
-    }
 }
 
 /// The command with the demo account, pointed at `base`.
@@ -59,43 +41,6 @@ fn demo_account(cmd: &mut Command, base: &str) {
         .env("NXCLOUD_ACCESS_SECRET", DEMO_ACCESS_SECRET);
 }
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    bytes: Vec<u8>,
-}
-
-fn run(cmd: &mut Command) -> Run {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().expect("nxcloud runs");
-    Run {
-        code: status.code(),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        bytes: stdout,
-    }
-}
-
-fn expect(cmd: &mut Command, code: i32) -> Run {
-    let run = run(cmd);
-    assert_eq!(
-        run.code,
-        Some(code),
-        "exit code\nstdout: {}\nstderr: {}",
-        run.stdout,
-        run.stderr
-    );
-    run
-}
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
 /// No control character but the newlines between lines.
 fn assert_printable(what: &str, text: &str) {
     let bad: Vec<char> = text
@@ -105,21 +50,9 @@ fn assert_printable(what: &str, text: &str) {
     assert!(bad.is_empty(), "{what} holds {bad:?}: {text:?}");
 }
 
-fn sandbox() -> Sandbox {
-    Sandbox::start(SandboxConfig::default()).expect("the sandbox starts")
-}
-
 /// Uploads `bytes` as `name` through the CLI; the id.
 fn upload(sandbox: &Sandbox, dir: &Path, name: &str, bytes: &[u8]) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    let run = expect(
-        at(sandbox.base_url())
-            .args(["media", "upload", "--phone", PHONE])
-            .arg(&path),
-        0,
-    );
-    run.stdout.trim().to_owned()
+    common::upload(at(sandbox.base_url()), dir, name, bytes)
 }
 
 /// What a POSIX shell makes of `line` as arguments (`set -- LINE`): parsed, never run.
@@ -386,7 +319,7 @@ fn dash_writes_the_bytes_to_stdout_and_reports_on_stderr() {
     let sandbox = sandbox();
     let dir = tempfile::tempdir().unwrap();
     let id = upload(&sandbox, dir.path(), "photo.png", PNG);
-    let run = expect(
+    let run = expect_binary(
         at(sandbox.base_url()).args([
             "--json", "media", "download", "--phone", PHONE, "--id", &id, "-o", "-",
         ]),
