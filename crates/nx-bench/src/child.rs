@@ -37,6 +37,11 @@ pub enum Case {
     /// Raw ureq doing the same with the hash on a second thread, so that receiving and writing
     /// overlap hashing (downloads only): the most a verifying client can get from two cores.
     RawBlockingHashThread,
+    /// What a user would write instead of the SDK (item 8, [`crate::hand::reqwest_download`]):
+    /// reqwest streaming to the file, SHA-256 of every chunk compared at the end.
+    PeerReqwest,
+    /// The same writing to `<file>.part`, fsynced and renamed: the SDK's guarantees by hand.
+    PeerReqwestDurable,
 }
 
 impl Case {
@@ -59,6 +64,27 @@ impl Case {
         Case::RawBlockingHashThread,
     ];
 
+    /// Item 8's download cases, in the order they are run first.
+    pub const PEERS_DOWNLOAD: [Case; 4] = [
+        Case::SdkAsync,
+        Case::PeerReqwest,
+        Case::SdkBlocking,
+        Case::PeerReqwestDurable,
+    ];
+
+    /// Every case.
+    pub const ALL: [Case; 9] = [
+        Case::RawAsync,
+        Case::SdkAsync,
+        Case::RawAsyncVerified,
+        Case::RawBlocking,
+        Case::SdkBlocking,
+        Case::RawBlockingVerified,
+        Case::RawBlockingHashThread,
+        Case::PeerReqwest,
+        Case::PeerReqwestDurable,
+    ];
+
     /// Whether it is one of the SDK's clients.
     pub fn is_sdk(self) -> bool {
         matches!(self, Case::SdkAsync | Case::SdkBlocking)
@@ -74,12 +100,14 @@ impl Case {
             Case::RawAsyncVerified => "raw-hyper+sha256+fsync",
             Case::RawBlockingVerified => "raw-ureq+sha256+fsync",
             Case::RawBlockingHashThread => "raw-ureq+sha256-thread+fsync",
+            Case::PeerReqwest => "reqwest+sha256",
+            Case::PeerReqwestDurable => "reqwest+sha256+fsync+rename",
         }
     }
 
     /// The case named `name`.
     pub fn parse(name: &str) -> Result<Case, String> {
-        Case::DOWNLOAD
+        Case::ALL
             .into_iter()
             .find(|c| c.name() == name)
             .ok_or_else(|| format!("unknown case `{name}`"))
@@ -129,8 +157,9 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-/// Downloads `base/file/<len>` into a file in `dir` as `case` does; the SDK cases verify the
-/// SHA-256 `sha256`, the raw ones only stream to the file.
+/// Downloads `base/file/<len>` into a file in `dir` as `case` does; the SDK and peer cases
+/// verify the SHA-256 `sha256`, the raw ones only stream to the file (the `+sha256` ones
+/// verify it too).
 pub fn download(
     case: Case,
     base: &str,
@@ -182,6 +211,14 @@ pub fn download(
             drop(file);
             check_digest(hasher, &sha256)?;
             Ok((start.elapsed().as_secs_f64(), moved))
+        })?,
+        Case::PeerReqwest | Case::PeerReqwestDurable => runtime()?.block_on(async {
+            let client = crate::hand::reqwest_client()?;
+            let durable = case == Case::PeerReqwestDurable;
+            let start = Instant::now();
+            let moved =
+                crate::hand::reqwest_download(&client, &url, &path, &sha256, durable).await?;
+            Ok::<_, String>((start.elapsed().as_secs_f64(), moved))
         })?,
         Case::SdkAsync => runtime()?.block_on(async {
             let client = nx_async::Client::builder()
@@ -347,7 +384,11 @@ pub fn upload(case: Case, base: &str, file: &Path) -> Result<Outcome, String> {
     let op = UploadMedia::new(PHONE, "application/pdf", file_name, len)
         .with_boundary("nx-sdk-0123456789abcdef0123456789abcdef");
     let secs = match case {
-        Case::RawAsyncVerified | Case::RawBlockingVerified | Case::RawBlockingHashThread => {
+        Case::RawAsyncVerified
+        | Case::RawBlockingVerified
+        | Case::RawBlockingHashThread
+        | Case::PeerReqwest
+        | Case::PeerReqwestDurable => {
             return Err(format!("{} is a download case", case.name()));
         }
         Case::RawAsync => runtime()?.block_on(async {

@@ -9,6 +9,9 @@
 //! nx-bench sandbox  [--runs N] [--requests N] [--concurrency 64]
 //! nx-bench archive  [--small 1000] [--small-size 4K] [--large 10] [--large-size 100M]
 //!                   [--concurrency 4] [--s3 true|false] [--nxcloud PATH] [--dir DIR]
+//! nx-bench peers-async    [--runs N] [--requests N] [--concurrency 1,64]
+//! nx-bench peers-blocking [--runs N] [--requests N] [--concurrency 1,64]
+//! nx-bench peers-download [--runs N] [--size 256M] [--dir DIR]
 //! ```
 //!
 //! Internal: `nx-bench serve [--workers N]` (the loopback server) and `nx-bench child ...` (one
@@ -20,13 +23,14 @@ use std::process::ExitCode;
 
 use nx_bench::archive::ArchiveParams;
 use nx_bench::fixtures::parse_size;
+use nx_bench::peers::PeersDownloadParams;
 use nx_bench::requests::RequestParams;
 use nx_bench::sandbox::SandboxParams;
 use nx_bench::sign::SignParams;
 use nx_bench::transfer::{DownloadParams, UploadParams};
 
 const USAGE: &str =
-    "usage: nx-bench <sign|async|blocking|download|upload|sandbox> [--runs N] [options]
+    "usage: nx-bench <sign|async|blocking|download|upload|sandbox|archive|peers-async|peers-blocking|peers-download> [--runs N] [options]
   sign      [--iters N]
   async     [--requests N] [--concurrency 1,64] [--only sdk|raw|hand|hand-timeout|none (profiling)]
   blocking  [--requests N] [--concurrency 1,64] [--only sdk|raw|none (profiling)]
@@ -34,7 +38,11 @@ const USAGE: &str =
   upload    [--size 100M] [--dir DIR]
   sandbox   [--requests N] [--concurrency 64]
   archive   [--small 1000] [--small-size 4K] [--large 10] [--large-size 100M] [--concurrency 4]
-            [--s3 true|false] [--nxcloud PATH (default: beside nx-bench)] [--dir DIR]";
+            [--s3 true|false] [--nxcloud PATH (default: beside nx-bench)] [--dir DIR]
+  peers-async     [--requests N] [--concurrency 1,64] [--only sdk|reqwest|none (profiling)]
+  peers-blocking  [--requests N] [--concurrency 1,64]
+                  [--only sdk|ureq-hand|ureq-timeout|none (profiling)]
+  peers-download  [--size 256M] [--dir DIR]";
 
 fn options(args: &[String]) -> Result<HashMap<String, String>, String> {
     let mut out = HashMap::new();
@@ -155,7 +163,7 @@ fn run(args: &[String]) -> Result<(), String> {
             opts.done()?;
             nx_bench::sign::bench(&params, &command)?
         }
-        "async" | "blocking" => {
+        "async" | "blocking" | "peers-async" | "peers-blocking" => {
             let d = RequestParams::default();
             let concurrency = opts
                 .list(
@@ -173,10 +181,11 @@ fn run(args: &[String]) -> Result<(), String> {
                 only: opts.0.remove("only"),
             };
             opts.done()?;
-            if item == "async" {
-                nx_bench::requests::bench_async(&exe, &params, &command)?
-            } else {
-                nx_bench::requests::bench_blocking(&exe, &params, &command)?
+            match item.as_str() {
+                "async" => nx_bench::requests::bench_async(&exe, &params, &command)?,
+                "blocking" => nx_bench::requests::bench_blocking(&exe, &params, &command)?,
+                "peers-async" => nx_bench::peers::bench_async(&exe, &params, &command)?,
+                _ => nx_bench::peers::bench_blocking(&exe, &params, &command)?,
             }
         }
         "download" => {
@@ -190,6 +199,17 @@ fn run(args: &[String]) -> Result<(), String> {
             };
             opts.done()?;
             nx_bench::transfer::bench_download(&exe, &params, &command)?
+        }
+        "peers-download" => {
+            let d = PeersDownloadParams::default();
+            let params = PeersDownloadParams {
+                runs: opts.num("runs", d.runs)?,
+                size: opts.size("size", d.size)?,
+                dir: opts.dir(d.dir),
+                server_workers: opts.num("server-workers", d.server_workers)?,
+            };
+            opts.done()?;
+            nx_bench::peers::bench_download(&exe, &params, &command)?
         }
         "upload" => {
             let d = UploadParams::default();

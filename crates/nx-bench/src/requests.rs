@@ -49,34 +49,34 @@ impl Default for RequestParams {
 }
 
 impl RequestParams {
-    fn runs_side(&self, side: &str) -> bool {
+    pub(crate) fn runs_side(&self, side: &str) -> bool {
         self.only.as_deref().is_none_or(|only| only == side)
     }
 }
 
 /// One timed run: wall time and this process's CPU time.
 #[derive(Clone, Copy, Debug)]
-struct Run {
+pub(crate) struct Run {
     wall: Duration,
     cpu: Duration,
 }
 
 /// Figures of one side at one concurrency.
 #[derive(Clone, Debug, Default)]
-struct Side {
-    per_sec: Vec<f64>,
-    cpu_us: Vec<f64>,
+pub(crate) struct Side {
+    pub(crate) per_sec: Vec<f64>,
+    pub(crate) cpu_us: Vec<f64>,
 }
 
 impl Side {
-    fn push(&mut self, run: Run, requests: usize) {
+    pub(crate) fn push(&mut self, run: Run, requests: usize) {
         self.per_sec.push(requests as f64 / run.wall.as_secs_f64());
         self.cpu_us
             .push(run.cpu.as_secs_f64() * 1e6 / requests as f64);
     }
 }
 
-fn timed(f: impl FnOnce() -> Result<Duration, String>) -> Result<Run, String> {
+pub(crate) fn timed(f: impl FnOnce() -> Result<Duration, String>) -> Result<Run, String> {
     let cpu0 = cpu_time().map_err(|e| e.to_string())?;
     let wall = f()?;
     let cpu1 = cpu_time().map_err(|e| e.to_string())?;
@@ -87,21 +87,21 @@ fn timed(f: impl FnOnce() -> Result<Duration, String>) -> Result<Run, String> {
 }
 
 /// One A/B pair of run number `run`, each side a [`Side`] and the closure that times it over
-/// `total` requests: the SDK then the raw client on even runs, the raw client then the SDK on
+/// `total` requests: the SDK then the baseline on even runs, the baseline then the SDK on
 /// odd runs, so each goes first half the time. Under `--only` the named side alone (`sdk` or
-/// `raw`); any other value (`hand`, `hand-timeout`, `none`) runs neither.
-fn interleaved(
+/// the baseline's name, `raw` in items 2 and 3); any other value runs neither.
+pub(crate) fn interleaved(
     run: usize,
     params: &RequestParams,
     total: usize,
     sdk: (&mut Side, impl FnOnce() -> Result<Run, String>),
-    raw: (&mut Side, impl FnOnce() -> Result<Run, String>),
+    raw: (&str, &mut Side, impl FnOnce() -> Result<Run, String>),
 ) -> Result<(), String> {
-    let ((sdk_side, sdk_run), (raw_side, raw_run)) = (sdk, raw);
+    let ((sdk_side, sdk_run), (raw_name, raw_side, raw_run)) = (sdk, raw);
     if params.only.is_some() {
         if params.runs_side("sdk") {
             sdk_side.push(sdk_run()?, total);
-        } else if params.runs_side("raw") {
+        } else if params.runs_side(raw_name) {
             raw_side.push(raw_run()?, total);
         }
     } else if run.is_multiple_of(2) {
@@ -115,7 +115,7 @@ fn interleaved(
 }
 
 /// `total / concurrency` calls on each of `concurrency` tasks; the wall time of them all.
-async fn drive<C, F, Fut>(
+pub(crate) async fn drive<C, F, Fut>(
     client: C,
     concurrency: usize,
     total: usize,
@@ -146,7 +146,7 @@ where
 }
 
 /// The same on `concurrency` threads, timed from when all are ready.
-fn drive_threads<C, F>(
+pub(crate) fn drive_threads<C, F>(
     client: &C,
     concurrency: usize,
     total: usize,
@@ -263,7 +263,7 @@ async fn sans_io_timeout_async_call(by_hand: Arc<ByHand>) -> Result<(), String> 
         .map_err(|_| "timed out".to_owned())?
 }
 
-async fn sdk_async_call(client: nx_async::Client) -> Result<(), String> {
+pub(crate) async fn sdk_async_call(client: nx_async::Client) -> Result<(), String> {
     let info = client
         .get_media(PHONE, MEDIA_ID)
         .await
@@ -330,7 +330,7 @@ fn sans_io_measures(base: &str, runs: usize, iters: usize) -> Result<Vec<Measure
     ])
 }
 
-fn comparisons(
+pub(crate) fn comparisons(
     label: &str,
     concurrency: &[usize],
     sdk: &[Side],
@@ -408,7 +408,7 @@ pub fn bench_async(exe: &Path, params: &RequestParams, command: &str) -> Result<
                 params,
                 total,
                 (&mut sdk_sides[i], sdk_run),
-                (&mut raw_sides[i], raw_run),
+                ("raw", &mut raw_sides[i], raw_run),
             )?;
             if params.only.as_deref() == Some("hand-timeout") {
                 by_hand_sides[i].push(
@@ -498,7 +498,7 @@ fn raw_ureq_call(raw: &(ureq::Agent, Prebuilt)) -> Result<(), String> {
     Ok(())
 }
 
-fn sdk_blocking_call(client: &nx_blocking::Client) -> Result<(), String> {
+pub(crate) fn sdk_blocking_call(client: &nx_blocking::Client) -> Result<(), String> {
     let info = client
         .get_media(PHONE, MEDIA_ID)
         .map_err(|e| e.to_string())?;
@@ -571,7 +571,7 @@ pub fn bench_blocking(
                 params,
                 total,
                 (&mut sdk_sides[i], sdk_run),
-                (&mut raw_sides[i], raw_run),
+                ("raw", &mut raw_sides[i], raw_run),
             )?;
             if params.only.is_some() {
                 continue;

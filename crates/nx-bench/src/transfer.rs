@@ -37,7 +37,7 @@ pub fn run_child(exe: &Path, args: &[String]) -> Result<Outcome, String> {
 }
 
 /// `cases` rotated by `run`, so each case runs in each position over the runs.
-fn rotated(cases: &[Case], run: usize) -> Vec<Case> {
+pub(crate) fn rotated(cases: &[Case], run: usize) -> Vec<Case> {
     let mut cases = cases.to_vec();
     let n = cases.len();
     cases.rotate_left(run % n);
@@ -46,26 +46,26 @@ fn rotated(cases: &[Case], run: usize) -> Vec<Case> {
 
 /// Per-case figures over runs.
 #[derive(Debug, Default, Clone)]
-struct Figures {
-    mib_per_sec: Vec<f64>,
-    hwm_mib: Vec<f64>,
+pub(crate) struct Figures {
+    pub(crate) mib_per_sec: Vec<f64>,
+    pub(crate) hwm_mib: Vec<f64>,
 }
 
 impl Figures {
-    fn push(&mut self, outcome: Outcome) {
+    pub(crate) fn push(&mut self, outcome: Outcome) {
         self.mib_per_sec
             .push(outcome.len as f64 / MIB / outcome.secs);
         self.hwm_mib.push(outcome.hwm_kib as f64 / 1024.0);
     }
 }
 
-fn index(case: Case) -> usize {
-    Case::DOWNLOAD.iter().position(|c| *c == case).unwrap_or(0)
+pub(crate) fn index(case: Case) -> usize {
+    Case::ALL.iter().position(|c| *c == case).unwrap_or(0)
 }
 
 /// A peak-RSS row per case in `cases` for files of `size_text`; the SDK's rows are held to
 /// 32 MiB, the raw clients' are there to compare.
-fn rss_measures(size_text: &str, cases: &[Case], figures: &[Figures]) -> Vec<Measure> {
+pub(crate) fn rss_measures(size_text: &str, cases: &[Case], figures: &[Figures]) -> Vec<Measure> {
     cases
         .iter()
         .map(|&case| {
@@ -142,7 +142,7 @@ pub fn bench_download(
     let mut measures = Vec::new();
     for &size in &params.sizes {
         let sha = hex::encode(pattern_sha256(size));
-        let mut figures = vec![Figures::default(); Case::DOWNLOAD.len()];
+        let mut figures = vec![Figures::default(); Case::ALL.len()];
         for run in 0..params.runs {
             for case in rotated(&Case::DOWNLOAD, run) {
                 let args = [
@@ -279,7 +279,7 @@ pub fn bench_upload(exe: &Path, params: &UploadParams, command: &str) -> Result<
         .map_err(|e| format!("a temporary directory in {}: {e}", params.dir.display()))?;
     let file = dir.path().join("document.pdf");
     write_pattern_file(&file, params.size).map_err(|e| e.to_string())?;
-    let mut figures = vec![Figures::default(); Case::DOWNLOAD.len()];
+    let mut figures = vec![Figures::default(); Case::ALL.len()];
     for run in 0..params.runs {
         for case in rotated(&Case::UPLOAD, run) {
             let args = [
