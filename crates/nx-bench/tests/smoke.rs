@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use nx_bench::peers::PeersDownloadParams;
 use nx_bench::report::{Bar, Section, Summary};
 use nx_bench::requests::RequestParams;
 use nx_bench::sandbox::SandboxParams;
@@ -197,4 +198,72 @@ fn sandbox_smoke() {
     // Three request rates, four verifier sizes, the growth row.
     check(&section, 0, 8);
     assert!(section.markdown().contains("verified requests/s"));
+}
+
+#[test]
+fn peers_self_test() {
+    // The hand-written clients sign what nx-protocol signs (3 inputs), each of the three
+    // getMedia clients is answered by the strict sandbox, a wrong secret is refused there, and
+    // the reqwest download verifies the media's SHA-256 and refuses a wrong one.
+    let test = nx_bench::peers::self_test().unwrap();
+    assert_eq!(test.signatures_compared, 3);
+    assert_eq!(test.sandbox_calls, 3);
+    assert_eq!(test.downloaded, 100_000);
+    // The signer is not a constant: a byte of the body changes it.
+    let sign = |body: &[u8]| nx_bench::hand::sign("k", "getMedia", "2", "1", body, "s");
+    assert_ne!(sign(b"{}"), sign(b"{ }"));
+    assert_ne!(sign(b""), sign(b"{}"));
+}
+
+#[test]
+fn peers_async_smoke() {
+    let section = nx_bench::peers::bench_async(
+        exe(),
+        &request_params(),
+        "cargo run --release -p nx-bench -- peers-async",
+    )
+    .unwrap();
+    // Throughput and CPU at two concurrencies.
+    check(&section, 4, 0);
+    assert_eq!(section.comparisons[0].bar, Bar::AtLeast(1.0));
+    assert_eq!(section.comparisons[2].bar, Bar::Info);
+    assert!(section.markdown().contains("reqwest + signing and parsing by hand"));
+}
+
+#[test]
+fn peers_blocking_smoke() {
+    let section = nx_bench::peers::bench_blocking(
+        exe(),
+        &request_params(),
+        "cargo run --release -p nx-bench -- peers-blocking",
+    )
+    .unwrap();
+    // Throughput and CPU at two concurrencies, and the `timeout_global` diagnostic at each.
+    check(&section, 6, 0);
+    assert_eq!(section.comparisons[1].bar, Bar::AtLeast(1.0));
+    assert!(section.comparisons[5].case.contains("timeout_global"));
+}
+
+#[test]
+fn peers_download_smoke() {
+    let params = PeersDownloadParams {
+        runs: 1,
+        size: 1 << 20,
+        dir: std::env::temp_dir(),
+        server_workers: 1,
+    };
+    // Every child verifies the SHA-256 and the length on disk, or the run fails.
+    let section = nx_bench::peers::bench_download(
+        exe(),
+        &params,
+        "cargo run --release -p nx-bench -- peers-download",
+    )
+    .unwrap();
+    // Both SDKs against reqwest and against reqwest made durable; a peak-RSS row per case.
+    check(&section, 4, 4);
+    assert_eq!(section.comparisons[0].bar, Bar::AtLeast(1.0));
+    for m in &section.measures {
+        let mib = m.value.median;
+        assert!((1.0..512.0).contains(&mib), "{}: {mib} MiB", m.case);
+    }
 }
