@@ -42,6 +42,11 @@ pub enum Case {
     PeerReqwest,
     /// The same writing to `<file>.part`, fsynced and renamed: the SDK's guarantees by hand.
     PeerReqwestDurable,
+    /// `nx_async::Client::download` (SHA-256 verified) into a `tokio::fs::File` the caller
+    /// created: the peer's work, without the temporary file, fsync and rename.
+    SdkAsyncToFile,
+    /// `nx_blocking::Client::download` the same way into a `std::fs::File`.
+    SdkBlockingToFile,
 }
 
 impl Case {
@@ -65,15 +70,17 @@ impl Case {
     ];
 
     /// Item 8's download cases, in the order they are run first.
-    pub const PEERS_DOWNLOAD: [Case; 4] = [
+    pub const PEERS_DOWNLOAD: [Case; 6] = [
         Case::SdkAsync,
         Case::PeerReqwest,
         Case::SdkBlocking,
         Case::PeerReqwestDurable,
+        Case::SdkAsyncToFile,
+        Case::SdkBlockingToFile,
     ];
 
     /// Every case.
-    pub const ALL: [Case; 9] = [
+    pub const ALL: [Case; 11] = [
         Case::RawAsync,
         Case::SdkAsync,
         Case::RawAsyncVerified,
@@ -83,11 +90,16 @@ impl Case {
         Case::RawBlockingHashThread,
         Case::PeerReqwest,
         Case::PeerReqwestDurable,
+        Case::SdkAsyncToFile,
+        Case::SdkBlockingToFile,
     ];
 
     /// Whether it is one of the SDK's clients.
     pub fn is_sdk(self) -> bool {
-        matches!(self, Case::SdkAsync | Case::SdkBlocking)
+        matches!(
+            self,
+            Case::SdkAsync | Case::SdkBlocking | Case::SdkAsyncToFile | Case::SdkBlockingToFile
+        )
     }
 
     /// The name on the command line and in tables.
@@ -102,6 +114,8 @@ impl Case {
             Case::RawBlockingHashThread => "raw-ureq+sha256-thread+fsync",
             Case::PeerReqwest => "reqwest+sha256",
             Case::PeerReqwestDurable => "reqwest+sha256+fsync+rename",
+            Case::SdkAsyncToFile => "nx-async-to-file",
+            Case::SdkBlockingToFile => "nx-blocking-to-file",
         }
     }
 
@@ -220,22 +234,29 @@ pub fn download(
                 crate::hand::reqwest_download(&client, &url, &path, &sha256, durable).await?;
             Ok::<_, String>((start.elapsed().as_secs_f64(), moved))
         })?,
-        Case::SdkAsync => runtime()?.block_on(async {
+        Case::SdkAsync | Case::SdkAsyncToFile => runtime()?.block_on(async {
             let client = nx_async::Client::builder()
                 .credentials(ACCESS_KEY, ACCESS_SECRET)
                 .base_url(base)
                 .max_download_bytes(max)
                 .build()
                 .map_err(err)?;
+            let options = nx_async::DownloadOptions::new().sha256(digest);
             let start = Instant::now();
-            let verified = client
-                .download_to_path(
-                    &info,
-                    &path,
-                    nx_async::DownloadOptions::new().sha256(digest),
-                )
-                .await
-                .map_err(err)?;
+            let verified = if case == Case::SdkAsync {
+                client
+                    .download_to_path(&info, &path, options)
+                    .await
+                    .map_err(err)?
+            } else {
+                let mut file = tokio::fs::File::create(&path).await.map_err(err)?;
+                let verified = client
+                    .download(&info, &mut file, options)
+                    .await
+                    .map_err(err)?;
+                file.flush().await.map_err(err)?;
+                verified
+            };
             let secs = start.elapsed().as_secs_f64();
             if verified.sha256 != Some(digest) {
                 return Err("the SDK did not verify the digest".to_owned());
@@ -284,21 +305,25 @@ pub fn download(
             drop(file);
             (start.elapsed().as_secs_f64(), moved)
         }
-        Case::SdkBlocking => {
+        Case::SdkBlocking | Case::SdkBlockingToFile => {
             let client = nx_blocking::Client::builder()
                 .credentials(ACCESS_KEY, ACCESS_SECRET)
                 .base_url(base)
                 .max_download_bytes(max)
                 .build()
                 .map_err(err)?;
+            let options = nx_blocking::DownloadOptions::new().sha256(digest);
             let start = Instant::now();
-            let verified = client
-                .download_to_path(
-                    &info,
-                    &path,
-                    nx_blocking::DownloadOptions::new().sha256(digest),
-                )
-                .map_err(err)?;
+            let verified = if case == Case::SdkBlocking {
+                client
+                    .download_to_path(&info, &path, options)
+                    .map_err(err)?
+            } else {
+                let mut file = std::fs::File::create(&path).map_err(err)?;
+                let verified = client.download(&info, &mut file, options).map_err(err)?;
+                file.flush().map_err(err)?;
+                verified
+            };
             let secs = start.elapsed().as_secs_f64();
             if verified.sha256 != Some(digest) {
                 return Err("the SDK did not verify the digest".into());
@@ -388,7 +413,9 @@ pub fn upload(case: Case, base: &str, file: &Path) -> Result<Outcome, String> {
         | Case::RawBlockingVerified
         | Case::RawBlockingHashThread
         | Case::PeerReqwest
-        | Case::PeerReqwestDurable => {
+        | Case::PeerReqwestDurable
+        | Case::SdkAsyncToFile
+        | Case::SdkBlockingToFile => {
             return Err(format!("{} is a download case", case.name()));
         }
         Case::RawAsync => runtime()?.block_on(async {

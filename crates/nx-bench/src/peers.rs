@@ -472,17 +472,33 @@ pub fn bench_download(
     }
     let size = size_text(params.size);
     let mut comparisons = Vec::new();
-    for (peer, bar, what) in [
-        (Case::PeerReqwest, Bar::AtLeast(1.0), "SHA-256 of every chunk, compared at the end"),
+    let rows = [
         (
+            "",
+            [Case::SdkAsync, Case::SdkBlocking],
+            Case::PeerReqwest,
+            Bar::AtLeast(1.0),
+            " (SHA-256 of every chunk, compared at the end)",
+        ),
+        (
+            "diagnostic: ",
+            [Case::SdkAsyncToFile, Case::SdkBlockingToFile],
+            Case::PeerReqwest,
+            Bar::Info,
+            ", the same work (the SDK's `download` into a file the caller opened: no temporary file, fsync or rename)",
+        ),
+        (
+            "diagnostic: ",
+            [Case::SdkAsync, Case::SdkBlocking],
             Case::PeerReqwestDurable,
             Bar::Info,
-            "diagnostic: the SDK's guarantees by hand, SHA-256, `.part` file, fsync, rename",
+            ", the same guarantees (the peer also writes a `.part` file, fsyncs, renames)",
         ),
-    ] {
-        for sdk in [Case::SdkAsync, Case::SdkBlocking] {
+    ];
+    for (prefix, sdks, peer, bar, what) in rows {
+        for sdk in sdks {
             comparisons.push(Comparison::new(
-                format!("{size}: {} vs {} ({what})", sdk.name(), peer.name()),
+                format!("{size}: {prefix}{} vs {}{what}", sdk.name(), peer.name()),
                 "MiB/s",
                 &figures[index(sdk)].mib_per_sec,
                 &figures[index(peer)].mib_per_sec,
@@ -508,7 +524,7 @@ pub fn bench_download(
                 params.server_workers,
                 params.dir.display()
             ),
-            "The SDK side is `Client::download_to_path` with an expected SHA-256, as in item 4 (temporary file beside the target, every chunk hashed, length and digest checked, fsync, rename). The peer (`crates/nx-bench/src/hand.rs`, `reqwest_download`) is reqwest (defaults, as in 8a) reading `Response::chunk` into a `tokio::fs::File`, each chunk hashed with sha2 on the way, the digest compared at the end (a mismatch removes the file); `reqwest+sha256+fsync+rename` also writes to `<file>.part`, fsyncs and renames.".into(),
+            "The SDK side is `Client::download_to_path` with an expected SHA-256, as in item 4 (temporary file beside the target, every chunk hashed, length and digest checked, fsync, rename); `-to-file` is `Client::download` with the same options into a file the caller created and flushes. The peer (`crates/nx-bench/src/hand.rs`, `reqwest_download`) is reqwest (defaults, as in 8a) reading `Response::chunk` into a `tokio::fs::File`, each chunk hashed with sha2 on the way, the digest compared at the end (a mismatch removes the file); `reqwest+sha256+fsync+rename` also writes to `<file>.part`, fsyncs and renames.".into(),
             "Peak RSS is the child's `VmHWM` from /proc/self/status at exit. The bar (32 MiB) applies to the SDK rows.".into(),
             self_test_note(&self_test),
         ],

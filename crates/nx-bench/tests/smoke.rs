@@ -259,8 +259,9 @@ fn peers_download_smoke() {
         "cargo run --release -p nx-bench -- peers-download",
     )
     .unwrap();
-    // Both SDKs against reqwest and against reqwest made durable; a peak-RSS row per case.
-    check(&section, 4, 4);
+    // Both SDKs (to a path and into a file) against reqwest, and against reqwest made durable;
+    // a peak-RSS row per case.
+    check(&section, 6, 6);
     assert_eq!(section.comparisons[0].bar, Bar::AtLeast(1.0));
     for m in &section.measures {
         let mib = m.value.median;
