@@ -182,11 +182,8 @@ pub struct ReqwestGetMedia {
 impl ReqwestGetMedia {
     /// A client for `base` (e.g. `https://api2.nxcloud.com`) signing as `account`.
     pub fn new(base: &str, account: Account) -> Result<Self, String> {
-        let url = reqwest::Url::parse(&format!(
-            "{}/api/wa/getMedia",
-            base.trim_end_matches('/')
-        ))
-        .map_err(|e| e.to_string())?;
+        let url = reqwest::Url::parse(&format!("{}/api/wa/getMedia", base.trim_end_matches('/')))
+            .map_err(|e| e.to_string())?;
         Ok(Self {
             client: reqwest_client()?,
             url,

@@ -227,7 +227,11 @@ fn peers_async_smoke() {
     check(&section, 4, 0);
     assert_eq!(section.comparisons[0].bar, Bar::AtLeast(1.0));
     assert_eq!(section.comparisons[2].bar, Bar::Info);
-    assert!(section.markdown().contains("reqwest + signing and parsing by hand"));
+    assert!(
+        section
+            .markdown()
+            .contains("reqwest + signing and parsing by hand")
+    );
 }
 
 #[test]
