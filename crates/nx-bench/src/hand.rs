@@ -266,7 +266,6 @@ pub async fn reqwest_download(
     expected: &[u8; 32],
     durable: bool,
 ) -> Result<u64, String> {
-    let err = |e: &dyn std::fmt::Display| e.to_string();
     let mut response = client
         .get(url)
         .send()
@@ -278,18 +277,20 @@ pub async fn reqwest_download(
     } else {
         path.to_owned()
     };
-    let mut file = tokio::fs::File::create(&part).await.map_err(|e| err(&e))?;
+    let mut file = tokio::fs::File::create(&part)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut hasher = Sha256::new();
     let mut len = 0u64;
     let copied = async {
         while let Some(chunk) = response.chunk().await.map_err(reqwest_error)? {
             hasher.update(&chunk);
-            file.write_all(&chunk).await.map_err(|e| err(&e))?;
+            file.write_all(&chunk).await.map_err(|e| e.to_string())?;
             len += chunk.len() as u64;
         }
-        file.flush().await.map_err(|e| err(&e))?;
+        file.flush().await.map_err(|e| e.to_string())?;
         if durable {
-            file.sync_all().await.map_err(|e| err(&e))?;
+            file.sync_all().await.map_err(|e| e.to_string())?;
         }
         Ok::<(), String>(())
     }
@@ -307,7 +308,9 @@ pub async fn reqwest_download(
         return Err(e);
     }
     if durable {
-        tokio::fs::rename(&part, path).await.map_err(|e| err(&e))?;
+        tokio::fs::rename(&part, path)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     Ok(len)
 }
