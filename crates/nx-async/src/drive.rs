@@ -3,16 +3,20 @@
 //! machine's; the client types only answer the steps it cannot take itself (a token, a fresh
 //! download URL).
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use nx_protocol::OutgoingBody;
 use nx_protocol::call::{Call, Kind, Now, Read, Step};
 use nx_protocol::error::Error;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::time::Sleep;
 
 use crate::client::{instant, mono, now};
 use crate::sink::{Target, TempFile};
@@ -21,29 +25,46 @@ use crate::upload::UploadSource;
 
 /// Runs `call` until it ends or asks for what only the client can give (a token, a fresh
 /// URL): that step is returned.
+///
+/// The attempt number is a field of each attempt's events, not of the caller's span: a span
+/// field recorded again is appended by `tracing-subscriber`'s formatter (`attempt=1 attempt=2`).
 pub(crate) async fn drive<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
     http: &Http,
     call: &mut Call<K>,
     mut source: Option<&mut UploadSource>,
     target: &mut Target<'_, W>,
 ) -> Step<K::Output> {
+    let mut timer = Timer {
+        sleep: pin!(None),
+        at: Duration::ZERO,
+    };
     loop {
-        match call.poll(Now {
-            at: mono(),
-            wall: now(),
-        }) {
+        let at = mono();
+        match call.poll(Now { at, wall: now() }) {
             Step::Send(request) => {
-                tracing::Span::current().record("attempt", call.attempt());
                 if let Some(url) = call.download_url() {
-                    tracing::debug!(url = %url, "downloading");
+                    tracing::debug!(attempt = call.attempt(), url = %url, "downloading");
                 }
-                let sent = std::time::Instant::now();
-                attempt(http, call, request, source.as_deref_mut(), target).await;
-                let latency_ms = sent.elapsed().as_millis() as u64;
+                attempt(
+                    http,
+                    call,
+                    &mut timer,
+                    request,
+                    source.as_deref_mut(),
+                    target,
+                )
+                .await;
+                // Read only when the event is enabled.
+                let latency_ms = || mono().saturating_sub(at).as_millis() as u64;
                 match call.failure() {
-                    None => tracing::debug!(latency_ms, "call succeeded"),
+                    None => tracing::debug!(
+                        attempt = call.attempt(),
+                        latency_ms = latency_ms(),
+                        "call succeeded"
+                    ),
                     Some(error) => tracing::debug!(
-                        latency_ms,
+                        attempt = call.attempt(),
+                        latency_ms = latency_ms(),
                         status = error.status().map(|s| s.as_u16()),
                         code = error.api_code().map(|c| c.get()),
                         error = %error,
@@ -51,8 +72,36 @@ pub(crate) async fn drive<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
                     ),
                 }
             }
-            Step::Sleep(until) => tokio::time::sleep_until(instant(until).into()).await,
+            Step::Sleep(until) => poll_fn(|cx| timer.poll_at(until, cx)).await,
             step => return step,
+        }
+    }
+}
+
+/// The call's one tokio timer: made when a wait first has to wait, moved
+/// ([`Sleep::reset`]) only when the instant to wake at changes. An API call's attempt arms it
+/// once (its wake is the attempt's deadline, whether the answer's head or body is awaited);
+/// an answer that is there at once never touches it.
+struct Timer<'p> {
+    sleep: Pin<&'p mut Option<Sleep>>,
+    /// The instant it is set for (on [`mono`]'s line), once made.
+    at: Duration,
+}
+
+impl Timer<'_> {
+    /// Ready once `at` has passed.
+    fn poll_at(&mut self, at: Duration, cx: &mut Context<'_>) -> Poll<()> {
+        match self.sleep.as_mut().as_pin_mut() {
+            Some(sleep) if self.at == at => return sleep.poll(cx),
+            Some(sleep) => sleep.reset(instant(at).into()),
+            None => self
+                .sleep
+                .set(Some(tokio::time::sleep_until(instant(at).into()))),
+        }
+        self.at = at;
+        match self.sleep.as_mut().as_pin_mut() {
+            Some(sleep) => sleep.poll(cx),
+            None => unreachable!("the timer was set just above"),
         }
     }
 }
@@ -61,6 +110,7 @@ pub(crate) async fn drive<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
 async fn attempt<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
     http: &Http,
     call: &mut Call<K>,
+    timer: &mut Timer<'_>,
     request: http::Request<OutgoingBody>,
     source: Option<&mut UploadSource>,
     target: &mut Target<'_, W>,
@@ -76,27 +126,30 @@ async fn attempt<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
         },
         _ => (None, None),
     };
-    let body = match transport::body_of(outgoing, reader, progress.as_ref()) {
+    let body = match transport::body_of(outgoing, reader, progress.clone()) {
         Ok(body) => body,
         Err(error) => return call.failed(error),
     };
-    let request = http::Request::from_parts(parts, body);
-    let Some(response) = watched(call, transport::send(http, request), progress.as_deref()).await
-    else {
+    let send = pin!(transport::send(
+        http,
+        http::Request::from_parts(parts, body)
+    ));
+    let Some(response) = watched(call, timer, send, progress.as_deref()).await else {
         return;
     };
     let (head, body) = response.into_parts();
     match call.head(head.status, &head.headers, mono()) {
         Read::Skip => {}
         Read::Whole { max } => {
-            if let Some(bytes) = watched(call, read_capped(body, &head.headers, max), None).await {
+            let read = pin!(read_capped(body, max));
+            if let Some(bytes) = watched(call, timer, read, None).await {
                 call.whole(head.status, &head.headers, &bytes, mono());
             }
         }
         Read::Stream => match target {
             Target::None => call.failed(Error::Config("a streamed answer needs a target".into())),
             Target::Writer(sink) => {
-                if pump(call, body, &mut **sink).await
+                if pump(call, timer, body, &mut **sink).await
                     && let Err(e) = sink.flush().await
                 {
                     call.failed(Error::io("writing the download", e));
@@ -107,7 +160,7 @@ async fn attempt<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
                     Ok(created) => created,
                     Err(error) => return call.failed(error),
                 };
-                if pump(call, body, &mut file).await
+                if pump(call, timer, body, &mut file).await
                     && let Err(error) = temp.commit(file).await
                 {
                     call.failed(error);
@@ -119,44 +172,40 @@ async fn attempt<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
 
 /// Runs `work` within the call's limits, waking at [`nx_protocol::call::Watch::wake_at`] to
 /// let the call check them (and to report a streamed upload's `progress`); `None` when it
-/// failed or a limit passed (the call knows which).
+/// failed or a limit passed (the call knows which). `work` is polled first, so an answer
+/// that is already there costs no timer. (Pinned by the caller: a future is not moved again.)
 async fn watched<K: Kind, T>(
     call: &mut Call<K>,
-    work: impl Future<Output = Result<T, Error>>,
+    timer: &mut Timer<'_>,
+    mut work: Pin<&mut impl Future<Output = Result<T, Error>>>,
     progress: Option<&Progress>,
 ) -> Option<T> {
-    tokio::pin!(work);
+    let mut body_out = pin!(async {
+        if let Some(progress) = progress {
+            progress.sent().await;
+        }
+    });
     let mut seen = 0;
-    let mut sent = false;
-    loop {
-        let wake = call.watch().wake_at();
-        tokio::select! {
-            biased;
-            result = &mut work => {
-                return match result {
-                    Ok(value) => Some(value),
-                    Err(error) => {
-                        call.failed(error);
-                        None
-                    }
-                };
+    let mut sent = progress.is_none();
+    poll_fn(|cx| {
+        loop {
+            if let Poll::Ready(result) = work.as_mut().poll(cx) {
+                return Poll::Ready(result.map_err(|error| call.failed(error)).ok());
             }
-            () = async {
-                match progress {
-                    Some(progress) => progress.sent().await,
-                    None => std::future::pending().await,
-                }
-            }, if !sent => {
+            if !sent && body_out.as_mut().poll(cx).is_ready() {
                 sent = true;
                 report(call, progress, &mut seen);
             }
-            () = tokio::time::sleep_until(instant(wake).into()) => {
-                if !report(call, progress, &mut seen) || !call.tick(mono()) {
-                    return None;
-                }
+            let wake = call.watch().wake_at();
+            if timer.poll_at(wake, cx).is_pending() {
+                return Poll::Pending;
+            }
+            if !report(call, progress, &mut seen) || !call.tick(mono()) {
+                return Poll::Ready(None);
             }
         }
-    }
+    })
+    .await
 }
 
 /// Feeds a streamed upload's progress to the call: `false` when a limit passed.
@@ -176,52 +225,61 @@ fn report<K: Kind>(call: &mut Call<K>, progress: Option<&Progress>, seen: &mut u
 }
 
 /// A whole answer of at most `max` bytes; a larger one is refused as soon as it is announced
-/// or exceeded, without buffering it.
-async fn read_capped(
-    mut body: Incoming,
-    headers: &http::HeaderMap,
-    max: u64,
-) -> Result<Bytes, Error> {
-    let announced = nx_protocol::head::content_length(headers);
+/// or exceeded, without buffering it. An answer in one frame (a small envelope) is returned
+/// as hyper read it, without a copy.
+async fn read_capped(mut body: Incoming, max: u64) -> Result<Bytes, Error> {
+    // hyper's reading of the `Content-Length` (it refuses an answer whose length is not a
+    // number, and ends the body at that length).
+    let announced = body.size_hint().exact();
     if announced.is_some_and(|len| len > max) {
         return Err(Error::AnswerTooLarge { limit: max });
     }
-    let mut out = BytesMut::with_capacity(announced.unwrap_or(1024).min(max) as usize);
+    let mut first = Bytes::new();
+    let mut more: Option<BytesMut> = None;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| Error::Transport {
             source: Box::new(e),
         })?;
-        if let Ok(data) = frame.into_data() {
-            if out.len() as u64 + data.len() as u64 > max {
-                return Err(Error::AnswerTooLarge { limit: max });
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        let held = more.as_ref().map_or(first.len(), BytesMut::len);
+        if held as u64 + data.len() as u64 > max {
+            return Err(Error::AnswerTooLarge { limit: max });
+        }
+        match &mut more {
+            Some(buf) => buf.extend_from_slice(&data),
+            None if first.is_empty() => first = data,
+            None => {
+                let want = announced.map_or(0, |len| len.min(max) as usize);
+                let mut buf = BytesMut::with_capacity(want.max(held + data.len()));
+                buf.extend_from_slice(&first);
+                buf.extend_from_slice(&data);
+                more = Some(buf);
             }
-            out.extend_from_slice(&data);
         }
     }
-    Ok(out.freeze())
+    Ok(more.map_or(first, BytesMut::freeze))
 }
 
 /// Streams `body` into `sink` chunk by chunk through the call's checks: `true` when it ended
 /// and passed them (then the caller finishes the writer).
 async fn pump<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
     call: &mut Call<K>,
+    timer: &mut Timer<'_>,
     mut body: Incoming,
     sink: &mut W,
 ) -> bool {
     loop {
-        let frame = watched(
-            call,
-            async {
-                body.frame()
-                    .await
-                    .transpose()
-                    .map_err(|e| Error::Transport {
-                        source: Box::new(e),
-                    })
-            },
-            None,
-        )
-        .await;
+        let next = pin!(async {
+            body.frame()
+                .await
+                .transpose()
+                .map_err(|e| Error::Transport {
+                    source: Box::new(e),
+                })
+        });
+        let frame = watched(call, timer, next, None).await;
         let chunk = match frame {
             None => return false,
             Some(None) => return call.end(mono()),

@@ -216,14 +216,12 @@ pub(crate) fn streamed(
 pub(crate) fn body_of(
     outgoing: OutgoingBody,
     reader: Option<Box<dyn AsyncRead + Send + Unpin>>,
-    progress: Option<&Arc<Progress>>,
+    progress: Option<Arc<Progress>>,
 ) -> Result<Body, Error> {
     Ok(match (outgoing, reader, progress) {
         (OutgoingBody::Empty, ..) => empty(),
         (OutgoingBody::Bytes(bytes), ..) => full(bytes),
-        (OutgoingBody::Streamed(s), Some(reader), Some(progress)) => {
-            streamed(s, reader, progress.clone())
-        }
+        (OutgoingBody::Streamed(s), Some(reader), Some(progress)) => streamed(s, reader, progress),
         (OutgoingBody::Streamed(_), ..) => {
             return Err(Error::Config(
                 "this operation streams a body: call it with a source".into(),
