@@ -38,14 +38,16 @@ pub(crate) async fn drive<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
         sleep: pin!(None),
         at: Duration::ZERO,
     };
+    // The clock as the last attempt read it, when nothing was awaited since.
+    let mut read = None;
     loop {
-        let at = mono();
+        let at = Option::take(&mut read).unwrap_or_else(mono);
         match call.poll(Now { at, wall: now() }) {
             Step::Send(request) => {
                 if let Some(url) = call.download_url() {
                     tracing::debug!(attempt = call.attempt(), url = %url, "downloading");
                 }
-                attempt(
+                read = attempt(
                     http,
                     call,
                     &mut timer,
@@ -107,6 +109,8 @@ impl Timer<'_> {
 }
 
 /// One attempt: send the request, read its answer as the call says, feed back what happened.
+/// An answer read whole returns the clock reading the call was fed with (nothing is awaited
+/// after it, so the next poll takes it).
 async fn attempt<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
     http: &Http,
     call: &mut Call<K>,
@@ -114,7 +118,7 @@ async fn attempt<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
     request: http::Request<OutgoingBody>,
     source: Option<&mut UploadSource>,
     target: &mut Target<'_, W>,
-) {
+) -> Option<Duration> {
     let (parts, outgoing) = request.into_parts();
     let (reader, progress) = match (&outgoing, source) {
         (OutgoingBody::Streamed(body), Some(source)) => match crate::upload::open(source).await {
@@ -122,29 +126,28 @@ async fn attempt<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
                 Some(reader),
                 Some(Arc::new(Progress::new(body.content_length()))),
             ),
-            Err(error) => return call.failed(error),
+            Err(error) => return failed(call, error),
         },
         _ => (None, None),
     };
     let body = match transport::body_of(outgoing, reader, progress.clone()) {
         Ok(body) => body,
-        Err(error) => return call.failed(error),
+        Err(error) => return failed(call, error),
     };
     let send = pin!(transport::send(
         http,
         http::Request::from_parts(parts, body)
     ));
-    let Some(response) = watched(call, timer, send, progress.as_deref()).await else {
-        return;
-    };
+    let response = watched(call, timer, send, progress.as_deref()).await?;
     let (head, body) = response.into_parts();
     match call.head(head.status, &head.headers, mono()) {
         Read::Skip => {}
         Read::Whole { max } => {
             let read = pin!(read_capped(body, max));
-            if let Some(bytes) = watched(call, timer, read, None).await {
-                call.whole(head.status, &head.headers, &bytes, mono());
-            }
+            let bytes = watched(call, timer, read, None).await?;
+            let at = mono();
+            call.whole(head.status, &head.headers, &bytes, at);
+            return Some(at);
         }
         Read::Stream => match target {
             Target::None => call.failed(Error::Config("a streamed answer needs a target".into())),
@@ -158,7 +161,7 @@ async fn attempt<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
             Target::Path(path) => {
                 let (temp, mut file) = match TempFile::create(path) {
                     Ok(created) => created,
-                    Err(error) => return call.failed(error),
+                    Err(error) => return failed(call, error),
                 };
                 if pump(call, timer, body, &mut file).await
                     && let Err(error) = temp.commit(file).await
@@ -168,6 +171,13 @@ async fn attempt<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
             }
         },
     }
+    None
+}
+
+/// Feeds `error` to the call: the attempt failed.
+fn failed<K: Kind>(call: &mut Call<K>, error: Error) -> Option<Duration> {
+    call.failed(error);
+    None
 }
 
 /// Runs `work` within the call's limits, waking at [`nx_protocol::call::Watch::wake_at`] to
