@@ -62,6 +62,7 @@
 //! let Step::Sleep(_) = call.poll(now(30_205)) else { unreachable!() };
 //! ```
 
+pub mod framing;
 mod kind;
 pub mod timing;
 
