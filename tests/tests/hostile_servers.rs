@@ -10,7 +10,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -33,11 +33,32 @@ const SERVER_LIMIT: Duration = Duration::from_secs(90);
 const MARGIN: Duration = Duration::from_millis(1500);
 
 /// What a connection is answered with, after its request head was read.
-type Script = fn(&mut TcpStream, &AtomicBool) -> io::Result<()>;
+type Script = fn(&mut TcpStream, &Control) -> io::Result<()>;
+
+/// What a server's scripts share with its test: when to stop, and how much they wrote.
+#[derive(Default)]
+struct Control {
+    stop: AtomicBool,
+    /// Bytes the scripts' writes handed to the kernel, on every connection.
+    written: AtomicU64,
+}
+
+impl Control {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn write(&self, stream: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
+        stream.write_all(bytes)?;
+        self.written
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
 
 struct Hostile {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
+    control: Arc<Control>,
     listener: Option<JoinHandle<()>>,
 }
 
@@ -46,19 +67,19 @@ impl Hostile {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("local address");
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let control = Arc::new(Control::default());
+        let shared = control.clone();
         let started = Instant::now();
         let listener = std::thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) && started.elapsed() < SERVER_LIMIT {
+            while !shared.stopped() && started.elapsed() < SERVER_LIMIT {
                 match listener.accept() {
                     Ok((mut stream, _)) => {
-                        let flag = flag.clone();
+                        let shared = shared.clone();
                         std::thread::spawn(move || {
                             let _ = stream.set_nonblocking(false);
                             let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
                             if read_head(&mut stream).is_ok() {
-                                let _ = script(&mut stream, &flag);
+                                let _ = script(&mut stream, &shared);
                             }
                         });
                     }
@@ -68,7 +89,7 @@ impl Hostile {
         });
         Self {
             addr,
-            stop,
+            control,
             listener: Some(listener),
         }
     }
@@ -76,11 +97,16 @@ impl Hostile {
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
+
+    /// Bytes written so far, on every connection.
+    fn written(&self) -> u64 {
+        self.control.written.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for Hostile {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.control.stop.store(true, Ordering::Relaxed);
         if let Some(listener) = self.listener.take() {
             let _ = listener.join();
         }
@@ -110,17 +136,12 @@ fn read_head(stream: &mut TcpStream) -> io::Result<()> {
 }
 
 /// Writes `bytes` one at a time, `every` apart, until the client goes or the test ends.
-fn drip(
-    stream: &mut TcpStream,
-    stop: &AtomicBool,
-    bytes: &[u8],
-    every: Duration,
-) -> io::Result<()> {
+fn drip(stream: &mut TcpStream, ctl: &Control, bytes: &[u8], every: Duration) -> io::Result<()> {
     for b in bytes.iter().cycle() {
-        if stop.load(Ordering::Relaxed) {
+        if ctl.stopped() {
             return Ok(());
         }
-        stream.write_all(&[*b])?;
+        ctl.write(stream, &[*b])?;
         stream.flush()?;
         std::thread::sleep(every);
     }
@@ -128,66 +149,66 @@ fn drip(
 }
 
 /// Writes `chunk` again and again as fast as the client reads, until it goes or the test ends.
-fn flood(stream: &mut TcpStream, stop: &AtomicBool, chunk: &[u8]) -> io::Result<()> {
+fn flood(stream: &mut TcpStream, ctl: &Control, chunk: &[u8]) -> io::Result<()> {
     let block = chunk.repeat(4096 / chunk.len().max(1) + 1);
-    while !stop.load(Ordering::Relaxed) {
-        stream.write_all(&block)?;
+    while !ctl.stopped() {
+        ctl.write(stream, &block)?;
     }
     Ok(())
 }
 
-fn drip_body(s: &mut TcpStream, stop: &AtomicBool) -> io::Result<()> {
+fn drip_body(s: &mut TcpStream, ctl: &Control) -> io::Result<()> {
     s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n")?;
-    drip(s, stop, b"x", Duration::from_secs(2))
+    drip(s, ctl, b"x", Duration::from_secs(2))
 }
 
-fn drip_headers(s: &mut TcpStream, stop: &AtomicBool) -> io::Result<()> {
+fn drip_headers(s: &mut TcpStream, ctl: &Control) -> io::Result<()> {
     drip(
         s,
-        stop,
+        ctl,
         b"HTTP/1.1 200 OK\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
         Duration::from_millis(200),
     )
 }
 
-fn endless_1xx(s: &mut TcpStream, stop: &AtomicBool) -> io::Result<()> {
-    while !stop.load(Ordering::Relaxed) {
-        s.write_all(b"HTTP/1.1 102 Processing\r\n\r\n")?;
+fn endless_1xx(s: &mut TcpStream, ctl: &Control) -> io::Result<()> {
+    while !ctl.stopped() {
+        ctl.write(s, b"HTTP/1.1 102 Processing\r\n\r\n")?;
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
 }
 
-fn endless_trailers(s: &mut TcpStream, stop: &AtomicBool) -> io::Result<()> {
+fn endless_trailers(s: &mut TcpStream, ctl: &Control) -> io::Result<()> {
     s.write_all(
         b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n",
     )?;
     flood(
         s,
-        stop,
+        ctl,
         b"X-Trailer: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n",
     )
 }
 
-fn tiny_chunks(s: &mut TcpStream, stop: &AtomicBool) -> io::Result<()> {
+fn tiny_chunks(s: &mut TcpStream, ctl: &Control) -> io::Result<()> {
     s.write_all(
         b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n",
     )?;
-    flood(s, stop, b"1\r\nx\r\n")
+    flood(s, ctl, b"1\r\nx\r\n")
 }
 
-fn partial(s: &mut TcpStream, _: &AtomicBool) -> io::Result<()> {
+fn partial(s: &mut TcpStream, _: &Control) -> io::Result<()> {
     s.write_all(b"HTTP/1.1 206 Partial Content\r\nContent-Type: image/png\r\nContent-Range: bytes 0-99/1008\r\nContent-Length: 100\r\n\r\n")?;
     s.write_all(&[b'p'; 100])
 }
 
-fn no_content(s: &mut TcpStream, _: &AtomicBool) -> io::Result<()> {
+fn no_content(s: &mut TcpStream, _: &Control) -> io::Result<()> {
     s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
 }
 
-fn slow_error(s: &mut TcpStream, stop: &AtomicBool) -> io::Result<()> {
+fn slow_error(s: &mut TcpStream, ctl: &Control) -> io::Result<()> {
     s.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 1000\r\n\r\n")?;
-    drip(s, stop, b"<", Duration::from_millis(200))
+    drip(s, ctl, b"<", Duration::from_millis(200))
 }
 
 /// Short limits: 1 s per attempt, 3 s per call, 2 attempts.
@@ -337,6 +358,65 @@ fn check_endless(what: &str, error: &Error, took: Duration, bound: Duration) {
     );
 }
 
+/// Limits a deadline would take long to reach: 10 s per attempt, 20 s per call, 2 attempts.
+fn long(transport: &mut TransportConfig) {
+    transport.connect_timeout = Duration::from_secs(5);
+    transport.request_timeout = Duration::from_secs(10);
+    transport.overall_timeout = Duration::from_secs(20);
+    transport.retry = RetryPolicy::new(2, Duration::from_millis(10), Duration::from_millis(20));
+}
+
+/// Endless trailers end by their size, long before the call's deadline and after little was
+/// read, with a typed error: hyper caps trailers at 16 KiB, nx-blocking counts what the
+/// connection delivers past the body (`nx_protocol::call::framing`).
+fn endless_trailers_end_by_size<D: Driver, O: OnPremDriver>() {
+    let server = Hostile::start(endless_trailers);
+    let client: D = nxcloud(&server, long);
+    let onprem: O = onprem(&server, long);
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target.png");
+    let (download, took_download) = timed(|| client.download(&media(&server), None));
+    let (retrieve, took_retrieve) = timed(|| onprem.retrieve_media_to_path("m", &target, None));
+    for (what, error, took) in [
+        ("download", &download, took_download),
+        ("retrieve to a path", &retrieve, took_retrieve),
+    ] {
+        // The deadline is 20 s; reading a few hundred KiB takes milliseconds.
+        assert!(
+            took < Duration::from_secs(5),
+            "{}, {what}: took {took:?}: {error}",
+            D::NAME
+        );
+        let Error::Transport { source } = error else {
+            panic!("{}, {what}: not a transport error: {error:?}", D::NAME);
+        };
+        if D::NAME == "nx-blocking" {
+            let excess = source
+                .downcast_ref::<nx_protocol::call::framing::Excess>()
+                .unwrap_or_else(|| panic!("{what}: {source:?}"));
+            assert_eq!(excess.body, 5, "{what}: {excess:?}");
+            assert!(
+                excess.delivered > nx_protocol::call::framing::limit(5),
+                "{what}: {excess:?}"
+            );
+        }
+    }
+    // Two calls of two attempts each, every connection flooded as fast as it is read: what
+    // the server wrote is what the client read plus what the kernel's socket buffers held
+    // (a few MiB on loopback), not the gigabytes a deadline lets through.
+    let written = server.written();
+    println!(
+        "{}: download {took_download:?}, retrieve {took_retrieve:?}; the server wrote {written} bytes",
+        D::NAME
+    );
+    assert!(
+        written < 64 << 20,
+        "{}: the server wrote {written} bytes",
+        D::NAME
+    );
+    assert!(files_in(dir.path()).is_empty());
+}
+
 /// 206 and 204 are not the file: typed errors, nothing at the target.
 fn only_200_is_a_file<D: Driver, O: OnPremDriver>(script: Script, status: u16) {
     let server = Hostile::start(script);
@@ -390,6 +470,7 @@ both! {
     trickling_headers_end_at_the_deadline => heads_end_on_time::<D, O>(drip_headers);
     endless_1xx_answers_end_at_the_deadline => heads_end_on_time::<D, O>(endless_1xx);
     endless_trailers_end_at_the_deadline => endless_bodies_end_on_time::<D, O>(endless_trailers);
+    endless_trailers_end_by_their_size => endless_trailers_end_by_size::<D, O>();
     endless_tiny_chunks_end_at_the_deadline => endless_bodies_end_on_time::<D, O>(tiny_chunks);
     a_206_is_not_the_file => only_200_is_a_file::<D, O>(partial, 206);
     a_204_is_not_the_file => only_200_is_a_file::<D, O>(no_content, 204);

@@ -1,39 +1,84 @@
 //! The call machine's limits that move while a request runs (a transfer's head limit once its
 //! body is sent, a download's deadline once its length is announced, an error answer's limit),
-//! which ureq's per-request timeouts, fixed when the request starts, cannot follow.
+//! which ureq's per-request timeouts, fixed when the request starts, cannot follow; and the
+//! count of what the connection delivers for an answer's body, which ureq does not bound.
 //!
 //! The agent's connector chain ends with [`DeadlineConnector`], whose transport caps every wait
 //! for the socket at the current thread's limit ([`set`]): a blocking call does its I/O on the
 //! caller's thread, so the limit in force is the one of the call that thread is running. A
 //! capped wait that runs out is ureq's `Timeout::Global`, which the driver hands to the call
 //! machine to name.
+//!
+//! The same transport counts the bytes each read delivers once the driver starts reading an
+//! answer's body ([`count_body`]), against the body bytes the driver has been handed
+//! ([`body_read`]): chunk framing and trailers beyond nx-protocol's bound
+//! ([`nx_protocol::call::framing`]) fail the read at once. Without it, a server sending
+//! trailer lines without end is read until the call's deadline (gigabytes on loopback), since
+//! ureq caps neither trailers nor chunk extensions and hands over no bytes while it reads them.
 
 use std::cell::Cell;
+use std::io;
 use std::time::Instant;
 
+use nx_protocol::call::framing;
 use ureq::Timeout;
 use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTimeout, Transport};
 
+/// What the attempt running on this thread set: its limit, and the answer's byte counts.
+struct Attempt {
+    limit: Cell<Option<Instant>>,
+    /// Body bytes the driver was handed; `None` until it starts reading a body.
+    body: Cell<Option<u64>>,
+    /// Bytes the connection delivered since then.
+    delivered: Cell<u64>,
+}
+
 thread_local! {
-    static LIMIT: Cell<Option<Instant>> = const { Cell::new(None) };
+    static ATTEMPT: Attempt = const {
+        Attempt {
+            limit: Cell::new(None),
+            body: Cell::new(None),
+            delivered: Cell::new(0),
+        }
+    };
 }
 
 /// Sets the limit of the call running on this thread (`None`: none).
 pub(crate) fn set(limit: Option<Instant>) {
-    LIMIT.with(|cell| cell.set(limit));
+    ATTEMPT.with(|a| a.limit.set(limit));
 }
 
-/// Clears this thread's limit when dropped, however the attempt ends.
+/// The driver starts reading an answer's body: from now on the connection's reads are counted.
+pub(crate) fn count_body() {
+    ATTEMPT.with(|a| {
+        a.body.set(Some(0));
+        a.delivered.set(0);
+    });
+}
+
+/// The driver was handed `n` more bytes of the body.
+pub(crate) fn body_read(n: usize) {
+    ATTEMPT.with(|a| {
+        if let Some(body) = a.body.get() {
+            a.body.set(Some(body.saturating_add(n as u64)));
+        }
+    });
+}
+
+/// Clears this thread's limit and counts when dropped, however the attempt ends.
 pub(crate) struct Cleared;
 
 impl Drop for Cleared {
     fn drop(&mut self) {
-        set(None);
+        ATTEMPT.with(|a| {
+            a.limit.set(None);
+            a.body.set(None);
+        });
     }
 }
 
 /// The last connector of the agent's chain: wraps the transport (TCP, or TLS over it) so that
-/// no wait outlasts the thread's limit.
+/// no wait outlasts the thread's limit and an answer's body delivers no more than its bound.
 #[derive(Debug)]
 pub(crate) struct DeadlineConnector;
 
@@ -42,19 +87,26 @@ impl<In: Transport> Connector<In> for DeadlineConnector {
 
     fn connect(
         &self,
-        _: &ConnectionDetails<'_>,
+        details: &ConnectionDetails<'_>,
         chained: Option<In>,
     ) -> Result<Option<Self::Out>, ureq::Error> {
-        Ok(chained.map(Capped))
+        // ureq reads up to its input buffer ahead of the body it hands over.
+        let read_ahead = details.config.input_buffer_size() as u64;
+        Ok(chained.map(|inner| Capped { inner, read_ahead }))
     }
 }
 
-/// A transport whose waits end at the thread's limit.
+/// A transport whose waits end at the thread's limit, and whose reads for an answer's body are
+/// counted.
 #[derive(Debug)]
-pub(crate) struct Capped<T>(T);
+pub(crate) struct Capped<T> {
+    inner: T,
+    /// Bytes ureq may hold read but not yet handed over (its input buffer).
+    read_ahead: u64,
+}
 
 fn capped(mut timeout: NextTimeout) -> NextTimeout {
-    if let Some(limit) = LIMIT.with(Cell::get) {
+    if let Some(limit) = ATTEMPT.with(|a| a.limit.get()) {
         let left = limit.saturating_duration_since(Instant::now());
         if left < *timeout.after {
             timeout.after = left.into();
@@ -64,24 +116,43 @@ fn capped(mut timeout: NextTimeout) -> NextTimeout {
     timeout
 }
 
+/// Counts `n` bytes the connection delivered: an error once an answer's body came with more
+/// than [`framing::check`] allows.
+fn delivered(n: usize, read_ahead: u64) -> Result<(), ureq::Error> {
+    ATTEMPT.with(|a| {
+        let Some(body) = a.body.get() else {
+            return Ok(());
+        };
+        let delivered = a.delivered.get().saturating_add(n as u64);
+        a.delivered.set(delivered);
+        framing::check(delivered, body, read_ahead)
+            .map_err(|excess| ureq::Error::Io(io::Error::new(io::ErrorKind::InvalidData, excess)))
+    })
+}
+
 impl<T: Transport> Transport for Capped<T> {
     fn buffers(&mut self) -> &mut dyn Buffers {
-        self.0.buffers()
+        self.inner.buffers()
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        self.0.transmit_output(amount, capped(timeout))
+        self.inner.transmit_output(amount, capped(timeout))
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        self.0.await_input(capped(timeout))
+        // What a read appends to the unconsumed input is what it delivered.
+        let before = self.inner.buffers().input().len();
+        let more = self.inner.await_input(capped(timeout))?;
+        let after = self.inner.buffers().input().len();
+        delivered(after.saturating_sub(before), self.read_ahead)?;
+        Ok(more)
     }
 
     fn is_open(&mut self) -> bool {
-        self.0.is_open()
+        self.inner.is_open()
     }
 
     fn is_tls(&self) -> bool {
-        self.0.is_tls()
+        self.inner.is_tls()
     }
 }

@@ -100,6 +100,9 @@ fn attempt<K: Kind, W: Write + ?Sized>(
     let mut body = body.into_reader();
     let read = call.head(head.status, &head.headers, mono());
     deadline::set(Some(instant(call.watch().hard_limit())));
+    if read != ReadAs::Skip {
+        deadline::count_body();
+    }
     match read {
         ReadAs::Skip => {}
         ReadAs::Whole { max } => match read_capped(call, &mut body, &head.headers, max) {
@@ -157,6 +160,7 @@ fn read_capped<K: Kind>(
                 return Ok(Some(out));
             }
             Ok(n) => {
+                deadline::body_read(n);
                 out.truncate(filled + n);
                 if out.len() as u64 > max {
                     return Err(Error::AnswerTooLarge { limit: max }.into());
@@ -182,7 +186,10 @@ fn pump<K: Kind, W: Write + ?Sized>(
     loop {
         let n = match body.read(&mut buf) {
             Ok(0) => return call.end(mono()),
-            Ok(n) => n,
+            Ok(n) => {
+                deadline::body_read(n);
+                n
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 failed(call, transport::body_error(e));

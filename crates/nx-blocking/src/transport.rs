@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use nx_protocol::call::Watch;
+use nx_protocol::call::framing::Excess;
 use nx_protocol::config::{RootStore, TransportConfig};
 use nx_protocol::error::Error;
 use nx_protocol::proxy::{ProxyRules, ProxyUrl};
@@ -450,8 +451,17 @@ fn request_error_text(error: &ureq::Error) -> &'static str {
 
 /// Maps a failure while reading an answer's body: a ureq timeout (carried inside the
 /// `io::Error`) or a socket timeout is a passed limit (a stall when it was the per-read one),
-/// anything else (reset, truncated body, malformed chunking) is `Transport`.
+/// anything else (reset, truncated body, malformed chunking, more framing or trailers than
+/// [`nx_protocol::call::framing`] allows) is `Transport`.
 pub(crate) fn body_error(error: io::Error) -> SendError {
+    if let Some(excess) = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<Excess>())
+    {
+        return SendError::Failed(Error::Transport {
+            source: Box::new(*excess),
+        });
+    }
     let ureq_timeout = error
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<ureq::Error>())
@@ -702,6 +712,14 @@ mod tests {
         assert!(matches!(body_error(per_read), SendError::Stalled));
         let timed_out = io::Error::new(io::ErrorKind::TimedOut, "slow");
         assert!(matches!(body_error(timed_out), SendError::Timeout));
+        // More framing or trailers than nx-protocol allows: a transport error naming it.
+        let excess = nx_protocol::call::framing::check(1 << 20, 5, 0).unwrap_err();
+        match body_error(io::Error::new(io::ErrorKind::InvalidData, excess)) {
+            SendError::Failed(Error::Transport { source }) => {
+                assert_eq!(source.downcast_ref::<Excess>(), Some(&excess));
+            }
+            other => panic!("{other:?}"),
+        }
         let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "Peer disconnected");
         assert!(matches!(
             body_error(eof),
