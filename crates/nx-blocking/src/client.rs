@@ -189,11 +189,7 @@ impl Client {
         let mut call = Call::api(op, &self.inner.config, upload)
             .with_clock(self.clock_offset())
             .with_seed(fastrand::u64(..));
-        let span = tracing::info_span!(
-            "nx.call",
-            action = op.action(),
-            attempt = tracing::field::Empty
-        );
+        let span = tracing::info_span!("nx.call", action = op.action());
         let step = span.in_scope(|| {
             drive(
                 &self.inner.http,

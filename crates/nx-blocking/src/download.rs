@@ -90,7 +90,7 @@ impl Client {
         let rewindable = target.rewindable();
         let mut call = Call::download(info, config, options, refresh_with.is_some(), rewindable)
             .with_seed(fastrand::u64(..));
-        let span = tracing::info_span!("nx.download", attempt = tracing::field::Empty);
+        let span = tracing::info_span!("nx.download");
         let _entered = span.enter();
         loop {
             match drive(&self.inner.http, &mut call, None, &mut target) {

@@ -11,7 +11,7 @@ use nx_protocol::error::Error;
 use crate::client::{instant, mono, now};
 use crate::deadline;
 use crate::sink::{Target, TempFile};
-use crate::transport::{self, CHUNK, Http, Limits, SendError};
+use crate::transport::{self, CHUNK, Http, SendError};
 use crate::upload::UploadSource;
 
 /// Runs `call` until it ends or asks for what only the client can give (a token, a fresh
@@ -23,21 +23,25 @@ pub(crate) fn drive<K: Kind, W: Write + ?Sized>(
     target: &mut Target<'_, W>,
 ) -> Step<K::Output> {
     loop {
-        match call.poll(Now {
-            at: mono(),
-            wall: now(),
-        }) {
+        let at = mono();
+        match call.poll(Now { at, wall: now() }) {
             Step::Send(request) => {
-                tracing::Span::current().record("attempt", call.attempt());
-                if let Some(url) = call.download_url() {
-                    tracing::debug!(url = %url, "downloading");
+                // The attempt's number is on its events, not on the call's span: recording it
+                // there once per attempt made a retried call's log lines say
+                // `attempt=1 attempt=2`. Nothing is timed when nothing is logged.
+                let logged = tracing::enabled!(tracing::Level::DEBUG);
+                let n = call.attempt();
+                if logged && let Some(url) = call.download_url() {
+                    tracing::debug!(attempt = n, url = %url, "downloading");
                 }
-                let sent = std::time::Instant::now();
-                attempt(http, call, request, source.as_deref_mut(), target);
+                let sent = logged.then(std::time::Instant::now);
+                attempt(http, call, request, at, source.as_deref_mut(), target);
+                let Some(sent) = sent else { continue };
                 let latency_ms = sent.elapsed().as_millis() as u64;
                 match call.failure() {
-                    None => tracing::debug!(latency_ms, "call succeeded"),
+                    None => tracing::debug!(attempt = n, latency_ms, "call succeeded"),
                     Some(error) => tracing::debug!(
+                        attempt = n,
                         latency_ms,
                         status = error.status().map(|s| s.as_u16()),
                         code = error.api_code().map(|c| c.get()),
@@ -61,17 +65,28 @@ fn failed<K: Kind>(call: &mut Call<K>, failure: SendError) {
     }
 }
 
-/// One attempt: send the request, read its answer as the call says, feed back what happened.
+/// One attempt, begun at `at` (the poll that asked for it): send the request, read its answer
+/// as the call says, feed back what happened.
+///
+/// An attempt whose only limit is the agent's own `request_timeout` from `at` (an API call
+/// whose call deadline is further away: [`crate::transport::Limits::agents`]) is left to the agent's timeout,
+/// which starts when ureq does, microseconds after `at`: its limit cannot move (only a
+/// transfer's head limit and a download's deadline do), so the connector's cap and the
+/// progress reports, which would say the same, are skipped.
 fn attempt<K: Kind, W: Write + ?Sized>(
     http: &Http,
     call: &mut Call<K>,
     request: http::Request<OutgoingBody>,
+    at: std::time::Duration,
     source: Option<&mut UploadSource>,
     target: &mut Target<'_, W>,
 ) {
-    let limits = Limits::of(call.watch(), mono());
+    let limits = http.limits(call.watch(), at);
+    let capped = !limits.agents();
     let _cleared = deadline::Cleared;
-    deadline::set(Some(instant(call.watch().hard_limit())));
+    if capped {
+        deadline::set(Some(instant(call.watch().hard_limit())));
+    }
     let reader = match (request.body(), source) {
         (OutgoingBody::Streamed(_), Some(source)) => match crate::upload::open(source) {
             Ok(reader) => Some(reader),
@@ -90,7 +105,9 @@ fn attempt<K: Kind, W: Write + ?Sized>(
             deadline::set(Some(instant(call.watch().hard_limit())));
             go_on
         };
-        http.send(request, reader, &limits, &mut progress)
+        let progress: Option<&mut dyn FnMut(u64, bool) -> bool> =
+            if capped { Some(&mut progress) } else { None };
+        http.send(request, reader, &limits, progress)
     };
     let response = match sent {
         Ok(response) => response,
@@ -99,7 +116,9 @@ fn attempt<K: Kind, W: Write + ?Sized>(
     let (head, body) = response.into_parts();
     let mut body = body.into_reader();
     let read = call.head(head.status, &head.headers, mono());
-    deadline::set(Some(instant(call.watch().hard_limit())));
+    if capped {
+        deadline::set(Some(instant(call.watch().hard_limit())));
+    }
     if read != ReadAs::Skip {
         deadline::count_body();
     }
@@ -147,11 +166,16 @@ fn read_capped<K: Kind>(
     if announced.is_some_and(|len| len > max) {
         return Err(Error::AnswerTooLarge { limit: max }.into());
     }
-    let mut out = Vec::with_capacity(announced.unwrap_or(1024).min(max) as usize);
+    // Room for what is announced and the read that finds its end (1 KiB at a time when
+    // nothing is), one byte past the limit at most.
+    let first = announced.map_or(1024, |len| len + 1).min(max + 1);
+    let mut out = Vec::with_capacity(first as usize);
     loop {
         let filled = out.len();
-        // Room for what is announced (or 1 KiB more), one byte past the limit at most.
-        let room = out.capacity().saturating_sub(filled).max(1024) as u64;
+        if out.capacity() == filled {
+            out.reserve(1024);
+        }
+        let room = (out.capacity() - filled) as u64;
         let want = room.min(max + 1 - filled as u64) as usize;
         out.resize(filled + want, 0);
         match body.read(&mut out[filled..]) {

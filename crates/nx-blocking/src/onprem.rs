@@ -208,11 +208,7 @@ impl OnPremClient {
             one_shot: source.as_ref().is_some_and(|s| !s.reopenable()),
         };
         let mut call = Call::onprem(op, &self.inner.config, upload).with_seed(fastrand::u64(..));
-        let span = tracing::info_span!(
-            "nx.onprem",
-            method = %op.method(),
-            attempt = tracing::field::Empty
-        );
+        let span = tracing::info_span!("nx.onprem", method = %op.method());
         span.in_scope(|| self.run(&mut call, source.as_mut(), &mut Target::none()))
     }
 
@@ -226,7 +222,7 @@ impl OnPremClient {
         let rewindable = target.rewindable();
         let mut call = Call::retrieve(op, &self.inner.config, options, rewindable)
             .with_seed(fastrand::u64(..));
-        let span = tracing::info_span!("nx.onprem.retrieve", attempt = tracing::field::Empty);
+        let span = tracing::info_span!("nx.onprem.retrieve");
         span.in_scope(|| self.run(&mut call, None, &mut target))
     }
 
@@ -268,7 +264,7 @@ impl OnPremClient {
         let config = &self.inner.config;
         let (username, password) = config.login.credentials(slot)?;
         let mut call = Call::login(login, config, username, password).with_seed(fastrand::u64(..));
-        let span = tracing::info_span!("nx.onprem.login", attempt = tracing::field::Empty);
+        let span = tracing::info_span!("nx.onprem.login");
         span.in_scope(|| drive(&self.inner.http, &mut call, None, &mut Target::none()))
             .into_result()
     }

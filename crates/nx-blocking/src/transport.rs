@@ -34,16 +34,15 @@ pub(crate) struct Limits {
     global: Duration,
     recv_response: Option<Duration>,
     per_io: Option<Duration>,
+    /// They are the agent's own: `request_timeout` for the whole attempt and nothing else.
+    agents: bool,
 }
 
 impl Limits {
-    /// The limits of `watch`'s attempt, starting `now`.
-    pub(crate) fn of(watch: &Watch, now: Duration) -> Self {
-        Self {
-            global: watch.deadline().saturating_sub(now),
-            recv_response: watch.head_timeout(),
-            per_io: watch.stall().map(|s| s.grace),
-        }
+    /// Whether these are the agent's own limits (then the request is sent without a
+    /// configuration of its own, which would copy the agent's settings).
+    pub(crate) fn agents(&self) -> bool {
+        self.agents
     }
 }
 
@@ -198,6 +197,19 @@ impl Http {
         })
     }
 
+    /// The ureq limits of `watch`'s attempt, begun at `now`.
+    pub(crate) fn limits(&self, watch: &Watch, now: Duration) -> Limits {
+        let global = watch.deadline().saturating_sub(now);
+        let recv_response = watch.head_timeout();
+        let per_io = watch.stall().map(|s| s.grace);
+        Limits {
+            global,
+            recv_response,
+            per_io,
+            agents: recv_response.is_none() && per_io.is_none() && global >= self.request_timeout,
+        }
+    }
+
     /// Sends a request nx-protocol built, under `limits`: a body of bytes as it is, a streamed
     /// body from `reader` (each read reported to `progress`, which says whether to go on), no
     /// body at all when it is empty. Returns the answer's head; the body is read from the
@@ -207,13 +219,14 @@ impl Http {
         request: http::Request<OutgoingBody>,
         reader: Option<Reader>,
         limits: &Limits,
-        progress: &mut dyn FnMut(u64, bool) -> bool,
+        progress: Option<&mut dyn FnMut(u64, bool) -> bool>,
     ) -> Result<http::Response<ureq::Body>, SendError> {
         let (mut parts, outgoing) = request.into_parts();
         parts
             .headers
             .insert(http::header::USER_AGENT, self.user_agent.clone());
-        let host = nx_protocol::error::peer(&parts.uri);
+        // For an error's message; `peer` is built only if one names it.
+        let uri = parts.uri.clone();
         let (error, may_have_reached_server) = if matches!(outgoing, OutgoingBody::Empty) {
             // A GET or DELETE: no body, not even an empty one.
             match self.run(http::Request::from_parts(parts, ()), limits) {
@@ -236,7 +249,7 @@ impl Http {
                 }
             }
         };
-        Err(self.classify(error, host, may_have_reached_server))
+        Err(self.classify(error, &uri, may_have_reached_server))
     }
 
     fn run<S: ureq::AsSendBody>(
@@ -247,10 +260,7 @@ impl Http {
         let proxy = self.proxies.for_target(request.uri()).cloned();
         // The agent's own limit is `request_timeout` for the whole attempt: a request that needs
         // no other, and no proxy, is sent as it is (configuring one copies the agent's settings).
-        let plain = limits.recv_response.is_none()
-            && limits.per_io.is_none()
-            && limits.global >= self.request_timeout;
-        let request = if plain && proxy.is_none() {
+        let request = if limits.agents && proxy.is_none() {
             request
         } else {
             self.agent
@@ -271,24 +281,25 @@ impl Http {
     fn classify(
         &self,
         error: ureq::Error,
-        host: String,
+        uri: &http::Uri,
         may_have_reached_server: bool,
     ) -> SendError {
         let kind = kind_of(&error, may_have_reached_server);
+        let host = || nx_protocol::error::peer(uri);
         SendError::Failed(match kind {
             Kind::Connect => Error::Connect {
-                host,
+                host: host(),
                 source: Box::new(error),
             },
             Kind::ConnectTimeout => Error::Connect {
-                host,
+                host: host(),
                 source: Box::new(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!("no connection within {:?}", self.connect_timeout),
                 )),
             },
             Kind::Tls => Error::Tls {
-                host,
+                host: host(),
                 source: Box::new(error),
             },
             Kind::Timeout { stall: false } => return SendError::Timeout,
@@ -488,7 +499,7 @@ pub(crate) struct RequestBody<'a> {
     len: u64,
     touched: bool,
     /// Told of every read (bytes, and whether the body ended); `false` stops the upload.
-    progress: &'a mut dyn FnMut(u64, bool) -> bool,
+    progress: Option<&'a mut dyn FnMut(u64, bool) -> bool>,
     /// `progress` stopped it: a limit passed.
     pub(crate) stalled: bool,
 }
@@ -498,7 +509,7 @@ impl<'a> RequestBody<'a> {
     pub(crate) fn new(
         outgoing: OutgoingBody,
         reader: Option<Reader>,
-        progress: &'a mut dyn FnMut(u64, bool) -> bool,
+        progress: Option<&'a mut dyn FnMut(u64, bool) -> bool>,
     ) -> Result<Self, Error> {
         let len = outgoing.content_length();
         let (head, exact, tail) = match (outgoing, reader) {
@@ -538,7 +549,10 @@ impl Read for RequestBody<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.touched = true;
         let n = self.chain.read(buf)?;
-        if !buf.is_empty() && !(self.progress)(n as u64, n == 0) {
+        if !buf.is_empty()
+            && let Some(progress) = self.progress.as_mut()
+            && !progress(n as u64, n == 0)
+        {
             self.stalled = true;
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -755,7 +769,7 @@ mod tests {
     fn a_streamed_body_is_head_exactly_stream_len_bytes_then_tail() {
         let mut go_on = go_on;
         let source: Reader = Box::new(Cursor::new(b"0123456789abcdef".to_vec()));
-        let mut body = RequestBody::new(streamed(10), Some(source), &mut go_on).unwrap();
+        let mut body = RequestBody::new(streamed(10), Some(source), Some(&mut go_on)).unwrap();
         assert!(!body.may_have_reached_server());
         assert_eq!(read_all(&mut body).unwrap(), b"HEAD0123456789TAIL");
         assert!(body.may_have_reached_server());
@@ -766,7 +780,7 @@ mod tests {
     fn a_short_or_failing_source_is_kept_as_a_local_error() {
         let mut go_on = go_on;
         let source: Reader = Box::new(Cursor::new(b"0123".to_vec()));
-        let mut body = RequestBody::new(streamed(10), Some(source), &mut go_on).unwrap();
+        let mut body = RequestBody::new(streamed(10), Some(source), Some(&mut go_on)).unwrap();
         let err = read_all(&mut body).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         let kept = body.take_source_error().unwrap();
@@ -782,7 +796,8 @@ mod tests {
                 ))
             }
         }
-        let mut body = RequestBody::new(streamed(10), Some(Box::new(Broken)), &mut go_on).unwrap();
+        let mut body =
+            RequestBody::new(streamed(10), Some(Box::new(Broken)), Some(&mut go_on)).unwrap();
         assert_eq!(
             read_all(&mut body).unwrap_err().kind(),
             io::ErrorKind::PermissionDenied
@@ -799,15 +814,15 @@ mod tests {
         let mut body = RequestBody::new(
             OutgoingBody::Bytes(Bytes::from_static(b"{}")),
             None,
-            &mut go_on,
+            Some(&mut go_on),
         )
         .unwrap();
         assert_eq!(read_all(&mut body).unwrap(), b"{}");
-        let empty = RequestBody::new(OutgoingBody::Empty, None, &mut go_on).unwrap();
+        let empty = RequestBody::new(OutgoingBody::Empty, None, None).unwrap();
         // A head-only request: nothing tells whether it arrived.
         assert!(empty.may_have_reached_server());
         assert!(matches!(
-            RequestBody::new(streamed(1), None, &mut go_on),
+            RequestBody::new(streamed(1), None, Some(&mut go_on)),
             Err(Error::Config(_))
         ));
     }
