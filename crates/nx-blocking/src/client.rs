@@ -25,7 +25,7 @@ use crate::upload::UploadSource;
 pub const USER_AGENT: &str = concat!("nx-blocking/", env!("CARGO_PKG_VERSION"));
 
 /// A blocking NXCloud client. Cheap to clone (an `Arc` inside) and usable from many threads;
-/// connections are pooled and kept alive.
+/// connections are pooled and kept alive (up to 32 idle per host, for 60 s).
 ///
 /// ```no_run
 /// # fn run() -> Result<(), nx_blocking::Error> {

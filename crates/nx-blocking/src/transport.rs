@@ -25,6 +25,15 @@ pub(crate) const CHUNK: usize = 64 * 1024;
 /// How long a pooled connection may sit idle before it is dropped (as nx-async's pool).
 const POOL_IDLE: Duration = Duration::from_secs(60);
 
+/// Idle connections kept per host: enough for the threads sharing a client not to reconnect
+/// (ureq keeps 3, so 64 threads opened a connection for about one call in twenty; hyper, under
+/// nx-async, keeps every one). An idle connection holds ureq's two 128 KiB buffers until
+/// [`POOL_IDLE`] drops it.
+const POOL_PER_HOST: usize = 32;
+
+/// Idle connections kept in all (the API's host and the object storage's, mostly).
+const POOL_TOTAL: usize = 2 * POOL_PER_HOST;
+
 /// The ureq limits of one attempt, from the call's [`Watch`]: the attempt's deadline as ureq's
 /// global timeout, a transfer's head limit as its receive-response timeout, and the stall grace
 /// period as its per-read and per-write limits (a body that moves nothing for that long is
@@ -178,6 +187,8 @@ impl Http {
             .timeout_connect(Some(config.connect_timeout))
             .timeout_global(Some(config.request_timeout))
             .max_idle_age(POOL_IDLE)
+            .max_idle_connections(POOL_TOTAL)
+            .max_idle_connections_per_host(POOL_PER_HOST)
             .build();
         // ureq's default resolver starts a thread per request (see `resolver.rs`).
         use ureq::unversioned::transport::Connector as _;
