@@ -114,6 +114,8 @@ fn attempt<K: Kind, W: Write + ?Sized>(
         Err(failure) => return failed(call, failure),
     };
     let (head, body) = response.into_parts();
+    // The length ureq reads the body by (none when chunked), from the head it parsed.
+    let announced = body.content_length();
     let mut body = body.into_reader();
     let read = call.head(head.status, &head.headers, mono());
     if capped {
@@ -124,7 +126,7 @@ fn attempt<K: Kind, W: Write + ?Sized>(
     }
     match read {
         ReadAs::Skip => {}
-        ReadAs::Whole { max } => match read_capped(call, &mut body, &head.headers, max) {
+        ReadAs::Whole { max } => match read_capped(call, &mut body, announced, max, capped) {
             Ok(Some(bytes)) => call.whole(head.status, &head.headers, &bytes, mono()),
             Ok(None) => {}
             Err(failure) => failed(call, failure),
@@ -153,16 +155,17 @@ fn attempt<K: Kind, W: Write + ?Sized>(
     }
 }
 
-/// A whole answer of at most `max` bytes, read straight into its buffer; a larger one is
-/// refused as soon as it is announced or exceeded. The call checks its limits after every
-/// read (`None`: one passed).
+/// A whole answer of at most `max` bytes (`announced` by its head, or not), read straight into
+/// its buffer; a larger one is refused as soon as it is announced or exceeded. When `watched`
+/// (the attempt's limits are not the agent's own), the call checks its limits after every read
+/// (`None`: one passed).
 fn read_capped<K: Kind>(
     call: &mut Call<K>,
     body: &mut impl Read,
-    headers: &http::HeaderMap,
+    announced: Option<u64>,
     max: u64,
+    watched: bool,
 ) -> Result<Option<Vec<u8>>, SendError> {
-    let announced = nx_protocol::head::content_length(headers);
     if announced.is_some_and(|len| len > max) {
         return Err(Error::AnswerTooLarge { limit: max }.into());
     }
@@ -189,7 +192,7 @@ fn read_capped<K: Kind>(
                 if out.len() as u64 > max {
                     return Err(Error::AnswerTooLarge { limit: max }.into());
                 }
-                if !call.tick(mono()) {
+                if watched && !call.tick(mono()) {
                     return Ok(None);
                 }
             }
