@@ -59,7 +59,8 @@ pub const fn check(delivered: u64, body: u64, read_ahead: u64) -> Result<(), Exc
 
 /// An answer whose connection delivered more than [`limit`] allows for its body: endless
 /// trailers or chunk framing. Transports report it as an [`crate::error::Error::Transport`]
-/// whose source is this (as nx-async reports hyper's own trailer cap).
+/// whose source is this, kept inside a [`crate::error::RedactedError`] by [`super::Call::failed`]
+/// (as nx-async reports hyper's own trailer cap).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Excess {
