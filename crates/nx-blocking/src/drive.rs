@@ -69,10 +69,11 @@ fn failed<K: Kind>(call: &mut Call<K>, failure: SendError) {
 /// as the call says, feed back what happened.
 ///
 /// An attempt whose only limit is the agent's own `request_timeout` from `at` (an API call
-/// whose call deadline is further away: [`crate::transport::Limits::agents`]) is left to the agent's timeout,
-/// which starts when ureq does, microseconds after `at`: its limit cannot move (only a
-/// transfer's head limit and a download's deadline do), so the connector's cap and the
-/// progress reports, which would say the same, are skipped.
+/// whose call deadline is further away: [`crate::transport::Limits::agents`]) is left to the
+/// agent's timeout, which starts when ureq does, microseconds after `at`: its limit cannot move
+/// (only a transfer's head limit and a download's deadline do), so the connector's cap and the
+/// progress reports, which would say the same, are skipped. What the connection delivers for
+/// the answer's body is counted either way.
 fn attempt<K: Kind, W: Write + ?Sized>(
     http: &Http,
     call: &mut Call<K>,
