@@ -41,24 +41,50 @@ pub struct RawEnvelope<'a> {
     pub data: Option<&'a RawValue>,
 }
 
-/// The envelope as it is on the wire, both names of the text kept apart.
+/// The envelope as it is on the wire, both names of the text kept apart and unread: the text
+/// matters only when the code is not success, so it is read ([`Wire::message`]) only then.
 #[derive(Deserialize)]
-struct WireEnvelope<'a> {
-    code: ApiCode,
-    #[serde(borrow, default, deserialize_with = "lenient_message")]
-    message: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "lenient_message")]
-    msg: Option<Cow<'a, str>>,
+pub(crate) struct Wire<'a> {
+    pub(crate) code: ApiCode,
     #[serde(borrow, default)]
-    data: Option<&'a RawValue>,
+    message: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    msg: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub(crate) data: Option<&'a RawValue>,
+}
+
+impl<'a> Wire<'a> {
+    /// Parses an envelope, borrowing every field from `body`.
+    pub(crate) fn parse(body: &'a [u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(body)
+    }
+
+    /// The server's message, as [`RawEnvelope::message`] has it.
+    pub(crate) fn message(&self) -> Option<Cow<'a, str>> {
+        self.message.or(self.msg).and_then(message_text)
+    }
+}
+
+/// An envelope whose `data` is read as `T` in the same pass, for
+/// [`crate::operation::parse_in_one_pass`]; otherwise as strict as [`Wire`].
+#[derive(Deserialize)]
+pub(crate) struct WireWith<'a, T> {
+    pub(crate) code: ApiCode,
+    #[serde(borrow, default, rename = "message")]
+    _message: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "msg")]
+    _msg: Option<&'a RawValue>,
+    #[serde(default = "Option::default")]
+    pub(crate) data: Option<T>,
 }
 
 impl<'de> Deserialize<'de> for RawEnvelope<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let wire = WireEnvelope::deserialize(deserializer)?;
+        let wire = Wire::deserialize(deserializer)?;
         Ok(RawEnvelope {
             code: wire.code,
-            message: wire.message.or(wire.msg),
+            message: wire.message(),
             data: wire.data,
         })
     }
@@ -69,14 +95,6 @@ impl<'a> RawEnvelope<'a> {
     pub fn parse(body: &'a [u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(body)
     }
-}
-
-/// `message` whatever its JSON type: never an error once the value is well-formed JSON.
-fn lenient_message<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Cow<'de, str>>, D::Error> {
-    let raw = <&'de RawValue>::deserialize(deserializer)?;
-    Ok(message_text(raw))
 }
 
 /// The text of a `message` value (see [`RawEnvelope::message`]).

@@ -53,11 +53,11 @@ use serde_json::value::RawValue;
 
 use crate::body::{OutgoingBody, StreamedBody};
 use crate::code::BizType;
-use crate::envelope::RawEnvelope;
+use crate::envelope::{Wire, WireWith};
 use crate::error::{DataError, InvalidInput, ResponseError, Snippet};
 use crate::secret::Credentials;
 use crate::sign::{self, SignableBody, SignableRequest};
-use crate::time::Timestamp;
+use crate::time::{Digits, Timestamp};
 
 /// `Content-Type` of NXCloud's JSON requests.
 pub const JSON_CONTENT_TYPE: &str = "application/json";
@@ -107,6 +107,108 @@ pub(crate) fn json_bytes(value: &impl serde::Serialize) -> Result<Bytes, Invalid
         .map_err(|e| InvalidInput::Serialize(e.to_string()))
 }
 
+/// A piece of JSON text for [`json_concat`].
+#[derive(Clone, Copy)]
+pub(crate) enum Json<'a> {
+    /// JSON text, written as it is (names, punctuation, constants).
+    Raw(&'a str),
+    /// A string value, written as a JSON string.
+    Str(&'a str),
+}
+
+/// `pieces` as one JSON text, each string written byte for byte as `serde_json` writes it
+/// (only `"`, `\` and the control characters below U+0020 escaped; `/`, U+2028 and the rest
+/// as they are), into a buffer of its exact size: one allocation, and none more when it
+/// becomes `Bytes`, where `serde_json::to_vec` grows a buffer and `Bytes` then adds a second.
+pub(crate) fn json_concat(pieces: &[Json<'_>]) -> Bytes {
+    let len = pieces
+        .iter()
+        .map(|piece| match piece {
+            Json::Raw(text) => text.len(),
+            Json::Str(text) => escaped_len(text),
+        })
+        .sum();
+    let mut out = Vec::with_capacity(len);
+    for piece in pieces {
+        match piece {
+            Json::Raw(text) => out.extend_from_slice(text.as_bytes()),
+            Json::Str(text) => write_escaped(&mut out, text),
+        }
+    }
+    debug_assert_eq!(out.len(), len);
+    Bytes::from(out)
+}
+
+/// How `serde_json` escapes a byte of a string: `None` for none (every byte but `"`, `\` and
+/// the controls below 0x20), else the escape's second character (`u` for `\u00XX`).
+fn escape(byte: u8) -> Option<u8> {
+    Some(match byte {
+        b'"' => b'"',
+        b'\\' => b'\\',
+        0x08 => b'b',
+        0x0c => b'f',
+        b'\n' => b'n',
+        b'\r' => b'r',
+        b'\t' => b't',
+        0x00..=0x1f => b'u',
+        _ => return None,
+    })
+}
+
+/// Whether any byte of `s` must be escaped (no early exit, so that the loop vectorizes).
+fn needs_escape(s: &str) -> bool {
+    let mut any = false;
+    for &b in s.as_bytes() {
+        any |= (b < 0x20) | (b == b'"') | (b == b'\\');
+    }
+    any
+}
+
+/// The length of `s` as a JSON string, quotes included.
+fn escaped_len(s: &str) -> usize {
+    if !needs_escape(s) {
+        return s.len() + 2;
+    }
+    s.bytes()
+        .map(|b| match escape(b) {
+            None => 1,
+            Some(b'u') => 6,
+            Some(_) => 2,
+        })
+        .sum::<usize>()
+        + 2
+}
+
+/// `s` as a JSON string, quotes included.
+fn write_escaped(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    if !needs_escape(s) {
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
+    let mut plain = 0;
+    for (i, byte) in s.bytes().enumerate() {
+        let Some(code) = escape(byte) else { continue };
+        out.extend_from_slice(&s.as_bytes()[plain..i]);
+        plain = i + 1;
+        match code {
+            b'u' => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(byte >> 4)],
+                HEX[usize::from(byte & 0xf)],
+            ]),
+            code => out.extend_from_slice(&[b'\\', code]),
+        }
+    }
+    out.extend_from_slice(&s.as_bytes()[plain..]);
+    out.push(b'"');
+}
+
 /// One NXCloud open-platform API call, described without any I/O.
 pub trait Operation {
     /// The typed `data` of a successful answer.
@@ -134,6 +236,14 @@ pub trait Operation {
     /// carried out (see [`crate::policy::retry::RetryPolicy::decide`]).
     fn is_idempotent(&self) -> bool {
         true
+    }
+
+    /// Parses an answer to this call from its status and body bytes; [`parse_response`] calls
+    /// it. By default the envelope, then [`Operation::parse_data`] on a success's `data`. An
+    /// operation overrides it only to read the same answers faster with the same results (as
+    /// [`crate::wa::GetMedia`] reads `data` in the envelope's pass), never to accept others.
+    fn parse_answer(&self, status: StatusCode, body: &[u8]) -> Result<Self::Output, ResponseError> {
+        parse_envelope(self, status, body)
     }
 }
 
@@ -225,12 +335,22 @@ impl BaseUrl {
     /// }
     /// ```
     pub fn join(&self, path_and_query: &str) -> Result<Uri, InvalidInput> {
-        // Scheme and authority were checked once by `parse`: only the path is parsed per call.
         let path = if self.path.is_empty() {
             PathAndQuery::try_from(path_and_query)
         } else {
             PathAndQuery::try_from(format!("{}{path_and_query}", self.path))
         };
+        self.uri_of(path_and_query, path)
+    }
+
+    /// The URL of `path_and_query` below this base, given the path prefix and `path_and_query`
+    /// already parsed together as `path`. Scheme and authority were checked once by `parse`:
+    /// only the path is parsed per call.
+    fn uri_of(
+        &self,
+        path_and_query: &str,
+        path: Result<PathAndQuery, http::uri::InvalidUri>,
+    ) -> Result<Uri, InvalidInput> {
         let bad = || InvalidInput::Url {
             url: format!("{}{}", self.prefix, strip_query(path_and_query)),
             reason: "the path does not form a valid URL",
@@ -275,24 +395,24 @@ pub fn build_request<O: Operation + ?Sized>(
     credentials: &Credentials,
     ts: Timestamp,
 ) -> Result<http::Request<OutgoingBody>, InvalidInput> {
-    let body = op.body()?;
     const JSON: HeaderValue = HeaderValue::from_static(JSON_CONTENT_TYPE);
-    let (signable, content_type, outgoing) = match &body {
-        RequestBody::Empty => (SignableBody::Empty, None, OutgoingBody::Empty),
-        RequestBody::Json(bytes) => (
-            SignableBody::Json(bytes),
-            Some(JSON),
-            OutgoingBody::Bytes(bytes.clone()),
-        ),
+    // The body is moved into the request, not cloned: a clone of fresh `Bytes` allocates.
+    let (outgoing, content_type) = match op.body()? {
+        RequestBody::Empty => (OutgoingBody::Empty, None),
+        RequestBody::Json(bytes) => (OutgoingBody::Bytes(bytes), Some(JSON)),
         RequestBody::Multipart { content_type, body } => (
-            SignableBody::Multipart,
+            OutgoingBody::Streamed(body),
             Some(
-                HeaderValue::from_str(content_type).map_err(|_| InvalidInput::HeaderValue {
+                HeaderValue::from_str(&content_type).map_err(|_| InvalidInput::HeaderValue {
                     name: CONTENT_TYPE.to_string(),
                 })?,
             ),
-            OutgoingBody::Streamed(body.clone()),
         ),
+    };
+    let signable = match &outgoing {
+        OutgoingBody::Empty => SignableBody::Empty,
+        OutgoingBody::Bytes(bytes) => SignableBody::Json(bytes),
+        OutgoingBody::Streamed(_) => SignableBody::Multipart,
     };
     let ts_digits = ts.digits();
     let biz_digits = op.biz_type().digits();
@@ -302,46 +422,100 @@ pub fn build_request<O: Operation + ?Sized>(
         (headers::BIZ_TYPE, biz_digits.as_str()),
         (headers::TS, ts_digits.as_str()),
     ];
-    let signable = SignableRequest::new(&params, signable);
-    let signed = sign::instructions(&signable, credentials.access_secret())?;
+    let signed = sign::instructions(
+        &SignableRequest::new(&params, signable),
+        credentials.access_secret(),
+    )?;
+    let length = Digits::new(outgoing.content_length());
 
+    // The five values, the `Content-Length` and the path, sliced from one buffer: one
+    // allocation for them all instead of one each.
+    let [access_key, action, biz_type, ts, sign, length, path] = shared([
+        &[params[0].1.as_bytes()],
+        &[params[1].1.as_bytes()],
+        &[params[2].1.as_bytes()],
+        &[params[3].1.as_bytes()],
+        &[signed.signature().as_bytes()],
+        &[length.as_bytes()],
+        &[base.path.as_bytes(), op.path().as_bytes()],
+    ]);
+    // Lower case: HTTP header names are case-insensitive and travel in lower case.
+    const NAMES: [(HeaderName, &str); 5] = [
+        (HeaderName::from_static("accesskey"), headers::ACCESS_KEY),
+        (HeaderName::from_static("action"), headers::ACTION),
+        (HeaderName::from_static("biztype"), headers::BIZ_TYPE),
+        (HeaderName::from_static("ts"), headers::TS),
+        (HeaderName::from_static("sign"), headers::SIGN),
+    ];
     let mut headers = HeaderMap::with_capacity(8);
-    for (name, value) in signed.headers() {
-        let bad = || InvalidInput::HeaderValue {
-            name: name.to_owned(),
-        };
-        headers.insert(
-            header_name(name).ok_or_else(bad)?,
-            HeaderValue::from_str(value).map_err(|_| bad())?,
-        );
+    for ((name, shown), value) in NAMES
+        .into_iter()
+        .zip([access_key, action, biz_type, ts, sign])
+    {
+        // The same check as `HeaderValue::from_str`, on the shared bytes without a copy.
+        let value =
+            HeaderValue::from_maybe_shared(value).map_err(|_| InvalidInput::HeaderValue {
+                name: shown.to_owned(),
+            })?;
+        headers.insert(name, value);
     }
     if let Some(content_type) = content_type {
         headers.insert(CONTENT_TYPE, content_type);
     }
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(outgoing.content_length()));
+    // Digits only: always a valid value.
+    if let Ok(length) = HeaderValue::from_maybe_shared(length) {
+        headers.insert(CONTENT_LENGTH, length);
+    }
     let mut request = http::Request::new(outgoing);
     *request.method_mut() = Method::POST;
-    *request.uri_mut() = base.join(op.path())?;
+    *request.uri_mut() = base.uri_of(op.path(), PathAndQuery::from_maybe_shared(path))?;
     *request.headers_mut() = headers;
     Ok(request)
 }
 
-/// The header name for a signed parameter: NXCloud's own names without parsing (HTTP header
-/// names are case-insensitive and travel in lower case), any other name checked.
-fn header_name(name: &str) -> Option<HeaderName> {
-    const ACCESS_KEY: HeaderName = HeaderName::from_static("accesskey");
-    const ACTION: HeaderName = HeaderName::from_static("action");
-    const BIZ_TYPE: HeaderName = HeaderName::from_static("biztype");
-    const TS: HeaderName = HeaderName::from_static("ts");
-    const SIGN: HeaderName = HeaderName::from_static("sign");
-    Some(match name {
-        headers::ACCESS_KEY => ACCESS_KEY,
-        headers::ACTION => ACTION,
-        headers::BIZ_TYPE => BIZ_TYPE,
-        headers::TS => TS,
-        headers::SIGN => SIGN,
-        other => HeaderName::from_bytes(other.as_bytes()).ok()?,
-    })
+/// How many bytes [`shared`] keeps in its one allocation before it needs a second one: enough
+/// for a request's header values and path with any real access key.
+const INLINE: usize = 256;
+
+/// Bytes kept inline in the allocation [`Bytes::from_owner`] makes for them.
+struct Inline {
+    bytes: [u8; INLINE],
+    len: usize,
+}
+
+impl AsRef<[u8]> for Inline {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// Each of `values` (each the concatenation of its pieces) as `Bytes`, all sharing one
+/// buffer: one allocation (two past [`INLINE`] bytes), where a `Bytes` of each would make one
+/// each.
+fn shared<const N: usize>(values: [&[&[u8]]; N]) -> [Bytes; N] {
+    let mut ends = [0; N];
+    let mut total = 0;
+    for (pieces, end) in values.iter().zip(&mut ends) {
+        total += pieces.iter().map(|p| p.len()).sum::<usize>();
+        *end = total;
+    }
+    let pieces = values.iter().flat_map(|pieces| pieces.iter());
+    let whole = if total <= INLINE {
+        let mut inline = Inline {
+            bytes: [0; INLINE],
+            len: 0,
+        };
+        for piece in pieces {
+            inline.bytes[inline.len..inline.len + piece.len()].copy_from_slice(piece);
+            inline.len += piece.len();
+        }
+        Bytes::from_owner(inline)
+    } else {
+        let mut heap = Vec::with_capacity(total);
+        pieces.for_each(|piece| heap.extend_from_slice(piece));
+        Bytes::from(heap)
+    };
+    std::array::from_fn(|i| whole.slice(if i == 0 { 0 } else { ends[i - 1] }..ends[i]))
 }
 
 /// Deserializes a success answer's `data` as `T`, refusing an absent or `null` one
@@ -361,7 +535,49 @@ pub fn parse_response<O: Operation + ?Sized>(
     status: StatusCode,
     body: &[u8],
 ) -> Result<O::Output, ResponseError> {
-    let envelope = match RawEnvelope::parse(body) {
+    op.parse_answer(status, body)
+}
+
+/// [`parse_response`] for an operation whose [`Operation::parse_data`] is [`deserialize_data`]
+/// of its output: the `data` of a success answer is read in the same pass as the envelope
+/// around it, instead of being scanned as a raw value first and parsed again. Any other
+/// answer (an error status or code, a `data` that is absent or not an `O::Output`, a body
+/// that is not UTF-8), and any answer that one pass cannot read, is parsed again the usual
+/// way, so the result is always the usual one: one pass accepts nothing the usual way refuses
+/// (the same reader reads the same bytes; only UTF-8 bodies are read in one pass, since
+/// `serde_json` checks the UTF-8 of the values it keeps, not of those it skips), and a test
+/// compares the two on random and hostile answers.
+pub(crate) fn parse_in_one_pass<O>(
+    op: &O,
+    status: StatusCode,
+    body: &[u8],
+) -> Result<O::Output, ResponseError>
+where
+    O: Operation + ?Sized,
+    O::Output: DeserializeOwned,
+{
+    if status.is_success()
+        && let Ok(text) = std::str::from_utf8(body)
+        && let Ok(WireWith {
+            code,
+            data: Some(output),
+            ..
+        }) = serde_json::from_str::<WireWith<'_, O::Output>>(text)
+        && code.is_success()
+    {
+        return Ok(output);
+    }
+    parse_envelope(op, status, body)
+}
+
+/// The usual reading of an answer: the envelope with `data` left raw, then (for a success)
+/// [`Operation::parse_data`].
+pub(crate) fn parse_envelope<O: Operation + ?Sized>(
+    op: &O,
+    status: StatusCode,
+    body: &[u8],
+) -> Result<O::Output, ResponseError> {
+    let envelope = match Wire::parse(body) {
         Ok(envelope) => envelope,
         Err(_) if !status.is_success() => {
             return Err(ResponseError::Http {
@@ -387,7 +603,7 @@ pub fn parse_response<O: Operation + ?Sized>(
             .map(Box::new);
         return Err(ResponseError::api(
             envelope.code,
-            envelope.message.as_deref().unwrap_or_default(),
+            envelope.message().as_deref().unwrap_or_default(),
             status,
             whatsapp,
         ));

@@ -887,3 +887,196 @@ proptest! {
         prop_assert!(shown.contains("https://h/x?<redacted>"), "{}", shown);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The hot path's shortcuts give what the general code gives (issue 20)
+// ---------------------------------------------------------------------------------------------
+
+/// A getMedia answer: an envelope (code often 0) around a `data` shaped like `MediaInfo` with
+/// fields of any type, unknown and repeated fields, escapes and non-ASCII text, as JSON text
+/// that may be cut short, have a byte changed, or carry white space or a raw control byte.
+fn media_answer() -> impl Strategy<Value = Vec<u8>> {
+    let field = prop_oneof![
+        json_value(),
+        json_string().prop_map(Value::String),
+        "https?://[a-z0-9.]{1,12}(:[0-9]{1,6})?/[a-zA-Z0-9/%?&=._~-]{0,24}".prop_map(Value::String),
+        Just(json!(
+            "http://127.0.0.1:9/oss/x?Expires=4102444800&Signature=a%2Fb"
+        )),
+        Just(json!("\u{2028}é\"\\\u{1}")),
+        Just(json!("é")),
+    ];
+    let key = prop_oneof![
+        4 => prop::sample::select(vec!["mime_type", "file_name", "url"]).prop_map(str::to_owned),
+        1 => json_key(),
+        1 => Just("é".to_owned()),
+    ];
+    // Mostly a valid `MediaInfo` among the other fields, so that one pass reads it whole.
+    let data = (any::<bool>(), prop::collection::vec((key, field), 0..4))
+        .prop_flat_map(|(valid, mut fields)| {
+            if valid {
+                fields.push(("mime_type".to_owned(), json!("image/jpeg")));
+                fields.push((
+                    "url".to_owned(),
+                    json!("https://oss.example/f?Expires=4102444800&Signature=x"),
+                ));
+            }
+            Just(fields).prop_shuffle()
+        })
+        .prop_map(|fields| {
+            let inner: Vec<String> = fields
+                .iter()
+                .map(|(k, v)| format!("{}:{v}", Value::String(k.clone())))
+                .collect();
+            format!("{{{}}}", inner.join(","))
+        });
+    (
+        prop_oneof![3 => Just("0".to_owned()), 1 => Just("1004".to_owned()), 1 => json_number().prop_map(|n| n.to_string())],
+        prop::option::of(json_value()),
+        prop_oneof![4 => data, 1 => json_value().prop_map(|v| v.to_string())],
+        any::<u8>(),
+        any::<usize>(),
+        0u8..7,
+    )
+        .prop_map(|(code, message, data, byte, at, how)| {
+            let message = message.map_or(String::new(), |m| format!(r#","message":{m}"#));
+            let mut body = format!(r#"{{"code":{code}{message},"data":{data}}}"#).into_bytes();
+            let at = at % (body.len() + 1);
+            match how {
+                0 => body.truncate(at),
+                1 if at < body.len() => body[at] = byte,
+                2 => body.splice(at..at, *b" \n\t").for_each(drop),
+                3 => body.insert(at, byte),
+                // Not UTF-8 where a string's bytes are (in a field that is read or skipped).
+                4 => {
+                    if let Some(e) = body.windows(2).position(|w| w == "é".as_bytes()) {
+                        body[e + 1] = byte | 0x80;
+                        body[e] = if byte % 2 == 0 { 0xff } else { 0xc3 };
+                    }
+                }
+                _ => {}
+            }
+            body
+        })
+}
+
+/// URL-like text: schemes, hosts, ports, paths and queries with every kind of character the
+/// two readers of a download URL could disagree on.
+fn url_like() -> impl Strategy<Value = String> {
+    // Weighted towards URLs the shortcut takes, where a difference would show.
+    let scheme = prop_oneof![
+        4 => prop::sample::select(vec!["http://", "https://", "HTTP://", "hTTpS://"]),
+        1 => prop::sample::select(vec!["ftp://", "http:/", "https:", "", "//", "http//"]),
+    ];
+    let host = prop_oneof![
+        6 => "[a-z0-9.-]{1,12}",
+        1 => "[a-z0-9.-]{0,12}",
+        1 => "[a-zA-Z0-9._~%@:!$&'()*+,;=\\[\\]-]{0,12}",
+        1 => Just("[::1]".to_owned()),
+        1 => Just("127.0.0.1".to_owned()),
+        1 => Just("user:pw@oss.example".to_owned()),
+        1 => "\\PC{0,4}",
+    ];
+    let port = prop_oneof![
+        4 => Just(String::new()),
+        1 => "(:[0-9]{0,6})",
+        1 => Just(":65535".to_owned()),
+        1 => Just(":65536".to_owned()),
+        1 => Just(":+1".to_owned()),
+        1 => ":[a-z@]{1,3}",
+    ];
+    let tail_char = prop_oneof![
+        4 => prop::char::range('!', '~'),
+        2 => prop::sample::select(vec!['/', '?', '&', '=', '%', '#', ' ', '\t', '\u{7f}', '\0']),
+        1 => any::<char>(),
+    ];
+    let tail = prop_oneof![
+        1 => prop::collection::vec(tail_char, 0..24).prop_map(|cs| cs.into_iter().collect::<String>()),
+        1 => "(/[a-z0-9]{0,6}){0,3}(\\?([A-Za-z]{0,8}=[0-9+-]{0,22}&?){0,4})?",
+        2 => prop::collection::vec(
+            prop::sample::select(vec![
+                "/", "?", "&", "=", "#", "Expires=", "Expires", "1", "99", "+5", "%2F", "a", "@",
+                ":", " ", "\u{e9}", "[", "]", "\\", "\"", "{", "^", "|", "\u{7f}", "\n",
+            ]),
+            0..10,
+        )
+        .prop_map(|tokens| tokens.concat()),
+        3 => "(/[a-z]{0,2}[#?&=% \\[\\]@:]?){0,2}\\?(Expires=[0-9+]{1,3}[#&?=@ ]{0,2}[0-9a-z]{0,2}){1,2}",
+        1 => Just("/f?Expires=1&Expires=2".to_owned()),
+        1 => Just("?Expires=18446744073709551616&x".to_owned()),
+        1 => Just("/a?b=c?Expires=7".to_owned()),
+    ];
+    (scheme, host, port, tail).prop_map(|(s, h, p, t)| format!("{s}{h}{p}{t}"))
+}
+
+/// What `DownloadUrl::is_loopback` answered before its shortcut: the host as `http::Uri` reads it.
+fn loopback_by_uri(url: &str) -> bool {
+    url.parse::<http::Uri>().ok().is_some_and(|uri| {
+        let host = uri.host().unwrap_or_default();
+        let host = host
+            .strip_prefix('[')
+            .and_then(|v6| v6.strip_suffix(']'))
+            .unwrap_or(host);
+        crate::operation::is_loopback_host(host)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn json_strings_are_written_as_serde_json_writes_them(s in prop_oneof![any::<String>(), "\\PC{0,8}", ".{0,8}", "[\\x00-\\x7f]{0,12}"]) {
+        use crate::operation::{Json, json_concat};
+        let ours = json_concat(&[Json::Raw("{\"k\":"), Json::Str(&s), Json::Raw("}")]);
+        let theirs = serde_json::to_vec(&json!({ "k": s })).unwrap();
+        prop_assert_eq!(&ours[..], theirs.as_slice());
+    }
+
+    #[test]
+    fn download_urls_read_in_one_pass_are_read_as_http_uri_reads_them(url in url_like(), ts in any::<u64>()) {
+        // `parse` is the shortcut where it applies and `check` (the `http::Uri` reading)
+        // elsewhere: both must give the same URL, expiry and error everywhere.
+        let shortcut = DownloadUrl::parse(&url);
+        let by_uri = DownloadUrl::check_by_uri(&url);
+        prop_assert_eq!(format!("{shortcut:?}"), format!("{by_uri:?}"));
+        if let (Ok(a), Ok(b)) = (&shortcut, &by_uri) {
+            prop_assert_eq!(a, b);
+            prop_assert_eq!(a.is_expired(Timestamp::from_millis(ts), 30), b.is_expired(Timestamp::from_millis(ts), 30));
+        }
+        if let Ok(parsed) = &shortcut {
+            prop_assert_eq!(parsed.is_loopback(), loopback_by_uri(&url), "{}", url);
+        }
+    }
+
+    #[test]
+    fn get_media_answers_read_in_one_pass_are_read_as_in_two(status in any_status(), body in media_answer()) {
+        let op = GetMedia::new("8615800001795", "x");
+        let one = crate::operation::parse_in_one_pass(&op, status, &body);
+        let two = crate::operation::parse_envelope(&op, status, &body);
+        prop_assert_eq!(format!("{one:?}"), format!("{two:?}"), "{}", String::from_utf8_lossy(&body));
+    }
+}
+
+#[test]
+fn one_pass_and_shortcut_hit_the_usual_answer() {
+    // The shortcuts must apply to what NXCloud answers, or they save nothing.
+    let url = "http://127.0.0.1:9/oss/fd81acff-eea8-4d9d-acc9-6c62904d6615?Expires=4102444800&OSSAccessKeyId=SANDBOXOSSKEYID&Signature=Zm9vYmFyYmF6cXV4";
+    assert!(crate::wa::url::takes_the_shortcut(url));
+    for hostile in [
+        "https://[::1]:4Signature=x?Expires=1",
+        "https://Signature=x@oss.example/f",
+        "https://oss.example:99999/f",
+        "https://oss.example/f#frag?Expires=1",
+        "https://oss.example/f g",
+        "https://oss.example/\u{e9}",
+        "https://oss%2Eexample/f",
+        "https://oss.example/f\\g",
+    ] {
+        assert!(!crate::wa::url::takes_the_shortcut(hostile), "{hostile}");
+        assert_eq!(
+            format!("{:?}", DownloadUrl::parse(hostile)),
+            format!("{:?}", DownloadUrl::check_by_uri(hostile)),
+            "{hostile}"
+        );
+    }
+}

@@ -85,17 +85,28 @@ impl<'a> SignableRequest<'a> {
 
     /// The parameters that are signed, in signing order (ascending ASCII by name, `sign` skipped).
     ///
-    /// Sorting is done by repeated selection over the borrowed slice, so it needs no allocation;
-    /// the handful of parameters a request carries makes the quadratic cost irrelevant.
+    /// Parameters given in that order already (as [`crate::operation::build_request`] gives
+    /// them) are taken as they are: strictly ascending names hold no duplicate. Any other order
+    /// is sorted by repeated selection over the borrowed slice, so it needs no allocation; the
+    /// handful of parameters a request carries makes the quadratic cost irrelevant.
     fn sorted(&self) -> Result<SortedParams<'a>, SigningError> {
         let signed = |(name, _): &&(&str, &str)| *name != SIGN_HEADER;
-        for (i, (name, _)) in self.params.iter().enumerate().filter(|(_, p)| signed(p)) {
-            if self.params[i + 1..].iter().any(|(other, _)| other == name) {
-                return Err(SigningError::DuplicateParam((*name).to_owned()));
+        let mut names = self.params.iter().filter(signed).map(|(name, _)| *name);
+        let in_order = names.next().is_none_or(|first| {
+            names
+                .try_fold(first, |last, name| (last < name).then_some(name))
+                .is_some()
+        });
+        if !in_order {
+            for (i, (name, _)) in self.params.iter().enumerate().filter(|(_, p)| signed(p)) {
+                if self.params[i + 1..].iter().any(|(other, _)| other == name) {
+                    return Err(SigningError::DuplicateParam((*name).to_owned()));
+                }
             }
         }
         Ok(SortedParams {
             params: self.params,
+            in_order,
             last: None,
         })
     }
@@ -143,7 +154,10 @@ impl<'a> SignableRequest<'a> {
 
 /// Iterator over parameters in ascending name order, skipping `sign`.
 struct SortedParams<'a> {
+    /// The parameters not yet given when `in_order`; all of them otherwise.
     params: &'a [(&'a str, &'a str)],
+    /// The parameters are in ascending order already: they are given as they come.
+    in_order: bool,
     last: Option<&'a str>,
 }
 
@@ -151,6 +165,15 @@ impl<'a> Iterator for SortedParams<'a> {
     type Item = (&'a str, &'a str);
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.in_order {
+            while let [(name, value), rest @ ..] = self.params {
+                self.params = rest;
+                if *name != SIGN_HEADER {
+                    return Some((name, value));
+                }
+            }
+            return None;
+        }
         let next = self
             .params
             .iter()
@@ -175,6 +198,12 @@ impl Signature {
         // Both lengths are fixed (16 bytes in, 32 out), so encoding cannot fail.
         let _ = hex::encode_to_slice(digest, &mut hex);
         Self(hex)
+    }
+
+    /// The 32 lower-case hex characters, as bytes (no UTF-8 check, unlike
+    /// [`Signature::as_str`]).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
     }
 
     /// The 32 lower-case hex characters.

@@ -93,6 +93,11 @@ impl Digits {
         }
     }
 
+    /// The digits as bytes (ASCII digits; no UTF-8 check, unlike [`Digits::as_str`]).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start as usize..]
+    }
+
     /// The digits as text.
     pub fn as_str(&self) -> &str {
         // Only ASCII digits are ever written.

@@ -5,31 +5,29 @@ use serde_json::value::RawValue;
 
 use crate::code::BizType;
 use crate::error::{DataError, InvalidInput};
-use crate::operation::{Operation, RequestBody, deserialize_data};
+use crate::operation::{Json, Operation, RequestBody, deserialize_data, json_concat};
 use crate::wa::url::DownloadUrl;
 use crate::wa::validate::{validate_media_id, validate_phone};
 
 /// `messaging_product`: always `whatsapp`.
 pub const MESSAGING_PRODUCT: &str = "whatsapp";
 
-/// The JSON body getMedia and deleteMedia share, in the spec's field order. Note the field name
-/// `Media-ID`, with a hyphen and capitals.
-#[derive(Serialize)]
-struct MediaBody<'a> {
-    business_phone: &'a str,
-    #[serde(rename = "Media-ID")]
-    media_id: &'a str,
-    messaging_product: &'static str,
-}
-
+/// The JSON body getMedia and deleteMedia share, in the spec's field order:
+/// `{"business_phone":..,"Media-ID":..,"messaging_product":"whatsapp"}`. Note the field name
+/// `Media-ID`, with a hyphen and capitals. Written directly, byte for byte as `serde_json`
+/// writes it (a test checks both agree), in one allocation of its exact size.
 fn media_body(phone: &str, media_id: &str) -> Result<RequestBody, InvalidInput> {
     validate_phone(phone)?;
     validate_media_id(media_id)?;
-    RequestBody::json(&MediaBody {
-        business_phone: phone,
-        media_id,
-        messaging_product: MESSAGING_PRODUCT,
-    })
+    Ok(RequestBody::Json(json_concat(&[
+        Json::Raw(r#"{"business_phone":"#),
+        Json::Str(phone),
+        Json::Raw(r#","Media-ID":"#),
+        Json::Str(media_id),
+        Json::Raw(r#","messaging_product":"#),
+        Json::Str(MESSAGING_PRODUCT),
+        Json::Raw("}"),
+    ])))
 }
 
 /// `POST /api/wa/getMedia`: a media file's metadata and download URL.
@@ -104,6 +102,14 @@ impl Operation for GetMedia {
     }
     fn parse_data(&self, data: Option<&RawValue>) -> Result<MediaInfo, DataError> {
         deserialize_data(data)
+    }
+    /// `parse_data` is `deserialize_data`: `data` is read in the envelope's pass.
+    fn parse_answer(
+        &self,
+        status: http::StatusCode,
+        body: &[u8],
+    ) -> Result<MediaInfo, crate::ResponseError> {
+        crate::operation::parse_in_one_pass(self, status, body)
     }
 }
 

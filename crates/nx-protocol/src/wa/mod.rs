@@ -10,7 +10,7 @@ mod kind;
 mod media;
 mod send;
 mod upload;
-mod url;
+pub(crate) mod url;
 mod validate;
 mod webhook;
 mod whatsapp_error;

@@ -35,6 +35,19 @@ impl DownloadUrl {
     /// assert!(DownloadUrl::parse("https://Signature=x@oss.example/f").is_err());
     /// ```
     pub fn parse(url: &str) -> Result<Self, InvalidInput> {
+        let expires_at = match plain(url) {
+            Some(views) => views.query.and_then(expires),
+            None => Self::check(url)?,
+        };
+        Ok(Self {
+            url: url.to_owned(),
+            expires_at,
+        })
+    }
+
+    /// What [`DownloadUrl::parse`] checks, read by `http::Uri` (for a URL that is not
+    /// [`plain`]): the `Expires`, or why the URL is refused.
+    fn check(url: &str) -> Result<Option<u64>, InvalidInput> {
         let bad = |reason| InvalidInput::Url {
             url: crate::redact::redact_urls(strip_query(url)).into_owned(),
             reason,
@@ -62,16 +75,7 @@ impl DownloadUrl {
         if !super::validate::port_is_valid(&uri) {
             return Err(bad("the port is not a number"));
         }
-        let expires_at = uri.query().and_then(|q| {
-            q.split('&')
-                .filter_map(|pair| pair.split_once('='))
-                .find(|(k, _)| *k == "Expires")
-                .and_then(|(_, v)| v.parse().ok())
-        });
-        Ok(Self {
-            url: url.to_owned(),
-            expires_at,
-        })
+        Ok(uri.query().and_then(expires))
     }
 
     /// The full URL, query included. It is a secret until it expires: do not log it.
@@ -96,14 +100,14 @@ impl DownloadUrl {
     /// assert!(!remote.is_loopback() && remote.is_https());
     /// ```
     pub fn is_loopback(&self) -> bool {
-        self.url.parse::<Uri>().ok().is_some_and(|uri| {
-            let host = uri.host().unwrap_or_default();
-            let host = host
-                .strip_prefix('[')
-                .and_then(|v6| v6.strip_suffix(']'))
-                .unwrap_or(host);
-            crate::operation::is_loopback_host(host)
-        })
+        let host = match plain(&self.url) {
+            Some(views) => views.host,
+            None => match self.url.parse::<Uri>() {
+                Ok(uri) => return uri.host().is_some_and(|host| is_loopback(host)),
+                Err(_) => return false,
+            },
+        };
+        is_loopback(host)
     }
 
     /// The `Expires` parameter: Unix seconds after which the storage refuses the URL.
@@ -117,6 +121,124 @@ impl DownloadUrl {
         self.expires_at
             .is_some_and(|at| now.as_secs().saturating_add(margin_secs) >= at)
     }
+}
+
+#[cfg(test)]
+impl DownloadUrl {
+    /// [`DownloadUrl::parse`] without the shortcut: every URL read by `http::Uri`.
+    pub(crate) fn check_by_uri(url: &str) -> Result<Self, InvalidInput> {
+        Ok(Self {
+            url: url.to_owned(),
+            expires_at: Self::check(url)?,
+        })
+    }
+}
+
+/// Whether `url` is read by [`plain`] rather than by `http::Uri`.
+#[cfg(test)]
+pub(crate) fn takes_the_shortcut(url: &str) -> bool {
+    plain(url).is_some()
+}
+
+/// Whether `host` (an IPv6 address in its brackets) is loopback.
+fn is_loopback(host: &str) -> bool {
+    let host = host
+        .strip_prefix('[')
+        .and_then(|v6| v6.strip_suffix(']'))
+        .unwrap_or(host);
+    crate::operation::is_loopback_host(host)
+}
+
+/// The first `Expires` parameter of a query (a `&`-separated pair whose name before its first
+/// `=` is `Expires`), if its value is a number.
+fn expires(query: &str) -> Option<u64> {
+    let mut rest = query;
+    loop {
+        // `&` is ASCII: where it is found is a character boundary.
+        let end = rest.bytes().position(|b| b == b'&').unwrap_or(rest.len());
+        let (pair, tail) = rest.split_at(end);
+        if let Some(value) = pair.strip_prefix("Expires=") {
+            return value.parse().ok();
+        }
+        rest = tail.get(1..)?;
+    }
+}
+
+/// The parts of a URL that [`DownloadUrl`] reads, as views into it.
+#[derive(Debug, PartialEq, Eq)]
+struct Views<'a> {
+    host: &'a str,
+    query: Option<&'a str>,
+}
+
+/// The longest URL [`plain`] reads (longer ones go through `http::Uri`, whose limit is 64 KiB).
+const MAX_PLAIN: usize = 8 * 1024;
+
+/// `url` read in one pass over its bytes, if it has the plain form object storages answer
+/// with: `http://` or `https://` (in any case), a host of ASCII letters, digits, `.` and `-`
+/// (no user info, no IPv6 literal, no percent sign), an optional port of digits that fits a
+/// `u16`, then a path and query of RFC 3986's unreserved and sub-delimiter characters and
+/// `%:@/?` only (no fragment, no space, nothing else). `http::Uri` accepts every URL of that
+/// form, reading the same host and query (a test compares the two on random and hostile
+/// input); any other URL is `None` and is read by `http::Uri` ([`DownloadUrl::check`]), so
+/// which URLs are refused, and how, stays `http::Uri`'s reading either way.
+fn plain(url: &str) -> Option<Views<'_>> {
+    if url.len() > MAX_PLAIN {
+        return None;
+    }
+    let scheme = |s: &str| {
+        url.get(..s.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(s))
+    };
+    let rest = if scheme("https://") {
+        &url[8..]
+    } else if scheme("http://") {
+        &url[7..]
+    } else {
+        return None;
+    };
+    let end = rest
+        .bytes()
+        .position(|b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    let host_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'-';
+    if host.is_empty() || !host.bytes().all(host_byte) {
+        return None;
+    }
+    if let Some(port) = port
+        && !(port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok())
+    {
+        return None;
+    }
+    // No early exit, so that the loop vectorizes.
+    let mut other = false;
+    for &b in tail.as_bytes() {
+        other |= !path_or_query(b);
+    }
+    if other {
+        return None;
+    }
+    let query = tail
+        .bytes()
+        .position(|b| b == b'?')
+        .map(|at| &tail[at + 1..]);
+    Some(Views { host, query })
+}
+
+/// Whether [`plain`] takes `b` in a path or query: RFC 3986's unreserved characters
+/// (`A-Z a-z 0-9 - . _ ~`), its sub-delimiters (`! $ & ' ( ) * + , ; =`) and `% : @ / ?`;
+/// that is every visible ASCII character but the twelve this refuses.
+fn path_or_query(b: u8) -> bool {
+    (b'!'..=b'~').contains(&b)
+        && !matches!(
+            b,
+            b'"' | b'#' | b'<' | b'>' | b'[' | b'\\' | b']' | b'^' | b'`' | b'{' | b'|' | b'}'
+        )
 }
 
 impl fmt::Display for DownloadUrl {
