@@ -35,14 +35,26 @@ impl DownloadUrl {
     /// assert!(DownloadUrl::parse("https://Signature=x@oss.example/f").is_err());
     /// ```
     pub fn parse(url: &str) -> Result<Self, InvalidInput> {
-        let expires_at = match plain(url) {
-            Some(views) => views.query.and_then(expires),
-            None => Self::check(url)?,
-        };
         Ok(Self {
+            expires_at: Self::expiry(url)?,
             url: url.to_owned(),
-            expires_at,
         })
+    }
+
+    /// [`DownloadUrl::parse`] of a `String` that is kept as it is (no copy).
+    fn from_string(url: String) -> Result<Self, InvalidInput> {
+        Ok(Self {
+            expires_at: Self::expiry(&url)?,
+            url,
+        })
+    }
+
+    /// The `Expires` of a URL [`DownloadUrl::parse`] accepts, or why it refuses it.
+    fn expiry(url: &str) -> Result<Option<u64>, InvalidInput> {
+        match plain(url) {
+            Some(views) => Ok(views.query.and_then(expires)),
+            None => Self::check(url),
+        }
     }
 
     /// What [`DownloadUrl::parse`] checks, read by `http::Uri` (for a URL that is not
@@ -260,8 +272,8 @@ impl fmt::Debug for DownloadUrl {
 
 impl<'de> serde::Deserialize<'de> for DownloadUrl {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        DownloadUrl::parse(&s).map_err(serde::de::Error::custom)
+        // A `String`, kept: serde's `Cow<str>` would allocate one too, and `parse` another.
+        DownloadUrl::from_string(String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
