@@ -115,7 +115,7 @@ impl DownloadUrl {
         let host = match plain(&self.url) {
             Some(views) => views.host,
             None => match self.url.parse::<Uri>() {
-                Ok(uri) => return uri.host().is_some_and(|host| is_loopback(host)),
+                Ok(uri) => return uri.host().is_some_and(is_loopback),
                 Err(_) => return false,
             },
         };
