@@ -306,7 +306,7 @@ pub fn bench_async(exe: &Path, params: &RequestParams, command: &str) -> Result<
         &params.concurrency,
         &sdk_sides,
         &peer_sides,
-        1.0,
+        |_| 1.0,
     );
     let load = load_since(load_start);
     let mut notes = request_notes(
@@ -381,7 +381,7 @@ pub fn bench_blocking(
         &params.concurrency,
         &sdk_sides,
         &peer_sides,
-        1.0,
+        |_| 1.0,
     );
     for (i, c) in params.concurrency.iter().enumerate() {
         comparisons.push(Comparison::new(

@@ -117,14 +117,21 @@ fn async_requests_smoke() {
         "cargo run --release -p nx-bench -- async",
     )
     .unwrap();
-    // Throughput and CPU at two concurrencies, and two diagnostics at each.
-    check(&section, 8, 2);
-    // The throughput rows are held to 0.95 of the raw client, the CPU rows to nothing.
+    // Throughput and CPU at two concurrencies, and two diagnostics at each; build, its floor
+    // and parse.
+    check(&section, 8, 3);
+    // Issue 20's bars: throughput 0.95 of the raw client at concurrency 1, 0.90 above; the
+    // CPU rows held to nothing; nx-async's own layer 0.97 of the by-hand client.
     assert_eq!(section.comparisons[0].bar, Bar::AtLeast(0.95));
     assert_eq!(section.comparisons[0].bar.met(0.96), Some(true));
     assert_eq!(section.comparisons[0].bar.met(0.94), Some(false));
+    assert_eq!(section.comparisons[1].bar, Bar::AtLeast(0.90));
     assert_eq!(section.comparisons[2].bar, Bar::Info);
     assert_eq!(section.comparisons[2].bar.met(1.0), None);
+    assert_eq!(section.comparisons[5].bar, Bar::AtLeast(0.97));
+    // build_request at most 0.8 µs, its floor shown, parse_response at most 0.35 µs.
+    let bars: Vec<Bar> = section.measures.iter().map(|m| m.bar).collect();
+    assert_eq!(bars, [Bar::AtMost(0.8), Bar::Info, Bar::AtMost(0.35)]);
 }
 
 #[test]
@@ -135,8 +142,14 @@ fn blocking_requests_smoke() {
         "cargo run --release -p nx-bench -- blocking",
     )
     .unwrap();
-    // Throughput and CPU at two concurrencies, and two diagnostics at each.
-    check(&section, 8, 2);
+    // Throughput and CPU at two concurrencies, and two diagnostics at each; build, its floor
+    // and parse.
+    check(&section, 8, 3);
+    assert!(
+        section.comparisons[..2]
+            .iter()
+            .all(|c| c.bar == Bar::AtLeast(0.95))
+    );
 }
 
 #[test]
