@@ -146,7 +146,7 @@ fn attempt<K: Kind, W: Write + ?Sized>(
                     Ok(temp) => temp,
                     Err(error) => return call.failed(error),
                 };
-                if pump(call, &mut body, temp.file())
+                if pump(call, &mut body, &mut temp.writer())
                     && let Err(error) = temp.commit()
                 {
                     call.failed(error);

