@@ -539,6 +539,8 @@ fn large_file_round_trip<D: Driver>() {
         .unwrap();
     assert_eq!(verified.len, 100_000_000);
     assert_eq!(std::fs::metadata(&target).unwrap().len(), 100_000_000);
+    // What is on disk (written back in stretches while it arrived) is what was sent.
+    assert_eq!(Sha256Digest::of(&std::fs::read(&target).unwrap()), digest);
 }
 
 macro_rules! conformance {

@@ -444,6 +444,24 @@ mod tests {
     }
 
     #[test]
+    fn writeback_names_each_stretch_once_and_in_order() {
+        let mut writeback = Writeback::new();
+        let chunk = 64 * 1024;
+        let stretches: Vec<_> = (0..(3 * WRITEBACK_INTERVAL / chunk + 1))
+            .filter_map(|_| writeback.wrote(chunk))
+            .collect();
+        assert_eq!(
+            stretches,
+            [
+                (0, WRITEBACK_INTERVAL),
+                (WRITEBACK_INTERVAL, WRITEBACK_INTERVAL),
+                (2 * WRITEBACK_INTERVAL, WRITEBACK_INTERVAL)
+            ]
+        );
+        assert_eq!(writeback.wrote(0), None);
+    }
+
+    #[test]
     fn known_digest() {
         // SHA-256("abc") from FIPS 180-2.
         assert_eq!(
