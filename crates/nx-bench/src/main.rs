@@ -122,7 +122,7 @@ fn run(args: &[String]) -> Result<(), String> {
     }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let command = format!(
-        "CARGO_TARGET_DIR=target/h-bench cargo run --release -p nx-bench -- {}",
+        "cargo run --release -p nx-bench -- {}",
         args.join(" ")
     );
     if item == "archive" {
@@ -143,7 +143,7 @@ fn run(args: &[String]) -> Result<(), String> {
         };
         opts.done()?;
         let command = format!(
-            "CARGO_TARGET_DIR=target/h-bench cargo build --release -p nx-cli -p nx-bench && target/h-bench/release/nx-bench archive {}",
+            "cargo build --release -p nx-cli -p nx-bench && target/release/nx-bench archive {}",
             args[1..].join(" ")
         );
         print!(
