@@ -121,10 +121,7 @@ fn run(args: &[String]) -> Result<(), String> {
         return nx_bench::server::run_child(workers).map_err(|e| e.to_string());
     }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let command = format!(
-        "cargo run --release -p nx-bench -- {}",
-        args.join(" ")
-    );
+    let command = format!("cargo run --release -p nx-bench -- {}", args.join(" "));
     if item == "archive" {
         let nxcloud = opts.0.remove("nxcloud").map_or_else(
             || exe.with_file_name(format!("nxcloud{}", std::env::consts::EXE_SUFFIX)),
