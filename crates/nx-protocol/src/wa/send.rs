@@ -21,7 +21,7 @@ use crate::operation::{Operation, RequestBody, deserialize_data, strip_query};
 use crate::redact::redact_urls;
 use crate::wa::kind::MediaKind;
 use crate::wa::media::MESSAGING_PRODUCT;
-use crate::wa::validate::{http_url_problem, phone_problem, validate_media_id, validate_phone};
+use crate::wa::validate::{http_url_problem, recipient_problem, validate_media_id, validate_phone};
 
 /// `recipient_type`: always `individual`.
 pub const RECIPIENT_TYPE: &str = "individual";
@@ -273,7 +273,7 @@ impl SendMedia {
         ))?;
         key_problem(appkey).map_or(Ok(()), |reason| Err(field("appkey", reason)))?;
         validate_phone(&self.business_phone)?;
-        phone_problem(&self.to).map_or(Ok(()), |reason| Err(field("to", reason)))?;
+        recipient_problem(&self.to).map_or(Ok(()), |reason| Err(field("to", reason)))?;
         match &self.media {
             MediaSource::Id(id) => validate_media_id(id)?,
             MediaSource::Link(url) => {

@@ -23,8 +23,8 @@ pub fn validate_phone(phone: &str) -> Result<(), InvalidInput> {
     }
 }
 
-/// What is wrong with a WhatsApp number (6 to 20 ASCII digits with the country code), if
-/// anything: the one rule for `business_phone` and a message's `to`.
+/// What is wrong with a merchant's WhatsApp number (6 to 20 ASCII digits with the country
+/// code), if anything.
 pub(crate) fn phone_problem(phone: &str) -> Option<&'static str> {
     Some(if phone.is_empty() {
         "it is empty"
@@ -34,6 +34,26 @@ pub(crate) fn phone_problem(phone: &str) -> Option<&'static str> {
         "it holds characters other than digits"
     } else if !(6..=20).contains(&phone.len()) {
         "it does not have 6 to 20 digits"
+    } else {
+        return None;
+    })
+}
+
+/// What is wrong with a message's recipient (`to`), if anything: ASCII digits with the
+/// country code, as `business_phone`, and an E.164 number, so at most 15 digits and at least 7 (the
+/// shortest in use: a 3-digit country code and a 4-digit number). The spec says only "digits
+/// with country code"; this reading refuses before sending what WhatsApp cannot deliver, and
+/// is the sandbox's.
+/// The reasons complete "message field `to` ...".
+pub(crate) fn recipient_problem(to: &str) -> Option<&'static str> {
+    Some(if to.is_empty() {
+        "is empty"
+    } else if to.starts_with('+') {
+        "starts with `+`: give the digits only"
+    } else if !to.bytes().all(|b| b.is_ascii_digit()) {
+        "holds characters other than digits"
+    } else if !(7..=15).contains(&to.len()) {
+        "is not an E.164 number: it must have 7 to 15 digits"
     } else {
         return None;
     })
@@ -128,6 +148,16 @@ mod tests {
             "８６１５８０",
         ] {
             assert!(validate_phone(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn recipients() {
+        for ok in ["6831234", "8613600009759", "123456789012345"] {
+            assert_eq!(recipient_problem(ok), None, "{ok}");
+        }
+        for bad in ["683123", "1234567890123456", "+8613600009759", "86 136", ""] {
+            assert!(recipient_problem(bad).is_some(), "{bad}");
         }
     }
 
