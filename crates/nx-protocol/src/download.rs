@@ -318,9 +318,8 @@ impl fmt::Debug for DownloadOptions {
 
 /// Bytes written to a download's temporary file between two requests to the operating system
 /// to start writing them to disk. The final fsync before the rename then waits only for the
-/// last stretch instead of the whole file (on this project's benchmark disk: 256 MiB took
-/// 130-150 ms to fsync cold, 5-30 ms after writeback was started every 8 MiB); starting writeback
-/// does not wait for it, and the fsync stays, so nothing about durability changes.
+/// last stretch instead of the whole file (BENCHMARKS.md item 8c measures the effect); starting
+/// writeback does not wait for it, and the fsync stays, so nothing about durability changes.
 pub const WRITEBACK_INTERVAL: u64 = 8 * 1024 * 1024;
 
 /// Where a file written front to back stands against [`WRITEBACK_INTERVAL`]: fed the bytes
