@@ -338,10 +338,23 @@ fn build_floor_us(base: &str, iters: u32) -> Result<f64, String> {
         header("biztype")?,
         header("ts")?,
     );
-    let mut canonical =
-        format!("accessKey={key}&action={action}&bizType={biz}&ts={ts}&body=").into_bytes();
-    canonical.extend_from_slice(&body);
-    canonical.extend_from_slice(b"&accessSecret=");
+    // nx-protocol's own string to sign (shown with the secret redacted), the secret put back.
+    let params = [
+        ("accessKey", key.as_str()),
+        ("action", action.as_str()),
+        ("bizType", biz.as_str()),
+        ("ts", ts.as_str()),
+    ];
+    let shown = nx_protocol::sign::canonical_string(&nx_protocol::sign::SignableRequest::new(
+        &params,
+        nx_protocol::sign::SignableBody::Json(&body),
+    ))
+    .map_err(|e| e.to_string())?;
+    let mut canonical = shown
+        .strip_suffix(nx_protocol::REDACTED)
+        .ok_or("the string to sign ends with the secret")?
+        .as_bytes()
+        .to_vec();
     canonical.extend_from_slice(crate::fixtures::ACCESS_SECRET.as_bytes());
     if hex::encode(Md5::digest(&canonical)) != header("sign")? {
         return Err("the floor's string to sign is not the one build_request signs".into());
