@@ -21,11 +21,10 @@ use crate::hand::{Account, ReqwestGetMedia, UreqGetMedia};
 use crate::procfs::{load_average, load_since};
 use crate::report::{Bar, Comparison, Section};
 use crate::requests::{
-    RequestParams, Side, comparisons, drive, drive_threads, interleaved, sdk_async_call,
-    sdk_blocking_call, timed,
+    Contender, Only, RequestParams, comparisons, run_interleaved, sdk_async_call, sdk_blocking_call,
 };
 use crate::server::ServerProcess;
-use crate::transfer::{Figures, index, rotated, rss_measures, run_child};
+use crate::transfer::{child_runs, index, rss_measures};
 
 /// The bench account as the hand-written clients hold it.
 pub fn account() -> Account {
@@ -276,36 +275,18 @@ pub fn bench_async(exe: &Path, params: &RequestParams, command: &str) -> Result<
         .build()
         .map_err(|e| e.to_string())?;
     let peer = Arc::new(ReqwestGetMedia::new(&base, account())?);
-    let n = params.concurrency.len();
-    let (mut sdk_sides, mut peer_sides) = (vec![Side::default(); n], vec![Side::default(); n]);
-    runtime.block_on(async {
-        for &c in &params.concurrency {
-            drive(sdk.clone(), c, c * 20, sdk_async_call).await?;
-            drive(peer.clone(), c, c * 20, reqwest_call).await?;
-        }
-        Ok::<(), String>(())
-    })?;
-    for run in 0..params.runs {
-        for (i, &c) in params.concurrency.iter().enumerate() {
-            let total = params.requests / c * c;
-            let sdk_run =
-                || timed(|| runtime.block_on(drive(sdk.clone(), c, total, sdk_async_call)));
-            let peer_run =
-                || timed(|| runtime.block_on(drive(peer.clone(), c, total, reqwest_call)));
-            interleaved(
-                run,
-                params,
-                total,
-                (&mut sdk_sides[i], sdk_run),
-                ("reqwest", &mut peer_sides[i], peer_run),
-            )?;
-        }
-    }
+    let sides = run_interleaved(
+        params,
+        &[
+            Contender::tasks(Only::Or("sdk"), &runtime, sdk, sdk_async_call),
+            Contender::tasks(Only::Or("reqwest"), &runtime, peer, reqwest_call),
+        ],
+    )?;
     let comparisons = comparisons(
         "getMedia",
         &params.concurrency,
-        &sdk_sides,
-        &peer_sides,
+        &sides[0],
+        &sides[1],
         |_| 1.0,
     );
     let load = load_since(load_start);
@@ -348,39 +329,20 @@ pub fn bench_blocking(
         .map_err(|e| e.to_string())?;
     let peer = UreqGetMedia::new(&base, account(), ureq::Agent::new_with_defaults())?;
     let with_timeout = UreqGetMedia::new(&base, account(), ureq_with_timeout_global())?;
-    let n = params.concurrency.len();
-    let (mut sdk_sides, mut peer_sides) = (vec![Side::default(); n], vec![Side::default(); n]);
-    let mut timeout_sides = vec![Side::default(); n];
-    for &c in &params.concurrency {
-        drive_threads(&sdk, c, c * 20, sdk_blocking_call)?;
-        drive_threads(&peer, c, c * 20, ureq_call)?;
-        drive_threads(&with_timeout, c, c * 20, ureq_call)?;
-    }
-    for run in 0..params.runs {
-        for (i, &c) in params.concurrency.iter().enumerate() {
-            let total = params.requests / c * c;
-            let sdk_run = || timed(|| drive_threads(&sdk, c, total, sdk_blocking_call));
-            let peer_run = || timed(|| drive_threads(&peer, c, total, ureq_call));
-            interleaved(
-                run,
-                params,
-                total,
-                (&mut sdk_sides[i], sdk_run),
-                ("ureq-hand", &mut peer_sides[i], peer_run),
-            )?;
-            if params.only.is_none() || params.runs_side("ureq-timeout") {
-                timeout_sides[i].push(
-                    timed(|| drive_threads(&with_timeout, c, total, ureq_call))?,
-                    total,
-                );
-            }
-        }
-    }
+    let sides = run_interleaved(
+        params,
+        &[
+            Contender::threads(Only::Or("sdk"), &sdk, sdk_blocking_call),
+            Contender::threads(Only::Or("ureq-hand"), &peer, ureq_call),
+            Contender::threads(Only::Or("ureq-timeout"), &with_timeout, ureq_call),
+        ],
+    )?;
+    let (sdk_sides, peer_sides, timeout_sides) = (&sides[0], &sides[1], &sides[2]);
     let mut comparisons = comparisons(
         "getMedia",
         &params.concurrency,
-        &sdk_sides,
-        &peer_sides,
+        sdk_sides,
+        peer_sides,
         |_| 1.0,
     );
     for (i, c) in params.concurrency.iter().enumerate() {
@@ -453,20 +415,16 @@ pub fn bench_download(
         .tempdir_in(&params.dir)
         .map_err(|e| format!("a temporary directory in {}: {e}", params.dir.display()))?;
     let sha = hex::encode(pattern_sha256(params.size));
-    let mut figures = vec![Figures::default(); Case::ALL.len()];
-    for run in 0..params.runs {
-        for case in rotated(&Case::PEERS_DOWNLOAD, run) {
-            let args = [
-                "download".to_owned(),
-                case.name().to_owned(),
-                base.clone(),
-                params.size.to_string(),
-                sha.clone(),
-                dir.path().display().to_string(),
-            ];
-            figures[index(case)].push(run_child(exe, &args)?);
-        }
-    }
+    let figures = child_runs(exe, params.runs, &Case::PEERS_DOWNLOAD, |case| {
+        vec![
+            "download".to_owned(),
+            case.name().to_owned(),
+            base.clone(),
+            params.size.to_string(),
+            sha.clone(),
+            dir.path().display().to_string(),
+        ]
+    })?;
     let size = size_text(params.size);
     let mut comparisons = Vec::new();
     let rows = [

@@ -48,12 +48,6 @@ impl Default for RequestParams {
     }
 }
 
-impl RequestParams {
-    pub(crate) fn runs_side(&self, side: &str) -> bool {
-        self.only.as_deref().is_none_or(|only| only == side)
-    }
-}
-
 /// One timed run: wall time and this process's CPU time.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Run {
@@ -69,14 +63,14 @@ pub(crate) struct Side {
 }
 
 impl Side {
-    pub(crate) fn push(&mut self, run: Run, requests: usize) {
+    fn push(&mut self, run: Run, requests: usize) {
         self.per_sec.push(requests as f64 / run.wall.as_secs_f64());
         self.cpu_us
             .push(run.cpu.as_secs_f64() * 1e6 / requests as f64);
     }
 }
 
-pub(crate) fn timed(f: impl FnOnce() -> Result<Duration, String>) -> Result<Run, String> {
+fn timed(f: impl FnOnce() -> Result<Duration, String>) -> Result<Run, String> {
     let cpu0 = cpu_time().map_err(|e| e.to_string())?;
     let wall = f()?;
     let cpu1 = cpu_time().map_err(|e| e.to_string())?;
@@ -86,36 +80,106 @@ pub(crate) fn timed(f: impl FnOnce() -> Result<Duration, String>) -> Result<Run,
     })
 }
 
-/// One A/B pair of run number `run`, each side a [`Side`] and the closure that times it over
-/// `total` requests: the SDK then the baseline on even runs, the baseline then the SDK on
-/// odd runs, so each goes first half the time. Under `--only` the named side alone (`sdk` or
-/// the baseline's name, `raw` in items 2 and 3); any other value runs neither.
-pub(crate) fn interleaved(
-    run: usize,
-    params: &RequestParams,
-    total: usize,
-    sdk: (&mut Side, impl FnOnce() -> Result<Run, String>),
-    raw: (&str, &mut Side, impl FnOnce() -> Result<Run, String>),
-) -> Result<(), String> {
-    let ((sdk_side, sdk_run), (raw_name, raw_side, raw_run)) = (sdk, raw);
-    if params.only.is_some() {
-        if params.runs_side("sdk") {
-            sdk_side.push(sdk_run()?, total);
-        } else if params.runs_side(raw_name) {
-            raw_side.push(raw_run()?, total);
+/// Which `--only` values run a [`Contender`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Only {
+    /// A full run, and `--only <name>`.
+    Or(&'static str),
+    /// A full run alone: a diagnostic without a name of its own.
+    Never,
+    /// `--only <name>` alone: a profiling variant over the client of another contender, whose
+    /// warm-up opens its connections (it has none of its own).
+    Alone(&'static str),
+}
+
+/// One client under test: when it runs, and how it makes `total` requests at concurrency `c`
+/// (returning their wall time).
+pub(crate) struct Contender<'a> {
+    only: Only,
+    drive: Box<dyn Fn(usize, usize) -> Result<Duration, String> + 'a>,
+}
+
+impl<'a> Contender<'a> {
+    /// `client` making `call`s on tasks of `runtime` ([`drive`]).
+    pub(crate) fn tasks<C, F, Fut>(
+        only: Only,
+        runtime: &'a tokio::runtime::Runtime,
+        client: C,
+        call: F,
+    ) -> Self
+    where
+        C: Clone + Send + 'static,
+        F: Fn(C) -> Fut + Copy + Send + 'static,
+        Fut: Future<Output = Result<(), String>> + Send,
+    {
+        Self {
+            only,
+            drive: Box::new(move |c, total| {
+                runtime.block_on(drive(client.clone(), c, total, call))
+            }),
         }
-    } else if run.is_multiple_of(2) {
-        sdk_side.push(sdk_run()?, total);
-        raw_side.push(raw_run()?, total);
-    } else {
-        raw_side.push(raw_run()?, total);
-        sdk_side.push(sdk_run()?, total);
     }
-    Ok(())
+
+    /// `client` making `call`s on threads ([`drive_threads`]).
+    pub(crate) fn threads<C, F>(only: Only, client: &'a C, call: F) -> Self
+    where
+        C: Sync,
+        F: Fn(&C) -> Result<(), String> + Copy + Sync + 'a,
+    {
+        Self {
+            only,
+            drive: Box::new(move |c, total| drive_threads(client, c, total, call)),
+        }
+    }
+
+    fn runs(&self, only: Option<&str>) -> bool {
+        match (self.only, only) {
+            (Only::Or(_) | Only::Never, None) => true,
+            (Only::Or(name) | Only::Alone(name), Some(only)) => name == only,
+            (Only::Never, Some(_)) | (Only::Alone(_), None) => false,
+        }
+    }
+}
+
+/// The runs of items 2, 3, 8a and 8b. First a warm-up: `20 × c` requests by each contender at
+/// each concurrency `c`, opening every connection it will use. Then `params.runs` runs of
+/// `params.requests` (rounded down to a multiple of `c`) per contender and concurrency: the
+/// first two contenders (there must be two) are the A/B pair, the SDK then the baseline on
+/// even runs, the baseline then the SDK on odd runs, so each goes first half the time; the
+/// others run after the pair. The figures, `[contender][concurrency]`.
+pub(crate) fn run_interleaved(
+    params: &RequestParams,
+    contenders: &[Contender<'_>],
+) -> Result<Vec<Vec<Side>>, String> {
+    for &c in &params.concurrency {
+        for contender in contenders {
+            if !matches!(contender.only, Only::Alone(_)) {
+                (contender.drive)(c, c * 20)?;
+            }
+        }
+    }
+    let mut sides = vec![vec![Side::default(); params.concurrency.len()]; contenders.len()];
+    for run in 0..params.runs {
+        let pair = if run.is_multiple_of(2) {
+            [0, 1]
+        } else {
+            [1, 0]
+        };
+        for (i, &c) in params.concurrency.iter().enumerate() {
+            let total = params.requests / c * c;
+            for k in pair.into_iter().chain(2..contenders.len()) {
+                let contender = &contenders[k];
+                if contender.runs(params.only.as_deref()) {
+                    sides[k][i].push(timed(|| (contender.drive)(c, total))?, total);
+                }
+            }
+        }
+    }
+    Ok(sides)
 }
 
 /// `total / concurrency` calls on each of `concurrency` tasks; the wall time of them all.
-pub(crate) async fn drive<C, F, Fut>(
+async fn drive<C, F, Fut>(
     client: C,
     concurrency: usize,
     total: usize,
@@ -146,7 +210,7 @@ where
 }
 
 /// The same on `concurrency` threads, timed from when all are ready.
-pub(crate) fn drive_threads<C, F>(
+fn drive_threads<C, F>(
     client: &C,
     concurrency: usize,
     total: usize,
@@ -474,60 +538,37 @@ pub fn bench_async(exe: &Path, params: &RequestParams, command: &str) -> Result<
         crate::fixtures::credentials(),
         http::HeaderValue::from_static(nx_async::USER_AGENT),
     ));
-    let mut sdk_sides = vec![Side::default(); params.concurrency.len()];
-    let mut raw_sides = vec![Side::default(); params.concurrency.len()];
-    let mut by_hand_sides = vec![Side::default(); params.concurrency.len()];
-    runtime.block_on(async {
-        // Warm up: open every connection each side will use.
-        for &c in &params.concurrency {
-            drive(sdk.clone(), c, c * 20, sdk_async_call).await?;
-            drive(raw.clone(), c, c * 20, raw_async_call).await?;
-            drive(by_hand.clone(), c, c * 20, sans_io_async_call).await?;
-        }
-        Ok::<(), String>(())
-    })?;
-    for run in 0..params.runs {
-        for (i, &c) in params.concurrency.iter().enumerate() {
-            let total = params.requests / c * c;
-            let sdk_run =
-                || timed(|| runtime.block_on(drive(sdk.clone(), c, total, sdk_async_call)));
-            let raw_run =
-                || timed(|| runtime.block_on(drive(raw.clone(), c, total, raw_async_call)));
-            interleaved(
-                run,
-                params,
-                total,
-                (&mut sdk_sides[i], sdk_run),
-                ("raw", &mut raw_sides[i], raw_run),
-            )?;
-            if params.only.as_deref() == Some("hand-timeout") {
-                by_hand_sides[i].push(
-                    timed(|| {
-                        runtime.block_on(drive(
-                            by_hand.clone(),
-                            c,
-                            total,
-                            sans_io_timeout_async_call,
-                        ))
-                    })?,
-                    total,
-                );
-            }
-            if params.runs_side("hand") {
-                by_hand_sides[i].push(
-                    timed(|| {
-                        runtime.block_on(drive(by_hand.clone(), c, total, sans_io_async_call))
-                    })?,
-                    total,
-                );
-            }
-        }
-    }
+    let sides = run_interleaved(
+        params,
+        &[
+            Contender::tasks(Only::Or("sdk"), &runtime, sdk, sdk_async_call),
+            Contender::tasks(Only::Or("raw"), &runtime, raw, raw_async_call),
+            Contender::tasks(
+                Only::Or("hand"),
+                &runtime,
+                by_hand.clone(),
+                sans_io_async_call,
+            ),
+            Contender::tasks(
+                Only::Alone("hand-timeout"),
+                &runtime,
+                by_hand,
+                sans_io_timeout_async_call,
+            ),
+        ],
+    )?;
+    let (sdk_sides, raw_sides) = (&sides[0], &sides[1]);
+    // `--only hand-timeout` times the by-hand client in the by-hand rows.
+    let by_hand_sides = if params.only.as_deref() == Some("hand-timeout") {
+        &sides[3]
+    } else {
+        &sides[2]
+    };
     let mut comparisons = comparisons(
         "getMedia",
         &params.concurrency,
-        &sdk_sides,
-        &raw_sides,
+        sdk_sides,
+        raw_sides,
         // Issue 20: 0.95 where wake-up latency dominates, 0.90 where the client is CPU-bound.
         |c| if c == 1 { 0.95 } else { 0.90 },
     );
@@ -643,44 +684,22 @@ pub fn bench_blocking(
         ),
     ]
     .map(|(name, agent)| (name, (agent, prebuilt.clone())));
-    let n = params.concurrency.len();
-    let (mut sdk_sides, mut raw_sides) = (vec![Side::default(); n], vec![Side::default(); n]);
-    let mut variant_sides = vec![vec![Side::default(); n]; variants.len()];
-    for &c in &params.concurrency {
-        drive_threads(&sdk, c, c * 20, sdk_blocking_call)?;
-        drive_threads(&raw, c, c * 20, raw_ureq_call)?;
-        for (_, variant) in &variants {
-            drive_threads(variant, c, c * 20, raw_ureq_call)?;
-        }
-    }
-    for run in 0..params.runs {
-        for (i, &c) in params.concurrency.iter().enumerate() {
-            let total = params.requests / c * c;
-            let sdk_run = || timed(|| drive_threads(&sdk, c, total, sdk_blocking_call));
-            let raw_run = || timed(|| drive_threads(&raw, c, total, raw_ureq_call));
-            interleaved(
-                run,
-                params,
-                total,
-                (&mut sdk_sides[i], sdk_run),
-                ("raw", &mut raw_sides[i], raw_run),
-            )?;
-            if params.only.is_some() {
-                continue;
-            }
-            for (v, (_, variant)) in variants.iter().enumerate() {
-                variant_sides[v][i].push(
-                    timed(|| drive_threads(variant, c, total, raw_ureq_call))?,
-                    total,
-                );
-            }
-        }
-    }
+    let mut contenders = vec![
+        Contender::threads(Only::Or("sdk"), &sdk, sdk_blocking_call),
+        Contender::threads(Only::Or("raw"), &raw, raw_ureq_call),
+    ];
+    contenders.extend(
+        variants
+            .iter()
+            .map(|(_, variant)| Contender::threads(Only::Never, variant, raw_ureq_call)),
+    );
+    let sides = run_interleaved(params, &contenders)?;
+    let (sdk_sides, raw_sides, variant_sides) = (&sides[0], &sides[1], &sides[2..]);
     let mut comparisons = comparisons(
         "getMedia",
         &params.concurrency,
-        &sdk_sides,
-        &raw_sides,
+        sdk_sides,
+        raw_sides,
         |_| 0.95,
     );
     for (v, (name, _)) in variants.iter().enumerate() {

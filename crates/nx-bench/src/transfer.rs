@@ -36,12 +36,23 @@ pub fn run_child(exe: &Path, args: &[String]) -> Result<Outcome, String> {
     Outcome::from_json(stdout.lines().last().unwrap_or_default())
 }
 
-/// `cases` rotated by `run`, so each case runs in each position over the runs.
-pub(crate) fn rotated(cases: &[Case], run: usize) -> Vec<Case> {
-    let mut cases = cases.to_vec();
-    let n = cases.len();
-    cases.rotate_left(run % n);
-    cases
+/// `runs` runs of each of `cases`, each a fresh `exe child <args(case)>` process, the cases
+/// rotated run by run so each runs in each position; the figures per case, by [`index`].
+pub(crate) fn child_runs(
+    exe: &Path,
+    runs: usize,
+    cases: &[Case],
+    args: impl Fn(Case) -> Vec<String>,
+) -> Result<Vec<Figures>, String> {
+    let mut figures = vec![Figures::default(); Case::ALL.len()];
+    for run in 0..runs {
+        let mut order = cases.to_vec();
+        order.rotate_left(run % cases.len());
+        for case in order {
+            figures[index(case)].push(run_child(exe, &args(case))?);
+        }
+    }
+    Ok(figures)
 }
 
 /// Per-case figures over runs.
@@ -142,20 +153,16 @@ pub fn bench_download(
     let mut measures = Vec::new();
     for &size in &params.sizes {
         let sha = hex::encode(pattern_sha256(size));
-        let mut figures = vec![Figures::default(); Case::ALL.len()];
-        for run in 0..params.runs {
-            for case in rotated(&Case::DOWNLOAD, run) {
-                let args = [
-                    "download".to_owned(),
-                    case.name().to_owned(),
-                    base.clone(),
-                    size.to_string(),
-                    sha.clone(),
-                    dir.path().display().to_string(),
-                ];
-                figures[index(case)].push(run_child(exe, &args)?);
-            }
-        }
+        let figures = child_runs(exe, params.runs, &Case::DOWNLOAD, |case| {
+            vec![
+                "download".to_owned(),
+                case.name().to_owned(),
+                base.clone(),
+                size.to_string(),
+                sha.clone(),
+                dir.path().display().to_string(),
+            ]
+        })?;
         let bar = if size == params.timed_size {
             Bar::AtLeast(0.85)
         } else {
@@ -279,18 +286,14 @@ pub fn bench_upload(exe: &Path, params: &UploadParams, command: &str) -> Result<
         .map_err(|e| format!("a temporary directory in {}: {e}", params.dir.display()))?;
     let file = dir.path().join("document.pdf");
     write_pattern_file(&file, params.size).map_err(|e| e.to_string())?;
-    let mut figures = vec![Figures::default(); Case::ALL.len()];
-    for run in 0..params.runs {
-        for case in rotated(&Case::UPLOAD, run) {
-            let args = [
-                "upload".to_owned(),
-                case.name().to_owned(),
-                base.clone(),
-                file.display().to_string(),
-            ];
-            figures[index(case)].push(run_child(exe, &args)?);
-        }
-    }
+    let figures = child_runs(exe, params.runs, &Case::UPLOAD, |case| {
+        vec![
+            "upload".to_owned(),
+            case.name().to_owned(),
+            base.clone(),
+            file.display().to_string(),
+        ]
+    })?;
     let comparisons = [
         (Case::SdkAsync, Case::RawAsync),
         (Case::SdkBlocking, Case::RawBlocking),
