@@ -14,7 +14,9 @@ use nx_protocol::wa::{MediaInfo, UploadMedia};
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::fixtures::{ACCESS_KEY, ACCESS_SECRET, PHONE, Prebuilt};
+use crate::fixtures::{
+    ACCESS_KEY, ACCESS_SECRET, PHONE, Prebuilt, async_client, blocking_client, runtime,
+};
 use crate::procfs::peak_rss_kib;
 use crate::requests::raw_hyper_client;
 
@@ -157,14 +159,6 @@ impl Outcome {
             hwm_kib: field("hwm_kib")?.as_u64().ok_or("hwm_kib")?,
         })
     }
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -461,11 +455,7 @@ pub fn upload(case: Case, base: &str, file: &Path) -> Result<Outcome, String> {
             Ok::<f64, String>(secs)
         })?,
         Case::SdkAsync => runtime()?.block_on(async {
-            let client = nx_async::Client::builder()
-                .credentials(ACCESS_KEY, ACCESS_SECRET)
-                .base_url(base)
-                .build()
-                .map_err(err)?;
+            let client = async_client(base)?;
             let start = Instant::now();
             let uploaded = client
                 .upload_media(PHONE, "application/pdf", nx_async::UploadSource::path(file))
@@ -495,11 +485,7 @@ pub fn upload(case: Case, base: &str, file: &Path) -> Result<Outcome, String> {
             secs
         }
         Case::SdkBlocking => {
-            let client = nx_blocking::Client::builder()
-                .credentials(ACCESS_KEY, ACCESS_SECRET)
-                .base_url(base)
-                .build()
-                .map_err(err)?;
+            let client = blocking_client(base)?;
             let start = Instant::now();
             let uploaded = client
                 .upload_media(

@@ -27,6 +27,33 @@ pub fn credentials() -> Credentials {
     Credentials::new(ACCESS_KEY, ACCESS_SECRET)
 }
 
+/// The tokio runtime the async clients run on: 2 workers, as many as the machine's cores.
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// nx-async with the bench account against `base`, defaults otherwise.
+pub fn async_client(base: &str) -> Result<nx_async::Client, String> {
+    nx_async::Client::builder()
+        .credentials(ACCESS_KEY, ACCESS_SECRET)
+        .base_url(base)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// nx-blocking with the bench account against `base`, defaults otherwise.
+pub fn blocking_client(base: &str) -> Result<nx_blocking::Client, String> {
+    nx_blocking::Client::builder()
+        .credentials(ACCESS_KEY, ACCESS_SECRET)
+        .base_url(base)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 /// The current time as a [`Timestamp`].
 pub fn now() -> Timestamp {
     let ms = std::time::SystemTime::now()

@@ -16,7 +16,10 @@ use nx_sandbox::{Inbound, Sandbox, SandboxConfig};
 use sha2::{Digest as _, Sha256};
 
 use crate::child::Case;
-use crate::fixtures::{ACCESS_KEY, ACCESS_SECRET, MEDIA_ID, PHONE, pattern_sha256, size_text};
+use crate::fixtures::{
+    ACCESS_KEY, ACCESS_SECRET, MEDIA_ID, PHONE, async_client, blocking_client, pattern_sha256,
+    runtime, size_text,
+};
 use crate::hand::{Account, ReqwestGetMedia, UreqGetMedia};
 use crate::procfs::{load_average, load_since};
 use crate::report::{Bar, Comparison, Section};
@@ -130,16 +133,8 @@ pub fn self_test() -> Result<SelfTest, String> {
     let sha256: [u8; 32] = Sha256::digest(&bytes).into();
     let base = sandbox.base_url().to_owned();
     let id = stored.media_id.as_str();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let sdk = nx_async::Client::builder()
-        .credentials(ACCESS_KEY, ACCESS_SECRET)
-        .base_url(&base)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = runtime()?;
+    let sdk = async_client(&base)?;
     let expected = runtime
         .block_on(sdk.get_media(PHONE, id))
         .map_err(|e| format!("self-test: nx-async's getMedia: {e}"))?;
@@ -264,16 +259,8 @@ pub fn bench_async(exe: &Path, params: &RequestParams, command: &str) -> Result<
     let load_start = load_average().ok();
     let server = ServerProcess::spawn(exe, params.server_workers)?;
     let base = server.base_url();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let sdk = nx_async::Client::builder()
-        .credentials(ACCESS_KEY, ACCESS_SECRET)
-        .base_url(&base)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = runtime()?;
+    let sdk = async_client(&base)?;
     let peer = Arc::new(ReqwestGetMedia::new(&base, account())?);
     let sides = run_interleaved(
         params,
@@ -322,11 +309,7 @@ pub fn bench_blocking(
     let load_start = load_average().ok();
     let server = ServerProcess::spawn(exe, params.server_workers)?;
     let base = server.base_url();
-    let sdk = nx_blocking::Client::builder()
-        .credentials(ACCESS_KEY, ACCESS_SECRET)
-        .base_url(&base)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let sdk = blocking_client(&base)?;
     let peer = UreqGetMedia::new(&base, account(), ureq::Agent::new_with_defaults())?;
     let with_timeout = UreqGetMedia::new(&base, account(), ureq_with_timeout_global())?;
     let sides = run_interleaved(

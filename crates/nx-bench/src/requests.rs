@@ -12,7 +12,7 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::fixtures::{ACCESS_KEY, ACCESS_SECRET, MEDIA_ID, PHONE, Prebuilt};
+use crate::fixtures::{MEDIA_ID, PHONE, Prebuilt, async_client, blocking_client, runtime};
 use crate::procfs::{cpu_time, load_average, load_since};
 use crate::report::{Bar, Comparison, Measure, Section};
 use crate::server::ServerProcess;
@@ -518,16 +518,8 @@ pub fn bench_async(exe: &Path, params: &RequestParams, command: &str) -> Result<
     let load_start = load_average().ok();
     let server = ServerProcess::spawn(exe, params.server_workers)?;
     let base = server.base_url();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let sdk = nx_async::Client::builder()
-        .credentials(ACCESS_KEY, ACCESS_SECRET)
-        .base_url(&base)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = runtime()?;
+    let sdk = async_client(&base)?;
     let raw = Arc::new((
         raw_hyper_client::<Full<Bytes>>(),
         Prebuilt::get_media(&base, nx_async::USER_AGENT)?,
@@ -651,11 +643,7 @@ pub fn bench_blocking(
     let load_start = load_average().ok();
     let server = ServerProcess::spawn(exe, params.server_workers)?;
     let base = server.base_url();
-    let sdk = nx_blocking::Client::builder()
-        .credentials(ACCESS_KEY, ACCESS_SECRET)
-        .base_url(&base)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let sdk = blocking_client(&base)?;
     let prebuilt = Prebuilt::get_media(&base, nx_blocking::USER_AGENT)?;
     // ureq's defaults, as a user who writes `Agent::new_with_defaults()` gets them.
     let raw = (ureq::Agent::new_with_defaults(), prebuilt.clone());

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use nx_sandbox::{Inbound, Sandbox, SandboxConfig};
 
 use crate::fixtures::{
-    ACCESS_KEY, ACCESS_SECRET, FIXED_TS, PaddedGetMedia, padded_body, size_text,
+    ACCESS_KEY, ACCESS_SECRET, FIXED_TS, PaddedGetMedia, async_client, padded_body, runtime,
+    size_text,
 };
 use crate::procfs::{load_average, load_since};
 use crate::report::{Bar, Measure, Section};
@@ -95,16 +96,8 @@ pub fn bench(params: &SandboxParams, command: &str) -> Result<Section, String> {
     let media = sandbox
         .receive_inbound(Inbound::new("image", "image/jpeg", vec![0xffu8; 4096]))
         .map_err(|e| e.to_string())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let client = nx_async::Client::builder()
-        .credentials(ACCESS_KEY, ACCESS_SECRET)
-        .base_url(sandbox.base_url())
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = runtime()?;
+    let client = async_client(sandbox.base_url())?;
     let mut ops = vec![Arc::new(PaddedGetMedia::new(&media.media_id, 0))];
     ops.extend(
         params
