@@ -97,11 +97,17 @@ impl Form {
 }
 
 /// Escapes a quoted-string value the way browsers do (WHATWG HTML: `"` -> `%22`,
-/// CR -> `%0D`, LF -> `%0A`), and, going further, every other ASCII control character as
-/// `%XX`, so a file name can never break out of its header or carry invisible bytes.
+/// CR -> `%0D`, LF -> `%0A`), and, going further, every other ASCII control character and the
+/// backslash as `%XX`, so a file name can never break out of its header or carry invisible
+/// bytes. The backslash, which browsers send as it is, is escaped because a quoted-string
+/// reads it as the start of a quoted-pair (RFC 9110 5.6.4): a name ending in `\` would swallow
+/// the closing quote (multer, the sandbox's parser, then loses the name; Go's `mime` refuses
+/// the header), and a strict reader takes `a\b` as `ab`. Other bytes, UTF-8 above ASCII among
+/// them, go as they are (RFC 7578 4.2: UTF-8 names, no `filename*`); so does `%`, as browsers
+/// send it.
 fn put_quoted(out: &mut BytesMut, value: &str) {
     for &b in value.as_bytes() {
-        if b == b'"' || b.is_ascii_control() {
+        if b == b'"' || b == b'\\' || b.is_ascii_control() {
             out.put_slice(format!("%{b:02X}").as_bytes());
         } else {
             out.put_u8(b);
@@ -117,4 +123,50 @@ fn put_quoted(out: &mut BytesMut, value: &str) {
 /// ```
 pub fn boundary_from(random: u128) -> String {
     format!("nx-sdk-{random:032x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Form;
+
+    /// The file part's `Content-Disposition` line for `file_name`.
+    fn disposition(file_name: &str) -> String {
+        let head = Form::new("B")
+            .file("file", file_name, "text/plain", 0)
+            .finish()
+            .head;
+        let head = String::from_utf8(head.to_vec()).expect("the head is UTF-8");
+        let (line, rest) = head
+            .strip_prefix("--B\r\n")
+            .and_then(|h| h.split_once("\r\n"))
+            .expect("a part header");
+        // The name cannot end the part's header early or add one.
+        assert_eq!(rest, "Content-Type: text/plain\r\n\r\n", "{file_name:?}");
+        line.to_owned()
+    }
+
+    #[test]
+    fn file_names_cannot_leave_their_quoted_string() {
+        for (name, sent) in [
+            ("q3.pdf", "q3.pdf"),
+            (r#"say "hi".pdf"#, "say %22hi%22.pdf"),
+            (
+                "a\r\nContent-Type: text/html\r\n\r\n<b>.pdf",
+                "a%0D%0AContent-Type: text/html%0D%0A%0D%0A<b>.pdf",
+            ),
+            ("tab\there\0\x7f.txt", "tab%09here%00%7F.txt"),
+            ("dir\\", "dir%5C"),
+            (r"a\b.txt", "a%5Cb.txt"),
+            ("100%.txt", "100%.txt"),
+            ("牛小信 😀.pdf", "牛小信 😀.pdf"),
+            // A C1 control is not ASCII: its UTF-8 bytes cannot end a line or the string.
+            ("a\u{85}b", "a\u{85}b"),
+        ] {
+            assert_eq!(
+                disposition(name),
+                format!("Content-Disposition: form-data; name=\"file\"; filename=\"{sent}\""),
+                "{name:?}"
+            );
+        }
+    }
 }

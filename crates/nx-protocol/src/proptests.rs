@@ -99,7 +99,10 @@ fn file_name() -> impl Strategy<Value = String> {
         Just(String::new()),
         "[A-Za-z0-9_.-]{1,24}",
         prop::collection::vec(
-            prop_oneof![id_char(), Just('\r'), Just('\n'), Just('"')],
+            prop_oneof![
+                id_char(),
+                prop::sample::select(vec!['\r', '\n', '"', '\\', '\t', '\0', '\u{7f}']),
+            ],
             1..24
         )
         .prop_map(|cs| cs.into_iter().collect()),
@@ -292,11 +295,18 @@ fn check_json_call<O: Operation>(
     Ok(())
 }
 
-/// The multipart quoted-string escaping of file names (WHATWG): `"`, CR, LF.
+/// The multipart quoted-string escaping of file names: WHATWG's `"`, CR, LF, and the SDK's
+/// other ASCII controls and backslash, as `%XX`.
 fn escape_file_name(name: &str) -> String {
-    name.replace('"', "%22")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
+    name.chars()
+        .map(|c| {
+            if c == '"' || c == '\\' || c.is_ascii_control() {
+                format!("%{:02X}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
