@@ -43,19 +43,8 @@ pub(crate) async fn open(source: &mut UploadSource) -> Result<Reader, Error> {
     let Some(progress) = source.progress_callback().cloned() else {
         return Ok(reader);
     };
-    // Not `len(source)`: a shared borrow of the source (whose reader is not `Sync`) held across
-    // an await would make the call's future not `Send`.
-    let total = match source.kind() {
-        SourceKind::Path(path) => {
-            let path = path.clone();
-            tokio::fs::metadata(&path)
-                .await
-                .map(|m| m.len())
-                .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
-        }
-        SourceKind::Bytes(bytes) => bytes.len() as u64,
-        SourceKind::Reader(_, len) => *len,
-    };
+    // `len`'s future holds no borrow of the source across the await.
+    let total = len(source).await?;
     Ok(Box::new(Progressing {
         inner: reader,
         done: 0,
