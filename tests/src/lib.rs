@@ -10,6 +10,21 @@
 
 pub mod proxy;
 
+/// A `#[test]` per case and transport: `conformance!(AsyncDriver, BlockingDriver; a, b)` runs
+/// the generic cases `a::<AsyncDriver>` and so on in a module `async_client`, and the same
+/// with `BlockingDriver` in `blocking_client`; the names are those of the calling file.
+#[macro_export]
+macro_rules! conformance {
+    ($async_driver:ident, $blocking_driver:ident; $($case:ident),* $(,)?) => {
+        mod async_client {
+            $( #[test] fn $case() { super::$case::<super::$async_driver>() } )*
+        }
+        mod blocking_client {
+            $( #[test] fn $case() { super::$case::<super::$blocking_driver>() } )*
+        }
+    };
+}
+
 use std::io::Cursor;
 use std::path::Path;
 use std::time::Duration;

@@ -568,18 +568,8 @@ fn large_file_round_trip<D: Driver>() {
     assert_eq!(Sha256Digest::of(&std::fs::read(&target).unwrap()), digest);
 }
 
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod async_client {
-            $( #[test] fn $case() { super::$case::<super::AsyncDriver>() } )*
-        }
-        mod blocking_client {
-            $( #[test] fn $case() { super::$case::<super::BlockingDriver>() } )*
-        }
-    };
-}
-
-conformance!(
+nx_conformance::conformance!(
+    AsyncDriver, BlockingDriver;
     media_lifecycle,
     file_names_reach_the_server_escaped,
     path_upload_and_download,

@@ -351,18 +351,8 @@ fn uploads_are_checked_first<D: OnPremDriver>() {
     );
 }
 
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod async_client {
-            $( #[test] fn $case() { super::$case::<super::AsyncDriverOnPrem>() } )*
-        }
-        mod blocking_client {
-            $( #[test] fn $case() { super::$case::<super::BlockingDriverOnPrem>() } )*
-        }
-    };
-}
-
-conformance!(
+nx_conformance::conformance!(
+    AsyncDriverOnPrem, BlockingDriverOnPrem;
     media_round_trip,
     missing_media_is_not_found,
     revoked_token_relogs_in_once,

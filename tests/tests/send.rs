@@ -375,18 +375,8 @@ fn bad_messages_never_reach_the_server<D: Driver>() {
     assert_eq!(sends(&world), 1);
 }
 
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod async_client {
-            $( #[test] fn $case() { super::$case::<super::AsyncDriver>() } )*
-        }
-        mod blocking_client {
-            $( #[test] fn $case() { super::$case::<super::BlockingDriver>() } )*
-        }
-    };
-}
-
-conformance!(
+nx_conformance::conformance!(
+    AsyncDriver, BlockingDriver;
     send_by_id,
     send_by_link,
     upload_and_send,
