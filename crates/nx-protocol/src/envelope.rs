@@ -11,6 +11,8 @@ use serde_json::value::RawValue;
 
 use crate::code::ApiCode;
 
+pub(crate) mod plain;
+
 /// The envelope with `data` left unparsed, so it is parsed only once the code says success
 /// (a failure's `data` may be anything, or absent).
 ///

@@ -103,14 +103,43 @@ impl Operation for GetMedia {
     fn parse_data(&self, data: Option<&RawValue>) -> Result<MediaInfo, DataError> {
         deserialize_data(data)
     }
-    /// `parse_data` is `deserialize_data`: `data` is read in the envelope's pass.
+    /// `parse_data` is `deserialize_data`: a success answer of the plain form is read straight
+    /// from its bytes ([`plain_answer`]), any other in the envelope's serde pass.
     fn parse_answer(
         &self,
         status: http::StatusCode,
         body: &[u8],
     ) -> Result<MediaInfo, crate::ResponseError> {
+        if status.is_success()
+            && let Some(info) = plain_answer(body)
+        {
+            return Ok(info);
+        }
         crate::operation::parse_in_one_pass(self, status, body)
     }
+}
+
+/// A getMedia success answer of the plain form ([`crate::envelope::plain`]) as the serde reading
+/// has it: `mime_type` and `url` strings, `file_name` a string, `null` or absent (empty), the
+/// URL one [`DownloadUrl::parse`] accepts. `None` for any other answer, left to serde.
+pub(crate) fn plain_answer(body: &[u8]) -> Option<MediaInfo> {
+    use crate::envelope::plain::{Field, success_data};
+    let [Field::Str(mime_type), file_name, Field::Str(url)] =
+        success_data(body, ["mime_type", "file_name", "url"])?
+    else {
+        return None;
+    };
+    let file_name = match file_name {
+        Field::Str(name) => name,
+        Field::Null | Field::Absent => "",
+    };
+    // The URL is checked before anything is copied.
+    let url = DownloadUrl::parse(url).ok()?;
+    Some(MediaInfo {
+        mime_type: mime_type.to_owned(),
+        file_name: file_name.to_owned(),
+        url,
+    })
 }
 
 /// `POST /api/wa/deleteMedia`: deletes a media file from WhatsApp's storage.

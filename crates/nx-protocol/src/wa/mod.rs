@@ -7,7 +7,7 @@
 //! [`UploadMedia`] gives a media id -> [`SendMedia`] sends it to a customer.
 
 mod kind;
-mod media;
+pub(crate) mod media;
 mod send;
 mod upload;
 pub(crate) mod url;

@@ -167,7 +167,7 @@ fn expires(query: &str) -> Option<u64> {
     let mut rest = query;
     loop {
         // `&` is ASCII: where it is found is a character boundary.
-        let end = rest.bytes().position(|b| b == b'&').unwrap_or(rest.len());
+        let end = memchr::memchr(b'&', rest.as_bytes()).unwrap_or(rest.len());
         let (pair, tail) = rest.split_at(end);
         if let Some(value) = pair.strip_prefix("Expires=") {
             return value.parse().ok();
@@ -198,59 +198,73 @@ fn plain(url: &str) -> Option<Views<'_>> {
     if url.len() > MAX_PLAIN {
         return None;
     }
+    let bytes = url.as_bytes();
     let scheme = |s: &str| {
-        url.get(..s.len())
-            .is_some_and(|p| p.eq_ignore_ascii_case(s))
+        bytes
+            .get(..s.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(s.as_bytes()))
     };
-    let rest = if scheme("https://") {
-        &url[8..]
+    let host_start = if scheme("https://") {
+        8
     } else if scheme("http://") {
-        &url[7..]
+        7
     } else {
         return None;
     };
-    let end = rest
-        .bytes()
-        .position(|b| b == b'/' || b == b'?')
+    let rest = &bytes[host_start..];
+    let host_byte = |b: &u8| b.is_ascii_alphanumeric() || *b == b'.' || *b == b'-';
+    let host_len = rest
+        .iter()
+        .position(|b| !host_byte(b))
         .unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let (host, port) = match authority.split_once(':') {
-        Some((host, port)) => (host, Some(port)),
-        None => (authority, None),
-    };
-    let host_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'-';
-    if host.is_empty() || !host.bytes().all(host_byte) {
-        return None;
+    let mut tail = &rest[host_len..];
+    if let [b':', after @ ..] = tail {
+        // A port of digits whose value fits a `u16`, as `u16::from_str` reads digits.
+        let digits = after
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(after.len());
+        let port = after[..digits].iter().try_fold(0u16, |port, &digit| {
+            port.checked_mul(10)?.checked_add(u16::from(digit - b'0'))
+        });
+        if digits == 0 || port.is_none() {
+            return None;
+        }
+        tail = &after[digits..];
     }
-    if let Some(port) = port
-        && !(port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok())
-    {
+    // The authority ends at the path or query, or with the URL.
+    if host_len == 0 || !matches!(tail.first(), None | Some(b'/' | b'?')) {
         return None;
     }
     // No early exit, so that the loop vectorizes.
     let mut other = false;
-    for &b in tail.as_bytes() {
+    for &b in tail {
         other |= !path_or_query(b);
     }
     if other {
         return None;
     }
-    let query = tail
-        .bytes()
-        .position(|b| b == b'?')
-        .map(|at| &tail[at + 1..]);
-    Some(Views { host, query })
+    let tail_start = url.len() - tail.len();
+    // `?` is ASCII: where it is found, and the host's ends, are character boundaries.
+    let query = memchr::memchr(b'?', tail).and_then(|at| url.get(tail_start + at + 1..));
+    Some(Views {
+        host: url.get(host_start..host_start + host_len)?,
+        query,
+    })
 }
 
 /// Whether [`plain`] takes `b` in a path or query: RFC 3986's unreserved characters
 /// (`A-Z a-z 0-9 - . _ ~`), its sub-delimiters (`! $ & ' ( ) * + , ; =`) and `% : @ / ?`;
-/// that is every visible ASCII character but the twelve this refuses.
+/// that is every visible ASCII character (`!` to `~`) but the twelve `"#<>[\]^`{|}`. Written
+/// as comparisons joined by `|`, so that a loop over bytes vectorizes.
 fn path_or_query(b: u8) -> bool {
-    (b'!'..=b'~').contains(&b)
-        && !matches!(
-            b,
-            b'"' | b'#' | b'<' | b'>' | b'[' | b'\\' | b']' | b'^' | b'`' | b'{' | b'|' | b'}'
-        )
+    let excluded = (b.wrapping_sub(b'"') < 2) // " #
+        | (b == b'<')
+        | (b == b'>')
+        | (b.wrapping_sub(b'[') < 4) // [ \ ] ^
+        | (b == b'`')
+        | (b.wrapping_sub(b'{') < 3); // { | }
+    (b.wrapping_sub(b'!') < 94) & !excluded
 }
 
 impl fmt::Display for DownloadUrl {
