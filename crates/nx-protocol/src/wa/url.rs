@@ -237,7 +237,9 @@ fn plain(url: &str) -> Option<Views<'_>> {
         return None;
     }
     // No early exit: one table load and `|` a byte.
-    let other = tail.iter().fold(0, |other, &b| other | OTHER[usize::from(b)]);
+    let other = tail
+        .iter()
+        .fold(0, |other, &b| other | OTHER[usize::from(b)]);
     if other != 0 {
         return None;
     }
