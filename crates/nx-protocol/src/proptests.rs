@@ -1020,7 +1020,7 @@ fn plain_media_answer() -> impl Strategy<Value = Vec<u8>> {
     )
         .prop_map(|(a, b, c, d)| [a, b, c, d].into_iter().flatten().collect::<Vec<_>>())
         .prop_shuffle()
-        .prop_map(|members| object(members));
+        .prop_map(object);
     let code = prop_oneof![
         24 => Just("0"),
         1 => prop::sample::select(vec!["-0", "0.0", "00", "0e0", "1004", "\"0\"", "9099", "null"]),
@@ -1046,7 +1046,7 @@ fn plain_media_answer() -> impl Strategy<Value = Vec<u8>> {
                 .collect::<Vec<_>>()
         })
         .prop_shuffle()
-        .prop_map(|members| object(members));
+        .prop_map(object);
     let space = prop_oneof![
         3 => Just(""),
         1 => prop::sample::select(vec![" ", "\n", "\t", "\r\n  "]),
