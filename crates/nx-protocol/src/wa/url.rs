@@ -199,18 +199,17 @@ fn plain(url: &str) -> Option<Views<'_>> {
         return None;
     }
     let bytes = url.as_bytes();
-    let scheme = |s: &str| {
-        bytes
-            .get(..s.len())
-            .is_some_and(|p| p.eq_ignore_ascii_case(s.as_bytes()))
-    };
-    let host_start = if scheme("https://") {
-        8
-    } else if scheme("http://") {
-        7
-    } else {
+    if !bytes
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"http"))
+    {
         return None;
-    };
+    }
+    let secure = matches!(bytes.get(4), Some(b's' | b'S'));
+    let host_start = if secure { 8 } else { 7 };
+    if bytes.get(host_start - 3..host_start) != Some(b"://") {
+        return None;
+    }
     let rest = &bytes[host_start..];
     let host_byte = |b: &u8| b.is_ascii_alphanumeric() || *b == b'.' || *b == b'-';
     let host_len = rest
