@@ -104,7 +104,7 @@ impl Operation for GetMedia {
         deserialize_data(data)
     }
     /// `parse_data` is `deserialize_data`: a success answer of the plain form is read straight
-    /// from its bytes ([`plain_answer`]), any other in the envelope's serde pass.
+    /// from its bytes (`plain_answer`, crate-private), any other in the envelope's serde pass.
     fn parse_answer(
         &self,
         status: http::StatusCode,
