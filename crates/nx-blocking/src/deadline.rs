@@ -18,7 +18,7 @@
 
 use std::cell::Cell;
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nx_protocol::call::framing;
 use ureq::Timeout;
@@ -105,6 +105,18 @@ pub(crate) struct Capped<T> {
     read_ahead: u64,
 }
 
+/// The step socket waits are set in (see [`capped`]).
+const STEP: Duration = Duration::from_millis(10);
+
+/// `timeout` capped at the thread's limit, then rounded up to a whole [`STEP`] (zero stays zero,
+/// so a passed limit still fails at once).
+///
+/// ureq sets the socket's timeout to what is left of the attempt before each read and write,
+/// with a system call whenever that value changed, and it changes on every call: three calls
+/// per getMedia, for a value nothing needs to the nanosecond. Rounded, the value repeats from
+/// one request to the next (a fresh attempt starts with the same limit), so the calls stop. A
+/// wait may then end up to one step after the limit; the kernel rounds the socket's timeout
+/// up to its own tick (1 to 10 ms) anyway.
 fn capped(mut timeout: NextTimeout) -> NextTimeout {
     if let Some(limit) = ATTEMPT.with(|a| a.limit.get()) {
         let left = limit.saturating_duration_since(Instant::now());
@@ -113,7 +125,18 @@ fn capped(mut timeout: NextTimeout) -> NextTimeout {
             timeout.reason = Timeout::Global;
         }
     }
+    if let ureq::unversioned::transport::time::Duration::Exact(after) = &mut timeout.after {
+        *after = round_up(*after);
+    }
     timeout
+}
+
+/// `after` rounded up to a whole [`STEP`].
+fn round_up(after: Duration) -> Duration {
+    let step = STEP.as_nanos();
+    let steps = after.as_nanos().div_ceil(step);
+    // No wait is that long (a `u64` of steps of 10 ms is 5.8 billion years): keep it as it is.
+    u64::try_from(steps * step).map_or(after, Duration::from_nanos)
 }
 
 /// Counts `n` bytes the connection delivered: an error once an answer's body came with more

@@ -59,6 +59,7 @@
 #![deny(missing_docs)]
 
 mod client;
+mod cork;
 mod deadline;
 mod download;
 mod drive;

@@ -152,7 +152,8 @@ impl Http {
     /// followed; the proxy of nx-protocol's rules for each target (never ureq's own reading of
     /// the environment); `connect_timeout` for DNS and for TCP + TLS (the proxy's CONNECT
     /// included); by default `request_timeout` for a whole attempt (each request narrows it to
-    /// its call's limits); the last connector caps every socket wait at the call's current limit
+    /// its call's limits); a connector sends a request's head with its in-memory body in one
+    /// write ([`crate::cork`]); the last caps every socket wait at the call's current limit
     /// ([`crate::deadline`]).
     pub(crate) fn new(config: &TransportConfig) -> Result<Self, Error> {
         // Refused here as nx-async does, rather than by ureq on every request.
@@ -195,6 +196,7 @@ impl Http {
         let agent = ureq::Agent::with_parts(
             agent_config,
             ureq::unversioned::transport::DefaultConnector::default()
+                .chain(crate::cork::CorkConnector)
                 .chain(crate::deadline::DeadlineConnector),
             CachingResolver::new(),
         );
@@ -245,6 +247,9 @@ impl Http {
                 Err(error) => (error, true),
             }
         } else {
+            // A body in memory goes out in one write with the head (`cork.rs`).
+            let _cork = matches!(outgoing, OutgoingBody::Bytes(ref b) if !b.is_empty())
+                .then(crate::cork::Next::head_with_body);
             let mut body = RequestBody::new(outgoing, reader, progress)?;
             let request = http::Request::from_parts(parts, ureq::SendBody::from_reader(&mut body));
             match self.run(request, limits) {
