@@ -125,3 +125,101 @@ impl<T: Transport> Transport for Corked<T> {
         self.inner.is_tls()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ureq::unversioned::transport::LazyBuffers;
+
+    /// A transport that records every write (what it sent, in one piece) and reads nothing.
+    #[derive(Debug)]
+    struct Recording {
+        buffers: LazyBuffers,
+        sent: Vec<Vec<u8>>,
+    }
+
+    impl Transport for Recording {
+        fn buffers(&mut self) -> &mut dyn Buffers {
+            &mut self.buffers
+        }
+
+        fn transmit_output(&mut self, amount: usize, _: NextTimeout) -> Result<(), ureq::Error> {
+            self.sent.push(self.buffers.output()[..amount].to_vec());
+            Ok(())
+        }
+
+        fn await_input(&mut self, _: NextTimeout) -> Result<bool, ureq::Error> {
+            Ok(false)
+        }
+
+        fn is_open(&mut self) -> bool {
+            true
+        }
+    }
+
+    fn corked(output_size: usize) -> Corked<Recording> {
+        Corked {
+            inner: Recording {
+                buffers: LazyBuffers::new(1024, output_size),
+                sent: Vec::new(),
+            },
+            held: Vec::new(),
+        }
+    }
+
+    /// Writes `bytes` as ureq does: into the output buffer, then transmits them.
+    fn write(t: &mut Corked<Recording>, bytes: &[u8]) {
+        t.buffers().output()[..bytes.len()].copy_from_slice(bytes);
+        t.transmit_output(bytes.len(), NextTimeout::default())
+            .unwrap();
+    }
+
+    #[test]
+    fn the_head_goes_out_with_the_body() {
+        let mut t = corked(1024);
+        {
+            let _next = Next::head_with_body();
+            write(&mut t, b"POST / HTTP/1.1\r\ncontent-length: 2\r\n\r\n");
+            assert!(t.inner.sent.is_empty(), "the head is kept back");
+            assert!(!t.is_open(), "a connection holding a head is not pooled");
+            write(&mut t, b"{}");
+        }
+        assert_eq!(
+            t.inner.sent,
+            [b"POST / HTTP/1.1\r\ncontent-length: 2\r\n\r\n{}".to_vec()]
+        );
+        assert!(t.is_open());
+        // The next request, without the driver's word, is written as ureq writes it.
+        write(&mut t, b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(t.inner.sent.len(), 2);
+        assert_eq!(t.inner.sent[1], b"GET / HTTP/1.1\r\n\r\n");
+    }
+
+    #[test]
+    fn a_kept_head_is_sent_before_any_read() {
+        let mut t = corked(1024);
+        let next = Next::head_with_body();
+        write(&mut t, b"HEAD");
+        drop(next);
+        t.await_input(NextTimeout::default()).unwrap();
+        assert_eq!(t.inner.sent, [b"HEAD".to_vec()]);
+    }
+
+    #[test]
+    fn a_body_that_fills_the_buffer_follows_the_head_alone() {
+        let mut t = corked(8);
+        let _next = Next::head_with_body();
+        write(&mut t, b"HEAD");
+        write(&mut t, b"12345678");
+        assert_eq!(t.inner.sent, [b"HEAD".to_vec(), b"12345678".to_vec()]);
+    }
+
+    #[test]
+    fn the_word_is_for_one_request_on_this_thread() {
+        let next = Next::head_with_body();
+        drop(next);
+        let mut t = corked(64);
+        write(&mut t, b"HEAD");
+        assert_eq!(t.inner.sent, [b"HEAD".to_vec()], "not kept once dropped");
+    }
+}

@@ -131,12 +131,59 @@ fn capped(mut timeout: NextTimeout) -> NextTimeout {
     timeout
 }
 
-/// `after` rounded up to a whole [`STEP`].
+/// `after` rounded up to a whole [`STEP`] (which divides a second).
 fn round_up(after: Duration) -> Duration {
-    let step = STEP.as_nanos();
-    let steps = after.as_nanos().div_ceil(step);
-    // No wait is that long (a `u64` of steps of 10 ms is 5.8 billion years): keep it as it is.
-    u64::try_from(steps * step).map_or(after, Duration::from_nanos)
+    let step = STEP.subsec_nanos();
+    match after.subsec_nanos() % step {
+        0 => after,
+        over => after.saturating_add(Duration::from_nanos(u64::from(step - over))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_are_rounded_up_to_whole_steps() {
+        let ms = Duration::from_millis;
+        for (after, rounded) in [
+            (Duration::ZERO, Duration::ZERO),
+            (Duration::from_nanos(1), ms(10)),
+            (ms(10), ms(10)),
+            (ms(10) + Duration::from_nanos(1), ms(20)),
+            (Duration::from_secs(30) - Duration::from_micros(35), Duration::from_secs(30)),
+            (Duration::from_secs(2) + ms(995), Duration::from_secs(3)),
+            (Duration::MAX, Duration::MAX),
+        ] {
+            assert_eq!(round_up(after), rounded, "{after:?}");
+        }
+    }
+
+    #[test]
+    fn a_passed_limit_stays_passed_and_no_limit_stays_none() {
+        let at = |after| NextTimeout {
+            after,
+            ..NextTimeout::default()
+        };
+        use ureq::unversioned::transport::time::Duration as UreqDuration;
+        let zero = capped(at(UreqDuration::Exact(Duration::ZERO)));
+        assert!(zero.after.is_zero());
+        let never = capped(at(UreqDuration::NotHappening));
+        assert!(never.after.is_not_happening());
+        // The thread's limit caps the wait, rounded up, and names it.
+        set(Some(Instant::now() + ms_(1500)));
+        let capped_wait = capped(at(UreqDuration::Exact(Duration::from_secs(30))));
+        set(None);
+        assert_eq!(capped_wait.reason, Timeout::Global);
+        assert!(*capped_wait.after <= ms_(1500), "{capped_wait:?}");
+        assert!(*capped_wait.after >= ms_(1400), "{capped_wait:?}");
+        assert_eq!(capped_wait.after.subsec_nanos() % STEP.subsec_nanos(), 0);
+    }
+
+    fn ms_(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
 }
 
 /// Counts `n` bytes the connection delivered: an error once an answer's body came with more
