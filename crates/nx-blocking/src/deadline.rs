@@ -7,7 +7,8 @@
 //! for the socket at the current thread's limit ([`set`]): a blocking call does its I/O on the
 //! caller's thread, so the limit in force is the one of the call that thread is running. A
 //! capped wait that runs out is ureq's `Timeout::Global`, which the driver hands to the call
-//! machine to name.
+//! machine to name. Every wait it hands on is rounded up to a whole 10 ms, so that ureq, which
+//! sets the socket's timeout whenever the value changes, does not set it again on every request.
 //!
 //! The same transport counts the bytes each read delivers once the driver starts reading an
 //! answer's body ([`count_body`]), against the body bytes the driver has been handed
