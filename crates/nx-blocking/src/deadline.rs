@@ -153,7 +153,10 @@ mod tests {
             (Duration::from_nanos(1), ms(10)),
             (ms(10), ms(10)),
             (ms(10) + Duration::from_nanos(1), ms(20)),
-            (Duration::from_secs(30) - Duration::from_micros(35), Duration::from_secs(30)),
+            (
+                Duration::from_secs(30) - Duration::from_micros(35),
+                Duration::from_secs(30),
+            ),
             (Duration::from_secs(2) + ms(995), Duration::from_secs(3)),
             (Duration::MAX, Duration::MAX),
         ] {
