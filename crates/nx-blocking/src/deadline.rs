@@ -141,6 +141,47 @@ fn round_up(after: Duration) -> Duration {
     }
 }
 
+/// Counts `n` bytes the connection delivered: an error once an answer's body came with more
+/// than [`framing::check`] allows.
+fn delivered(n: usize, read_ahead: u64) -> Result<(), ureq::Error> {
+    ATTEMPT.with(|a| {
+        let Some(body) = a.body.get() else {
+            return Ok(());
+        };
+        let delivered = a.delivered.get().saturating_add(n as u64);
+        a.delivered.set(delivered);
+        framing::check(delivered, body, read_ahead)
+            .map_err(|excess| ureq::Error::Io(io::Error::new(io::ErrorKind::InvalidData, excess)))
+    })
+}
+
+impl<T: Transport> Transport for Capped<T> {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        self.inner.transmit_output(amount, capped(timeout))
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        // What a read appends to the unconsumed input is what it delivered.
+        let before = self.inner.buffers().input().len();
+        let more = self.inner.await_input(capped(timeout))?;
+        let after = self.inner.buffers().input().len();
+        delivered(after.saturating_sub(before), self.read_ahead)?;
+        Ok(more)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.inner.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,46 +228,5 @@ mod tests {
 
     fn ms_(n: u64) -> Duration {
         Duration::from_millis(n)
-    }
-}
-
-/// Counts `n` bytes the connection delivered: an error once an answer's body came with more
-/// than [`framing::check`] allows.
-fn delivered(n: usize, read_ahead: u64) -> Result<(), ureq::Error> {
-    ATTEMPT.with(|a| {
-        let Some(body) = a.body.get() else {
-            return Ok(());
-        };
-        let delivered = a.delivered.get().saturating_add(n as u64);
-        a.delivered.set(delivered);
-        framing::check(delivered, body, read_ahead)
-            .map_err(|excess| ureq::Error::Io(io::Error::new(io::ErrorKind::InvalidData, excess)))
-    })
-}
-
-impl<T: Transport> Transport for Capped<T> {
-    fn buffers(&mut self) -> &mut dyn Buffers {
-        self.inner.buffers()
-    }
-
-    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        self.inner.transmit_output(amount, capped(timeout))
-    }
-
-    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        // What a read appends to the unconsumed input is what it delivered.
-        let before = self.inner.buffers().input().len();
-        let more = self.inner.await_input(capped(timeout))?;
-        let after = self.inner.buffers().input().len();
-        delivered(after.saturating_sub(before), self.read_ahead)?;
-        Ok(more)
-    }
-
-    fn is_open(&mut self) -> bool {
-        self.inner.is_open()
-    }
-
-    fn is_tls(&self) -> bool {
-        self.inner.is_tls()
     }
 }
