@@ -66,6 +66,9 @@ impl<'a> SignableBody<'a> {
 pub struct SignableRequest<'a> {
     params: &'a [(&'a str, &'a str)],
     body: SignableBody<'a>,
+    /// The names are known to be in strictly ascending order (set only by the crate, for
+    /// constant names), so [`SignableRequest::sorted`] need not compare them.
+    in_order: bool,
 }
 
 /// Why a request cannot be signed.
@@ -80,7 +83,28 @@ pub enum SigningError {
 impl<'a> SignableRequest<'a> {
     /// A request with these header parameters and this body.
     pub fn new(params: &'a [(&'a str, &'a str)], body: SignableBody<'a>) -> Self {
-        Self { params, body }
+        Self {
+            params,
+            body,
+            in_order: false,
+        }
+    }
+
+    /// [`SignableRequest::new`] for parameters whose names the caller knows to be in strictly
+    /// ascending order without `sign` (constants, as in [`crate::operation::build_request`]):
+    /// the order is not checked again on each call, except in debug builds.
+    pub(crate) fn new_in_order(params: &'a [(&'a str, &'a str)], body: SignableBody<'a>) -> Self {
+        debug_assert!(
+            params
+                .windows(2)
+                .all(|pair| pair[0].0 < pair[1].0 && pair[1].0 != SIGN_HEADER)
+                && params.first().is_none_or(|first| first.0 != SIGN_HEADER)
+        );
+        Self {
+            params,
+            body,
+            in_order: true,
+        }
     }
 
     /// The parameters that are signed, in signing order (ascending ASCII by name, `sign` skipped).
@@ -90,6 +114,13 @@ impl<'a> SignableRequest<'a> {
     /// is sorted by repeated selection over the borrowed slice, so it needs no allocation; the
     /// handful of parameters a request carries makes the quadratic cost irrelevant.
     fn sorted(&self) -> Result<SortedParams<'a>, SigningError> {
+        if self.in_order {
+            return Ok(SortedParams {
+                params: self.params,
+                in_order: true,
+                last: None,
+            });
+        }
         let signed = |(name, _): &&(&str, &str)| *name != SIGN_HEADER;
         let mut names = self.params.iter().filter(signed).map(|(name, _)| *name);
         let in_order = names.next().is_none_or(|first| {

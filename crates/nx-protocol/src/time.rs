@@ -75,17 +75,31 @@ pub struct Digits {
 }
 
 impl Digits {
-    /// Renders `n`.
+    /// Renders `n`, two digits per division (a 13-digit `ts` in 7 steps, not 13).
     pub fn new(mut n: u64) -> Self {
+        /// "00" to "99".
+        const PAIRS: [[u8; 2]; 100] = {
+            let mut pairs = [[0; 2]; 100];
+            let mut i = 0;
+            while i < 100 {
+                pairs[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+                i += 1;
+            }
+            pairs
+        };
         let mut buf = [0u8; 20];
         let mut i = buf.len();
-        loop {
+        while n >= 100 {
+            i -= 2;
+            buf[i..i + 2].copy_from_slice(&PAIRS[(n % 100) as usize]);
+            n /= 100;
+        }
+        if n >= 10 {
+            i -= 2;
+            buf[i..i + 2].copy_from_slice(&PAIRS[n as usize]);
+        } else {
             i -= 1;
-            buf[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
+            buf[i] = b'0' + n as u8;
         }
         Self {
             buf,
@@ -137,7 +151,20 @@ mod tests {
 
     #[test]
     fn digits_match_std_formatting() {
-        for n in [0, 1, 9, 10, 1_655_710_885_431, u64::MAX] {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            101,
+            999,
+            1_000,
+            1_655_710_885_431,
+            10_000_000_000_000,
+            u64::MAX,
+        ] {
             assert_eq!(Digits::new(n).as_str(), n.to_string());
         }
     }

@@ -24,9 +24,8 @@ fn media_body(phone: &str, media_id: &str) -> Result<RequestBody, InvalidInput> 
         Json::Str(phone),
         Json::Raw(r#","Media-ID":"#),
         Json::Str(media_id),
-        Json::Raw(r#","messaging_product":"#),
-        Json::Str(MESSAGING_PRODUCT),
-        Json::Raw("}"),
+        // `MESSAGING_PRODUCT` as a JSON string: a constant with nothing to escape.
+        Json::Raw(r#","messaging_product":"whatsapp"}"#),
     ])))
 }
 
