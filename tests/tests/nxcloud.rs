@@ -396,65 +396,76 @@ fn repeated_clock_skew_gives_up<D: Driver>() {
     assert_eq!(requests(&world, Route::GetMedia), 2);
 }
 
-/// A corrupted download fails the SHA-256 check and leaves no file behind.
+/// A corrupted download fails the SHA-256 check and leaves no file behind, whether it is
+/// written at the end (200 kB) or on the way, in pieces (over 5 MiB: the writer thread of
+/// nx-blocking, nx-async's batches on the blocking pool).
 fn corrupt_download_leaves_no_file<D: Driver>() {
-    let world = World::<D>::new();
-    let data = pattern(200_000);
-    let id = world
-        .client
-        .upload_media(
+    for len in [200_000, (5 << 20) + 12_345] {
+        let world = World::<D>::new();
+        let data = pattern(len);
+        let id = world
+            .client
+            .upload_media(
+                PHONE,
+                "application/pdf",
+                Source::Bytes(data.clone(), "d.pdf"),
+            )
+            .unwrap()
+            .id;
+        world
+            .sandbox
+            .faults()
+            .add(FaultRule::new(Route::OssDownload, Fault::CorruptBody));
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("d.pdf");
+        match world.client.download_media_to_path(
             PHONE,
-            "application/pdf",
-            Source::Bytes(data.clone(), "d.pdf"),
-        )
-        .unwrap()
-        .id;
-    world
-        .sandbox
-        .faults()
-        .add(FaultRule::new(Route::OssDownload, Fault::CorruptBody));
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("d.pdf");
-    match world
-        .client
-        .download_media_to_path(PHONE, &id, &target, Some(Sha256Digest::of(&data)))
-    {
-        Err(Error::Integrity(IntegrityError::Sha256Mismatch { .. })) => {}
-        other => panic!("{other:?}"),
+            &id,
+            &target,
+            Some(Sha256Digest::of(&data)),
+        ) {
+            Err(Error::Integrity(IntegrityError::Sha256Mismatch { .. })) => {}
+            other => panic!("{len}: {other:?}"),
+        }
+        assert!(
+            files_in(dir.path()).is_empty(),
+            "{len}: {:?}",
+            files_in(dir.path())
+        );
     }
-    assert!(
-        files_in(dir.path()).is_empty(),
-        "{:?}",
-        files_in(dir.path())
-    );
 }
 
-/// A download cut short of its Content-Length fails and leaves no file behind.
+/// A download cut short of its Content-Length fails and leaves no file behind, small or large
+/// (as above).
 fn truncated_download_leaves_no_file<D: Driver>() {
-    let world = World::<D>::new();
-    let id = world
-        .client
-        .upload_media(
-            PHONE,
-            "application/pdf",
-            Source::Bytes(pattern(200_000), "d.pdf"),
-        )
-        .unwrap()
-        .id;
-    world
-        .sandbox
-        .faults()
-        .add(FaultRule::new(Route::OssDownload, Fault::Truncated));
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("d.pdf");
-    match world
-        .client
-        .download_media_to_path(PHONE, &id, &target, None)
-    {
-        Err(Error::Integrity(IntegrityError::LengthMismatch { .. }) | Error::Transport { .. }) => {}
-        other => panic!("{other:?}"),
+    for len in [200_000, (5 << 20) + 12_345] {
+        let world = World::<D>::new();
+        let id = world
+            .client
+            .upload_media(
+                PHONE,
+                "application/pdf",
+                Source::Bytes(pattern(len), "d.pdf"),
+            )
+            .unwrap()
+            .id;
+        world
+            .sandbox
+            .faults()
+            .add(FaultRule::new(Route::OssDownload, Fault::Truncated));
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("d.pdf");
+        match world
+            .client
+            .download_media_to_path(PHONE, &id, &target, None)
+        {
+            Err(
+                Error::Integrity(IntegrityError::LengthMismatch { .. }) | Error::Transport { .. },
+            ) => {}
+            other => panic!("{len}: {other:?}"),
+        }
+        assert!(files_in(dir.path()).is_empty(), "{len}");
     }
-    assert!(files_in(dir.path()).is_empty());
 }
 
 /// An existing file at the target survives a failed download untouched.

@@ -19,7 +19,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::Sleep;
 
 use crate::client::{instant, mono, now};
-use crate::sink::{Target, TempFile};
+use crate::sink::{Direct, Sink, Target, TempFile};
 use crate::transport::{self, Http, Progress};
 use crate::upload::UploadSource;
 
@@ -152,7 +152,7 @@ async fn attempt<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
         Read::Stream => match target {
             Target::None => call.failed(Error::Config("a streamed answer needs a target".into())),
             Target::Writer(sink) => {
-                if pump(call, timer, body, &mut **sink).await
+                if pump(call, timer, body, &mut Direct(&mut **sink)).await
                     && let Err(e) = sink.flush().await
                 {
                     call.failed(Error::io("writing the download", e));
@@ -274,11 +274,11 @@ async fn read_capped(mut body: Incoming, max: u64) -> Result<Bytes, Error> {
 
 /// Streams `body` into `sink` chunk by chunk through the call's checks: `true` when it ended
 /// and passed them (then the caller finishes the writer).
-async fn pump<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
+async fn pump<K: Kind>(
     call: &mut Call<K>,
     timer: &mut Timer<'_>,
     mut body: Incoming,
-    sink: &mut W,
+    sink: &mut impl Sink,
 ) -> bool {
     loop {
         let next = pin!(async {
@@ -301,7 +301,7 @@ async fn pump<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
         if !call.chunk(&chunk, mono()) {
             return false;
         }
-        if let Err(e) = sink.write_all(&chunk).await {
+        if let Err(e) = sink.put(chunk).await {
             call.failed(Error::io("writing the download", e));
             return false;
         }

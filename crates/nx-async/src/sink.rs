@@ -1,11 +1,11 @@
 //! Where downloaded bytes go: any `AsyncWrite`, or a temporary file that becomes the target file
 //! only once every check has passed. Shared by NXCloud downloads and On-Premises retrieves.
 
+use std::io::{IoSlice, Write as _};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 
+use bytes::Bytes;
 use nx_protocol::download::Writeback;
 use nx_protocol::error::Error;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -34,6 +34,22 @@ impl<W: ?Sized> Target<'_, W> {
     }
 }
 
+/// Where the driver's pump puts a streamed body's chunks, once the call checked them: the
+/// chunks as hyper read them, so a file can be written from them without a copy.
+pub(crate) trait Sink {
+    /// Takes one checked chunk.
+    async fn put(&mut self, chunk: Bytes) -> std::io::Result<()>;
+}
+
+/// A caller's writer: each chunk is written to it as it comes.
+pub(crate) struct Direct<'a, W: ?Sized>(pub(crate) &'a mut W);
+
+impl<W: AsyncWrite + Unpin + ?Sized> Sink for Direct<'_, W> {
+    async fn put(&mut self, chunk: Bytes) -> std::io::Result<()> {
+        self.0.write_all(&chunk).await
+    }
+}
+
 /// A temporary file beside the target, deleted unless [`TempFile::commit`] renames it into place.
 pub(crate) struct TempFile {
     temp: tempfile::NamedTempFile,
@@ -44,7 +60,6 @@ impl TempFile {
     /// Creates the temporary file in `target`'s directory (so the rename is atomic) and opens
     /// it for writing.
     pub(crate) fn create(target: &Path) -> Result<(Self, WritingBack), Error> {
-        let io = |context: &str, e| Error::io(format!("{context} {}", target.display()), e);
         let dir = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -57,14 +72,16 @@ impl TempFile {
         })?;
         keep_mode(&temp, target)
             .map_err(|e| Error::io(format!("keeping the mode of {}", target.display()), e))?;
-        let clone = || {
-            temp.as_file()
-                .try_clone()
-                .map_err(|e| io("opening the temporary file for", e))
-        };
+        let file = temp.as_file().try_clone().map_err(|e| {
+            Error::io(
+                format!("opening the temporary file for {}", target.display()),
+                e,
+            )
+        })?;
         let writer = WritingBack {
-            file: tokio::fs::File::from_std(clone()?),
-            handle: Arc::new(clone()?),
+            file: Arc::new(file),
+            batch: Vec::with_capacity(BATCH_CHUNKS),
+            batched: 0,
             writeback: Writeback::new(),
             in_flight: None,
         };
@@ -77,21 +94,21 @@ impl TempFile {
         ))
     }
 
-    /// Flushes and syncs the file, then renames the temporary file to the target.
-    pub(crate) async fn commit(self, writer: WritingBack) -> Result<(), Error> {
+    /// Writes the last batch and syncs the file (one trip to the blocking pool), then renames
+    /// the temporary file to the target.
+    pub(crate) async fn commit(self, mut writer: WritingBack) -> Result<(), Error> {
         let io = |context: &str, e| Error::io(format!("{context} {}", self.target.display()), e);
-        let WritingBack {
-            mut file,
-            in_flight,
-            ..
-        } = writer;
-        file.flush().await.map_err(|e| io("writing", e))?;
-        if let Some(started) = in_flight {
-            // Only ever a hint to the kernel: whatever it did, the fsync below does the rest.
-            let _ = started.await;
-        }
-        file.sync_all().await.map_err(|e| io("syncing", e))?;
-        drop(file);
+        writer.settle().await.map_err(|e| io("writing", e))?;
+        let batch = std::mem::take(&mut writer.batch);
+        let file = writer.file.clone();
+        let synced = tokio::task::spawn_blocking(move || {
+            write_batch(&file, &batch).map_err(|e| ("writing", e))?;
+            file.sync_all().map_err(|e| ("syncing", e))
+        })
+        .await
+        .unwrap_or_else(|e| Err(("writing", std::io::Error::other(e))));
+        synced.map_err(|(context, e)| io(context, e))?;
+        drop(writer);
         let target = self.target.clone();
         self.temp.persist(&target).map(drop).map_err(|e| {
             Error::io(
@@ -102,44 +119,76 @@ impl TempFile {
     }
 }
 
-/// The temporary file as written: every write goes to the file (tokio writes on its blocking
-/// pool), and each finished stretch of [`Writeback`] is handed to the disk there too, without
-/// waiting for it and with at most one such request in flight (a stretch that finds one still
-/// running is left to the fsync).
+/// A batch is written once it holds this many bytes...
+const BATCH_BYTES: usize = 1024 * 1024;
+
+/// ...or this many chunks. Each chunk may keep hyper's whole read buffer (up to about 400 KiB)
+/// alive, so the count bounds the memory two batches hold (about 6 MiB at worst, 2 MiB for a
+/// body that comes in full reads), whatever the chunk sizes a server sends.
+const BATCH_CHUNKS: usize = 8;
+
+/// The temporary file as written: the chunks are batched as hyper read them (no copy), and each
+/// batch goes to tokio's blocking pool in one trip and one `writev`, with the start of its
+/// [`Writeback`] stretch when one is due, while the next batch fills. One batch at most is in
+/// flight: a full batch waits for it (a pool trip per chunk, and a copy of every chunk, is what
+/// `tokio::fs::File` costs).
 pub(crate) struct WritingBack {
-    file: tokio::fs::File,
-    /// The same file, for the writeback requests.
-    handle: Arc<std::fs::File>,
+    file: Arc<std::fs::File>,
+    batch: Vec<Bytes>,
+    /// Bytes in `batch`.
+    batched: usize,
     writeback: Writeback,
-    in_flight: Option<JoinHandle<()>>,
+    in_flight: Option<JoinHandle<std::io::Result<()>>>,
 }
 
-impl AsyncWrite for WritingBack {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        let n = ready!(Pin::new(&mut this.file).poll_write(cx, buf))?;
-        if let Some((offset, len)) = this.writeback.wrote(n as u64)
-            && this.in_flight.as_ref().is_none_or(JoinHandle::is_finished)
-        {
-            let handle = this.handle.clone();
-            this.in_flight = Some(tokio::task::spawn_blocking(move || {
-                start_writeback(&handle, offset, len);
-            }));
+impl WritingBack {
+    /// Waits for the batch in flight, if any.
+    async fn settle(&mut self) -> std::io::Result<()> {
+        match self.in_flight.take() {
+            Some(write) => write
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            None => Ok(()),
         }
-        Poll::Ready(Ok(n))
     }
+}
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().file).poll_flush(cx)
+impl Sink for WritingBack {
+    async fn put(&mut self, chunk: Bytes) -> std::io::Result<()> {
+        self.batched += chunk.len();
+        self.batch.push(chunk);
+        if self.batched < BATCH_BYTES && self.batch.len() < BATCH_CHUNKS {
+            return Ok(());
+        }
+        self.settle().await?;
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_CHUNKS));
+        let stretch = self.writeback.wrote(self.batched as u64);
+        self.batched = 0;
+        let file = self.file.clone();
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            write_batch(&file, &batch)?;
+            if let Some((offset, len)) = stretch {
+                start_writeback(&file, offset, len);
+            }
+            Ok(())
+        }));
+        Ok(())
     }
+}
 
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().file).poll_shutdown(cx)
+/// Writes `batch` at the file's position, all of it.
+fn write_batch(mut file: &std::fs::File, batch: &[Bytes]) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|b| IoSlice::new(b)).collect();
+    let mut slices = &mut slices[..];
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
+    Ok(())
 }
 
 /// Starts writing `len` bytes of `file` from `offset` to disk, without waiting. On Linux,

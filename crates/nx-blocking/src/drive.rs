@@ -10,8 +10,8 @@ use nx_protocol::error::Error;
 
 use crate::client::{instant, mono, now};
 use crate::deadline;
-use crate::sink::{Target, TempFile};
-use crate::transport::{self, CHUNK, Http, SendError};
+use crate::sink::{Direct, Sink, Target, TempFile};
+use crate::transport::{self, Http, SendError};
 use crate::upload::UploadSource;
 
 /// Runs `call` until it ends or asks for what only the client can give (a token, a fresh
@@ -135,19 +135,19 @@ fn attempt<K: Kind, W: Write + ?Sized>(
         ReadAs::Stream => match target {
             Target::None => call.failed(Error::Config("a streamed answer needs a target".into())),
             Target::Writer(sink) => {
-                if pump(call, &mut body, &mut **sink)
+                if pump(call, &mut body, &mut Direct::new(&mut **sink))
                     && let Err(e) = sink.flush()
                 {
                     call.failed(Error::io("writing the download", e));
                 }
             }
             Target::Path(path) => {
-                let mut temp = match TempFile::create(path) {
-                    Ok(temp) => temp,
+                let (temp, mut file) = match TempFile::create(path) {
+                    Ok(created) => created,
                     Err(error) => return call.failed(error),
                 };
-                if pump(call, &mut body, &mut temp.writer())
-                    && let Err(error) = temp.commit()
+                if pump(call, &mut body, &mut file)
+                    && let Err(error) = temp.commit(file)
                 {
                     call.failed(error);
                 }
@@ -203,16 +203,12 @@ fn read_capped<K: Kind>(
     }
 }
 
-/// Streams `body` into `sink`, one 64 KiB chunk at a time, through the call's checks: `true`
+/// Streams `body` into `sink`, read straight into its buffer, through the call's checks: `true`
 /// when it ended and passed them (then the caller finishes the writer).
-fn pump<K: Kind, W: Write + ?Sized>(
-    call: &mut Call<K>,
-    body: &mut impl Read,
-    sink: &mut W,
-) -> bool {
-    let mut buf = vec![0u8; CHUNK];
+fn pump<K: Kind>(call: &mut Call<K>, body: &mut impl Read, sink: &mut impl Sink) -> bool {
     loop {
-        let n = match body.read(&mut buf) {
+        let buf = sink.buf();
+        let n = match body.read(buf) {
             Ok(0) => return call.end(mono()),
             Ok(n) => {
                 deadline::body_read(n);
@@ -227,7 +223,7 @@ fn pump<K: Kind, W: Write + ?Sized>(
         if !call.chunk(&buf[..n], mono()) {
             return false;
         }
-        if let Err(e) = sink.write_all(&buf[..n]) {
+        if let Err(e) = sink.filled(n) {
             call.failed(Error::io("writing the download", e));
             return false;
         }

@@ -3,6 +3,8 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 use nx_protocol::download::Writeback;
 use nx_protocol::error::Error;
@@ -30,6 +32,47 @@ impl<W: ?Sized> Target<'_, W> {
     }
 }
 
+/// Where the driver's pump puts a streamed body: it reads into [`Sink::buf`] (straight from
+/// ureq, no copy of ours), has the call check what it read, then hands it over with
+/// [`Sink::filled`].
+pub(crate) trait Sink {
+    /// Where the next read goes (never empty).
+    fn buf(&mut self) -> &mut [u8];
+
+    /// The first `n` bytes of the last [`Sink::buf`] were read and passed the checks.
+    fn filled(&mut self, n: usize) -> std::io::Result<()>;
+}
+
+/// A caller's writer: each read is written at once (the caller sees the bytes as they come).
+/// The buffer is larger than ureq's 128 KiB input buffer, so each read takes all ureq holds and
+/// becomes one write.
+pub(crate) struct Direct<'a, W: ?Sized> {
+    sink: &'a mut W,
+    buf: Vec<u8>,
+}
+
+/// [`Direct`]'s buffer.
+const DIRECT_BUF: usize = 256 * 1024;
+
+impl<'a, W: Write + ?Sized> Direct<'a, W> {
+    pub(crate) fn new(sink: &'a mut W) -> Self {
+        Self {
+            sink,
+            buf: vec![0; DIRECT_BUF],
+        }
+    }
+}
+
+impl<W: Write + ?Sized> Sink for Direct<'_, W> {
+    fn buf(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+
+    fn filled(&mut self, n: usize) -> std::io::Result<()> {
+        self.sink.write_all(&self.buf[..n])
+    }
+}
+
 /// A temporary file beside the target, deleted unless [`TempFile::commit`] renames it into place.
 pub(crate) struct TempFile {
     temp: tempfile::NamedTempFile,
@@ -37,8 +80,9 @@ pub(crate) struct TempFile {
 }
 
 impl TempFile {
-    /// Creates the temporary file in `target`'s directory (so the rename is atomic).
-    pub(crate) fn create(target: &Path) -> Result<Self, Error> {
+    /// Creates the temporary file in `target`'s directory (so the rename is atomic), and the
+    /// [`FileWriter`] that fills it.
+    pub(crate) fn create(target: &Path) -> Result<(Self, FileWriter), Error> {
         let dir = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -51,29 +95,32 @@ impl TempFile {
         })?;
         keep_mode(&temp, target)
             .map_err(|e| Error::io(format!("keeping the mode of {}", target.display()), e))?;
-        Ok(Self {
+        let file = temp.as_file().try_clone().map_err(|e| {
+            Error::io(
+                format!("opening the temporary file for {}", target.display()),
+                e,
+            )
+        })?;
+        let writer = FileWriter {
+            file,
+            buf: vec![0; FILE_BUF],
+            filled: 0,
+            buffers: 1,
+            thread: None,
+            inline: false,
+        };
+        let temp = Self {
             temp,
             target: target.to_path_buf(),
-        })
+        };
+        Ok((temp, writer))
     }
 
-    /// The writer of the download: the file, starting its writeback every
-    /// [`WRITEBACK_INTERVAL`](nx_protocol::download::WRITEBACK_INTERVAL) so the fsync of
-    /// [`TempFile::commit`] is short.
-    pub(crate) fn writer(&mut self) -> WritingBack<'_> {
-        WritingBack {
-            file: self.temp.as_file_mut(),
-            writeback: Writeback::new(),
-        }
-    }
-
-    /// Flushes and syncs the file, then renames it to the target.
-    pub(crate) fn commit(mut self) -> Result<(), Error> {
+    /// Writes what `writer` still holds and waits for its thread, syncs the file, then renames
+    /// it to the target.
+    pub(crate) fn commit(self, writer: FileWriter) -> Result<(), Error> {
         let io = |context: &str, e| Error::io(format!("{context} {}", self.target.display()), e);
-        self.temp
-            .as_file_mut()
-            .flush()
-            .map_err(|e| io("writing", e))?;
+        writer.finish().map_err(|e| io("writing", e))?;
         self.temp
             .as_file()
             .sync_all()
@@ -88,24 +135,156 @@ impl TempFile {
     }
 }
 
-/// The temporary file as written: every write goes to the file, and each finished stretch of
-/// [`Writeback`] is handed to the disk without waiting for it.
-pub(crate) struct WritingBack<'a> {
-    file: &'a mut std::fs::File,
-    writeback: Writeback,
+/// The pieces a download's temporary file is written in, on a thread of its own.
+const FILE_BUF: usize = 1024 * 1024;
+
+/// [`FILE_BUF`] buffers at most per download: one the pump fills, one the thread writes, one
+/// waiting between them.
+const FILE_BUFFERS: usize = 3;
+
+/// Fills the temporary file. The pump reads into 1 MiB buffers; each full one goes to a writer
+/// thread, which writes it in one call and starts its writeback every
+/// [`WRITEBACK_INTERVAL`](nx_protocol::download::WRITEBACK_INTERVAL) (so the fsync of
+/// [`TempFile::commit`] is short), while the pump receives and hashes the next: on one thread,
+/// the copy into the page cache would wait for the socket and the hash, and they for it. The
+/// thread starts with the second megabyte, so a small download is written inline, at the end.
+/// Memory stays at [`FILE_BUFFERS`] buffers: the pump waits for one the thread is done with.
+pub(crate) struct FileWriter {
+    /// The file (the thread writes through a handle of its own).
+    file: std::fs::File,
+    buf: Vec<u8>,
+    /// Bytes of `buf` read.
+    filled: usize,
+    /// Buffers made so far.
+    buffers: usize,
+    thread: Option<WriterThread>,
+    /// No thread could be started: the pump's thread writes.
+    inline: bool,
 }
 
-impl Write for WritingBack<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(buf)?;
-        if let Some((offset, len)) = self.writeback.wrote(n as u64) {
-            start_writeback(self.file, offset, len);
-        }
-        Ok(n)
+/// The writer thread and the buffers going to it (with their length) and coming back.
+struct WriterThread {
+    full: SyncSender<(Vec<u8>, usize)>,
+    empty: Receiver<Vec<u8>>,
+    handle: JoinHandle<std::io::Result<()>>,
+}
+
+impl WriterThread {
+    /// Starts writing into a handle of its own on `file` (`None` when no thread or handle
+    /// could be had: then the pump's thread writes).
+    fn spawn(file: &std::fs::File) -> Option<Self> {
+        let file = file.try_clone().ok()?;
+        let (full, to_write) = sync_channel::<(Vec<u8>, usize)>(FILE_BUFFERS);
+        let (written, empty) = sync_channel(FILE_BUFFERS);
+        let handle = std::thread::Builder::new()
+            .name("nx-download-writer".into())
+            .spawn(move || {
+                let mut file = &file;
+                let mut writeback = Writeback::new();
+                for (buf, n) in to_write {
+                    file.write_all(&buf[..n])?;
+                    if let Some((offset, len)) = writeback.wrote(n as u64) {
+                        start_writeback(file, offset, len);
+                    }
+                    // The pump may have stopped on an error: then nobody takes it back.
+                    let _ = written.send(buf);
+                }
+                Ok(())
+            })
+            .ok()?;
+        Some(Self {
+            full,
+            empty,
+            handle,
+        })
     }
 
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
+    /// The thread's outcome, once it is told (or found) to be done.
+    fn join(self) -> std::io::Result<()> {
+        drop(self.full);
+        self.handle.join().unwrap_or_else(|_| {
+            Err(std::io::Error::other(
+                "the download's writer thread panicked",
+            ))
+        })
+    }
+}
+
+impl FileWriter {
+    /// Hands the full buffer to the thread (starting it if need be) and takes an empty one.
+    fn pass_on(&mut self) -> std::io::Result<()> {
+        if !self.inline && self.thread.is_none() {
+            self.thread = WriterThread::spawn(&self.file);
+            self.inline = self.thread.is_none();
+        }
+        let Some(thread) = &self.thread else {
+            self.file.write_all(&self.buf[..self.filled])?;
+            self.filled = 0;
+            return Ok(());
+        };
+        let next = if self.buffers < FILE_BUFFERS {
+            self.buffers += 1;
+            Some(vec![0; FILE_BUF])
+        } else {
+            None
+        };
+        let full = std::mem::take(&mut self.buf);
+        let next = match thread.full.send((full, self.filled)) {
+            Ok(()) => next.map_or_else(|| thread.empty.recv().ok(), Some),
+            Err(_) => None,
+        };
+        self.filled = 0;
+        match next {
+            Some(buf) => {
+                self.buf = buf;
+                Ok(())
+            }
+            // The thread stopped: its error says why.
+            None => match self.thread.take().map(WriterThread::join) {
+                Some(Err(e)) => Err(e),
+                _ => Err(std::io::Error::other(
+                    "the download's writer thread stopped",
+                )),
+            },
+        }
+    }
+
+    /// Writes what is left and waits for the thread to have written everything.
+    fn finish(mut self) -> std::io::Result<()> {
+        let Some(thread) = self.thread.take() else {
+            return self.file.write_all(&self.buf[..self.filled]);
+        };
+        if self.filled > 0 {
+            // A failed send means the thread stopped: joining it says why.
+            let _ = thread
+                .full
+                .send((std::mem::take(&mut self.buf), self.filled));
+        }
+        thread.join()
+    }
+}
+
+impl Sink for FileWriter {
+    fn buf(&mut self) -> &mut [u8] {
+        &mut self.buf[self.filled..]
+    }
+
+    fn filled(&mut self, n: usize) -> std::io::Result<()> {
+        self.filled += n;
+        if self.filled == self.buf.len() {
+            self.pass_on()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FileWriter {
+    /// A download that failed waits for the thread to stop (it stops after the write in hand),
+    /// so nothing writes into the temporary file once it is removed.
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -113,7 +292,7 @@ impl Write for WritingBack<'_> {
 /// `POSIX_FADV_DONTNEED` does that (it writes dirty pages back, then drops only the pages
 /// already clean); a failure only means the fsync has more to do, so it is ignored. Elsewhere,
 /// nothing: the fsync writes everything.
-pub(crate) fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
     #[cfg(target_os = "linux")]
     {
         let _ = rustix::fs::fadvise(

@@ -19,9 +19,6 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
 use crate::upload::Reader;
 
-/// Bytes moved at a time: a download's buffer, and a JSON answer's read size.
-pub(crate) const CHUNK: usize = 64 * 1024;
-
 /// How long a pooled connection may sit idle before it is dropped (as nx-async's pool).
 const POOL_IDLE: Duration = Duration::from_secs(60);
 
