@@ -230,3 +230,31 @@ fn keep_mode(temp: &tempfile::NamedTempFile, target: &Path) -> std::io::Result<(
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn batches_write_every_byte_in_order_whatever_the_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..5 * BATCH_BYTES + 17)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        // Full reads, odd sizes, and tiny chunks (batched by count).
+        for piece in [400 * 1024, 100_003, 3] {
+            let target = dir.path().join(format!("f{piece}"));
+            let (temp, mut writer) = TempFile::create(&target).unwrap();
+            let data = Bytes::from(data.clone());
+            let len = if piece == 3 { 30_000 } else { data.len() };
+            for at in (0..len).step_by(piece) {
+                writer
+                    .put(data.slice(at..(at + piece).min(len)))
+                    .await
+                    .unwrap();
+            }
+            temp.commit(writer).await.unwrap();
+            assert!(std::fs::read(&target).unwrap() == data[..len], "{piece}");
+        }
+    }
+}

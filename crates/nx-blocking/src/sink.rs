@@ -101,19 +101,11 @@ impl TempFile {
                 e,
             )
         })?;
-        let writer = FileWriter {
-            file,
-            buf: vec![0; FILE_BUF],
-            filled: 0,
-            buffers: 1,
-            thread: None,
-            inline: false,
-        };
         let temp = Self {
             temp,
             target: target.to_path_buf(),
         };
-        Ok((temp, writer))
+        Ok((temp, FileWriter::new(file)))
     }
 
     /// Writes what `writer` still holds and waits for its thread, syncs the file, then renames
@@ -211,6 +203,17 @@ impl WriterThread {
 }
 
 impl FileWriter {
+    fn new(file: std::fs::File) -> Self {
+        Self {
+            file,
+            buf: vec![0; FILE_BUF],
+            filled: 0,
+            buffers: 1,
+            thread: None,
+            inline: false,
+        }
+    }
+
     /// Hands the full buffer to the thread (starting it if need be) and takes an empty one.
     fn pass_on(&mut self) -> std::io::Result<()> {
         if !self.inline && self.thread.is_none() {
@@ -325,5 +328,55 @@ fn keep_mode(temp: &tempfile::NamedTempFile, target: &Path) -> std::io::Result<(
     match std::fs::metadata(target) {
         Ok(meta) if meta.is_file() => temp.as_file().set_permissions(meta.permissions()),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `data` to `writer` as reads of `piece` bytes would, then finishes it.
+    fn feed(mut writer: FileWriter, data: &[u8], piece: usize) -> std::io::Result<()> {
+        let mut at = 0;
+        while at < data.len() {
+            let buf = writer.buf();
+            let n = buf.len().min(piece).min(data.len() - at);
+            buf[..n].copy_from_slice(&data[at..at + n]);
+            writer.filled(n)?;
+            at += n;
+        }
+        writer.finish()
+    }
+
+    #[test]
+    fn the_writer_thread_writes_every_byte_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        // Small (written at the end, no thread), and more than the buffers there are.
+        for len in [1000, 7 * FILE_BUF / 2 + 17] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            let path = dir.path().join(format!("f{len}"));
+            feed(
+                FileWriter::new(std::fs::File::create(&path).unwrap()),
+                &data,
+                100_003,
+            )
+            .unwrap();
+            assert!(std::fs::read(&path).unwrap() == data, "{len}");
+        }
+    }
+
+    #[test]
+    fn a_failed_write_surfaces_as_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("read-only");
+        std::fs::write(&path, b"").unwrap();
+        // Writing to a file opened for reading fails, on the thread or here.
+        for len in [1000, 5 * FILE_BUF] {
+            let file = std::fs::File::open(&path).unwrap();
+            assert!(
+                feed(FileWriter::new(file), &vec![1; len], 65_536).is_err(),
+                "{len}"
+            );
+        }
     }
 }
