@@ -127,6 +127,9 @@ const BATCH_BYTES: usize = 1024 * 1024;
 /// body that comes in full reads), whatever the chunk sizes a server sends.
 const BATCH_CHUNKS: usize = 8;
 
+/// A chunk shorter than this sends its batch at once.
+const SLOW_CHUNK: usize = 16 * 1024;
+
 /// The temporary file as written: the chunks are batched as hyper read them (no copy), and each
 /// batch goes to tokio's blocking pool in one trip and one `writev`, with the start of its
 /// [`Writeback`] stretch when one is due, while the next batch fills. One batch at most is in
@@ -155,9 +158,12 @@ impl WritingBack {
 
 impl Sink for WritingBack {
     async fn put(&mut self, chunk: Bytes) -> std::io::Result<()> {
+        // A short chunk means a slow body: the batch goes to the file now, not when a
+        // megabyte has come (a fast one comes in hyper's full reads, 256 KiB and more).
+        let slow = chunk.len() < SLOW_CHUNK;
         self.batched += chunk.len();
         self.batch.push(chunk);
-        if self.batched < BATCH_BYTES && self.batch.len() < BATCH_CHUNKS {
+        if !slow && self.batched < BATCH_BYTES && self.batch.len() < BATCH_CHUNKS {
             return Ok(());
         }
         self.settle().await?;

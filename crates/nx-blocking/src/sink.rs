@@ -130,6 +130,9 @@ impl TempFile {
 /// The pieces a download's temporary file is written in, on a thread of its own.
 const FILE_BUF: usize = 1024 * 1024;
 
+/// A read shorter than this is written at once (see [`FileWriter`]).
+const SLOW_READ: usize = 16 * 1024;
+
 /// [`FILE_BUF`] buffers at most per download: one the pump fills, one the thread writes, one
 /// waiting between them.
 const FILE_BUFFERS: usize = 3;
@@ -274,7 +277,9 @@ impl Sink for FileWriter {
 
     fn filled(&mut self, n: usize) -> std::io::Result<()> {
         self.filled += n;
-        if self.filled == self.buf.len() {
+        // A short read means a slow body: what it holds goes to the file now, not when a
+        // megabyte has come (a fast one reads ureq's whole 128 KiB buffer at a time).
+        if self.filled == self.buf.len() || n < SLOW_READ {
             self.pass_on()?;
         }
         Ok(())
