@@ -42,40 +42,44 @@ pub(crate) async fn drive<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
     let mut read = None;
     loop {
         let at = Option::take(&mut read).unwrap_or_else(mono);
-        match call.poll(Now { at, wall: now() }) {
-            Step::Send(request) => {
-                if let Some(url) = call.download_url() {
-                    tracing::debug!(attempt = call.attempt(), url = %url, "downloading");
-                }
-                read = attempt(
-                    http,
-                    call,
-                    &mut timer,
-                    request,
-                    source.as_deref_mut(),
-                    target,
-                )
-                .await;
-                // Read only when the event is enabled.
-                let latency_ms = || mono().saturating_sub(at).as_millis() as u64;
-                match call.failure() {
-                    None => tracing::debug!(
-                        attempt = call.attempt(),
-                        latency_ms = latency_ms(),
-                        "call succeeded"
-                    ),
-                    Some(error) => tracing::debug!(
-                        attempt = call.attempt(),
-                        latency_ms = latency_ms(),
-                        status = error.status().map(|s| s.as_u16()),
-                        code = error.api_code().map(|c| c.get()),
-                        error = %error,
-                        "attempt failed"
-                    ),
-                }
+        // Bound by `let`, so the step (a request's size) is not kept across the awaits below.
+        let request = match call.poll(Now { at, wall: now() }) {
+            Step::Send(request) => request,
+            Step::Sleep(until) => {
+                poll_fn(|cx| timer.poll_at(until, cx)).await;
+                continue;
             }
-            Step::Sleep(until) => poll_fn(|cx| timer.poll_at(until, cx)).await,
             step => return step,
+        };
+        if let Some(url) = call.download_url() {
+            tracing::debug!(attempt = call.attempt(), url = %url, "downloading");
+        }
+        read = attempt(
+            http,
+            call,
+            &mut timer,
+            at,
+            request,
+            source.as_deref_mut(),
+            target,
+        )
+        .await;
+        // Read only when the event is enabled.
+        let latency_ms = || mono().saturating_sub(at).as_millis() as u64;
+        match call.failure() {
+            None => tracing::debug!(
+                attempt = call.attempt(),
+                latency_ms = latency_ms(),
+                "call succeeded"
+            ),
+            Some(error) => tracing::debug!(
+                attempt = call.attempt(),
+                latency_ms = latency_ms(),
+                status = error.status().map(|s| s.as_u16()),
+                code = error.api_code().map(|c| c.get()),
+                error = %error,
+                "attempt failed"
+            ),
         }
     }
 }
@@ -109,23 +113,29 @@ impl Timer<'_> {
 }
 
 /// One attempt: send the request, read its answer as the call says, feed back what happened.
-/// An answer read whole returns the clock reading the call was fed with (nothing is awaited
-/// after it, so the next poll takes it).
+/// `polled` is the clock the call was polled with for it. An answer read whole returns the
+/// clock reading the call was fed with (nothing is awaited after it, so the next poll takes
+/// it).
 async fn attempt<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
     http: &Http,
     call: &mut Call<K>,
     timer: &mut Timer<'_>,
+    polled: Duration,
     request: http::Request<OutgoingBody>,
     source: Option<&mut UploadSource>,
     target: &mut Target<'_, W>,
 ) -> Option<Duration> {
     let (parts, outgoing) = request.into_parts();
+    let mut at = polled;
     let (reader, progress) = match (&outgoing, source) {
         (OutgoingBody::Streamed(body), Some(source)) => match crate::upload::open(source).await {
-            Ok(reader) => (
-                Some(reader),
-                Some(Arc::new(Progress::new(body.content_length()))),
-            ),
+            Ok(reader) => {
+                at = mono();
+                (
+                    Some(reader),
+                    Some(Arc::new(Progress::new(body.content_length()))),
+                )
+            }
             Err(error) => return failed(call, error),
         },
         _ => (None, None),
@@ -138,40 +148,51 @@ async fn attempt<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
         http,
         http::Request::from_parts(parts, body)
     ));
-    let response = watched(call, timer, send, progress.as_deref()).await?;
+    let response = watched(call, timer, send, progress.as_deref(), &mut at).await?;
     let (head, body) = response.into_parts();
-    match call.head(head.status, &head.headers, mono()) {
+    match call.head(head.status, &head.headers, at) {
         Read::Skip => {}
         Read::Whole { max } => {
+            // An answer in one frame is there with its head: the head's clock reading stands.
             let read = pin!(read_capped(body, max));
-            let bytes = watched(call, timer, read, None).await?;
-            let at = mono();
+            let bytes = watched(call, timer, read, None, &mut at).await?;
             call.whole(head.status, &head.headers, &bytes, at);
             return Some(at);
         }
-        Read::Stream => match target {
-            Target::None => call.failed(Error::Config("a streamed answer needs a target".into())),
-            Target::Writer(sink) => {
-                if pump(call, timer, body, &mut Direct(&mut **sink)).await
-                    && let Err(e) = sink.flush().await
-                {
-                    call.failed(Error::io("writing the download", e));
-                }
-            }
-            Target::Path(path) => {
-                let (temp, mut file) = match TempFile::create(path) {
-                    Ok(created) => created,
-                    Err(error) => return failed(call, error),
-                };
-                if pump(call, timer, body, &mut file).await
-                    && let Err(error) = temp.commit(file).await
-                {
-                    call.failed(error);
-                }
-            }
-        },
+        // Boxed: its writer's futures would otherwise make every API call's state larger.
+        Read::Stream => Box::pin(stream(call, timer, body, target)).await,
     }
     None
+}
+
+/// Streams the answer's body into the target, then finishes the writer.
+async fn stream<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
+    call: &mut Call<K>,
+    timer: &mut Timer<'_>,
+    body: Incoming,
+    target: &mut Target<'_, W>,
+) {
+    match target {
+        Target::None => call.failed(Error::Config("a streamed answer needs a target".into())),
+        Target::Writer(sink) => {
+            if pump(call, timer, body, &mut Direct(&mut **sink)).await
+                && let Err(e) = sink.flush().await
+            {
+                call.failed(Error::io("writing the download", e));
+            }
+        }
+        Target::Path(path) => {
+            let (temp, mut file) = match TempFile::create(path) {
+                Ok(created) => created,
+                Err(error) => return call.failed(error),
+            };
+            if pump(call, timer, body, &mut file).await
+                && let Err(error) = temp.commit(file).await
+            {
+                call.failed(error);
+            }
+        }
+    }
 }
 
 /// Feeds `error` to the call: the attempt failed.
@@ -184,11 +205,15 @@ fn failed<K: Kind>(call: &mut Call<K>, error: Error) -> Option<Duration> {
 /// let the call check them (and to report a streamed upload's `progress`); `None` when it
 /// failed or a limit passed (the call knows which). `work` is polled first, so an answer
 /// that is already there costs no timer. (Pinned by the caller: a future is not moved again.)
+///
+/// `at` is the clock when `work` ended: read afresh once it had to wait, else left as the
+/// caller's reading (nothing was awaited since).
 async fn watched<K: Kind, T>(
     call: &mut Call<K>,
     timer: &mut Timer<'_>,
     mut work: Pin<&mut impl Future<Output = Result<T, Error>>>,
     progress: Option<&Progress>,
+    at: &mut Duration,
 ) -> Option<T> {
     let mut body_out = pin!(async {
         if let Some(progress) = progress {
@@ -197,11 +222,16 @@ async fn watched<K: Kind, T>(
     });
     let mut seen = 0;
     let mut sent = progress.is_none();
+    let mut waited = false;
     poll_fn(|cx| {
         loop {
             if let Poll::Ready(result) = work.as_mut().poll(cx) {
+                if waited {
+                    *at = mono();
+                }
                 return Poll::Ready(result.map_err(|error| call.failed(error)).ok());
             }
+            waited = true;
             if !sent && body_out.as_mut().poll(cx).is_ready() {
                 sent = true;
                 report(call, progress, &mut seen);
@@ -289,7 +319,10 @@ async fn pump<K: Kind>(
                     source: Box::new(e),
                 })
         });
-        let frame = watched(call, timer, next, None).await;
+        // The clock is read afresh for every frame: a stream whose frames never wait still
+        // takes time.
+        let mut ended = Duration::ZERO;
+        let frame = watched(call, timer, next, None, &mut ended).await;
         let chunk = match frame {
             None => return false,
             Some(None) => return call.end(mono()),

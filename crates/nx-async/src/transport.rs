@@ -1,6 +1,7 @@
 //! The hyper side: connector, TLS, sending a request, reading a capped answer, streaming bodies.
 
 use std::error::Error as StdError;
+use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -231,19 +232,23 @@ pub(crate) fn body_of(
 }
 
 /// Sends `request` with the client's `User-Agent`, mapping hyper's errors to the shared kinds.
-pub(crate) async fn send(
+/// The request is handed to hyper at once: the future holds only hyper's (boxed) one and the
+/// URI, not the request.
+pub(crate) fn send(
     http: &Http,
     mut request: http::Request<Body>,
-) -> Result<http::Response<Incoming>, Error> {
+) -> impl Future<Output = Result<http::Response<Incoming>, Error>> + use<> {
     request
         .headers_mut()
         .insert(http::header::USER_AGENT, http.user_agent.clone());
     // The URI is cheap to keep (shared bytes); the host is copied only for an error message.
     let uri = request.uri().clone();
-    http.client
-        .request(request)
-        .await
-        .map_err(|e| classify(e, nx_protocol::error::peer(&uri)))
+    let response = http.client.request(request);
+    async move {
+        response
+            .await
+            .map_err(|e| classify(e, nx_protocol::error::peer(&uri)))
+    }
 }
 
 fn classify(e: hyper_util::client::legacy::Error, host: String) -> Error {

@@ -576,9 +576,17 @@ impl<K: Kind> Call<K> {
         if !matches!(self.state, State::InFlight) {
             return Read::Skip;
         }
-        let announced = crate::head::content_length(headers);
         let read = self.kind.head(status, headers);
         let media = matches!(read, Ok(Read::Stream));
+        // Only a streamed body's announced length is read: it sizes the download checks and
+        // narrows the deadline, and its phase turns to trailers once that much arrived. A body
+        // read whole is capped by `max` and the attempt's limit, and nothing counts its bytes
+        // (its phase stays `Body`), so its `Content-Length` would change nothing.
+        let announced = if media {
+            crate::head::content_length(headers)
+        } else {
+            None
+        };
         if let Some(watch) = &mut self.watch {
             watch.head(now, announced, media);
         }
