@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use nx_protocol::download::Writeback;
+use nx_protocol::download::{SLOW_READ, TEMP_PREFIX, WRITE_PIECE, Writeback};
 use nx_protocol::error::Error;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinHandle;
@@ -119,16 +119,10 @@ impl TempFile {
     }
 }
 
-/// A batch is written once it holds this many bytes...
-const BATCH_BYTES: usize = 1024 * 1024;
-
-/// ...or this many chunks. Each chunk may keep hyper's whole read buffer (up to about 400 KiB)
-/// alive, so the count bounds the memory two batches hold (about 6 MiB at worst, 2 MiB for a
+/// A batch is written once it holds [`WRITE_PIECE`] bytes, or this many chunks. Each chunk may
+/// keep hyper's whole read buffer (up to about 400 KiB) alive, so the count bounds the memory two batches hold (about 6 MiB at worst, 2 MiB for a
 /// body that comes in full reads), whatever the chunk sizes a server sends.
 const BATCH_CHUNKS: usize = 8;
-
-/// A chunk shorter than this sends its batch at once.
-const SLOW_CHUNK: usize = 16 * 1024;
 
 /// The temporary file as written: the chunks are batched as hyper read them (no copy), and each
 /// batch goes to tokio's blocking pool in one trip and one `writev`, with the start of its
@@ -160,10 +154,10 @@ impl Sink for WritingBack {
     async fn put(&mut self, chunk: Bytes) -> std::io::Result<()> {
         // A short chunk means a slow body: the batch goes to the file now, not when a
         // megabyte has come (a fast one comes in hyper's full reads, 256 KiB and more).
-        let slow = chunk.len() < SLOW_CHUNK;
+        let slow = chunk.len() < SLOW_READ;
         self.batched += chunk.len();
         self.batch.push(chunk);
-        if !slow && self.batched < BATCH_BYTES && self.batch.len() < BATCH_CHUNKS {
+        if !slow && self.batched < WRITE_PIECE && self.batch.len() < BATCH_CHUNKS {
             return Ok(());
         }
         self.settle().await?;
@@ -215,12 +209,12 @@ fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
     let _ = (file, offset, len);
 }
 
-/// The temporary file's builder: a hidden `.nx-download-` name, and on Unix the mode a new file
+/// The temporary file's builder: a hidden name ([`TEMP_PREFIX`]), and on Unix the mode a new file
 /// gets from the umask (`0o666` less the umask, as `open(2)` applies it), not tempfile's `0o600`,
 /// since the file becomes the user's file when renamed.
 fn temp_builder() -> tempfile::Builder<'static, 'static> {
     let mut builder = tempfile::Builder::new();
-    builder.prefix(".nx-download-");
+    builder.prefix(TEMP_PREFIX);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -244,7 +238,7 @@ mod tests {
     #[tokio::test]
     async fn batches_write_every_byte_in_order_whatever_the_chunks() {
         let dir = tempfile::tempdir().unwrap();
-        let data: Vec<u8> = (0..5 * BATCH_BYTES + 17)
+        let data: Vec<u8> = (0..5 * WRITE_PIECE + 17)
             .map(|i| (i * 7 % 251) as u8)
             .collect();
         // Full reads, odd sizes, and tiny chunks (batched by count).

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-use nx_protocol::download::Writeback;
+use nx_protocol::download::{SLOW_READ, TEMP_PREFIX, WRITE_PIECE, Writeback};
 use nx_protocol::error::Error;
 
 /// Where a streamed answer goes: nowhere (a call read whole), a caller's writer, or a fresh
@@ -127,13 +127,7 @@ impl TempFile {
     }
 }
 
-/// The pieces a download's temporary file is written in, on a thread of its own.
-const FILE_BUF: usize = 1024 * 1024;
-
-/// A read shorter than this is written at once (see [`FileWriter`]).
-const SLOW_READ: usize = 16 * 1024;
-
-/// [`FILE_BUF`] buffers at most per download: one the pump fills, one the thread writes, one
+/// [`WRITE_PIECE`] buffers at most per download: one the pump fills, one the thread writes, one
 /// waiting between them.
 const FILE_BUFFERS: usize = 3;
 
@@ -209,7 +203,7 @@ impl FileWriter {
     fn new(file: std::fs::File) -> Self {
         Self {
             file,
-            buf: vec![0; FILE_BUF],
+            buf: vec![0; WRITE_PIECE],
             filled: 0,
             buffers: 1,
             thread: None,
@@ -230,7 +224,7 @@ impl FileWriter {
         };
         let next = if self.buffers < FILE_BUFFERS {
             self.buffers += 1;
-            Some(vec![0; FILE_BUF])
+            Some(vec![0; WRITE_PIECE])
         } else {
             None
         };
@@ -314,12 +308,12 @@ fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
     let _ = (file, offset, len);
 }
 
-/// The temporary file's builder: a hidden `.nx-download-` name, and on Unix the mode a new file
+/// The temporary file's builder: a hidden name ([`TEMP_PREFIX`]), and on Unix the mode a new file
 /// gets from the umask (`0o666` less the umask, as `open(2)` applies it), not tempfile's `0o600`,
 /// since the file becomes the user's file when renamed.
 fn temp_builder() -> tempfile::Builder<'static, 'static> {
     let mut builder = tempfile::Builder::new();
-    builder.prefix(".nx-download-");
+    builder.prefix(TEMP_PREFIX);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -357,7 +351,7 @@ mod tests {
     fn the_writer_thread_writes_every_byte_in_order() {
         let dir = tempfile::tempdir().unwrap();
         // Small (written at the end, no thread), and more than the buffers there are.
-        for len in [1000, 7 * FILE_BUF / 2 + 17] {
+        for len in [1000, 7 * WRITE_PIECE / 2 + 17] {
             let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
             let path = dir.path().join(format!("f{len}"));
             feed(
@@ -376,7 +370,7 @@ mod tests {
         let path = dir.path().join("read-only");
         std::fs::write(&path, b"").unwrap();
         // Writing to a file opened for reading fails, on the thread or here.
-        for len in [1000, 5 * FILE_BUF] {
+        for len in [1000, 5 * WRITE_PIECE] {
             let file = std::fs::File::open(&path).unwrap();
             assert!(
                 feed(FileWriter::new(file), &vec![1; len], 65_536).is_err(),

@@ -225,7 +225,7 @@ pub(crate) struct Staging(Registered);
 impl Staging {
     fn create(dir: &Path) -> Result<Self, CliError> {
         let temp = tempfile::Builder::new()
-            .prefix(".nx-download-")
+            .prefix(nx_protocol::download::TEMP_PREFIX)
             .tempdir_in(dir)
             .map_err(|e| {
                 CliError::io(

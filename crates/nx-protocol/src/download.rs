@@ -322,6 +322,20 @@ impl fmt::Debug for DownloadOptions {
 /// writeback does not wait for it, and the fsync stays, so nothing about durability changes.
 pub const WRITEBACK_INTERVAL: u64 = 8 * 1024 * 1024;
 
+/// Bytes a download's temporary file is written in, at most, per write: both drivers gather
+/// what they receive into pieces of this size (nx-blocking's buffers, nx-async's batches), so a
+/// 256 MiB download is 256 writes, not thousands, and the write leaves the receiving thread.
+pub const WRITE_PIECE: usize = 1024 * 1024;
+
+/// A read (or chunk) shorter than this is written at once instead of waiting for a full
+/// [`WRITE_PIECE`]: a short read means a slow body, whose temporary file should fill as it
+/// arrives (a fast body fills whole read buffers of 128 KiB or more).
+pub const SLOW_READ: usize = 16 * 1024;
+
+/// The start of a download's temporary file name (nx-cli's staging directory too): hidden, beside
+/// the target, and recognisable as ours.
+pub const TEMP_PREFIX: &str = ".nx-download-";
+
 /// Where a file written front to back stands against [`WRITEBACK_INTERVAL`]: fed the bytes
 /// written, it names the stretch whose writeback should start.
 ///
