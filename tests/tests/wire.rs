@@ -1,0 +1,648 @@
+//! Every byte on the wire, as each transport sends it, read by a raw TCP server on 127.0.0.1:0
+//! (not our HTTP stack, not the sandbox's parser) and checked against the specs by code written
+//! here, independently of nx-protocol: the request line, the header set, the JSON and multipart
+//! bodies byte for byte, and `sign` recomputed with MD5 over the bytes that arrived.
+//!
+//! Readings pinned here (the specs leave them open):
+//! - "the header parameters that are sent" are NXCloud's four common headers; HTTP's own headers
+//!   (`Host`, `User-Agent`, `Content-Type`, `Content-Length`) are not signed;
+//! - the On-Premises login's "empty JSON body" is the two bytes `{}` with
+//!   `Content-Type: application/json` (not an empty body);
+//! - a body goes with a `Content-Length`, never chunked, so that the bytes signed are the bytes
+//!   framed.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use md5::{Digest, Md5};
+use nx_conformance::{
+    AsyncDriver, AsyncDriverOnPrem, BlockingDriver, BlockingDriverOnPrem, Driver, OnPremDriver,
+    PNG_1X1, Source,
+};
+use nx_protocol::config::{ClientConfig, OnPremConfig, OnPremLogin};
+use nx_protocol::operation::BaseUrl;
+use nx_protocol::policy::retry::RetryPolicy;
+use nx_protocol::proxy::ProxyConfig;
+use nx_protocol::wa::{MediaKind, MediaSource, MessageDetails, SendMedia};
+use nx_protocol::{AccessSecret, Credentials};
+
+const KEY: &str = "fme2na3kdi3ki";
+const SECRET: &str = "abciiiko2k3";
+const APPKEY: &str = "f543ertg";
+const PHONE: &str = "8615800001795";
+const TO: &str = "8613600009759";
+
+/// One request as it arrived: the head's bytes and the body (de-chunked if it was chunked).
+#[derive(Clone, Debug)]
+struct Captured {
+    /// The request line.
+    line: String,
+    /// Header lines in the order sent, names as sent.
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    chunked: bool,
+    /// The wall clock when the head had arrived, in Unix milliseconds.
+    received_ms: u64,
+}
+
+impl Captured {
+    /// Every value of header `name` (any case).
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The one value of header `name`; panics if it is absent or repeated.
+    fn one(&self, name: &str) -> &str {
+        match self.all(name)[..] {
+            [value] => value,
+            ref other => panic!("{name}: {other:?} in {:#?}", self.headers),
+        }
+    }
+}
+
+/// What the server answers to request number `n` (0-based): the raw answer, sent after `delay`.
+type Script = dyn Fn(usize, &Captured) -> (Duration, Vec<u8>) + Send + Sync;
+
+/// A raw HTTP/1.1 server on 127.0.0.1:0: reads each request with its own small parser, keeps
+/// it, and answers with `connection: close`. It stops when dropped (or after a minute).
+struct Capture {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Captured>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Reads one request from `stream`: `None` if it does not arrive whole within 5 s.
+fn read_one(stream: &mut TcpStream) -> Option<Captured> {
+    stream.set_nonblocking(false).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at;
+        }
+        let n = stream.read(&mut byte).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&byte[..n]);
+    };
+    let received_ms = now_ms();
+    let head = std::str::from_utf8(&buf[..head_end]).ok()?.to_owned();
+    let mut rest = buf[head_end + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let line = lines.next()?.to_owned();
+    let headers: Vec<(String, String)> = lines
+        .map(|l| {
+            let (name, value) = l.split_once(':').expect("a header line has a colon");
+            (name.to_owned(), value.trim().to_owned())
+        })
+        .collect();
+    let mut fill = |rest: &mut Vec<u8>, want: usize| -> Option<()> {
+        while rest.len() < want {
+            let n = stream.read(&mut byte).ok()?;
+            if n == 0 {
+                return None;
+            }
+            rest.extend_from_slice(&byte[..n]);
+        }
+        Some(())
+    };
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let chunked = get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked {
+        let mut body = Vec::new();
+        loop {
+            let at = loop {
+                if let Some(at) = rest.windows(2).position(|w| w == b"\r\n") {
+                    break at;
+                }
+                let more = rest.len() + 1;
+                fill(&mut rest, more)?;
+            };
+            let size_line = std::str::from_utf8(&rest[..at]).ok()?;
+            let size = usize::from_str_radix(size_line.split(';').next()?.trim(), 16).ok()?;
+            rest.drain(..at + 2);
+            fill(&mut rest, size + 2)?;
+            body.extend_from_slice(&rest[..size]);
+            rest.drain(..size + 2);
+            if size == 0 {
+                break body;
+            }
+        }
+    } else {
+        let length: usize = get("content-length").map_or(Some(0), |v| v.parse().ok())?;
+        fill(&mut rest, length)?;
+        rest.truncate(length);
+        rest
+    };
+    Some(Captured {
+        line,
+        headers,
+        body,
+        chunked,
+        received_ms,
+    })
+}
+
+impl Capture {
+    fn start(script: impl Fn(usize, &Captured) -> (Duration, Vec<u8>) + Send + Sync + 'static) -> Self {
+        let script: Box<Script> = Box::new(script);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (kept, stopping) = (seen.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !stopping.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(2));
+                    continue;
+                };
+                let Some(request) = read_one(&mut stream) else {
+                    continue;
+                };
+                let n = {
+                    let mut kept = kept.lock().unwrap();
+                    kept.push(request.clone());
+                    kept.len() - 1
+                };
+                let (delay, answer) = script(n, &request);
+                std::thread::sleep(delay);
+                let _ = stream.write_all(&answer);
+                let _ = stream.flush();
+            }
+        });
+        Self {
+            addr,
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn requests(&self) -> Vec<Captured> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A complete HTTP answer with `body` as JSON.
+fn json_answer(status: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn ok(data: &str) -> Vec<u8> {
+    json_answer(
+        "200 OK",
+        &format!(r#"{{"code":0,"message":"Request successful","data":{data}}}"#),
+    )
+}
+
+fn transport_settings(config: &mut nx_protocol::config::TransportConfig) {
+    config.connect_timeout = Duration::from_secs(2);
+    config.request_timeout = Duration::from_secs(5);
+    config.overall_timeout = Duration::from_secs(30);
+    config.retry = RetryPolicy::new(3, Duration::from_millis(10), Duration::from_millis(50));
+    config.proxy = ProxyConfig::Off;
+}
+
+fn nxcloud<D: Driver>(server: &Capture) -> D {
+    let mut config = ClientConfig::new(Credentials::new(KEY, SECRET), "nx-wire");
+    config.base_url = BaseUrl::parse(&server.url()).unwrap();
+    config.appkey = Some(APPKEY.to_owned());
+    transport_settings(&mut config.transport);
+    D::new(config).expect("the client builds")
+}
+
+/// Lower-case hex MD5.
+fn md5_hex(bytes: &[u8]) -> String {
+    Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `s` as a JSON string, by serde_json (not by the SDK's own writer).
+fn js(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+/// Checks one NXCloud request against nxcloud-signing.md and returns its `ts`: the five common
+/// headers once each, `ts` in milliseconds near the wall clock, `sign` the MD5 of the string to
+/// sign built here from the headers and body bytes that arrived, `&body=` only for a non-empty
+/// JSON body (`json`), never for multipart.
+fn check_signed(request: &Captured, action: &str, path: &str, json: bool) -> u64 {
+    assert_eq!(request.line, format!("POST {path} HTTP/1.1"));
+    assert!(!request.chunked, "a body is sent with its length");
+    assert_eq!(request.one("accessKey"), KEY);
+    assert_eq!(request.one("action"), action);
+    assert_eq!(request.one("bizType"), "2");
+    let ts = request.one("ts");
+    assert!(
+        ts.len() == 13 && ts.bytes().all(|b| b.is_ascii_digit()),
+        "ts in milliseconds: {ts}"
+    );
+    let ts: u64 = ts.parse().unwrap();
+    assert!(
+        ts.abs_diff(request.received_ms) < 10_000,
+        "ts {ts} vs the clock {}",
+        request.received_ms
+    );
+    assert_eq!(
+        request.one("content-length"),
+        request.body.len().to_string(),
+        "Content-Length is the body's length"
+    );
+    let mut string = format!("accessKey={KEY}&action={action}&bizType=2&ts={ts}").into_bytes();
+    if json {
+        assert_eq!(request.one("content-type"), "application/json");
+        assert!(!request.body.is_empty());
+        string.extend_from_slice(b"&body=");
+        string.extend_from_slice(&request.body);
+    }
+    string.extend_from_slice(format!("&accessSecret={SECRET}").as_bytes());
+    let sign = request.one("sign");
+    assert_eq!(sign, md5_hex(&string), "sign over the bytes that arrived");
+    // Nothing else that could be mistaken for a signed parameter goes out.
+    for (name, _) in &request.headers {
+        let lower = name.to_ascii_lowercase();
+        assert!(
+            [
+                "accesskey",
+                "action",
+                "biztype",
+                "ts",
+                "sign",
+                "content-type",
+                "content-length",
+                "host",
+                "user-agent",
+                "accept",
+                "accept-encoding",
+                "connection",
+            ]
+            .contains(&lower.as_str()),
+            "unexpected header {name}"
+        );
+    }
+    ts
+}
+
+/// A Media-ID that needs every kind of JSON care: quotes, backslashes, a slash, U+2028 and
+/// U+2029 (raw in JSON, escaped in JavaScript), emoji, CJK, `%` and `&body=`-like text.
+const HOSTILE_ID: &str = "a\"b\\c/d\u{2028}e\u{2029}f😀牛小信%2F&body=x&accessSecret=y";
+
+/// getMedia and deleteMedia: the body is `{"business_phone":..,"Media-ID":..,
+/// "messaging_product":"whatsapp"}` in that order, serde_json's escaping, signed as sent.
+fn media_bodies_are_signed_as_sent<D: Driver>() {
+    let url = "https://oss.example/f.png?Expires=1663747602&OSSAccessKeyId=k&Signature=s";
+    let server = Capture::start(move |_, request| {
+        let data = if request.line.contains("getMedia") {
+            format!(r#"{{"mime_type":"image/png","file_name":"f.png","url":"{url}"}}"#)
+        } else {
+            r#"{"success":true}"#.to_owned()
+        };
+        (Duration::ZERO, ok(&data))
+    });
+    let client = nxcloud::<D>(&server);
+    for id in ["fd81acff-eea8-4d9d-acc9-6c62904d6615", HOSTILE_ID] {
+        let info = client.get_media(PHONE, id).expect("getMedia");
+        assert_eq!(info.url.expose(), url);
+        client.delete_media(PHONE, id).expect("deleteMedia");
+    }
+    let requests = server.requests();
+    assert_eq!(requests.len(), 4, "{} requests", requests.len());
+    for (i, request) in requests.iter().enumerate() {
+        let id = if i < 2 {
+            "fd81acff-eea8-4d9d-acc9-6c62904d6615"
+        } else {
+            HOSTILE_ID
+        };
+        let action = ["getMedia", "deleteMedia"][i % 2];
+        check_signed(request, action, &format!("/api/wa/{action}"), true);
+        let expected = format!(
+            r#"{{"business_phone":{},"Media-ID":{},"messaging_product":"whatsapp"}}"#,
+            js(PHONE),
+            js(id)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&request.body),
+            expected,
+            "{} body",
+            D::NAME
+        );
+        let parsed: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+        assert_eq!(parsed["Media-ID"], id);
+    }
+}
+
+/// mt with captions and file names full of escapes and control characters: key order as in the
+/// spec's example, one of `id` / `link`, serde_json's escaping, signed as sent.
+fn send_bodies_are_signed_as_sent<D: Driver>() {
+    let server = Capture::start(|_, _| {
+        (
+            Duration::ZERO,
+            ok(r#"{"messaging_product":"whatsapp","messages":[{"id":"wamid.1"}]}"#),
+        )
+    });
+    let client = nxcloud::<D>(&server);
+    let caption = "q\"uote\\ \u{1}\u{1f}\t\n\r\u{7f}\u{2028}😀牛小信 </script>";
+    let filename = "say \"hi\"\\..\\C:\\x\u{2029}.pdf";
+    let link = "https://cdn.example/a b?x=1&Signature=s";
+    let link = &link.replace(' ', "%20");
+    let sends = [
+        (
+            SendMedia::new(PHONE, TO, MediaKind::Image, MediaSource::id(HOSTILE_ID))
+                .with_details(MessageDetails::new().caption(caption)),
+            format!(
+                r#""type":"image","image":{{"id":{},"caption":{}}}}}"#,
+                js(HOSTILE_ID),
+                js(caption)
+            ),
+        ),
+        (
+            SendMedia::new(PHONE, TO, MediaKind::Document, MediaSource::link(link.clone()))
+                .with_details(
+                    MessageDetails::new()
+                        .filename(filename)
+                        .message_id("order-7 \"x\"")
+                        .dr_webhook("https://hooks.example/dr?k=1"),
+                ),
+            format!(
+                r#""type":"document","cus_message_id":{},"dr_webhook":"https://hooks.example/dr?k=1","document":{{"link":{},"filename":{}}}}}"#,
+                js("order-7 \"x\""),
+                js(link),
+                js(filename)
+            ),
+        ),
+    ];
+    for (send, _) in &sends {
+        assert_eq!(client.send_media(send.clone()).expect("mt").id, "wamid.1");
+    }
+    let requests = server.requests();
+    assert_eq!(requests.len(), sends.len());
+    for (request, (_, tail)) in requests.iter().zip(&sends) {
+        check_signed(request, "mt", "/api/wa/mt", true);
+        let expected = format!(
+            r#"{{"appkey":"{APPKEY}","business_phone":"{PHONE}","messaging_product":"whatsapp","recipient_type":"individual","to":"{TO}",{tail}"#
+        );
+        assert_eq!(String::from_utf8_lossy(&request.body), expected, "{}", D::NAME);
+    }
+}
+
+/// A retry is a new request: a `ts` read when it is sent (after the first answer came, 150 ms
+/// late) and a `sign` over it; a send (not idempotent) is not resent after a 9001.
+fn each_retry_is_signed_afresh<D: Driver>() {
+    let url = "https://oss.example/f.png?Expires=1663747602&Signature=s";
+    let server = Capture::start(move |n, request| {
+        if n == 0 || request.line.contains("/mt") {
+            let busy = r#"{"code":9001,"message":"system business error","data":null}"#;
+            (Duration::from_millis(150), json_answer("200 OK", busy))
+        } else {
+            (
+                Duration::ZERO,
+                ok(&format!(
+                    r#"{{"mime_type":"image/png","file_name":"f.png","url":"{url}"}}"#
+                )),
+            )
+        }
+    });
+    let client = nxcloud::<D>(&server);
+    client.get_media(PHONE, "m1").expect("the retry succeeds");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    let first = check_signed(&requests[0], "getMedia", "/api/wa/getMedia", true);
+    let second = check_signed(&requests[1], "getMedia", "/api/wa/getMedia", true);
+    assert!(
+        second >= first + 150,
+        "the retry's ts ({second}) is read after the first answer ({first} + 150 ms)"
+    );
+    assert_ne!(requests[0].one("sign"), requests[1].one("sign"));
+    assert_eq!(requests[0].body, requests[1].body);
+
+    let send = SendMedia::new(PHONE, TO, MediaKind::Sticker, MediaSource::id("m1"));
+    let error = client.send_media(send).unwrap_err();
+    assert!(error.to_string().contains("9001"), "{error}");
+    assert_eq!(server.requests().len(), 3, "a send is not resent after 9001");
+}
+
+/// uploadMedia: `multipart/form-data` with the fields `messaging_product`, `business_phone`,
+/// `type`, `file` in that order, the table's spelling of the MIME type, the file name escaped
+/// (`"` `\` CR LF and other ASCII controls as `%XX`, UTF-8 as it is), signed without the body.
+fn upload_form_is_exact_and_unsigned<D: Driver>() {
+    let server = Capture::start(|_, _| (Duration::ZERO, ok(r#"{"id":"new-id"}"#)));
+    let client = nxcloud::<D>(&server);
+    let names = [
+        ("logo.png", "logo.png"),
+        ("牛小信 😀.png", "牛小信 😀.png"),
+        (
+            "a\"b\\c\r\nContent-Type: text/html\t%.png",
+            "a%22b%5Cc%0D%0AContent-Type: text/html%09%.png",
+        ),
+    ];
+    for (name, _) in names {
+        let uploaded = client
+            .upload_media(PHONE, "IMAGE/PNG", Source::Bytes(PNG_1X1.to_vec(), name))
+            .expect("uploadMedia");
+        assert_eq!(uploaded.id, "new-id");
+    }
+    let requests = server.requests();
+    assert_eq!(requests.len(), names.len());
+    for (request, (_, sent)) in requests.iter().zip(names) {
+        check_signed(request, "uploadMedia", "/api/wa/uploadMedia", false);
+        let content_type = request.one("content-type");
+        let boundary = content_type
+            .strip_prefix("multipart/form-data; boundary=")
+            .unwrap_or_else(|| panic!("{content_type}"));
+        assert!(
+            !boundary.is_empty()
+                && boundary.len() <= 70
+                && boundary.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+            "{boundary}"
+        );
+        let field = |name: &str, value: &str| {
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+        };
+        let mut expected = [
+            field("messaging_product", "whatsapp"),
+            field("business_phone", PHONE),
+            field("type", "image/png"),
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{sent}\"\r\nContent-Type: image/png\r\n\r\n"
+            ),
+        ]
+        .concat()
+        .into_bytes();
+        expected.extend_from_slice(PNG_1X1);
+        expected.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        assert_eq!(
+            String::from_utf8_lossy(&request.body),
+            String::from_utf8_lossy(&expected),
+            "{}",
+            D::NAME
+        );
+        assert_eq!(request.body, expected);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// On-Premises
+// ---------------------------------------------------------------------------------------------
+
+const USER: &str = "admin";
+const PASSWORD: &str = "p:ss wörd\"";
+const TOKEN: &str = "eyJhbGciOi.payload.sig";
+
+fn onprem<P: OnPremDriver>(server: &Capture) -> P {
+    let login = OnPremLogin::Password {
+        username: USER.into(),
+        password: AccessSecret::new(PASSWORD),
+    };
+    let mut config = OnPremConfig::new(BaseUrl::parse(&server.url()).unwrap(), login, "nx-wire");
+    transport_settings(&mut config.transport);
+    P::new(config).expect("the client builds")
+}
+
+/// Percent-encodes `id` as one path segment, written here from RFC 3986: every byte outside the
+/// unreserved set as `%XX` (upper case), and a segment of dots only as `%2E` each.
+fn segment(id: &str) -> String {
+    if id.bytes().all(|b| b == b'.') {
+        return "%2E".repeat(id.len());
+    }
+    id.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The login is `POST /v1/users/login` with `Authorization: Basic base64(user:password)`,
+/// `Content-Type: application/json` and the body `{}` (this SDK's reading of "an empty JSON
+/// body"); the first admin login sends `{"new_password":..}`; every other call sends
+/// `Authorization: Bearer <token>`, and a GET or DELETE carries no body and no length. Media ids
+/// stay one path segment whatever they hold.
+fn onprem_requests_are_exact<P: OnPremDriver>() {
+    let server = Capture::start(|_, request| {
+        let answer = if request.line.starts_with("POST /v1/users/login ") {
+            json_answer(
+                "200 OK",
+                &format!(
+                    r#"{{"users":[{{"token":"{TOKEN}","expires_after":"2099-03-01 15:29:26+05:30"}}]}}"#
+                ),
+            )
+        } else if request.line.starts_with("DELETE ") {
+            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_vec()
+        } else {
+            let mut answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: image/png\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                PNG_1X1.len()
+            )
+            .into_bytes();
+            answer.extend_from_slice(PNG_1X1);
+            answer
+        };
+        (Duration::ZERO, answer)
+    });
+    let client = onprem::<P>(&server);
+    let ids = ["f043afd0-f0ae", "a/b", "a?b#c", "%2e%2E", "..", ".", "../users", "牛 😀;=&+"];
+    for id in ids {
+        let (bytes, _) = client.retrieve_media(id, None).expect("retrieve");
+        assert_eq!(bytes, PNG_1X1);
+        client.delete_media(id).expect("delete");
+    }
+    client.first_login("N3w \"pass\"\\").expect("first login");
+
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2 + 2 * ids.len(), "one login, then the calls");
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{USER}:{PASSWORD}")
+        )
+    );
+    let login = &requests[0];
+    assert_eq!(login.line, "POST /v1/users/login HTTP/1.1");
+    assert_eq!(login.one("authorization"), basic);
+    assert_eq!(login.one("content-type"), "application/json");
+    assert_eq!(login.one("content-length"), "2");
+    assert_eq!(login.body, b"{}");
+    assert!(!login.chunked);
+    for (pair, id) in requests[1..].chunks(2).zip(ids) {
+        let path = format!("/v1/media/{}", segment(id));
+        assert_eq!(pair[0].line, format!("GET {path} HTTP/1.1"), "{id:?}");
+        assert_eq!(pair[1].line, format!("DELETE {path} HTTP/1.1"), "{id:?}");
+        for request in pair {
+            assert_eq!(request.one("authorization"), format!("Bearer {TOKEN}"));
+            assert!(request.body.is_empty() && !request.chunked);
+            assert!(
+                request.all("content-length").is_empty(),
+                "{:?}",
+                request.headers
+            );
+        }
+    }
+    let first = requests.last().unwrap();
+    assert_eq!(first.line, "POST /v1/users/login HTTP/1.1");
+    assert_eq!(first.one("authorization"), basic);
+    assert_eq!(first.body, br#"{"new_password":"N3w \"pass\"\\"}"#);
+}
+
+nx_conformance::conformance!(AsyncDriver, BlockingDriver;
+    media_bodies_are_signed_as_sent,
+    send_bodies_are_signed_as_sent,
+    each_retry_is_signed_afresh,
+    upload_form_is_exact_and_unsigned,
+);
+
+mod onprem_wire {
+    use super::*;
+    nx_conformance::conformance!(AsyncDriverOnPrem, BlockingDriverOnPrem;
+        onprem_requests_are_exact,
+    );
+}
