@@ -13,6 +13,9 @@ use crate::code::ApiCode;
 
 pub(crate) mod plain;
 
+#[cfg(test)]
+mod operations;
+
 /// The envelope with `data` left unparsed, so it is parsed only once the code says success
 /// (a failure's `data` may be anything, or absent).
 ///
