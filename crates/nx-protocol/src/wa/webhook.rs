@@ -334,6 +334,117 @@ mod tests {
         assert_eq!(hook.rejected[4].message_id.as_deref(), Some("m7"));
     }
 
+    /// The spec's example as it is, and every `type` it names: the six media types each read
+    /// from the object under their own key (`voice` included), text and location skipped; the
+    /// sha256 hex in either case is the same digest; caption and file name come back unescaped.
+    #[test]
+    fn every_documented_type_and_the_spec_example() {
+        let example = br#"{"contacts":[{"profile":{"name":"Jay"},"wa_id":"86176xxxx0819"}],
+     "messages":[{"from":"86176xxxx0819","id":"ABGH...","timestamp":"1663053029","type":"image",
+                  "image":{"id":"2bc7102f-5491-40b1-a92f-338303eab9d3","mime_type":"image/jpeg",
+                           "sha256":"0ed3d9d4db83ed7751314af5f2e9bf008edc49a101bebb9054a97f824cf2136b"}}],
+     "merchant_phone":"86176xxxx0819","messaging_product":"whatsapp"}"#;
+        let hook = parse_inbound_webhook(example).unwrap();
+        assert_eq!(hook.merchant_phone.as_deref(), Some("86176xxxx0819"));
+        assert!(hook.rejected.is_empty());
+        let [media] = &hook.media[..] else {
+            panic!("{hook:?}")
+        };
+        assert_eq!(
+            (
+                media.kind.as_str(),
+                media.id.as_str(),
+                media.mime_type.as_deref()
+            ),
+            (
+                "image",
+                "2bc7102f-5491-40b1-a92f-338303eab9d3",
+                Some("image/jpeg")
+            )
+        );
+        assert_eq!(media.sha256.unwrap().to_string(), SHA);
+        assert_eq!(
+            (
+                media.from.as_deref(),
+                media.message_id.as_deref(),
+                media.timestamp.as_deref()
+            ),
+            (Some("86176xxxx0819"), Some("ABGH..."), Some("1663053029"))
+        );
+
+        let upper = SHA.to_ascii_uppercase();
+        let mixed: String = SHA
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i % 2 == 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let caption = "牛小信 \"hi\" \\ \u{2028} 😀\n";
+        let filename = "say \"hi\"\\q3.pdf";
+        let messages: Vec<String> = [
+            ("text", r#""text":{"body":"hi"}"#.to_owned()),
+            ("image", format!(r#""image":{{"id":"i1","sha256":"{SHA}","caption":{}}}"#, serde_json::to_string(caption).unwrap())),
+            ("video", format!(r#""video":{{"id":"v1","sha256":"{upper}","caption":"c"}}"#)),
+            ("voice", format!(r#""voice":{{"id":"o1","mime_type":"audio/ogg; codecs=opus","sha256":"{mixed}"}}"#)),
+            ("audio", r#""audio":{"id":"a1","mime_type":"audio/mpeg"}"#.to_owned()),
+            ("document", format!(r#""document":{{"id":"d1","filename":{},"mime_type":"application/pdf"}}"#, serde_json::to_string(filename).unwrap())),
+            ("location", r#""location":{"latitude":1.5,"longitude":2.5}"#.to_owned()),
+            ("sticker", r#""sticker":{"id":"s1","mime_type":"image/webp","animated":false}"#.to_owned()),
+        ]
+        .into_iter()
+        .map(|(kind, object)| format!(r#"{{"from":"1","id":"msg-{kind}","type":"{kind}",{object}}}"#))
+        .collect();
+        let body = format!(r#"{{"messages":[{}]}}"#, messages.join(","));
+        let hook = parse(&body).unwrap();
+        assert!(hook.rejected.is_empty(), "{:?}", hook.rejected);
+        let kinds: Vec<(&str, &str)> = hook
+            .media
+            .iter()
+            .map(|m| (m.kind.as_str(), m.id.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("image", "i1"),
+                ("video", "v1"),
+                ("voice", "o1"),
+                ("audio", "a1"),
+                ("document", "d1"),
+                ("sticker", "s1")
+            ]
+        );
+        let digest = Sha256Digest::from_hex(SHA).unwrap();
+        assert_eq!(
+            hook.media.iter().map(|m| m.sha256).collect::<Vec<_>>(),
+            [Some(digest), Some(digest), Some(digest), None, None, None]
+        );
+        assert_eq!(hook.media[0].caption.as_deref(), Some(caption));
+        assert_eq!(hook.media[1].caption.as_deref(), Some("c"));
+        assert_eq!(
+            hook.media[2].mime_type.as_deref(),
+            Some("audio/ogg; codecs=opus")
+        );
+        assert_eq!(hook.media[4].filename.as_deref(), Some(filename));
+        assert!(
+            hook.media
+                .iter()
+                .all(|m| m.kind == "image" || m.kind == "video" || m.caption.is_none())
+        );
+        assert_eq!(
+            MEDIA_MESSAGE_TYPES,
+            ["image", "video", "voice", "audio", "document", "sticker"]
+        );
+        // A media type whose object sits under another key is reported, not read from there.
+        let hook = parse(r#"{"messages":[{"type":"voice","audio":{"id":"a1"}}]}"#).unwrap();
+        assert!(hook.media.is_empty());
+        assert_eq!(hook.rejected[0].reason, "no media object under its type");
+    }
+
     #[test]
     fn a_body_that_is_not_a_webhook_object_is_still_an_error() {
         for body in [
