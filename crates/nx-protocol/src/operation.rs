@@ -426,6 +426,9 @@ pub fn build_request<O: Operation + ?Sized>(
         OutgoingBody::Bytes(bytes) => SignableBody::Json(bytes),
         OutgoingBody::Streamed(_) => SignableBody::Multipart,
     };
+    // Reading of "the header parameters that are sent": NXCloud's four common headers. HTTP's
+    // own headers (`Content-Type`, `Content-Length`, and `Host`, `User-Agent` that transports
+    // add) are not parameters and are not signed, as in the vendor's worked example.
     let ts_digits = ts.digits();
     let biz_digits = op.biz_type().digits();
     let params = [

@@ -92,6 +92,8 @@ impl OnPremOperation for Login {
         if self.new_password.as_ref().is_some_and(|p| p.is_empty()) {
             return Err(InvalidInput::NewPassword { reason: "is empty" });
         }
+        // Reading of the spec's "an empty JSON body": the empty JSON object, `{}` (2 bytes, with
+        // `Content-Type: application/json`), not a body of no bytes, which is no JSON at all.
         #[derive(serde::Serialize)]
         struct Body<'a> {
             #[serde(skip_serializing_if = "Option::is_none")]
@@ -254,6 +256,15 @@ mod tests {
             ("2018-03-01 15:29:26+00:00", Some(1_519_918_166_000)),
             ("2018-03-01 15:29:26-05:30", Some(1_519_937_966_000)),
             ("2018-03-01 15:29:26+01:00", Some(1_519_914_566_000)),
+            // India and Brazil: 15:29:26 at UTC+05:30 is 09:59:26 UTC, at UTC-03:00 18:29:26.
+            ("2018-03-01 15:29:26+05:30", Some(1_519_898_366_000)),
+            ("2018-03-01 15:29:26-03:00", Some(1_519_928_966_000)),
+            ("2018-03-01 15:29:26.999-03:00", Some(1_519_928_966_999)),
+            ("2018-03-01 15:29:26+05:3", None),
+            ("2018-03-01 15:29:26+5:30", None),
+            ("2018-03-01 15:29:26 +00:00", None),
+            ("2018-03-01 15:29:26+00:60", None),
+            ("garbage", None),
             ("2018-03-01 15:29:26Z", Some(1_519_918_166_000)),
             ("2018-03-01T15:29:26.5Z", Some(1_519_918_166_500)),
             ("2018-03-01 15:29:26.123456+00:00", Some(1_519_918_166_123)),
