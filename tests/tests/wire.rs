@@ -166,7 +166,9 @@ fn read_one(stream: &mut TcpStream) -> Option<Captured> {
 }
 
 impl Capture {
-    fn start(script: impl Fn(usize, &Captured) -> (Duration, Vec<u8>) + Send + Sync + 'static) -> Self {
+    fn start(
+        script: impl Fn(usize, &Captured) -> (Duration, Vec<u8>) + Send + Sync + 'static,
+    ) -> Self {
         let script: Box<Script> = Box::new(script);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener.set_nonblocking(true).unwrap();
@@ -400,13 +402,18 @@ fn send_bodies_are_signed_as_sent<D: Driver>() {
             ),
         ),
         (
-            SendMedia::new(PHONE, TO, MediaKind::Document, MediaSource::link(link.clone()))
-                .with_details(
-                    MessageDetails::new()
-                        .filename(filename)
-                        .message_id("order-7 \"x\"")
-                        .dr_webhook("https://hooks.example/dr?k=1"),
-                ),
+            SendMedia::new(
+                PHONE,
+                TO,
+                MediaKind::Document,
+                MediaSource::link(link.clone()),
+            )
+            .with_details(
+                MessageDetails::new()
+                    .filename(filename)
+                    .message_id("order-7 \"x\"")
+                    .dr_webhook("https://hooks.example/dr?k=1"),
+            ),
             format!(
                 r#""type":"document","cus_message_id":{},"dr_webhook":"https://hooks.example/dr?k=1","document":{{"link":{},"filename":{}}}}}"#,
                 js("order-7 \"x\""),
@@ -425,7 +432,12 @@ fn send_bodies_are_signed_as_sent<D: Driver>() {
         let expected = format!(
             r#"{{"appkey":"{APPKEY}","business_phone":"{PHONE}","messaging_product":"whatsapp","recipient_type":"individual","to":"{TO}",{tail}"#
         );
-        assert_eq!(String::from_utf8_lossy(&request.body), expected, "{}", D::NAME);
+        assert_eq!(
+            String::from_utf8_lossy(&request.body),
+            expected,
+            "{}",
+            D::NAME
+        );
     }
 }
 
@@ -462,7 +474,11 @@ fn each_retry_is_signed_afresh<D: Driver>() {
     let send = SendMedia::new(PHONE, TO, MediaKind::Sticker, MediaSource::id("m1"));
     let error = client.send_media(send).unwrap_err();
     assert!(error.to_string().contains("9001"), "{error}");
-    assert_eq!(server.requests().len(), 3, "a send is not resent after 9001");
+    assert_eq!(
+        server.requests().len(),
+        3,
+        "a send is not resent after 9001"
+    );
 }
 
 /// uploadMedia: `multipart/form-data` with the fields `messaging_product`, `business_phone`,
@@ -496,7 +512,9 @@ fn upload_form_is_exact_and_unsigned<D: Driver>() {
         assert!(
             !boundary.is_empty()
                 && boundary.len() <= 70
-                && boundary.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+                && boundary
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-'),
             "{boundary}"
         );
         let field = |name: &str, value: &str| {
@@ -589,7 +607,16 @@ fn onprem_requests_are_exact<P: OnPremDriver>() {
         (Duration::ZERO, answer)
     });
     let client = onprem::<P>(&server);
-    let ids = ["f043afd0-f0ae", "a/b", "a?b#c", "%2e%2E", "..", ".", "../users", "牛 😀;=&+"];
+    let ids = [
+        "f043afd0-f0ae",
+        "a/b",
+        "a?b#c",
+        "%2e%2E",
+        "..",
+        ".",
+        "../users",
+        "牛 😀;=&+",
+    ];
     for id in ids {
         let (bytes, _) = client.retrieve_media(id, None).expect("retrieve");
         assert_eq!(bytes, PNG_1X1);
@@ -598,7 +625,11 @@ fn onprem_requests_are_exact<P: OnPremDriver>() {
     client.first_login("N3w \"pass\"\\").expect("first login");
 
     let requests = server.requests();
-    assert_eq!(requests.len(), 2 + 2 * ids.len(), "one login, then the calls");
+    assert_eq!(
+        requests.len(),
+        2 + 2 * ids.len(),
+        "one login, then the calls"
+    );
     let basic = format!(
         "Basic {}",
         base64::Engine::encode(
@@ -633,16 +664,172 @@ fn onprem_requests_are_exact<P: OnPremDriver>() {
     assert_eq!(first.body, br#"{"new_password":"N3w \"pass\"\\"}"#);
 }
 
+/// A raw answer: status line, extra header lines, body; `length` says whether a
+/// `Content-Length` is sent (without one the body ends with the connection).
+fn raw_answer(status: &str, headers: &str, body: &[u8], length: bool) -> Vec<u8> {
+    let length = if length {
+        format!("content-length: {}\r\n", body.len())
+    } else {
+        String::new()
+    };
+    let mut answer =
+        format!("HTTP/1.1 {status}\r\n{headers}{length}connection: close\r\n\r\n").into_bytes();
+    answer.extend_from_slice(body);
+    answer
+}
+
+fn login_answer(token: &str) -> Vec<u8> {
+    json_answer(
+        "200 OK",
+        &format!(
+            r#"{{"users":[{{"token":"{token}","expires_after":"2099-01-01 00:00:00-03:00"}}]}}"#
+        ),
+    )
+}
+
+/// On-Premises answers as servers frame them: a missing id's 404 with no body (with a zero
+/// length, or none and the connection closed), a delete's 200 with nothing, with the `meta`
+/// object or with a close-delimited body, the retry-download acknowledgement with unknown
+/// fields. Then a 401: one login again and one retry with the new token; a 400 with a Meta
+/// code not in the retry table is not retried, one with 1015 is.
+fn onprem_answers_in_every_framing<P: OnPremDriver>() {
+    const META: &str = r#"{"meta":{"api_status":"stable","version":"3.0.0.0"}}"#;
+    let server = Capture::start(|n, request| {
+        let line = request.line.as_str();
+        let answer = match n {
+            _ if line.starts_with("POST /v1/users/login ") => {
+                login_answer(if n == 0 { "tok-1" } else { "tok-2" })
+            }
+            1 => raw_answer("404 Not Found", "", b"", true),
+            2 => raw_answer("404 Not Found", "", b"", false),
+            3 => raw_answer("200 OK", "", b"", true),
+            4 => raw_answer("200 OK", "content-type: application/json\r\n", META.as_bytes(), true),
+            5 => raw_answer("200 OK", "content-type: application/json\r\n", META.as_bytes(), false),
+            6 => raw_answer(
+                "200 OK",
+                "content-type: application/json\r\n",
+                br#"{"media_items":[{"id":"m1","extra":{"x":[1]}}],"meta":{"api_status":"deprecated","version":"2.0"},"more":null}"#,
+                true,
+            ),
+            // The token is refused once: the next request is a login, then the retry.
+            7 => raw_answer("401 Unauthorized", "", b"", true),
+            9 => raw_answer("200 OK", "content-type: image/png\r\n", PNG_1X1, true),
+            10 => json_answer(
+                "400 Bad Request",
+                r#"{"errors":[{"code":1009,"title":"Parameter value is not valid"}]}"#,
+            ),
+            11 => json_answer(
+                "429 Too Many Requests",
+                r#"{"errors":[{"code":1015,"title":"Too many requests"}]}"#,
+            ),
+            _ => raw_answer("200 OK", "", b"", true),
+        };
+        (Duration::ZERO, answer)
+    });
+    let client = onprem::<P>(&server);
+    for _ in 0..2 {
+        match client.retrieve_media("gone", None) {
+            Err(nx_protocol::error::Error::Response(e)) => {
+                assert!(e.is_not_found() && e.status() == 404, "{e:?}")
+            }
+            other => panic!("{} {other:?}", P::NAME),
+        }
+    }
+    for _ in 0..3 {
+        client.delete_media("m1").expect("a 200 is a deletion");
+    }
+    assert_eq!(
+        client.retry_download("m1").expect("acknowledged").ids,
+        ["m1"]
+    );
+    let (bytes, _) = client
+        .retrieve_media("m1", None)
+        .expect("after one re-login");
+    assert_eq!(bytes, PNG_1X1);
+    match client.delete_media("m1") {
+        Err(nx_protocol::error::Error::Response(e)) => {
+            assert_eq!(e.meta_code().map(|c| c.get()), Some(1009), "{e:?}")
+        }
+        other => panic!("{} {other:?}", P::NAME),
+    }
+    client.delete_media("m1").expect("1015 is retried");
+
+    let lines: Vec<String> = server.requests().into_iter().map(|r| r.line).collect();
+    let bearer: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| r.all("authorization").join(","))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "POST /v1/users/login HTTP/1.1",
+            "GET /v1/media/gone HTTP/1.1",
+            "GET /v1/media/gone HTTP/1.1",
+            "DELETE /v1/media/m1 HTTP/1.1",
+            "DELETE /v1/media/m1 HTTP/1.1",
+            "DELETE /v1/media/m1 HTTP/1.1",
+            "GET /v1/media/m1/download HTTP/1.1",
+            "GET /v1/media/m1 HTTP/1.1",
+            "POST /v1/users/login HTTP/1.1",
+            "GET /v1/media/m1 HTTP/1.1",
+            "DELETE /v1/media/m1 HTTP/1.1",
+            "DELETE /v1/media/m1 HTTP/1.1",
+            "DELETE /v1/media/m1 HTTP/1.1",
+        ],
+        "{}",
+        P::NAME
+    );
+    assert_eq!(bearer[7], "Bearer tok-1");
+    assert!(bearer[8].starts_with("Basic "));
+    assert_eq!(bearer[9..], ["Bearer tok-2"; 4]);
+}
+
+/// An upload retried after a 9001 is re-streamed whole and signed afresh, its length exact.
+fn upload_retries_resend_the_same_form<D: Driver>() {
+    let server = Capture::start(|n, _| {
+        let answer = if n == 0 {
+            json_answer("200 OK", r#"{"code":9001,"message":"busy","data":null}"#)
+        } else {
+            ok(r#"{"id":"new-id"}"#)
+        };
+        (Duration::from_millis(if n == 0 { 20 } else { 0 }), answer)
+    });
+    let client = nxcloud::<D>(&server);
+    let file = nx_conformance::pattern(300_000);
+    let uploaded = client
+        .upload_media(
+            PHONE,
+            "application/pdf",
+            Source::Bytes(file.clone(), "q3.pdf"),
+        )
+        .expect("the retry succeeds");
+    assert_eq!(uploaded.id, "new-id");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    let first = check_signed(&requests[0], "uploadMedia", "/api/wa/uploadMedia", false);
+    let second = check_signed(&requests[1], "uploadMedia", "/api/wa/uploadMedia", false);
+    assert!(second >= first + 20, "{first} {second}");
+    for request in &requests {
+        assert!(
+            request.body.windows(file.len()).any(|w| w == &file[..]),
+            "the whole file in each attempt"
+        );
+    }
+}
+
 nx_conformance::conformance!(AsyncDriver, BlockingDriver;
     media_bodies_are_signed_as_sent,
     send_bodies_are_signed_as_sent,
     each_retry_is_signed_afresh,
     upload_form_is_exact_and_unsigned,
+    upload_retries_resend_the_same_form,
 );
 
 mod onprem_wire {
     use super::*;
     nx_conformance::conformance!(AsyncDriverOnPrem, BlockingDriverOnPrem;
         onprem_requests_are_exact,
+        onprem_answers_in_every_framing,
     );
 }
