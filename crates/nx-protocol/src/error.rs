@@ -70,6 +70,16 @@ pub enum InvalidInput {
         /// The header's name.
         name: String,
     },
+    /// A signed header parameter (`accessKey`, `action`) is empty, or has white space at
+    /// either end, which an HTTP server strips before the value is read: it would be signed as
+    /// one value and checked as another (code 1003, which would not say why).
+    #[error("header `{name}` {reason}")]
+    SignedValue {
+        /// The parameter's name.
+        name: String,
+        /// What is wrong with its value.
+        reason: &'static str,
+    },
     /// The request could not be signed.
     #[error(transparent)]
     Signing(#[from] SigningError),

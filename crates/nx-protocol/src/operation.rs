@@ -437,6 +437,15 @@ pub fn build_request<O: Operation + ?Sized>(
         (headers::BIZ_TYPE, biz_digits.as_str()),
         (headers::TS, ts_digits.as_str()),
     ];
+    // The two free-form values; the others are digits (ts, bizType) and hex (sign).
+    for (name, value) in &params[..2] {
+        signed_value_problem(value).map_or(Ok(()), |reason| {
+            Err(InvalidInput::SignedValue {
+                name: (*name).to_owned(),
+                reason,
+            })
+        })?;
+    }
     // Constant names, in ascending order: the signer need not sort them.
     let signed = sign::instructions(
         &SignableRequest::new_in_order(&params, signable),
@@ -489,6 +498,21 @@ pub fn build_request<O: Operation + ?Sized>(
     *request.uri_mut() = base.uri_of(op.path(), PathAndQuery::from_maybe_shared(path))?;
     *request.headers_mut() = headers;
     Ok(request)
+}
+
+/// What is wrong with a signed header parameter's value, if anything: empty, or white space
+/// (space, tab) at either end, which HTTP strips from a field value before it is read
+/// (RFC 9110 5.5), so that the server would check the signature over another value.
+fn signed_value_problem(value: &str) -> Option<&'static str> {
+    let blank = |b: &u8| matches!(b, b' ' | b'\t');
+    let bytes = value.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) if blank(first) || blank(last) => Some(
+            "has white space at either end, which the server strips before it checks the signature",
+        ),
+        (Some(_), _) => None,
+        (None, _) => Some("is empty"),
+    }
 }
 
 /// How many bytes [`shared`] keeps in its one allocation before it needs a second one: enough
@@ -648,7 +672,7 @@ pub(crate) fn is_loopback_host(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ApiCode;
+    use crate::{ApiCode, Timestamp};
 
     /// A call of another NXCloud API whose `data` is an id that must not be empty.
     struct Probe;
@@ -701,6 +725,27 @@ mod tests {
         assert_eq!(what(r#"{"code":0,"data":""}"#), "the id is empty");
         let missing = Probe.parse_data(None).unwrap_err();
         assert_eq!(missing, DataError::Missing);
+    }
+
+    /// An HTTP server strips the white space around a header's value before anyone reads it,
+    /// so a signed parameter with white space at either end (an access key pasted with a
+    /// trailing space) would be signed as one value and checked as another: the server's 1003
+    /// would not say why. Such a value, or an empty one, is refused before anything is sent.
+    #[test]
+    fn signed_values_with_white_space_at_either_end_are_refused() {
+        let base = BaseUrl::parse("https://api2.nxcloud.com").unwrap();
+        let ts = Timestamp::from_millis(1_655_710_885_431);
+        for key in ["", " key", "key ", "\tkey", "key\t", " "] {
+            let err = build_request(&Probe, &base, &Credentials::new(key, "s"), ts).unwrap_err();
+            assert!(
+                matches!(&err, InvalidInput::SignedValue { name, .. } if name == "accessKey"),
+                "{key:?}: {err:?}"
+            );
+            assert!(err.to_string().contains("accessKey"), "{err}");
+        }
+        // Inside a value, white space is part of it on both ends of the wire.
+        let request = build_request(&Probe, &base, &Credentials::new("a b", "s"), ts).unwrap();
+        assert_eq!(request.headers()["accesskey"], "a b");
     }
 
     #[test]
