@@ -593,6 +593,11 @@ fn onprem_requests_are_exact<P: OnPremDriver>() {
                     r#"{{"users":[{{"token":"{TOKEN}","expires_after":"2099-03-01 15:29:26+05:30"}}]}}"#
                 ),
             )
+        } else if request.line.starts_with("POST /v1/media ") {
+            json_answer(
+                "201 Created",
+                r#"{"media":[{"id":"up-1"}],"meta":{"api_status":"stable","version":"3.0.0.0"}}"#,
+            )
         } else if request.line.starts_with("DELETE ") {
             b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_vec()
         } else {
@@ -622,13 +627,21 @@ fn onprem_requests_are_exact<P: OnPremDriver>() {
         assert_eq!(bytes, PNG_1X1);
         client.delete_media(id).expect("delete");
     }
+    let file = nx_conformance::pattern(70_000);
+    let uploaded = client
+        .upload_media(
+            "audio/ogg; codecs=opus",
+            Source::Bytes(file.clone(), "a.ogg"),
+        )
+        .expect("upload");
+    assert_eq!(uploaded.id, "up-1");
     client.first_login("N3w \"pass\"\\").expect("first login");
 
     let requests = server.requests();
     assert_eq!(
         requests.len(),
-        2 + 2 * ids.len(),
-        "one login, then the calls"
+        3 + 2 * ids.len(),
+        "one login, the calls, the upload and the first login"
     );
     let basic = format!(
         "Basic {}",
@@ -658,6 +671,13 @@ fn onprem_requests_are_exact<P: OnPremDriver>() {
             );
         }
     }
+    // The upload is the file's raw bytes (not multipart), with its MIME type as given.
+    let upload = &requests[requests.len() - 2];
+    assert_eq!(upload.line, "POST /v1/media HTTP/1.1");
+    assert_eq!(upload.one("authorization"), format!("Bearer {TOKEN}"));
+    assert_eq!(upload.one("content-type"), "audio/ogg; codecs=opus");
+    assert_eq!(upload.one("content-length"), file.len().to_string());
+    assert!(!upload.chunked && upload.body == file);
     let first = requests.last().unwrap();
     assert_eq!(first.line, "POST /v1/users/login HTTP/1.1");
     assert_eq!(first.one("authorization"), basic);
