@@ -684,6 +684,46 @@ fn onprem_requests_are_exact<P: OnPremDriver>() {
     assert_eq!(first.body, br#"{"new_password":"N3w \"pass\"\\"}"#);
 }
 
+/// The download: a plain GET of the pre-signed URL exactly as getMedia answered it (its query's
+/// percent-escapes, `+` and order untouched), with none of NXCloud's headers.
+fn downloads_are_plain_gets_of_the_url_as_given<D: Driver>() {
+    const TARGET: &str = "/oss/%E7%89%9B%20f.png?Expires=99999999999&OSSAccessKeyId=k%2Fk&Signature=a%2Bb%3D%2f+c&x=%7e~";
+    let server = Capture::start(|_, request| {
+        let answer = if request.line.starts_with("POST ") {
+            let base = format!("http://{}", request.one("host"));
+            ok(&format!(
+                r#"{{"mime_type":"image/png","file_name":"牛 f.png","url":"{base}{TARGET}"}}"#
+            ))
+        } else {
+            raw_answer("200 OK", "content-type: image/png\r\n", PNG_1X1, true)
+        };
+        (Duration::ZERO, answer)
+    });
+    let client = nxcloud::<D>(&server);
+    let (bytes, _) = client.download_media(PHONE, "m1", None).expect("download");
+    assert_eq!(bytes, PNG_1X1);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    let get = &requests[1];
+    assert_eq!(get.line, format!("GET {TARGET} HTTP/1.1"), "{}", D::NAME);
+    for name in [
+        "accessKey",
+        "ts",
+        "bizType",
+        "action",
+        "sign",
+        "authorization",
+        "content-type",
+    ] {
+        assert!(
+            get.all(name).is_empty(),
+            "{name} on the download: {:?}",
+            get.headers
+        );
+    }
+    assert!(get.body.is_empty() && !get.chunked);
+}
+
 /// A raw answer: status line, extra header lines, body; `length` says whether a
 /// `Content-Length` is sent (without one the body ends with the connection).
 fn raw_answer(status: &str, headers: &str, body: &[u8], length: bool) -> Vec<u8> {
@@ -844,6 +884,7 @@ nx_conformance::conformance!(AsyncDriver, BlockingDriver;
     each_retry_is_signed_afresh,
     upload_form_is_exact_and_unsigned,
     upload_retries_resend_the_same_form,
+    downloads_are_plain_gets_of_the_url_as_given,
 );
 
 mod onprem_wire {
