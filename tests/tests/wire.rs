@@ -489,6 +489,8 @@ fn upload_form_is_exact_and_unsigned<D: Driver>() {
     let client = nxcloud::<D>(&server);
     let names = [
         ("logo.png", "logo.png"),
+        // No name: the part still has one (a file part without `filename` is a text field).
+        ("", "file"),
         ("牛小信 😀.png", "牛小信 😀.png"),
         (
             "a\"b\\c\r\nContent-Type: text/html\t%.png",

@@ -163,6 +163,25 @@ impl fmt::Display for MediaKind {
 mod tests {
     use super::*;
 
+    /// The reading of "5 MB" / "100 KB" pinned as numbers: binary units.
+    #[test]
+    fn limits_are_read_as_binary_units() {
+        let limits: Vec<u64> = MediaKind::ALL
+            .into_iter()
+            .map(MediaKind::max_bytes)
+            .collect();
+        assert_eq!(
+            limits,
+            [5_242_880, 16_777_216, 16_777_216, 104_857_600, 102_400]
+        );
+        // A "5 MB" image in decimal units and a little over is accepted; one byte over 5 MiB is not.
+        assert_eq!(
+            MediaKind::check("image/jpeg", 5_000_001),
+            Ok(MediaKind::Image)
+        );
+        assert!(MediaKind::check("image/jpeg", 5_242_881).is_err());
+    }
+
     #[test]
     fn limits_are_inclusive() {
         for kind in MediaKind::ALL {
