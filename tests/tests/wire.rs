@@ -726,6 +726,51 @@ fn downloads_are_plain_gets_of_the_url_as_given<D: Driver>() {
     assert!(get.body.is_empty() && !get.chunked);
 }
 
+/// The send retry reading: a connection closed after the request arrived, with no answer, may
+/// mean the message went out, so mt is not sent again, where getMedia (idempotent) is. Answers
+/// ending with the connection (no `Content-Length`) or chunked are read whole.
+fn a_lost_answer_resends_only_what_is_idempotent<D: Driver>() {
+    let url = "https://oss.example/f.png?Expires=99999999999&Signature=s";
+    let server = Capture::start(move |n, _| {
+        let data = format!(r#"{{"mime_type":"image/png","file_name":"f.png","url":"{url}"}}"#);
+        let envelope = format!(r#"{{"code":0,"message":"ok","data":{data}}}"#);
+        let answer = match n {
+            // getMedia: no answer, then one ending with the connection.
+            0 => Vec::new(),
+            1 => raw_answer("200 OK", "", envelope.as_bytes(), false),
+            // getMedia: chunked, in three chunks.
+            2 => {
+                let (a, b) = envelope.split_at(10);
+                format!(
+                    "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+                    a.len(),
+                    b.len()
+                )
+                .into_bytes()
+            }
+            // mt: no answer.
+            _ => Vec::new(),
+        };
+        (Duration::ZERO, answer)
+    });
+    let client = nxcloud::<D>(&server);
+    for _ in 0..2 {
+        let info = client.get_media(PHONE, "m1").expect("getMedia");
+        assert_eq!(info.url.expose(), url);
+    }
+    assert_eq!(server.requests().len(), 3);
+    let send = SendMedia::new(PHONE, TO, MediaKind::Image, MediaSource::id("m1"));
+    match client.send_media(send) {
+        Err(nx_protocol::error::Error::Transport { .. }) => {}
+        other => panic!("{} {other:?}", D::NAME),
+    }
+    assert_eq!(
+        server.requests().len(),
+        4,
+        "mt is not resent after a lost answer"
+    );
+}
+
 /// A raw answer: status line, extra header lines, body; `length` says whether a
 /// `Content-Length` is sent (without one the body ends with the connection).
 fn raw_answer(status: &str, headers: &str, body: &[u8], length: bool) -> Vec<u8> {
@@ -887,6 +932,7 @@ nx_conformance::conformance!(AsyncDriver, BlockingDriver;
     upload_form_is_exact_and_unsigned,
     upload_retries_resend_the_same_form,
     downloads_are_plain_gets_of_the_url_as_given,
+    a_lost_answer_resends_only_what_is_idempotent,
 );
 
 mod onprem_wire {
