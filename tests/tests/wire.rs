@@ -391,7 +391,14 @@ fn send_bodies_are_signed_as_sent<D: Driver>() {
     let filename = "say \"hi\"\\..\\C:\\x\u{2029}.pdf";
     let link = "https://cdn.example/a b?x=1&Signature=s";
     let link = &link.replace(' ', "%20");
+    // The longest caption (1024 characters, 4 KiB of UTF-8): the head and a larger body.
+    let long = "😀".repeat(nx_protocol::wa::MAX_CAPTION_CHARS);
     let sends = [
+        (
+            SendMedia::new(PHONE, TO, MediaKind::Video, MediaSource::id("v1"))
+                .with_details(MessageDetails::new().caption(long.clone())),
+            format!(r#""type":"video","video":{{"id":"v1","caption":"{long}"}}}}"#),
+        ),
         (
             SendMedia::new(PHONE, TO, MediaKind::Image, MediaSource::id(HOSTILE_ID))
                 .with_details(MessageDetails::new().caption(caption)),
