@@ -778,6 +778,70 @@ fn a_lost_answer_resends_only_what_is_idempotent<D: Driver>() {
     );
 }
 
+/// `unix_secs` as an HTTP date (IMF-fixdate), written here from RFC 9110 5.6.7.
+fn http_date(unix_secs: u64) -> String {
+    let text = nx_protocol::onprem::format_expires_after(nx_protocol::Timestamp::from_millis(
+        unix_secs * 1000,
+    ));
+    // "YYYY-MM-DD HH:MM:SS+00:00"
+    let (date, time) = (&text[..10], &text[11..19]);
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][date[5..7].parse::<usize>().unwrap() - 1];
+    // 1970-01-01 was a Thursday.
+    let weekday =
+        ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(unix_secs / 86_400 % 7) as usize];
+    format!(
+        "{weekday}, {} {month} {} {time} GMT",
+        &date[8..10],
+        &date[..4]
+    )
+}
+
+/// A 1004 whose `Date` is 10 minutes ahead: the request is sent once more with a `ts` on the
+/// server's clock (within the `Date`'s second), signed over that `ts`.
+fn a_1004_resends_on_the_servers_clock<D: Driver>() {
+    const AHEAD_MS: u64 = 600_000;
+    // RFC 9110's own example.
+    assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+    let server = Capture::start(|n, _| {
+        let answer = if n == 0 {
+            let date = http_date((now_ms() + AHEAD_MS) / 1000);
+            let body = r#"{"code":1004,"message":"Timestamp expired","data":null}"#;
+            raw_answer(
+                "200 OK",
+                &format!("content-type: application/json\r\ndate: {date}\r\n"),
+                body.as_bytes(),
+                true,
+            )
+        } else {
+            ok(r#"{"success":true}"#)
+        };
+        (Duration::ZERO, answer)
+    });
+    let client = nxcloud::<D>(&server);
+    client
+        .delete_media(PHONE, "m1")
+        .expect("after one correction");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    // `check_signed` allows 10 s of drift around the local clock: check by hand here.
+    let ts = |r: &Captured| r.one("ts").parse::<u64>().unwrap();
+    assert!(ts(&requests[0]).abs_diff(requests[0].received_ms) < 10_000);
+    let corrected = ts(&requests[1]);
+    let server_now = requests[1].received_ms + AHEAD_MS;
+    assert!(
+        corrected.abs_diff(server_now) < 3_000,
+        "{} ts {corrected} vs the server's clock {server_now}",
+        D::NAME
+    );
+    let string = format!(
+        "accessKey={KEY}&action=deleteMedia&bizType=2&ts={corrected}&body={}&accessSecret={SECRET}",
+        String::from_utf8_lossy(&requests[1].body)
+    );
+    assert_eq!(requests[1].one("sign"), md5_hex(string.as_bytes()));
+}
+
 /// A raw answer: status line, extra header lines, body; `length` says whether a
 /// `Content-Length` is sent (without one the body ends with the connection).
 fn raw_answer(status: &str, headers: &str, body: &[u8], length: bool) -> Vec<u8> {
@@ -940,6 +1004,7 @@ nx_conformance::conformance!(AsyncDriver, BlockingDriver;
     upload_retries_resend_the_same_form,
     downloads_are_plain_gets_of_the_url_as_given,
     a_lost_answer_resends_only_what_is_idempotent,
+    a_1004_resends_on_the_servers_clock,
 );
 
 mod onprem_wire {
