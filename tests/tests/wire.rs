@@ -963,6 +963,78 @@ fn onprem_answers_in_every_framing<P: OnPremDriver>() {
     assert_eq!(bearer[9..], ["Bearer tok-2"; 4]);
 }
 
+/// `unix_ms` as `expires_after` writes it at the UTC offset `offset_secs` (`+HH:MM`).
+fn expires_after_at(unix_ms: u64, offset_secs: i64) -> String {
+    let local = (unix_ms as i64 + offset_secs * 1000) as u64;
+    let text =
+        nx_protocol::onprem::format_expires_after(nx_protocol::Timestamp::from_millis(local));
+    let sign = if offset_secs < 0 { '-' } else { '+' };
+    let abs = offset_secs.unsigned_abs();
+    format!(
+        "{}{sign}{:02}:{:02}",
+        &text[..19],
+        abs / 3600,
+        abs % 3600 / 60
+    )
+}
+
+/// `expires_after` read with its offset, end to end: a token that expires in 30 s, written at
+/// +05:30, is renewed before the next call (the margin is 60 s); one that expires in two hours,
+/// written at -03:00, is kept.
+fn tokens_are_renewed_by_their_offset_expiry<P: OnPremDriver>() {
+    assert_eq!(
+        expires_after_at(1_519_918_166_000, 19_800),
+        "2018-03-01 20:59:26+05:30"
+    );
+    let logins = Arc::new(Mutex::new(0));
+    let counted = logins.clone();
+    let server = Capture::start(move |_, request| {
+        let answer = if request.line.starts_with("POST /v1/users/login ") {
+            let mut logins = counted.lock().unwrap();
+            *logins += 1;
+            let expiry = if *logins == 1 {
+                expires_after_at(now_ms() + 30_000, 19_800)
+            } else {
+                expires_after_at(now_ms() + 7_200_000, -10_800)
+            };
+            json_answer(
+                "200 OK",
+                &format!(r#"{{"users":[{{"token":"t{logins}","expires_after":"{expiry}"}}]}}"#),
+            )
+        } else {
+            raw_answer("200 OK", "content-type: image/png\r\n", PNG_1X1, true)
+        };
+        (Duration::ZERO, answer)
+    });
+    let client = onprem::<P>(&server);
+    for _ in 0..3 {
+        client.retrieve_media("m1", None).expect("retrieve");
+    }
+    let seen: Vec<(String, String)> = server
+        .requests()
+        .into_iter()
+        .map(|r| (r.line.clone(), r.all("authorization").join(",")))
+        .collect();
+    let lines: Vec<&str> = seen.iter().map(|(line, _)| line.as_str()).collect();
+    assert_eq!(
+        lines,
+        [
+            "POST /v1/users/login HTTP/1.1",
+            "GET /v1/media/m1 HTTP/1.1",
+            "POST /v1/users/login HTTP/1.1",
+            "GET /v1/media/m1 HTTP/1.1",
+            "GET /v1/media/m1 HTTP/1.1",
+        ],
+        "{}",
+        P::NAME
+    );
+    assert_eq!(seen[1].1, "Bearer t1");
+    assert_eq!(
+        (seen[3].1.as_str(), seen[4].1.as_str()),
+        ("Bearer t2", "Bearer t2")
+    );
+}
+
 /// An upload retried after a 9001 is re-streamed whole and signed afresh, its length exact.
 fn upload_retries_resend_the_same_form<D: Driver>() {
     let server = Capture::start(|n, _| {
@@ -1012,5 +1084,6 @@ mod onprem_wire {
     nx_conformance::conformance!(AsyncDriverOnPrem, BlockingDriverOnPrem;
         onprem_requests_are_exact,
         onprem_answers_in_every_framing,
+        tokens_are_renewed_by_their_offset_expiry,
     );
 }
