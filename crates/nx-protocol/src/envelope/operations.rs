@@ -36,13 +36,12 @@ fn outcome<T>(result: Result<T, ResponseError>) -> Outcome {
     }
 }
 
+/// An operation's `parse_response`, reduced to its [`Outcome`].
+type Parse = Box<dyn Fn(StatusCode, &[u8]) -> Outcome>;
+
 /// Each NXCloud operation with the `data` its success carries.
-fn operations() -> Vec<(
-    &'static str,
-    String,
-    Box<dyn Fn(StatusCode, &[u8]) -> Outcome>,
-)> {
-    fn run<O: Operation + 'static>(op: O) -> Box<dyn Fn(StatusCode, &[u8]) -> Outcome> {
+fn operations() -> Vec<(&'static str, String, Parse)> {
+    fn run<O: Operation + 'static>(op: O) -> Parse {
         Box::new(move |status, body| outcome(parse_response(&op, status, body)))
     }
     let send = SendMedia::new(
