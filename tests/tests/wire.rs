@@ -304,6 +304,11 @@ fn check_signed(request: &Captured, action: &str, path: &str, json: bool) -> u64
     string.extend_from_slice(format!("&accessSecret={SECRET}").as_bytes());
     let sign = request.one("sign");
     assert_eq!(sign, md5_hex(&string), "sign over the bytes that arrived");
+    // The secret never travels.
+    let sent = format!("{} {:?}", request.line, request.headers).into_bytes();
+    for bytes in [&sent, &request.body] {
+        assert!(!bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()));
+    }
     // Nothing else that could be mistaken for a signed parameter goes out.
     for (name, _) in &request.headers {
         let lower = name.to_ascii_lowercase();
