@@ -70,11 +70,12 @@ pub enum InvalidInput {
         /// The header's name.
         name: String,
     },
-    /// A signed header parameter (`accessKey`, `action`) is empty, or has white space at
-    /// either end, which an HTTP server strips before the value is read: it would be signed as
-    /// one value and checked as another (code 1003, which would not say why).
+    /// A header value the server would read otherwise than it is sent: empty, or with white
+    /// space at either end, which an HTTP server strips before the value is read. A signed
+    /// parameter (`accessKey`, `action`) would be signed as one value and checked as another
+    /// (code 1003, which would not say why); an On-Premises token would be refused (a 401).
     #[error("header `{name}` {reason}")]
-    SignedValue {
+    StrippedValue {
         /// The parameter's name.
         name: String,
         /// What is wrong with its value.

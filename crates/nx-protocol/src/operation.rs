@@ -440,7 +440,7 @@ pub fn build_request<O: Operation + ?Sized>(
     // The two free-form values; the others are digits (ts, bizType) and hex (sign).
     for (name, value) in &params[..2] {
         signed_value_problem(value).map_or(Ok(()), |reason| {
-            Err(InvalidInput::SignedValue {
+            Err(InvalidInput::StrippedValue {
                 name: (*name).to_owned(),
                 reason,
             })
@@ -501,18 +501,26 @@ pub fn build_request<O: Operation + ?Sized>(
 }
 
 /// What is wrong with a signed header parameter's value, if anything: empty, or white space
-/// (space, tab) at either end, which HTTP strips from a field value before it is read
-/// (RFC 9110 5.5), so that the server would check the signature over another value.
+/// at either end ([`blank_edged`]), so that the server would check the signature over another
+/// value.
 fn signed_value_problem(value: &str) -> Option<&'static str> {
+    if value.is_empty() {
+        Some("is empty")
+    } else if blank_edged(value) {
+        Some(
+            "has white space at either end, which the server strips before it checks the signature",
+        )
+    } else {
+        None
+    }
+}
+
+/// Whether `value` starts or ends with white space (space, tab), which HTTP strips from a
+/// field value before it is read (RFC 9110 5.5): the server would read another value.
+pub(crate) fn blank_edged(value: &str) -> bool {
     let blank = |b: &u8| matches!(b, b' ' | b'\t');
     let bytes = value.as_bytes();
-    match (bytes.first(), bytes.last()) {
-        (Some(first), Some(last)) if blank(first) || blank(last) => Some(
-            "has white space at either end, which the server strips before it checks the signature",
-        ),
-        (Some(_), _) => None,
-        (None, _) => Some("is empty"),
-    }
+    bytes.first().is_some_and(blank) || bytes.last().is_some_and(blank)
 }
 
 /// How many bytes [`shared`] keeps in its one allocation before it needs a second one: enough
@@ -738,7 +746,7 @@ mod tests {
         for key in ["", " key", "key ", "\tkey", "key\t", " "] {
             let err = build_request(&Probe, &base, &Credentials::new(key, "s"), ts).unwrap_err();
             assert!(
-                matches!(&err, InvalidInput::SignedValue { name, .. } if name == "accessKey"),
+                matches!(&err, InvalidInput::StrippedValue { name, .. } if name == "accessKey"),
                 "{key:?}: {err:?}"
             );
             assert!(err.to_string().contains("accessKey"), "{err}");

@@ -80,11 +80,35 @@ impl Auth<'_> {
                     Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&*pair));
                 Zeroizing::new(format!("Basic {}", &*encoded))
             }
-            Auth::Bearer(token) => Zeroizing::new(format!("Bearer {}", token.expose())),
+            Auth::Bearer(token) => {
+                let token = token.expose();
+                if let Some(reason) = token_problem(token) {
+                    return Err(InvalidInput::StrippedValue {
+                        name: AUTHORIZATION.to_string(),
+                        reason,
+                    });
+                }
+                Zeroizing::new(format!("Bearer {token}"))
+            }
         };
         let mut value = HeaderValue::from_str(&text).map_err(|_| bad())?;
         value.set_sensitive(true);
         Ok(value)
+    }
+}
+
+/// What is wrong with a bearer token, if anything: the server would read another one (it strips
+/// white space at the edges; an empty token leaves `Bearer` alone) and answer a 401 that would
+/// not say why. The reason never shows the token.
+fn token_problem(token: &str) -> Option<&'static str> {
+    if token.is_empty() {
+        Some("holds an empty token")
+    } else if crate::operation::blank_edged(token) {
+        Some(
+            "holds a token with white space at either end, which the server strips before it reads the token",
+        )
+    } else {
+        None
     }
 }
 
