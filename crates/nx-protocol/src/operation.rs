@@ -438,13 +438,11 @@ pub fn build_request<O: Operation + ?Sized>(
         (headers::TS, ts_digits.as_str()),
     ];
     // The two free-form values; the others are digits (ts, bizType) and hex (sign).
-    for (name, value) in &params[..2] {
-        signed_value_problem(value).map_or(Ok(()), |reason| {
-            Err(InvalidInput::StrippedValue {
-                name: (*name).to_owned(),
-                reason,
-            })
-        })?;
+    if params[..2]
+        .iter()
+        .any(|(_, value)| value.is_empty() || blank_edged(value))
+    {
+        return Err(stripped_value(&params[..2]));
     }
     // Constant names, in ascending order: the signer need not sort them.
     let signed = sign::instructions(
@@ -500,23 +498,35 @@ pub fn build_request<O: Operation + ?Sized>(
     Ok(request)
 }
 
-/// What is wrong with a signed header parameter's value, if anything: empty, or white space
-/// at either end ([`blank_edged`]), so that the server would check the signature over another
-/// value.
-fn signed_value_problem(value: &str) -> Option<&'static str> {
-    if value.is_empty() {
-        Some("is empty")
-    } else if blank_edged(value) {
-        Some(
-            "has white space at either end, which the server strips before it checks the signature",
-        )
-    } else {
-        None
+/// The error for the first of `params` that is empty or has white space at either end
+/// ([`blank_edged`]), so that the server would check the signature over another value. Out of
+/// line: the hot path only tests the values.
+#[cold]
+fn stripped_value(params: &[(&str, &str)]) -> InvalidInput {
+    let problem = |value: &str| {
+        if value.is_empty() {
+            Some("is empty")
+        } else if blank_edged(value) {
+            Some(
+                "has white space at either end, which the server strips before it checks the signature",
+            )
+        } else {
+            None
+        }
+    };
+    let (name, reason) = params
+        .iter()
+        .find_map(|(name, value)| problem(value).map(|reason| (*name, reason)))
+        .unwrap_or(("", "is not valid"));
+    InvalidInput::StrippedValue {
+        name: name.to_owned(),
+        reason,
     }
 }
 
 /// Whether `value` starts or ends with white space (space, tab), which HTTP strips from a
 /// field value before it is read (RFC 9110 5.5): the server would read another value.
+#[inline]
 pub(crate) fn blank_edged(value: &str) -> bool {
     let blank = |b: &u8| matches!(b, b' ' | b'\t');
     let bytes = value.as_bytes();
