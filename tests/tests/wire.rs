@@ -9,7 +9,11 @@
 //! - the On-Premises login's "empty JSON body" is the two bytes `{}` with
 //!   `Content-Type: application/json` (not an empty body);
 //! - a body goes with a `Content-Length`, never chunked, so that the bytes signed are the bytes
-//!   framed.
+//!   framed;
+//! - header names may travel in any case (HTTP's names are case-insensitive; both transports
+//!   send lower case), while the string to sign spells them as the spec does (`accessKey`);
+//! - a send (mt) whose answer was lost is not sent again; a 1004 is (the signature check refused
+//!   it before anything was done), once, on the server's clock.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -394,8 +398,7 @@ fn send_bodies_are_signed_as_sent<D: Driver>() {
     let client = nxcloud::<D>(&server);
     let caption = "q\"uote\\ \u{1}\u{1f}\t\n\r\u{7f}\u{2028}😀牛小信 </script>";
     let filename = "say \"hi\"\\..\\C:\\x\u{2029}.pdf";
-    let link = "https://cdn.example/a b?x=1&Signature=s";
-    let link = &link.replace(' ', "%20");
+    let link = "https://cdn.example/a%20b/c?x=1&Signature=s%2B";
     // The longest caption (1024 characters, 4 KiB of UTF-8): the head and a larger body.
     let long = "😀".repeat(nx_protocol::wa::MAX_CAPTION_CHARS);
     let sends = [
@@ -414,13 +417,7 @@ fn send_bodies_are_signed_as_sent<D: Driver>() {
             ),
         ),
         (
-            SendMedia::new(
-                PHONE,
-                TO,
-                MediaKind::Document,
-                MediaSource::link(link.clone()),
-            )
-            .with_details(
+            SendMedia::new(PHONE, TO, MediaKind::Document, MediaSource::link(link)).with_details(
                 MessageDetails::new()
                     .filename(filename)
                     .message_id("order-7 \"x\"")
