@@ -2,6 +2,7 @@
 //! manifest. Every decision is one of [`crate::plan`]'s functions; this module only does the
 //! I/O around them.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -10,6 +11,7 @@ use nx_async::DownloadOptions;
 use nx_protocol::download::Sha256Digest;
 use object_store::path::Path;
 use serde::Serialize;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::api::Api;
@@ -171,6 +173,22 @@ struct Shared {
     previous: Previous,
     options: Options,
     observer: Arc<dyn Observer>,
+    /// Set once the run is asked to stop ([`Archive::run_until`]).
+    stop: watch::Sender<bool>,
+}
+
+/// How an attempt that stored nothing ended.
+enum Attempt {
+    /// It failed.
+    Failed(Failure),
+    /// The run was asked to stop.
+    Stopped,
+}
+
+impl From<Failure> for Attempt {
+    fn from(failure: Failure) -> Self {
+        Attempt::Failed(failure)
+    }
 }
 
 /// What a successful transfer (or a content-address hit) gives.
@@ -222,6 +240,7 @@ impl Archive {
                 previous,
                 options,
                 observer,
+                stop: watch::Sender::new(false),
             }),
         }
     }
@@ -242,6 +261,22 @@ impl Archive {
     /// `concurrency` at a time, and rewrites the manifest with one row per id at the end. Fails
     /// only if the manifest cannot be written: then nothing more is fetched or deleted.
     pub async fn run(self, items: Vec<Item>) -> Result<Summary, ManifestError> {
+        let stopped = self.run_until(items, std::future::pending()).await?;
+        // A stop that never comes: the run ends only by running out of items.
+        Ok(stopped.unwrap_or_default())
+    }
+
+    /// [`Archive::run`], stopped cleanly when `stop` completes (a signal, say): no new item
+    /// starts, a transfer in flight is cut and its upload aborted (a local temporary file is
+    /// removed, an S3 multipart upload aborted), and an item already verified is committed and
+    /// recorded before the call returns, so the manifest says exactly what is stored. `None`
+    /// when stopped (the manifest is not compacted then: a rerun reads it as it is and does
+    /// what is left); else the summary, as [`Archive::run`].
+    pub async fn run_until(
+        self,
+        items: Vec<Item>,
+        stop: impl Future<Output = ()>,
+    ) -> Result<Option<Summary>, ManifestError> {
         let started = Instant::now();
         let (items, other_shards) = self.select(items);
         let mut summary = Summary {
@@ -252,20 +287,31 @@ impl Archive {
         let concurrency = self.shared.options.concurrency.max(1);
         let mut pending = items.into_iter();
         let mut workers = JoinSet::new();
+        let mut stop = std::pin::pin!(stop);
+        let mut stopping = false;
         loop {
-            while workers.len() < concurrency {
+            while !stopping && workers.len() < concurrency {
                 let Some(item) = pending.next() else { break };
                 let shared = Arc::clone(&self.shared);
                 workers.spawn(async move { shared.process(item).await });
             }
-            let Some(done) = workers.join_next().await else {
+            let done = tokio::select! {
+                done = workers.join_next() => done,
+                () = &mut stop, if !stopping => {
+                    stopping = true;
+                    self.shared.stop.send_replace(true);
+                    continue;
+                }
+            };
+            let Some(done) = done else {
                 break;
             };
             match done {
-                Ok(Ok(report)) => {
+                Ok(Ok(Some(report))) => {
                     summary.add(&report);
                     self.shared.observer.finished(&report);
                 }
+                Ok(Ok(None)) => {}
                 Ok(Err(error)) => {
                     workers.abort_all();
                     return Err(error);
@@ -274,42 +320,57 @@ impl Archive {
                 Err(_) => {}
             }
         }
+        if stopping {
+            return Ok(None);
+        }
         summary.elapsed_ms = started.elapsed().as_millis() as u64;
         let manifest = self.shared.manifest.clone();
         tokio::task::spawn_blocking(move || manifest.compact())
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
-        Ok(summary)
+        Ok(Some(summary))
     }
 }
 
 impl Shared {
-    async fn process(&self, item: Item) -> Result<ItemReport, ManifestError> {
+    /// Completes once the run is asked to stop.
+    async fn stopped(&self) {
+        let mut stop = self.stop.subscribe();
+        // An error means the sender is gone, which cannot happen while `self` lives.
+        let _ = stop.wait_for(|stop| *stop).await;
+    }
+
+    /// One item, to its report; `None` when the run was stopped before it was done (nothing
+    /// of it was recorded or left visible).
+    async fn process(&self, item: Item) -> Result<Option<ItemReport>, ManifestError> {
+        if *self.stop.borrow() {
+            return Ok(None);
+        }
         let previous = self.previous.get(&item.id).cloned();
         match (
             decide(previous.as_ref(), self.options.delete_after),
             previous,
         ) {
-            (Action::Skip, Some(row)) => Ok(ItemReport {
+            (Action::Skip, Some(row)) => Ok(Some(ItemReport {
                 outcome: Outcome::Skipped,
                 transferred: false,
                 row,
-            }),
+            })),
             (Action::Delete, Some(row)) => {
                 let key = Path::from(row.key.as_deref().unwrap_or_default());
                 // The manifest says stored: delete only if the object is still there.
                 match self.store.size_of(&key).await {
-                    Ok(Some(_)) => self.delete(&item, row, false).await,
+                    Ok(Some(_)) => self.delete(&item, row, false).await.map(Some),
                     Ok(None) => self.fetch(&item, Some(row)).await,
                     Err(e) => {
                         let mut row = row;
                         row.reason = Some(storage(e));
                         self.manifest.append(&row).await?;
-                        Ok(ItemReport {
+                        Ok(Some(ItemReport {
                             outcome: Outcome::Failed,
                             transferred: false,
                             row,
-                        })
+                        }))
                     }
                 }
             }
@@ -318,16 +379,28 @@ impl Shared {
         }
     }
 
-    async fn fetch(&self, item: &Item, previous: Option<Row>) -> Result<ItemReport, ManifestError> {
+    /// Fetches, stores and records an item (and deletes it, if asked); `None` when stopped
+    /// before its object was verified.
+    async fn fetch(
+        &self,
+        item: &Item,
+        previous: Option<Row>,
+    ) -> Result<Option<ItemReport>, ManifestError> {
         let mut attempts = 0;
         let result = loop {
             attempts += 1;
             match self.fetch_once(item).await {
+                Err(Attempt::Stopped) => return Ok(None),
                 Ok(stored) => break Ok(stored),
-                Err(failure) => match retry_delay(&failure, attempts, self.options.max_attempts) {
-                    Some(delay) => tokio::time::sleep(delay).await,
-                    None => break Err(failure),
-                },
+                Err(Attempt::Failed(failure)) => {
+                    match retry_delay(&failure, attempts, self.options.max_attempts) {
+                        Some(delay) => tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            () = self.stopped() => return Ok(None),
+                        },
+                        None => break Err(failure),
+                    }
+                }
             }
         };
         let prior = previous.as_ref().map_or(0, |r| r.attempts);
@@ -346,11 +419,11 @@ impl Shared {
             Err(failure) => {
                 row.reason = Some(failure);
                 self.manifest.append(&row).await?;
-                return Ok(ItemReport {
+                return Ok(Some(ItemReport {
                     outcome: Outcome::Failed,
                     transferred: false,
                     row,
-                });
+                }));
             }
             Ok(stored) => stored,
         };
@@ -362,9 +435,9 @@ impl Shared {
         // Durable before anything is deleted.
         self.manifest.append(&row).await?;
         if self.options.delete_after && may_delete(&row) {
-            return self.delete(item, row, stored.transferred).await;
+            return self.delete(item, row, stored.transferred).await.map(Some);
         }
-        Ok(ItemReport {
+        Ok(Some(ItemReport {
             outcome: if stored.transferred {
                 Outcome::Stored
             } else {
@@ -372,7 +445,7 @@ impl Shared {
             },
             transferred: stored.transferred,
             row,
-        })
+        }))
     }
 
     /// Deletes the media of a stored, recorded item from the API.
@@ -406,8 +479,10 @@ impl Shared {
     }
 
     /// One attempt: look for the content at its key, else transfer into a fresh upload that
-    /// is committed only once verified.
-    async fn fetch_once(&self, item: &Item) -> Result<Stored, Failure> {
+    /// is committed only once verified. A stop cuts the API's answer or the transfer (whose
+    /// upload is then aborted: nothing of it is left); once the bytes are verified, the
+    /// object is committed whatever comes, so that the caller records it.
+    async fn fetch_once(&self, item: &Item) -> Result<Stored, Attempt> {
         let store = &self.store;
         let key_of = |sha: &Sha256Digest, mime: Option<&str>| object_key(store.prefix(), sha, mime);
         let known = |sha: Sha256Digest, mime: Option<String>, key: Path, size: u64| Stored {
@@ -423,7 +498,10 @@ impl Shared {
                 return Ok(known(sha, Some(mime.clone()), key, size));
             }
         }
-        let prepared = self.api.prepare(item).await.map_err(|e| failure_of(&e))?;
+        let prepared = tokio::select! {
+            prepared = self.api.prepare(item) => prepared.map_err(|e| failure_of(&e))?,
+            () = self.stopped() => return Err(Attempt::Stopped),
+        };
         let mime = item
             .mime_type
             .clone()
@@ -452,15 +530,18 @@ impl Shared {
             let before = seen.swap(done, Ordering::Relaxed);
             observer.bytes(done.saturating_sub(before));
         });
-        let transferred = self
-            .api
-            .transfer(&prepared, item, &mut upload, options)
-            .await;
+        let transferred = tokio::select! {
+            transferred = self.api.transfer(&prepared, item, &mut upload, options) => transferred,
+            () = self.stopped() => {
+                let _ = upload.abort().await;
+                return Err(Attempt::Stopped);
+            }
+        };
         let (verified, content_type) = match transferred {
             Ok(done) => done,
             Err(error) => {
                 let _ = upload.abort().await;
-                return Err(failure_of(&error));
+                return Err(failure_of(&error).into());
             }
         };
         let Some(sha256) = verified.sha256 else {
@@ -470,7 +551,8 @@ impl Shared {
                 message: "the client reported no SHA-256 for the download".into(),
                 http_status: None,
                 code: None,
-            });
+            }
+            .into());
         };
         let mime = mime.or(content_type);
         let key = key_of(&sha256, mime.as_deref());
@@ -495,7 +577,7 @@ impl Shared {
         upload.commit().await.map_err(storage)?;
         if let Err(e) = store.rename(&target, &key).await {
             let _ = store.delete(&target).await;
-            return Err(storage(e));
+            return Err(storage(e).into());
         }
         Ok(stored)
     }

@@ -61,7 +61,10 @@ impl Network {
         if global.allow_insecure_http {
             let warning = "--allow-insecure-http: plain http:// to a host that is not loopback sends credentials and media unencrypted";
             if global.json {
-                output::note(&serde_json::json!({ "warning": warning }).to_string());
+                output::note(
+                    &crate::terminal::json_line(&serde_json::json!({ "warning": warning }))
+                        .unwrap_or_default(),
+                );
             } else {
                 output::note(&format!("warning: {warning}"));
             }

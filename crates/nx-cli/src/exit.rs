@@ -4,10 +4,12 @@
 //! | --- | --- |
 //! | 0 | success |
 //! | 2 | usage: bad options (clap), input the library refuses before sending ([`Error::InvalidInput`]), settings that cannot be used, a file that is not what the command needs |
-//! | 3 | the API answered with an error ([`Error::Response`]: an NXCloud code, a Meta error, an HTTP error status, an answer that is not valid), or a 1004 whose clock could not be corrected ([`Error::Clock`]) |
+//! | 3 | the API answered with an error ([`Error::Response`]: an NXCloud code, a Meta error, an HTTP error status, an answer that is not valid) that is not one of authentication |
 //! | 4 | network: connect, TLS, a broken connection, a timeout |
 //! | 5 | integrity: size, length or SHA-256 mismatch ([`Error::Integrity`]); nothing was kept |
-//! | 1 | anything else (local I/O, an answer over the size limit, ...) |
+//! | 6 | authentication: NXCloud refused the credentials or signature (codes 1000-1099, e.g. 1003 invalid signature), or a 1004 whose clock could not be corrected ([`Error::Clock`]); On-Premises answered 401 (a refused login or token) or Meta's 1005 (access denied) |
+//! | 1 | anything else (local I/O, an answer over the size limit, an archive with items that failed, ...) |
+//! | 130, 143, 129 | stopped by SIGINT, SIGTERM or SIGHUP (128 + the signal's number), after cleaning up |
 
 use std::fmt;
 
@@ -16,9 +18,8 @@ use nx_protocol::onprem::MetaCode;
 use nx_protocol::{ApiCode, ResponseError};
 use serde::Serialize;
 
-/// What the process exits with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// What the process exits with (`--json` errors name it as `kind`: [`Exit::name`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Exit {
     /// 0.
     Success,
@@ -32,6 +33,10 @@ pub(crate) enum Exit {
     Network,
     /// 5: downloaded bytes failed a check.
     Integrity,
+    /// 6: the credentials, the signature or a token were refused.
+    Auth,
+    /// 128 + the signal's number: stopped by a signal.
+    Signal(u8),
 }
 
 impl Exit {
@@ -44,7 +49,29 @@ impl Exit {
             Exit::Api => 3,
             Exit::Network => 4,
             Exit::Integrity => 5,
+            Exit::Auth => 6,
+            Exit::Signal(code) => code,
         }
+    }
+
+    /// The name `--json` gives it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Exit::Success => "success",
+            Exit::Failure => "failure",
+            Exit::Usage => "usage",
+            Exit::Api => "api",
+            Exit::Network => "network",
+            Exit::Integrity => "integrity",
+            Exit::Auth => "auth",
+            Exit::Signal(_) => "interrupted",
+        }
+    }
+}
+
+impl Serialize for Exit {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
     }
 }
 
@@ -178,7 +205,9 @@ impl From<Error> for CliError {
         };
         let exit = match &error {
             Error::InvalidInput(_) => Exit::Usage,
-            Error::Response(_) | Error::Clock(_) => Exit::Api,
+            Error::Clock(_) => Exit::Auth,
+            Error::Response(response) if is_auth(response) => Exit::Auth,
+            Error::Response(_) => Exit::Api,
             Error::Timeout { .. }
             | Error::Connect { .. }
             | Error::Tls { .. }
@@ -200,6 +229,20 @@ impl From<Error> for CliError {
             };
         }
         cli
+    }
+}
+
+/// Whether an error answer refused the credentials: NXCloud's authentication codes
+/// (1000-1099), an On-Premises 401 (a refused login or token, whatever its body) or Meta's
+/// 1005 (access denied).
+fn is_auth(response: &ResponseError) -> bool {
+    match response {
+        ResponseError::Api { code, .. } => code.is_auth(),
+        ResponseError::OnPrem { status, error } => {
+            *status == http::StatusCode::UNAUTHORIZED || error.code == MetaCode::ACCESS_DENIED
+        }
+        ResponseError::Http { status, .. } => *status == http::StatusCode::UNAUTHORIZED,
+        _ => false,
     }
 }
 

@@ -1,6 +1,8 @@
 //! Ctrl-C (SIGINT), SIGTERM and SIGHUP during a download: the staging directory of the download
 //! under way is removed before the process exits 130, 143 or 129 (128 + the signal's number, as
-//! shells report it), so an interrupted download leaves nothing beside its target.
+//! shells report it), so an interrupted download leaves nothing beside its target. A command
+//! that stops itself cleanly on a signal (the archive, which aborts its uploads in flight and
+//! records what was verified) waits for the same signals with [`Signals`] instead.
 //!
 //! The registry holds the staging directories that exist right now (one per download; the CLI
 //! runs one at a time). A [`Registered`] directory is removed under the registry's lock, both on
@@ -101,4 +103,50 @@ pub(crate) fn install() -> Result<(), CliError> {
         .map_err(|e| CliError::io("starting the signal handler", e))?;
     let _ = INSTALLED.set(());
     Ok(())
+}
+
+/// SIGINT, SIGTERM and SIGHUP as a stream, for a command that stops itself on one (in a tokio
+/// runtime). Registered when made: a signal that arrives after that is never lost.
+pub(crate) struct Signals {
+    #[cfg(unix)]
+    streams: [tokio::signal::unix::Signal; 3],
+}
+
+impl Signals {
+    /// Registers the handlers (inside a runtime).
+    pub(crate) fn new() -> Result<Self, CliError> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen =
+                |kind| signal(kind).map_err(|e| CliError::io("installing a signal handler", e));
+            Ok(Self {
+                streams: [
+                    listen(SignalKind::interrupt())?,
+                    listen(SignalKind::terminate())?,
+                    listen(SignalKind::hangup())?,
+                ],
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Waits for the next signal: the code to exit with (130, 143, 129).
+    pub(crate) async fn next(&mut self) -> u8 {
+        #[cfg(unix)]
+        {
+            let [int, term, hup] = &mut self.streams;
+            tokio::select! {
+                _ = int.recv() => 130,
+                _ = term.recv() => 143,
+                _ = hup.recv() => 129,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            130
+        }
+    }
 }

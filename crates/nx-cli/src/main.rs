@@ -53,10 +53,9 @@ fn main() -> ExitCode {
         }
         // A usage error: printed without the options that came from the environment.
         Err(e) if e.use_stderr() => {
-            eprint!(
-                "{}",
-                args::usage_without_environment(&e.render().to_string())
-            );
+            // Not `eprint!`, which panics when stderr is a closed pipe.
+            let text = args::usage_without_environment(&e.render().to_string());
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
             return ExitCode::from(Exit::Usage.code());
         }
         // clap prints and exits 0 for --help and --version.

@@ -27,9 +27,7 @@ impl Output {
 
     /// Prints `value` as one line of JSON on stdout.
     pub(crate) fn json(self, value: &impl Serialize) -> Result<(), CliError> {
-        let text = serde_json::to_string(value)
-            .map_err(|e| CliError::failure(format!("formatting JSON output: {e}")))?;
-        stdout_line(&text)
+        stdout_line(&json_text(value)?)
     }
 
     /// Prints the JSON `value` with `--json`, else the text `human` makes.
@@ -58,8 +56,9 @@ impl Output {
                     "api_code": error.api_code,
                     "http_status": error.http_status,
                 }
-            })
-            .to_string();
+            });
+            // A `Value` always serializes.
+            let line = crate::terminal::json_line(&line).unwrap_or_default();
             let _ = writeln!(stderr, "{line}");
         } else {
             // Messages quote servers and files: escaped, so each stays one line and no escape
@@ -70,6 +69,12 @@ impl Output {
             }
         }
     }
+}
+
+/// `value` as one line of JSON, terminal-safe ([`crate::terminal::json_line`]).
+pub(crate) fn json_text(value: &impl Serialize) -> Result<String, CliError> {
+    crate::terminal::json_line(value)
+        .map_err(|e| CliError::failure(format!("formatting JSON output: {e}")))
 }
 
 /// Writes `text` and a newline to stdout and flushes it.

@@ -1,7 +1,6 @@
-//! The download and upload progress bars: on stderr, and only when stderr is a terminal (none
-//! when piped or redirected, so logs and scripts stay clean).
-
-use std::io::IsTerminal;
+//! The download and upload progress bars: on stderr, and only when stderr is a terminal that
+//! can draw them (none when piped or redirected, so logs and scripts stay clean, nor with
+//! `TERM=dumb`).
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use nx_blocking::{DownloadOptions, UploadSource};
@@ -10,9 +9,9 @@ use nx_blocking::{DownloadOptions, UploadSource};
 pub(crate) struct Bar(Option<ProgressBar>);
 
 impl Bar {
-    /// A bar if stderr is a terminal.
+    /// A bar if stderr is a terminal that can draw one.
     pub(crate) fn for_stderr() -> Self {
-        if !std::io::stderr().is_terminal() {
+        if !crate::terminal::stderr_draws_progress() {
             return Self(None);
         }
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());

@@ -7,7 +7,11 @@
 //!   gives. The staging directory is removed on failure, on a panic and on SIGINT, SIGTERM or
 //!   SIGHUP ([`crate::interrupt`]); a symbolic link to a file keeps pointing at the new file;
 //! - a directory (or a path ending in `/`): the file is saved inside it under the server's file
-//!   name made safe ([`safe_name`]), or a name made from the media id when that is unusable;
+//!   name made safe ([`safe_name`]), or a name made from the media id when that is unusable.
+//!   A name the server chose never replaces what is there (a file, a link, a directory, or a
+//!   name the file system takes for the same, such as one differing only by case on macOS):
+//!   the file is linked in under the first free name of `NAME`, `STEM-1.EXT`, `STEM-2.EXT`...
+//!   (a hard link, which fails rather than replace; then the staged name is removed);
 //! - anything else that exists (a character device such as a null device, a FIFO): written in
 //!   place, since renaming a file over it would replace the device or pipe with a regular file
 //!   (as root, `-o /dev/null` would otherwise turn the system's null device into a file). The
@@ -66,12 +70,15 @@ pub(crate) enum Destination {
         /// What it is.
         what: &'static str,
     },
-    /// A staged file renamed over `path` by [`Staging::commit`].
+    /// A staged file moved to `path` by [`Destination::commit`].
     Staged {
         /// The final path.
         path: PathBuf,
         /// The staging directory.
         staging: Staging,
+        /// Whether a file at `path` is replaced (the user named it), or kept and another name
+        /// taken (the server named it, in a directory).
+        replace: bool,
     },
 }
 
@@ -141,7 +148,11 @@ impl Planned {
         match self {
             Planned::Stdout => Destination::Stdout,
             Planned::InPlace { path, what } => Destination::InPlace { path, what },
-            Planned::File { path, staging } => Destination::Staged { path, staging },
+            Planned::File { path, staging } => Destination::Staged {
+                path,
+                staging,
+                replace: true,
+            },
             Planned::Dir { dir, staging } => {
                 let name = file_name
                     .and_then(safe_name)
@@ -150,6 +161,7 @@ impl Planned {
                 Destination::Staged {
                     path: dir.join(name),
                     staging,
+                    replace: false,
                 }
             }
         }
@@ -164,6 +176,26 @@ impl Destination {
             Destination::InPlace { path, .. } | Destination::Staged { path, .. } => {
                 path.display().to_string()
             }
+        }
+    }
+
+    /// Moves a verified staged file to its place (nothing to do for the other targets) and
+    /// says where it went: a directory's file may have taken a free name beside the planned one.
+    pub(crate) fn commit(&self) -> Result<String, CliError> {
+        match self {
+            Destination::Staged {
+                path,
+                staging,
+                replace: true,
+            } => staging.commit(path).map(|()| path.display().to_string()),
+            Destination::Staged {
+                path,
+                staging,
+                replace: false,
+            } => staging
+                .link_beside(path)
+                .map(|stored| stored.display().to_string()),
+            _ => Ok(self.shown()),
         }
     }
 
@@ -247,7 +279,7 @@ impl Staging {
     /// Moves the verified staged file to `target`: a file already there keeps its mode (the
     /// staged one was created with the mode the umask gives), then the rename, then the
     /// directory is synced so the rename survives a crash.
-    pub(crate) fn commit(&self, target: &Path) -> Result<(), CliError> {
+    fn commit(&self, target: &Path) -> Result<(), CliError> {
         let staged = self.file();
         let shown_target = target.display().to_string();
         if let Ok(meta) = fs::metadata(target)
@@ -263,12 +295,96 @@ impl Staging {
                 e,
             )
         })?;
-        #[cfg(unix)]
-        if let Ok(dir) = fs::File::open(parent_of(target)) {
-            let _ = dir.sync_all();
-        }
+        sync_dir(parent_of(target));
         Ok(())
     }
+
+    /// Links the verified staged file in at `planned`, or at the first free name beside it
+    /// ([`free_names`]); never replaces anything. The staged name is removed with the staging
+    /// directory. Where hard links are not supported, a name found free is renamed to (a
+    /// window in which another process could create it remains there).
+    fn link_beside(&self, planned: &Path) -> Result<PathBuf, CliError> {
+        let staged = self.file();
+        let dir = parent_of(planned);
+        let name = planned
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let failed = |e: std::io::Error, at: &Path| {
+            CliError::io(
+                format!(
+                    "saving the download as {}",
+                    shown(&at.display().to_string())
+                ),
+                e,
+            )
+        };
+        for candidate in free_names(&name).map(|n| dir.join(n)) {
+            match fs::hard_link(&staged, &candidate) {
+                Ok(()) => {
+                    sync_dir(dir);
+                    return Ok(candidate);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    if fs::symlink_metadata(&candidate).is_ok() {
+                        continue;
+                    }
+                    fs::rename(&staged, &candidate).map_err(|r| {
+                        failed(if r.kind() == e.kind() { e } else { r }, &candidate)
+                    })?;
+                    sync_dir(dir);
+                    return Ok(candidate);
+                }
+            }
+        }
+        Err(CliError::failure(format!(
+            "saving the download in {}: {} and the next {MAX_SUFFIX} names beside it are taken",
+            shown(&dir.display().to_string()),
+            shown(&name)
+        )))
+    }
+}
+
+/// How many numbered names [`free_names`] tries beside a taken one.
+const MAX_SUFFIX: usize = 999;
+
+/// `name`, then `STEM-1.EXT`, `STEM-2.EXT`, ... (`NAME-1` without an extension); each stays
+/// within [`MAX_NAME`] bytes.
+fn free_names(name: &str) -> impl Iterator<Item = String> + '_ {
+    let (stem, ext) = split_extension(name);
+    std::iter::once(name.to_owned()).chain((1..=MAX_SUFFIX).map(move |n| {
+        let suffix = format!("-{n}{ext}");
+        format!("{}{suffix}", cut(stem, MAX_NAME - suffix.len()))
+    }))
+}
+
+/// `("photo", ".png")` of `photo.png`; an extension is at most 16 bytes, after a stem that is
+/// not empty.
+fn split_extension(name: &str) -> (&str, &str) {
+    match name.rfind('.') {
+        Some(dot) if dot > 0 && name.len() - dot <= 16 => name.split_at(dot),
+        _ => (name, ""),
+    }
+}
+
+/// The longest prefix of `text` of at most `max` bytes, cut on a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Syncs a directory, so that a rename or link in it survives a crash.
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(dir) = fs::File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
 }
 
 fn parent_of(path: &Path) -> &Path {
@@ -300,33 +416,77 @@ fn kind_of(meta: &fs::Metadata) -> &'static str {
     "not a regular file"
 }
 
-/// A server's (or a webhook's) file name made safe to create in a directory: path separators
-/// and characters unsafe on a terminal become `_`, leading dots and white space are dropped (no
-/// hidden files, no `..`), at most 200 bytes are kept. `None` when nothing usable is left.
+/// A server's (or a webhook's) file name made safe to create in a directory, on any system
+/// the directory may be copied to: path separators, characters unsafe on a terminal (control,
+/// bidirectional, zero-width) and those Windows refuses (`<>:"|?*`) become `_`; leading dots and
+/// white space are dropped (no hidden files, no `..`), trailing dots and white space too
+/// (Windows drops them); a name Windows reserves for a device (`CON`, `NUL`, `COM1`, `LPT1.txt`,
+/// ...) gets a leading `_`; at most 200 bytes are kept, the extension kept when it is short.
+/// `None` when nothing usable is left.
 pub(crate) fn safe_name(name: &str) -> Option<String> {
     let replaced: String = name
         .chars()
         .map(|c| {
-            if matches!(c, '/' | '\\') || terminal::is_unsafe(c) {
+            if matches!(c, '/' | '\\' | '<' | '>' | ':' | '"' | '|' | '?' | '*')
+                || terminal::is_unsafe(c)
+            {
                 '_'
             } else {
                 c
             }
         })
         .collect();
-    let trimmed = replaced.trim_start_matches(|c: char| c == '.' || c.is_whitespace());
-    let trimmed = trimmed.trim_end();
-    let mut end = trimmed.len().min(MAX_NAME);
-    while !trimmed.is_char_boundary(end) {
-        end -= 1;
+    let trimmed = replaced
+        .trim_start_matches(|c: char| c == '.' || c.is_whitespace())
+        .trim_end_matches(|c: char| c == '.' || c.is_whitespace());
+    if trimmed.is_empty() || trimmed.chars().all(|c| c == '_') {
+        return None;
     }
-    let name = &trimmed[..end];
-    (!name.is_empty() && name.chars().any(|c| c != '_')).then(|| name.to_owned())
+    let name = if is_windows_device(trimmed) {
+        format!("_{trimmed}")
+    } else {
+        trimmed.to_owned()
+    };
+    if name.len() <= MAX_NAME {
+        return Some(name);
+    }
+    let (stem, ext) = split_extension(&name);
+    Some(format!("{}{ext}", cut(stem, MAX_NAME - ext.len())))
+}
+
+/// Whether Windows takes `name` (whatever its extension) for a device: `CON`, `PRN`, `AUX`,
+/// `NUL`, `COM0`-`COM9`, `LPT0`-`LPT9` (also with the superscript digits), in any case.
+fn is_windows_device(name: &str) -> bool {
+    let base = name.split('.').next().unwrap_or_default().trim_end();
+    let upper = base.to_ascii_uppercase();
+    if matches!(
+        upper.as_str(),
+        "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$"
+    ) {
+        return true;
+    }
+    let mut chars = upper.chars();
+    let prefix: String = chars.by_ref().take(3).collect();
+    let rest: Vec<char> = chars.collect();
+    matches!(prefix.as_str(), "COM" | "LPT")
+        && matches!(rest.as_slice(), [d] if d.is_ascii_digit() || matches!(d, '¹' | '²' | '³'))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn taken_names_give_numbered_ones_within_the_limit() {
+        let names: Vec<String> = free_names("photo.png").take(3).collect();
+        assert_eq!(names, ["photo.png", "photo-1.png", "photo-2.png"]);
+        let names: Vec<String> = free_names("README").take(2).collect();
+        assert_eq!(names, ["README", "README-1"]);
+        assert_eq!(free_names(".x").nth(1).unwrap(), ".x-1");
+        let long = format!("{}.pdf", "é".repeat(98));
+        assert!(free_names(&long).all(|n| n.len() <= MAX_NAME && n.ends_with(".pdf")));
+        assert_eq!(free_names("a").count(), MAX_SUFFIX + 1);
+    }
 
     #[test]
     fn server_names_are_made_safe() {
@@ -340,12 +500,38 @@ mod tests {
             safe_name("a\u{1b}[2J\nb.jpg").as_deref(),
             Some("a_[2J_b.jpg")
         );
-        assert_eq!(safe_name("c:\\x\\y.pdf").as_deref(), Some("c:_x_y.pdf"));
-        for unusable in ["", ".", "..", " .. ", "/", "\0", "..//"] {
+        assert_eq!(safe_name("c:\\x\\y.pdf").as_deref(), Some("c__x_y.pdf"));
+        for unusable in ["", ".", "..", " .. ", "/", "\0", "..//", "\u{202e}", "?*"] {
             assert_eq!(safe_name(unusable), None, "{unusable:?}");
         }
         let long = "é".repeat(300);
         let kept = safe_name(&long).unwrap();
         assert!(kept.len() <= MAX_NAME && kept.chars().all(|c| c == 'é'));
+        // A long name keeps its extension.
+        let kept = safe_name(&format!("{}.jpeg", "x".repeat(300))).unwrap();
+        assert_eq!(kept, format!("{}.jpeg", "x".repeat(MAX_NAME - 5)));
+        // What Windows would refuse or take for a device.
+        for (given, made) in [
+            ("CON", "_CON"),
+            ("nul.txt", "_nul.txt"),
+            ("Com1.png", "_Com1.png"),
+            ("lpt9", "_lpt9"),
+            ("aux .pdf", "_aux .pdf"),
+            ("console.png", "console.png"),
+            ("com10.png", "com10.png"),
+            ("a.png. . ", "a.png"),
+            ("a<b>|\"c\".png", "a_b___c_.png"),
+        ] {
+            assert_eq!(safe_name(given).as_deref(), Some(made), "{given:?}");
+        }
+        // Invisible and reordering characters never make two names look alike.
+        assert_eq!(
+            safe_name("invoice\u{202e}fdp.exe").as_deref(),
+            Some("invoice_fdp.exe")
+        );
+        assert_eq!(
+            safe_name("a\u{200b}b\u{feff}.png").as_deref(),
+            Some("a_b_.png")
+        );
     }
 }

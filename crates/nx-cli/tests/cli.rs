@@ -401,7 +401,7 @@ fn an_unknown_media_id_exits_3_with_a_json_error() {
             "--id",
             "x",
         ]),
-        3,
+        6,
     );
     assert!(run.stderr.contains("code 1003"), "{}", run.stderr);
     assert!(run.stderr.contains("invalid signature"), "{}", run.stderr);
@@ -1255,8 +1255,9 @@ fn onprem_first_login_sets_the_new_password() {
         SandboxConfig::default().onprem_users([OnPremUser::demo().must_change_password()]),
     )
     .unwrap();
-    // A fresh installation refuses a plain login: an API error, with Meta's code shown.
-    let refused = expect(onprem(&sandbox).arg("login"), 3);
+    // A fresh installation refuses a plain login: an authentication error (6), with Meta's
+    // code shown.
+    let refused = expect(onprem(&sandbox).arg("login"), 6);
     assert!(refused.stderr.contains("1005"), "{}", refused.stderr);
     let token = expect(
         onprem(&sandbox)
@@ -1275,7 +1276,8 @@ fn onprem_first_login_sets_the_new_password() {
         !again.stdout.contains("a-long-new-password")
             && !again.stderr.contains("a-long-new-password")
     );
-    expect(onprem(&sandbox).arg("login"), 3);
+    // The old password is refused now.
+    expect(onprem(&sandbox).arg("login"), 6);
 }
 
 #[test]
@@ -1327,14 +1329,14 @@ fn onprem_login_prints_a_token_that_the_other_commands_take() {
             "wrong",
             "login",
         ]),
-        3,
+        6,
     );
     assert!(run.stderr.contains("401"), "{}", run.stderr);
     expect(
         nxcloud()
             .args(["onprem", "--url", sandbox.base_url(), "--token", "bogus"])
             .args(["media", "delete", "x"]),
-        3,
+        6,
     );
     // No URL, no login.
     let run = expect(

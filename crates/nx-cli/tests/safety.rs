@@ -807,7 +807,7 @@ fn onprem_messages_say_what_happened() {
             "delete",
             "x",
         ]),
-        3,
+        6,
     );
     assert!(
         run.stderr
@@ -826,7 +826,7 @@ fn onprem_messages_say_what_happened() {
             "delete",
             "x",
         ]),
-        3,
+        6,
     );
     assert!(run.stderr.contains("were refused"), "{}", run.stderr);
 
@@ -1000,7 +1000,7 @@ fn a_1003_points_at_sign_explain_and_json_downloads_report_the_sha256() {
             "--id",
             "x",
         ]),
-        3,
+        6,
     );
     assert!(
         run.stderr.contains("nxcloud sign --explain"),

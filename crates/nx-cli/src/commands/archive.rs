@@ -4,10 +4,10 @@
 //! id, so a rerun (after a failure, Ctrl-C or a kill) does only what is left.
 
 use std::fs::File;
-use std::io::{BufReader, IsTerminal, Write};
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -19,7 +19,9 @@ use nx_archive::{
 
 use crate::args::{GlobalArgs, OnPremArgs};
 use crate::clients;
-use crate::exit::CliError;
+use crate::exit::{CliError, Exit};
+use crate::input;
+use crate::interrupt::Signals;
 use crate::output::{Output, stdout_line};
 use crate::terminal;
 
@@ -113,11 +115,11 @@ fn read_source(kind: SourceKind, from: &Path) -> Result<Source, CliError> {
     let result = if from == Path::new("-") {
         Source::read(kind, std::io::stdin().lock())
     } else {
-        let file =
-            File::open(from).map_err(|e| CliError::io(format!("opening {}", from.display()), e))?;
+        let file = File::open(from)
+            .map_err(|e| CliError::io(format!("opening {}", input::name_of(from)), e))?;
         Source::read(kind, BufReader::new(file))
     };
-    result.map_err(|e| CliError::io(format!("reading {}", from.display()), e))
+    result.map_err(|e| CliError::io(format!("reading {}", input::name_of(from)), e))
 }
 
 fn store_error(error: StoreError) -> CliError {
@@ -170,25 +172,39 @@ fn archive(
         .enable_all()
         .build()
         .map_err(|e| CliError::io("starting the async runtime", e))?;
-    let result = runtime.block_on(async {
-        tokio::select! {
-            result = archive.run(source.items) => Some(result),
-            () = super::sandbox::shutdown_signal() => None,
-        }
-    });
+    let mut signals = {
+        let _entered = runtime.enter();
+        Signals::new()?
+    };
+    let interrupted = AtomicU8::new(0);
+    // A signal stops the run cleanly: no new item, the uploads in flight aborted (nothing
+    // unverified is visible, no temporary file is left), what was verified committed and
+    // recorded. A second signal does not wait for that: it exits at once (what is recorded
+    // stays recorded; an upload cut then is never visible).
+    let (flag, shown) = (&interrupted, &display);
+    let stop = async move {
+        let code = signals.next().await;
+        flag.store(code, Ordering::SeqCst);
+        shown.note("stopping: finishing what is being recorded (a second Ctrl-C quits at once)");
+        tokio::spawn(async move { std::process::exit(i32::from(signals.next().await)) });
+    };
+    let result = runtime.block_on(archive.run_until(source.items, stop));
     display.finish();
-    // In-flight uploads were dropped with the runtime: nothing unverified became visible.
     drop(runtime);
-    let manifest_shown = manifest_path.display().to_string();
-    let Some(result) = result else {
-        return Err(CliError::failure(format!(
-            "interrupted after {} of {} items; the manifest ({manifest_shown}) keeps what was stored",
-            display.done.load(Ordering::Relaxed),
-            items.len()
-        ))
+    let manifest_shown = terminal::shown(&manifest_path.display().to_string()).to_string();
+    let summary = result.map_err(|e| CliError::failure(e.to_string()))?;
+    let Some(summary) = summary else {
+        let code = interrupted.load(Ordering::SeqCst);
+        return Err(CliError::new(
+            Exit::Signal(code),
+            format!(
+                "interrupted after {} of {} items; the manifest ({manifest_shown}) records what was stored",
+                display.done.load(Ordering::Relaxed),
+                items.len()
+            ),
+        )
         .with_hint("run the same command again to resume"));
     };
-    let summary = result.map_err(|e| CliError::failure(e.to_string()))?;
     print_summary(out, &summary, source.rejected.len(), &manifest_shown)?;
     let rejected = source.rejected.len();
     if summary.failed > 0 || rejected > 0 {
@@ -272,9 +288,10 @@ struct Display {
 }
 
 impl Display {
-    /// A progress bar only on a terminal and without `--json` (logs and scripts stay clean).
+    /// A progress bar only on a terminal that can draw it, and without `--json` (logs and
+    /// scripts stay clean).
     fn new(out: Output) -> Self {
-        let bar = (!out.is_json() && std::io::stderr().is_terminal()).then(|| {
+        let bar = (!out.is_json() && terminal::stderr_draws_progress()).then(|| {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
             let style = ProgressStyle::with_template("{bar:30} {pos}/{len} files  {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar());
@@ -315,6 +332,17 @@ impl Display {
             bar.finish_and_clear();
         }
     }
+
+    /// A line on stderr (above the bar), not with `--json`.
+    fn note(&self, line: &str) {
+        if self.out.is_json() {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => bar.suspend(|| crate::output::note(line)),
+            None => crate::output::note(line),
+        }
+    }
 }
 
 impl Observer for Display {
@@ -339,16 +367,12 @@ impl Observer for Display {
                 .reason
                 .as_ref()
                 .map_or("", |r| r.message.as_str());
-            let line = format!(
+            self.note(&format!(
                 "failed {} (line {}): {}",
                 terminal::shown(&report.row.id),
                 report.row.line,
                 terminal::shown(reason)
-            );
-            match &self.bar {
-                Some(bar) => bar.suspend(|| eprintln!("{line}")),
-                None => eprintln!("{line}"),
-            }
+            ));
         }
         if let Some(bar) = &self.bar {
             bar.inc(1);

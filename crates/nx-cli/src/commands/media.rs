@@ -55,7 +55,8 @@ fn get(global: &GlobalArgs, args: &MediaRef, out: Output) -> Result<(), CliError
             "mime_type: {}\nfile_name: {}\nexpires:   {expires}\nurl:       {}",
             shown(&info.mime_type),
             shown(&info.file_name),
-            shown(info.url.expose())
+            // Whole, however long: the URL is this command's result.
+            crate::terminal::escape(info.url.expose())
         )
     })
 }
@@ -157,8 +158,7 @@ impl<'a> Saved<'a> {
             return out.result(self, Saved::human);
         }
         let line = if out.is_json() {
-            serde_json::to_string(self)
-                .map_err(|e| CliError::failure(format!("formatting JSON output: {e}")))?
+            output::json_text(self)?
         } else {
             self.human()
         };
@@ -214,10 +214,8 @@ fn download(global: &GlobalArgs, args: &DownloadArgs, out: Output) -> Result<(),
     };
     bar.finish();
     let verified = result.map_err(|e| destination.explain(CliError::from_download(e)))?;
-    let saved = Saved::new(&args.id, &destination, &verified, args.sha256.is_some());
-    if let Destination::Staged { path, staging } = &destination {
-        staging.commit(path)?;
-    }
+    let mut saved = Saved::new(&args.id, &destination, &verified, args.sha256.is_some());
+    saved.path = destination.commit()?;
     saved.print(&destination, out)
 }
 

@@ -18,7 +18,7 @@ use crate::interrupt;
 use crate::mime;
 use crate::output::Output;
 use crate::progress::Bar;
-use crate::target::{self, Destination, Sink};
+use crate::target::{self, Sink};
 use crate::terminal::shown;
 
 /// Runs `nxcloud onprem ...`.
@@ -124,9 +124,7 @@ fn get(
         get.sha256.is_some(),
     );
     saved.mime_type = retrieved.media.content_type.as_deref();
-    if let Destination::Staged { path, staging } = &destination {
-        staging.commit(path)?;
-    }
+    saved.path = destination.commit()?;
     saved.print(&destination, out)
 }
 

@@ -200,7 +200,7 @@ fn print_entry(entry: &LogEntry, out: Output) -> Result<(), CliError> {
 }
 
 /// Completes on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
-pub(crate) async fn shutdown_signal() {
+async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
