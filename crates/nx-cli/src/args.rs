@@ -24,7 +24,8 @@ pub(crate) const ENV_ONPREM_NEW_PASSWORD: &str = "WA_ONPREM_NEW_PASSWORD";
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success, 2 usage (bad options, input refused before sending), 3 the API answered \
-with an error code, 4 network or timeout, 5 integrity mismatch (nothing kept), 1 anything else.
+with an error code, 4 network or timeout, 5 integrity mismatch (nothing kept), 6 credentials or \
+token refused, 130/143/129 stopped by SIGINT/SIGTERM/SIGHUP, 1 anything else.
 
 Try it without an account: `nxcloud demo`; or run `nxcloud sandbox` and point the other commands \
 at it with --base-url and the sandbox's demo account (see the README).";

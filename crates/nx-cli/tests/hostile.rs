@@ -647,6 +647,8 @@ fn a_signal_mid_transfer_exits_128_plus_it_and_leaves_no_temporary_file() {
             started.elapsed() < Duration::from_secs(10),
             "{name}: slow stop"
         );
+        // Nothing but the (empty) manifest: no temporary file, no object.
+        assert_eq!(walk(&out), ["manifest.jsonl"], "{name}");
         assert_eq!(status.code(), Some(code), "{name}: {stderr}");
         assert!(
             stderr.contains("error: interrupted after 0 of 1 items"),
@@ -657,8 +659,6 @@ fn a_signal_mid_transfer_exits_128_plus_it_and_leaves_no_temporary_file() {
             "{stderr}"
         );
         assert!(!stderr.contains("panicked"), "{stderr}");
-        // Nothing but the (empty) manifest: no temporary file, no object.
-        assert_eq!(walk(&out), ["manifest.jsonl"], "{name}");
         assert_eq!(std::fs::read(out.join("manifest.jsonl")).unwrap(), b"");
     }
 }
@@ -718,7 +718,7 @@ fn a_signal_mid_transfer_to_s3_aborts_the_multipart_upload() {
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(130), "{stderr}");
+    let status = child.wait().unwrap();
     let uploads = s3_get(&s3, "/media?uploads");
     assert!(
         !uploads.contains("<UploadId>"),
@@ -726,6 +726,7 @@ fn a_signal_mid_transfer_to_s3_aborts_the_multipart_upload() {
     );
     let objects = s3_get(&s3, "/media?list-type=2");
     assert!(!objects.contains("<Key>"), "{objects}");
+    assert_eq!(status.code(), Some(130), "{stderr}");
     assert_eq!(std::fs::read(&manifest).unwrap(), b"");
 }
 
