@@ -414,3 +414,133 @@ fn media_archive_to_s3_configured_from_the_environment() {
         .collect();
     assert_eq!(keys, expected);
 }
+
+#[test]
+fn failing_ids_stop_nothing_are_reported_with_reasons_and_only_they_are_retried() {
+    let sandbox = sandbox();
+    let good = receive(&sandbox, 0);
+    let other = receive(&sandbox, 1);
+    let tampered = receive(&sandbox, 2);
+    let wrong = Sha256Digest::of(b"something else").to_string();
+    let unknown = other.webhook_body.replace(&other.media_id, "no-such-media");
+    let lines = [
+        good.webhook_body.clone(),
+        unknown,
+        tampered
+            .webhook_body
+            .replace(&tampered.sha256.to_string(), &wrong),
+        good.webhook_body.clone(), // a duplicate webhook
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = dir.path().join("hooks.jsonl");
+    std::fs::write(&hooks, lines.join("\n") + "\n").unwrap();
+    let out = dir.path().join("out");
+    let archive = || {
+        let mut cmd = against(&sandbox);
+        cmd.args(["media", "archive", "--concurrency", "1", "--from"])
+            .arg(&hooks)
+            .arg("--to")
+            .arg(&out);
+        cmd
+    };
+    let reasons = |rows: &[Value]| -> Vec<(String, String)> {
+        let mut got: Vec<(String, String)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_str().unwrap().to_owned(),
+                    r["reason"]["kind"].as_str().unwrap_or("-").to_owned(),
+                )
+            })
+            .collect();
+        got.sort();
+        got
+    };
+    let manifest = out.join("manifest.jsonl");
+    // NXCloud answers 9001 to every getMedia: each item fails on its own, none stops the run.
+    let busy = sandbox
+        .faults()
+        .add(FaultRule::new(Route::GetMedia, Fault::UnknownCode(9001)));
+    let run = expect(archive().arg("--json"), 1);
+    let items: Vec<Value> = json_lines(&run.stdout)
+        .into_iter()
+        .filter(|l| l.get("outcome").is_some())
+        .collect();
+    assert_eq!(items.len(), 3, "each id once: {}", run.stdout);
+    assert!(
+        items.iter().all(|i| i["reason"]["code"] == 9001),
+        "{items:?}"
+    );
+    let summary = json_lines(&run.stdout).pop().unwrap();
+    assert_eq!(summary["duplicates"], 1, "{summary}");
+    sandbox.faults().remove(busy);
+
+    // Now the stored one is stored, the others fail for their own reasons, shown on stderr.
+    let count = |route| sandbox.log().for_route(route).len();
+    let before = (count(Route::GetMedia), count(Route::OssDownload));
+    let run = expect(&mut archive(), 1);
+    let second = (
+        count(Route::GetMedia) - before.0,
+        count(Route::OssDownload) - before.1,
+    );
+    assert!(
+        run.stdout
+            .starts_with("stored 1, skipped 0 (already stored), failed 2; 3 items"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .trim_end()
+            .ends_with("; 1 repeated references to an id archived once"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("failed no-such-media (line 2): ")
+            && run
+                .stderr
+                .contains(&format!("failed {} (line 3): ", tampered.media_id)),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("SHA-256"), "{}", run.stderr);
+    assert_eq!(reasons(&manifest_rows(&manifest)), {
+        let mut want = vec![
+            (good.media_id.clone(), "-".to_owned()),
+            ("no-such-media".to_owned(), "not_found".to_owned()),
+            (tampered.media_id.clone(), "integrity".to_owned()),
+        ];
+        want.sort();
+        want
+    });
+
+    // A rerun does the same for the two that failed, and nothing for the stored one: one
+    // getMedia and one download fewer, and the manifest says it was skipped.
+    let before = (count(Route::GetMedia), count(Route::OssDownload));
+    let run = expect(archive().arg("--json"), 1);
+    let third = (
+        count(Route::GetMedia) - before.0,
+        count(Route::OssDownload) - before.1,
+    );
+    assert_eq!(
+        third,
+        (second.0 - 1, second.1 - 1),
+        "{second:?} then {third:?}"
+    );
+    let outcomes: Vec<(String, String)> = json_lines(&run.stdout)
+        .iter()
+        .filter(|l| l.get("outcome").is_some())
+        .map(|l| {
+            (
+                l["id"].as_str().unwrap().to_owned(),
+                l["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        outcomes.contains(&(good.media_id.clone(), "skipped".to_owned())),
+        "{outcomes:?}"
+    );
+    assert_eq!(assert_objects_verified(&out), 1);
+}

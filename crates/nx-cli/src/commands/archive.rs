@@ -146,7 +146,7 @@ fn archive(
             ));
         }
     };
-    let source = read_source(kind, from)?;
+    let mut source = read_source(kind, from)?;
     let store = Store::open(&destination).map_err(store_error)?;
     let (manifest, previous) =
         Manifest::open(&manifest_path).map_err(|e| CliError::failure(e.to_string()))?;
@@ -188,7 +188,7 @@ fn archive(
         shown.note("stopping: finishing what is being recorded (a second Ctrl-C quits at once)");
         tokio::spawn(async move { std::process::exit(i32::from(signals.next().await)) });
     };
-    let result = runtime.block_on(archive.run_until(source.items, stop));
+    let result = runtime.block_on(archive.run_until(std::mem::take(&mut source.items), stop));
     display.finish();
     drop(runtime);
     let manifest_shown = terminal::shown(&manifest_path.display().to_string()).to_string();
@@ -205,7 +205,7 @@ fn archive(
         )
         .with_hint("run the same command again to resume"));
     };
-    print_summary(out, &summary, source.rejected.len(), &manifest_shown)?;
+    print_summary(out, &summary, &source, &manifest_shown)?;
     let rejected = source.rejected.len();
     if summary.failed > 0 || rejected > 0 {
         let mut what = Vec::new();
@@ -243,16 +243,19 @@ fn report_rejected(out: Output, rejected: &nx_archive::LineError) -> Result<(), 
     }
 }
 
+/// The run's last line; it also says how many references repeated an id (each id is
+/// archived once), so that its counts add up to the source's.
 fn print_summary(
     out: Output,
     summary: &Summary,
-    rejected: usize,
+    source: &Source,
     manifest: &str,
 ) -> Result<(), CliError> {
     if out.is_json() {
         return out.json(&serde_json::json!({
             "summary": summary,
-            "rejected_lines": rejected,
+            "rejected_lines": source.rejected.len(),
+            "duplicates": source.duplicates,
             "manifest": manifest,
         }));
     }
@@ -273,6 +276,12 @@ fn print_summary(
     ));
     if summary.other_shards > 0 {
         line.push_str(&format!(", {} left to other shards", summary.other_shards));
+    }
+    if source.duplicates > 0 {
+        line.push_str(&format!(
+            "; {} repeated references to an id archived once",
+            source.duplicates
+        ));
     }
     stdout_line(&line)
 }
