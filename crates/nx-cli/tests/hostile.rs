@@ -789,3 +789,83 @@ fn a_second_ctrl_c_quits_without_waiting_for_the_first_to_finish() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["status"], "stored");
 }
+
+#[cfg(unix)]
+#[test]
+fn an_upload_has_nothing_to_clean_up_and_ends_by_the_signal_itself() {
+    use std::os::unix::process::ExitStatusExt;
+    let sandbox = sandbox();
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("p.png");
+    std::fs::write(&png, PNG).unwrap();
+    let _slow = sandbox.faults().add(FaultRule::new(
+        Route::UploadMedia,
+        Fault::Latency(Duration::from_secs(60)),
+    ));
+    for (name, number) in [("INT", 2), ("TERM", 15)] {
+        let mut child = at(sandbox.base_url())
+            .args(["media", "upload", "--phone", PHONE])
+            .arg(&png)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(800));
+        signal(&child, name);
+        let started = Instant::now();
+        let status = child.wait().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // A shell reports 128 + the number, as for the commands that clean up first.
+        assert_eq!(status.signal(), Some(number), "{name}: {status:?}");
+        assert_eq!(files_in(dir.path()), ["p.png"], "{name}");
+    }
+}
+
+#[test]
+fn an_object_stored_in_s3_before_a_crash_but_not_recorded_is_found_not_fetched_again() {
+    let Some(s3) = S3Server::start_for_test("an_object_stored_in_s3_before_a_crash") else {
+        return;
+    };
+    s3.create_bucket("media").unwrap();
+    let sandbox = sandbox();
+    let mut bytes = PNG.to_vec();
+    bytes.extend_from_slice(b" stored before the crash");
+    let message = sandbox
+        .receive_inbound(Inbound::new("image", "image/png", bytes.clone()))
+        .unwrap();
+    // What a run that was killed between the upload and the manifest row leaves: the object
+    // at its content address, no row.
+    let key = format!("/media/wa/{}.png", message.sha256);
+    let mut stream = TcpStream::connect(s3.addr()).unwrap();
+    write!(
+        stream,
+        "PUT {key} HTTP/1.1\r\nhost: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        s3.addr(),
+        bytes.len()
+    )
+    .unwrap();
+    stream.write_all(&bytes).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = dir.path().join("hooks.jsonl");
+    std::fs::write(&hooks, message.webhook_body.clone() + "\n").unwrap();
+    let manifest = dir.path().join("m.jsonl");
+    let mut cmd = at(sandbox.base_url());
+    cmd.envs(s3.env())
+        .args(["--json", "media", "archive", "--from"])
+        .arg(&hooks)
+        .args(["--to", "s3://media/wa", "--manifest"])
+        .arg(&manifest);
+    let run = expect(&mut cmd, 0);
+    let item = json(run.stdout.lines().next().unwrap());
+    assert_eq!(item["outcome"], "already_stored", "{}", run.stdout);
+    assert_eq!(item["status"], "stored");
+    assert_eq!(item["key"], key.trim_start_matches("/media/"));
+    assert_eq!(sandbox.log().for_route(Route::OssDownload).len(), 0);
+    assert_eq!(sandbox.log().for_route(Route::GetMedia).len(), 0);
+    let rows = std::fs::read_to_string(&manifest).unwrap();
+    assert_eq!(rows.lines().count(), 1, "{rows}");
+}
