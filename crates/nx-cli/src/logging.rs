@@ -5,6 +5,12 @@
 //! What the libraries log carries no secret: the access secret never reaches a log, download URLs
 //! are logged with their query replaced by `<redacted>`, and neither `sign` values nor tokens are
 //! logged. (No `log` logger is installed: ureq's own TRACE records would carry them.)
+//!
+//! The events quote servers (an error answer's message, Meta's error texts), so each one is
+//! written through [`Escaped`]: one event stays one line, and no escape sequence in a server's
+//! text reaches the terminal.
+
+use std::io::{self, Write};
 
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
@@ -12,7 +18,7 @@ use tracing_subscriber::fmt::format::FmtSpan;
 /// Installs a stderr subscriber for `verbosity` (`-v` debug, `-vv` and more trace); none at 0.
 pub(crate) fn init(verbosity: u8) {
     let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| Escaped)
         .with_target(true);
     let _ = match verbosity {
         0 => return,
@@ -25,4 +31,28 @@ pub(crate) fn init(verbosity: u8) {
             .with_line_number(true)
             .try_init(),
     };
+}
+
+/// stderr, with every character of an event that a terminal would act on escaped
+/// ([`crate::terminal::escape`]) but the newline that ends it. The fmt layer writes each event
+/// whole, in one call.
+struct Escaped;
+
+impl Write for Escaped {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let (event, end) = match text.strip_suffix('\n') {
+            Some(event) => (event, "\n"),
+            None => (&*text, ""),
+        };
+        let line = format!("{}{end}", crate::terminal::escape(event));
+        // A closed stderr loses the log, never the command.
+        let _ = io::stderr().lock().write_all(line.as_bytes());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let _ = io::stderr().flush();
+        Ok(())
+    }
 }

@@ -869,3 +869,44 @@ fn an_object_stored_in_s3_before_a_crash_but_not_recorded_is_found_not_fetched_a
     let rows = std::fs::read_to_string(&manifest).unwrap();
     assert_eq!(rows.lines().count(), 1, "{rows}");
 }
+
+#[test]
+fn verbose_logs_and_onprem_errors_hold_nothing_a_terminal_acts_on() {
+    let (server, _) = hostile_server();
+    for level in ["-v", "-vv"] {
+        let run = expect(
+            at(server.url()).args([level, "media", "delete", "--phone", PHONE, "--id", "m"]),
+            3,
+        );
+        assert_terminal_safe(level, &run.stderr);
+    }
+    // Meta's error title and details.
+    let meta = CannedServer::start(|line, _| {
+        if line.contains("/v1/users/login") {
+            let body = r#"{"users":[{"token":"t","expires_after":"2099-01-01 00:00:00+00:00"}]}"#;
+            return (200, "application/json", body.as_bytes().to_vec());
+        }
+        let body = serde_json::json!({"meta": {"api_status": "stable", "version": "3"},
+            "errors": [{"code": 1014, "title": HOSTILE, "details": HOSTILE}]});
+        (400, "application/json", body.to_string().into_bytes())
+    });
+    for json in [false, true] {
+        let mut cmd = process();
+        cmd.stdin(Stdio::null()).args([
+            "onprem",
+            "--url",
+            meta.url(),
+            "--username",
+            "u",
+            "--password",
+            "p",
+        ]);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.args(["-v", "media", "delete", "x"]);
+        let run = expect(&mut cmd, 3);
+        assert_terminal_safe("stderr", &run.stderr);
+        assert!(run.stderr.contains("1014"), "{}", run.stderr);
+    }
+}
