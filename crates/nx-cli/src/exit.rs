@@ -364,6 +364,23 @@ mod tests {
             "NXCloud answered code 9099 (server said: WhatsApp error); WhatsApp error 131026: undeliverable\\u{1b}[2J (fbtrace_id T1)"
         );
 
+        // Refused credentials: 6, whichever API refused them.
+        let signature = CliError::from(Error::Response(ResponseError::Api {
+            code: ApiCode::INVALID_SIGNATURE,
+            message: "invalid signature".into(),
+            status: http::StatusCode::OK,
+            whatsapp: None,
+        }));
+        assert_eq!((signature.exit.code(), signature.exit.name()), (6, "auth"));
+        let clock = Error::Clock(nx_protocol::policy::clock::ClockError::NoDate);
+        assert_eq!(CliError::from(clock).exit, Exit::Auth);
+        let unauthorized = Error::Response(ResponseError::Http {
+            status: http::StatusCode::UNAUTHORIZED,
+            snippet: nx_protocol::Snippet::of(b""),
+        });
+        assert_eq!(CliError::from(unauthorized).exit.code(), 6);
+        assert_eq!(Exit::Signal(143).code(), 143);
+
         let io = Error::io("reading x", std::io::Error::other("boom"));
         assert_eq!(CliError::from(io).exit.code(), 1);
         let config = Error::Config("no".into());

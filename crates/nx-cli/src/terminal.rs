@@ -174,6 +174,37 @@ mod tests {
     }
 
     #[test]
+    fn invisible_characters_are_shown_and_long_text_is_cut() {
+        assert_eq!(
+            escape("a\u{200b}b\u{feff}\u{2060}\u{61c}\u{ad}\u{e0041}"),
+            "a\\u{200b}b\\u{feff}\\u{2060}\\u{61c}\\u{ad}\\u{e0041}"
+        );
+        let long = "é".repeat(MAX_SHOWN + 10);
+        let shown_long = shown(&long).to_string();
+        assert_eq!(
+            shown_long,
+            format!("{}...[20 more bytes]", "é".repeat(MAX_SHOWN))
+        );
+        assert_eq!(
+            shown(&long[..2 * MAX_SHOWN]).to_string(),
+            long[..2 * MAX_SHOWN]
+        );
+    }
+
+    #[test]
+    fn json_lines_escape_what_a_terminal_acts_on_and_mean_the_same() {
+        let text = "a\u{1b}]8;;x\u{7}\u{9b}\u{7f}\u{202e}\u{200b}\u{e0041}\né\"\\";
+        let line = json_line(&serde_json::json!({ "k\u{85}": text })).unwrap();
+        assert_eq!(
+            line,
+            r#"{"k\u0085":"a\u001b]8;;x\u0007\u009b\u007f\u202e\u200b\udb40\udc41\né\"\\"}"#
+        );
+        assert!(!line.chars().any(is_unsafe));
+        let back: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(back["k\u{85}"], text);
+    }
+
+    #[test]
     fn commands_are_quoted_or_refused() {
         assert_eq!(
             command(&["nxcloud", "media", "get", "--id", "abc-123"]).as_deref(),
