@@ -597,6 +597,28 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// The hooks file of one document that [`HoldingServer`] holds mid-transfer.
+fn held_document_hooks(dir: &Path) -> std::path::PathBuf {
+    let hooks = dir.join("hooks.jsonl");
+    let hook = serde_json::json!({
+        "messages": [{"from": "86176", "id": "w1", "timestamp": "1", "type": "document",
+                      "document": {"id": "doc-1", "mime_type": "application/pdf",
+                                   "sha256": "11".repeat(32)}}],
+        "merchant_phone": PHONE, "messaging_product": "whatsapp"
+    });
+    std::fs::write(&hooks, format!("{hook}\n")).unwrap();
+    hooks
+}
+
+/// What a child with a piped stderr wrote there, and how it ended.
+fn end_of(mut child: std::process::Child) -> (String, std::process::ExitStatus) {
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        pipe.read_to_string(&mut stderr).unwrap();
+    }
+    (stderr, child.wait().unwrap())
+}
+
 fn signal(child: &std::process::Child, name: &str) {
     let sent = Command::new("kill")
         .args([&format!("-{name}"), &child.id().to_string()])
@@ -612,16 +634,9 @@ fn a_signal_mid_transfer_exits_128_plus_it_and_leaves_no_temporary_file() {
     let server = HoldingServer::start(20 << 20, 12 << 20);
     for (name, code) in [("INT", 130), ("TERM", 143), ("HUP", 129)] {
         let dir = tempfile::tempdir().unwrap();
-        let hooks = dir.path().join("hooks.jsonl");
-        let hook = serde_json::json!({
-            "messages": [{"from": "86176", "id": "w1", "timestamp": "1", "type": "document",
-                          "document": {"id": "doc-1", "mime_type": "application/pdf",
-                                       "sha256": "11".repeat(32)}}],
-            "merchant_phone": PHONE, "messaging_product": "whatsapp"
-        });
-        std::fs::write(&hooks, format!("{hook}\n")).unwrap();
+        let hooks = held_document_hooks(dir.path());
         let out = dir.path().join("out");
-        let mut child = at(&server.url)
+        let child = at(&server.url)
             .args(["media", "archive", "--from"])
             .arg(&hooks)
             .arg("--to")
@@ -635,14 +650,7 @@ fn a_signal_mid_transfer_exits_128_plus_it_and_leaves_no_temporary_file() {
         });
         signal(&child, name);
         let started = Instant::now();
-        let mut stderr = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .unwrap();
-        let status = child.wait().unwrap();
+        let (stderr, status) = end_of(child);
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "{name}: slow stop"
@@ -688,16 +696,9 @@ fn a_signal_mid_transfer_to_s3_aborts_the_multipart_upload() {
     s3.create_bucket("media").unwrap();
     let server = HoldingServer::start(20 << 20, 12 << 20);
     let dir = tempfile::tempdir().unwrap();
-    let hooks = dir.path().join("hooks.jsonl");
-    let hook = serde_json::json!({
-        "messages": [{"from": "86176", "id": "w1", "timestamp": "1", "type": "document",
-                      "document": {"id": "doc-1", "mime_type": "application/pdf",
-                                   "sha256": "11".repeat(32)}}],
-        "merchant_phone": PHONE, "messaging_product": "whatsapp"
-    });
-    std::fs::write(&hooks, format!("{hook}\n")).unwrap();
+    let hooks = held_document_hooks(dir.path());
     let manifest = dir.path().join("m.jsonl");
-    let mut child = at(&server.url)
+    let child = at(&server.url)
         .envs(s3.env())
         .args(["media", "archive", "--from"])
         .arg(&hooks)
@@ -711,14 +712,7 @@ fn a_signal_mid_transfer_to_s3_aborts_the_multipart_upload() {
         s3_get(&s3, "/media?uploads").contains("<UploadId>")
     });
     signal(&child, "INT");
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let status = child.wait().unwrap();
+    let (stderr, status) = end_of(child);
     let uploads = s3_get(&s3, "/media?uploads");
     assert!(
         !uploads.contains("<UploadId>"),
@@ -769,14 +763,7 @@ fn a_second_ctrl_c_quits_without_waiting_for_the_first_to_finish() {
     );
     signal(&child, "INT");
     let started = Instant::now();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let status = child.wait().unwrap();
+    let (stderr, status) = end_of(child);
     assert!(started.elapsed() < Duration::from_secs(10), "{stderr}");
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("a second Ctrl-C quits at once"), "{stderr}");
