@@ -596,7 +596,7 @@ fn nxcloud_cell<D: Driver>(row: Row, op: Op) -> Cell {
                 .client
                 .get_media(PHONE, &id)
                 .expect("the setup lookup");
-            let url = info.url.expose().to_owned();
+            let url = info.url().expose().to_owned();
             url.strip_prefix(world.sandbox.base_url())
                 .unwrap_or(&url)
                 .to_owned()
@@ -632,7 +632,7 @@ fn nxcloud_cell<D: Driver>(row: Row, op: Op) -> Cell {
         match op {
             Op::GetMedia => {
                 let info = world.client.get_media(PHONE, &id)?;
-                if info.mime_type != "application/pdf" || info.file_name != "m.pdf" {
+                if info.mime_type() != "application/pdf" || info.file_name() != "m.pdf" {
                     return Err(Error::Config(format!("wrong answer: {info:?}")));
                 }
             }

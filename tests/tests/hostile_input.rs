@@ -293,10 +293,10 @@ fn nxcloud_parsers(status: StatusCode, body: &[u8]) {
     let get = parse_response(&wa::GetMedia::new(phone, "x"), status, body);
     show(&get);
     if let Ok(info) = &get {
-        check_redaction(&info.url);
+        check_redaction(info.url());
         let _ = format!("{info:?}");
         let _ = info
-            .url
+            .url()
             .is_expired(Timestamp::from_millis(u64::MAX), u64::MAX);
     }
     show(&parse_response(

@@ -76,7 +76,7 @@ fn nxcloud_over_https<D: Driver>(path: Path) {
         .expect("upload over https")
         .id;
     let info = world.client.get_media(PHONE, &id).unwrap();
-    assert!(info.url.expose().starts_with("https://127.0.0.1:"));
+    assert!(info.url().expose().starts_with("https://127.0.0.1:"));
     let digest = Some(Sha256Digest::of(&data));
     let (bytes, _) = world.client.download(&info, digest).unwrap();
     assert_eq!(bytes, data);
@@ -170,7 +170,7 @@ fn hand_written_faults_over_https<D: Driver>() {
         Fault::HeaderDrip(Duration::from_millis(1)),
     ));
     let info = world.client.get_media(PHONE, &id).unwrap();
-    assert_eq!(info.file_name, "p.png");
+    assert_eq!(info.file_name(), "p.png");
     assert_eq!(faults.fired(drip), 1);
     faults.remove(drip);
     faults.add(FaultRule::new(

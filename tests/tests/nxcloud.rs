@@ -40,9 +40,9 @@ fn media_lifecycle<D: Driver>() {
     let world = World::<D>::new();
     let id = upload_png(&world);
     let info = world.client.get_media(PHONE, &id).unwrap();
-    assert_eq!(info.mime_type, "image/png");
-    assert_eq!(info.file_name, "one.png");
-    assert!(info.url.expires_at().is_some());
+    assert_eq!(info.mime_type(), "image/png");
+    assert_eq!(info.file_name(), "one.png");
+    assert!(info.url().expires_at().is_some());
     assert!(
         !format!("{info:?}").contains("Signature="),
         "the URL's query must be redacted"
@@ -83,7 +83,7 @@ fn file_names_reach_the_server_escaped<D: Driver>() {
             .unwrap()
             .id;
         let info = world.client.get_media(PHONE, &id).unwrap();
-        assert_eq!(info.file_name, stored, "{name:?}");
+        assert_eq!(info.file_name(), stored, "{name:?}");
         assert_eq!(world.client.download(&info, None).unwrap().0, PNG_1X1);
     }
 }
@@ -101,7 +101,7 @@ fn path_upload_and_download<D: Driver>() {
         .unwrap()
         .id;
     assert_eq!(
-        world.client.get_media(PHONE, &id).unwrap().file_name,
+        world.client.get_media(PHONE, &id).unwrap().file_name(),
         "doc.pdf"
     );
 
@@ -275,7 +275,7 @@ fn transient_failures_are_retried_and_resigned<D: Driver>() {
             .add(FaultRule::new(Route::GetMedia, fault.clone()).first(2));
         std::thread::sleep(Duration::from_millis(2)); // so a re-signed ts differs
         assert_eq!(
-            world.client.get_media(PHONE, &id).unwrap().mime_type,
+            world.client.get_media(PHONE, &id).unwrap().mime_type(),
             "image/png",
             "{fault:?}"
         );

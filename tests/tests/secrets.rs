@@ -296,7 +296,7 @@ fn nxcloud_calls<D: Driver>(secrets: &mut Secrets) {
         &format!("{name} getMedia"),
         world.client.get_media(PHONE, &id),
     ) {
-        secrets.add_url(&info.url);
+        secrets.add_url(info.url());
         record(
             &format!("{name} download"),
             world.client.download(&info, Some(digest)),
@@ -801,7 +801,7 @@ fn ureq_log_records_carry_secrets() {
     let info = nx.client.get_media(PHONE, &id).unwrap();
     nx.client.download(&info, None).unwrap();
     let mut secrets = Secrets::default();
-    secrets.add_url(&info.url);
+    secrets.add_url(info.url());
     secrets.add("an On-Premises token", token.expose());
     secrets.add("the On-Premises Basic header", basic_header());
     secrets.add("the proxy user name", PROXY_USER);

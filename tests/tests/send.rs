@@ -137,7 +137,7 @@ fn upload_and_send<D: Driver>() {
             .client
             .get_media(PHONE, &done.media_id)
             .unwrap()
-            .mime_type,
+            .mime_type(),
         "application/pdf"
     );
 

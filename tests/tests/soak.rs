@@ -236,7 +236,7 @@ fn nxcloud_worker<D: Driver>(
                     let result = client.get_media(PHONE, &id);
                     tally.record(name, "getMedia", started, &result);
                     if let Ok(info) = result
-                        && (info.mime_type != "application/pdf" || info.file_name != "soak.pdf")
+                        && (info.mime_type() != "application/pdf" || info.file_name() != "soak.pdf")
                     {
                         tally.wrong(format!("{name} getMedia {id}: {info:?}"));
                     }

@@ -46,7 +46,7 @@ fn ureq_debug_records_carry_no_secret() {
     let info = world.client.get_media(PHONE, &id).unwrap();
     world.client.download(&info, None).unwrap();
     let query = info
-        .url
+        .url()
         .expose()
         .split_once('?')
         .map(|(_, q)| q.to_owned())

@@ -29,7 +29,7 @@ impl Prepared {
     /// The MIME type, if known before the transfer.
     pub(crate) fn mime_type(&self) -> Option<&str> {
         match self {
-            Prepared::NxCloud(info) => Some(&info.mime_type),
+            Prepared::NxCloud(info) => Some(info.mime_type()),
             Prepared::OnPrem => None,
         }
     }

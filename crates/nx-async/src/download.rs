@@ -15,7 +15,7 @@ use crate::drive::drive;
 use crate::sink::Target;
 
 impl Client {
-    /// Streams the media behind `info.url` into `sink`, checking Content-Length, the size limit
+    /// Streams the media behind `info.url()` into `sink`, checking Content-Length, the size limit
     /// and (when given) SHA-256. The URL is used as it is: to refresh an expired one, use
     /// [`Client::download_media`].
     pub async fn download<W: AsyncWrite + Unpin + ?Sized>(

@@ -139,7 +139,7 @@ pub fn self_test() -> Result<SelfTest, String> {
         .block_on(sdk.get_media(PHONE, id))
         .map_err(|e| format!("self-test: nx-async's getMedia: {e}"))?;
     let same = |who: &str, got: crate::hand::Media| {
-        if got.mime_type == expected.mime_type && got.file_name == expected.file_name {
+        if got.mime_type == expected.mime_type() && got.file_name == expected.file_name() {
             Ok(got)
         } else {
             Err(format!(

@@ -332,7 +332,7 @@ pub(crate) async fn sdk_async_call(client: nx_async::Client) -> Result<(), Strin
         .get_media(PHONE, MEDIA_ID)
         .await
         .map_err(|e| e.to_string())?;
-    if info.mime_type != "image/jpeg" {
+    if info.mime_type() != "image/jpeg" {
         return Err(format!("unexpected answer {info:?}"));
     }
     std::hint::black_box(info);
@@ -519,7 +519,12 @@ fn parse_floor_us(iters: u32) -> Result<f64, String> {
     .map_err(|e| e.to_string())?;
     let (code, [mime_type, file_name, url]) = floor(answer)?;
     if (code, mime_type.as_str(), file_name.as_str(), url.as_str())
-        != (0, &*info.mime_type, &*info.file_name, info.url.expose())
+        != (
+            0,
+            &*info.mime_type(),
+            &*info.file_name(),
+            info.url().expose(),
+        )
     {
         return Err("the parse floor does not read what parse_response reads".into());
     }
@@ -721,7 +726,7 @@ pub(crate) fn sdk_blocking_call(client: &nx_blocking::Client) -> Result<(), Stri
     let info = client
         .get_media(PHONE, MEDIA_ID)
         .map_err(|e| e.to_string())?;
-    if info.mime_type != "image/jpeg" {
+    if info.mime_type() != "image/jpeg" {
         return Err(format!("unexpected answer {info:?}"));
     }
     std::hint::black_box(info);

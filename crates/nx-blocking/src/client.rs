@@ -33,7 +33,7 @@ pub const USER_AGENT: &str = concat!("nx-blocking/", env!("CARGO_PKG_VERSION"));
 ///     .credentials("your-access-key", "your-secret")
 ///     .build()?;
 /// let info = client.get_media("8615800001795", "fd81acff-eea8-4d9d-acc9-6c62904d6615")?;
-/// println!("{} {}", info.mime_type, info.url); // the URL's query prints as <redacted>
+/// println!("{} {}", info.mime_type(), info.url()); // the URL's query prints as <redacted>
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]

@@ -14,7 +14,7 @@ use crate::drive::drive;
 use crate::sink::Target;
 
 impl Client {
-    /// Streams the media behind `info.url` into `sink`, checking Content-Length, the size limit
+    /// Streams the media behind `info.url()` into `sink`, checking Content-Length, the size limit
     /// and (when given) SHA-256. The URL is used as it is: to refresh an expired one, use
     /// [`Client::download_media`].
     pub fn download<W: Write + ?Sized>(

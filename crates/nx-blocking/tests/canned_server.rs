@@ -271,11 +271,11 @@ fn get_media_sends_the_signed_bytes_and_parses_the_answer() {
     let server = server.serve(vec![json(media_answer(&oss))]);
     let client = client(&server);
     let info = client.get_media(PHONE, MEDIA_ID).unwrap();
-    assert_eq!(info.mime_type, "image/webp");
-    assert_eq!(info.file_name, "a.webp");
-    assert_eq!(info.url.expose(), oss);
+    assert_eq!(info.mime_type(), "image/webp");
+    assert_eq!(info.file_name(), "a.webp");
+    assert_eq!(info.url().expose(), oss);
     assert_eq!(
-        info.url.to_string(),
+        info.url().to_string(),
         "https://oss.example/a.webp?<redacted>"
     );
 
@@ -346,7 +346,7 @@ fn a_503_is_retried_with_a_new_ts_and_sign() {
     ]);
     let client = client(&server);
     let info = client.get_media(PHONE, MEDIA_ID).unwrap();
-    assert_eq!(info.url.expose(), oss);
+    assert_eq!(info.url().expose(), oss);
 
     let requests = server.finish();
     assert_eq!(requests.len(), 2);
@@ -521,8 +521,8 @@ fn an_announced_download_over_the_maximum_is_refused_before_reading() {
 #[test]
 fn an_expired_url_is_refreshed_once_after_a_403() {
     let server = Server::bind();
-    let first = media_info(&server, "/media/old").url;
-    let second = media_info(&server, "/media/new").url;
+    let first = media_info(&server, "/media/old").into_url();
+    let second = media_info(&server, "/media/new").into_url();
     let server = server.serve(vec![
         json(media_answer(first.expose())),
         reply(

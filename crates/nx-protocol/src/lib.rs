@@ -24,9 +24,9 @@
 //! // ... send it with any HTTP client, then:
 //! let answer = br#"{"code":0,"message":"Request successful","data":{"mime_type":"image/webp","file_name":"a.webp","url":"https://oss.example/a.webp?Expires=1663747602&OSSAccessKeyId=k&Signature=s"}}"#;
 //! let info = parse_response(&op, http::StatusCode::OK, answer).unwrap();
-//! assert_eq!(info.mime_type, "image/webp");
-//! assert_eq!(info.url.expires_at(), Some(1_663_747_602));
-//! assert_eq!(info.url.to_string(), "https://oss.example/a.webp?<redacted>");
+//! assert_eq!(info.mime_type(), "image/webp");
+//! assert_eq!(info.url().expires_at(), Some(1_663_747_602));
+//! assert_eq!(info.url().to_string(), "https://oss.example/a.webp?<redacted>");
 //! ```
 //!
 //! ## In reading order

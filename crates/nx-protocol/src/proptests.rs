@@ -1233,11 +1233,7 @@ fn one_pass_and_shortcut_hit_the_usual_answer() {
     );
     let plain = crate::wa::media::plain_answer(answer.as_bytes()).expect("read plainly");
     assert_eq!(
-        (
-            plain.mime_type.as_str(),
-            plain.file_name.as_str(),
-            plain.url.expose()
-        ),
+        (plain.mime_type(), plain.file_name(), plain.url().expose()),
         ("image/jpeg", "photo.jpg", url)
     );
     for hostile in [

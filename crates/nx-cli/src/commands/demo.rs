@@ -322,17 +322,17 @@ fn lifecycle(demo: &mut Demo, dir: &Path) -> Result<(), CliError> {
         "Get its metadata and download URL (getMedia)",
         Call::Get(id),
         json!({
-            "mime_type": info.mime_type,
-            "file_name": info.file_name,
-            "url": info.url.to_string(),
-            "expires_at": info.url.expires_at(),
+            "mime_type": info.mime_type(),
+            "file_name": info.file_name(),
+            "url": info.url().to_string(),
+            "expires_at": info.url().expires_at(),
         }),
         vec![
-            format!("{} {}", info.mime_type, info.file_name),
+            format!("{} {}", info.mime_type(), info.file_name()),
             format!(
                 "url {} (expires at {}; the query grants access, so it is not shown)",
-                info.url,
-                info.url
+                info.url(),
+                info.url()
                     .expires_at()
                     .map_or_else(|| "?".to_owned(), |at| at.to_string())
             ),

@@ -41,22 +41,22 @@ fn get(global: &GlobalArgs, args: &MediaRef, out: Output) -> Result<(), CliError
     let info = client.get_media(&args.phone, &args.id)?;
     // The full URL is the point of this command; it grants access until it expires.
     let value = json!({
-        "mime_type": info.mime_type,
-        "file_name": info.file_name,
-        "url": info.url.expose(),
-        "expires_at": info.url.expires_at(),
+        "mime_type": info.mime_type(),
+        "file_name": info.file_name(),
+        "url": info.url().expose(),
+        "expires_at": info.url().expires_at(),
     });
     out.result(&value, |_| {
         let expires = info
-            .url
+            .url()
             .expires_at()
             .map_or_else(|| "unknown".to_owned(), |at| format!("{at} (Unix seconds)"));
         format!(
             "mime_type: {}\nfile_name: {}\nexpires:   {expires}\nurl:       {}",
-            shown(&info.mime_type),
-            shown(&info.file_name),
+            shown(info.mime_type()),
+            shown(info.file_name()),
             // Whole, however long: the URL is this command's result.
-            crate::terminal::escape(info.url.expose())
+            crate::terminal::escape(info.url().expose())
         )
     })
 }
@@ -185,7 +185,7 @@ fn download(global: &GlobalArgs, args: &DownloadArgs, out: Output) -> Result<(),
     let planned = target::plan(&args.output)?;
     let client = clients::nxcloud(global)?;
     let info = client.get_media(&args.phone, &args.id)?;
-    let destination = planned.destination(Some(&info.file_name), &args.id);
+    let destination = planned.destination(Some(info.file_name()), &args.id);
     let bar = Bar::for_stderr();
     let mut sink = destination.sink()?;
     let (phone, id) = (args.phone.as_str(), args.id.as_str());
@@ -348,17 +348,17 @@ fn send(global: &GlobalArgs, args: &SendArgs, out: Output) -> Result<(), CliErro
 /// `--type`).
 fn id_kind(client: &Client, phone: &str, id: &str, out: Output) -> Result<MediaKind, CliError> {
     let info = client.get_media(phone, id)?;
-    let kind = MediaKind::from_mime(&info.mime_type).ok_or_else(|| {
+    let kind = MediaKind::from_mime(info.mime_type()).ok_or_else(|| {
         CliError::usage(format!(
             "media {id} is {}, which is not a type mt sends; pass --type",
-            crate::terminal::escape(&info.mime_type)
+            crate::terminal::escape(info.mime_type())
         ))
     })?;
     step(
         out,
         &format!(
             "media {id} is {} ({kind}, from getMedia)",
-            crate::terminal::escape(&info.mime_type)
+            crate::terminal::escape(info.mime_type())
         ),
     );
     Ok(kind)

@@ -249,7 +249,7 @@ impl Kind for Fetch<'_> {
         _: Timestamp,
         _: Option<&Token>,
     ) -> Result<http::Request<OutgoingBody>, Error> {
-        let url = &self.info.url;
+        let url = self.info.url();
         let refuse = |reason| {
             Error::InvalidInput(InvalidInput::Url {
                 url: url.to_string(),
@@ -267,7 +267,8 @@ impl Kind for Fetch<'_> {
     }
 
     fn wants_fresh_url(&mut self, refused: Option<StatusCode>, now: Timestamp) -> bool {
-        let wanted = crate::download::needs_fresh_url(&self.info.url, refused, now, self.refreshed);
+        let wanted =
+            crate::download::needs_fresh_url(self.info.url(), refused, now, self.refreshed);
         self.refreshed |= wanted;
         wanted
     }
@@ -277,7 +278,7 @@ impl Kind for Fetch<'_> {
     }
 
     fn url(&self) -> Option<&DownloadUrl> {
-        Some(&self.info.url)
+        Some(self.info.url())
     }
 
     /// Only `200` is the whole file; any other 2xx (`206 Partial Content`, `204 No Content`)

@@ -105,7 +105,7 @@ fn an_api_call_retries_a_503_and_parses_the_answer() {
     assert_eq!(call.attempt(), 2);
     answer(&mut call, 200, MEDIA_OK, t + 5);
     let info = done(&mut call, t + 5).unwrap();
-    assert_eq!(info.mime_type, "image/webp");
+    assert_eq!(info.mime_type(), "image/webp");
     assert!(call.clock_changed().is_none());
 }
 
@@ -265,11 +265,7 @@ fn a_sent_upload_waits_for_its_head_at_most_request_timeout() {
 }
 
 fn info(url: &str) -> MediaInfo {
-    MediaInfo {
-        mime_type: "image/webp".into(),
-        file_name: String::new(),
-        url: DownloadUrl::parse(url).unwrap(),
-    }
+    MediaInfo::new("image/webp", "", DownloadUrl::parse(url).unwrap())
 }
 
 fn fresh() -> MediaInfo {

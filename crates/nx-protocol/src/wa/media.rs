@@ -1,5 +1,7 @@
 //! getMedia and deleteMedia.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -56,17 +58,55 @@ impl GetMedia {
     }
 }
 
-/// What getMedia answers.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[non_exhaustive]
+/// What getMedia answers: a file's MIME type, its name and its download URL.
+///
+/// Held in one allocation (the URL, then the MIME type and the file name), so reading an
+/// answer copies its text once; [`MediaInfo::into_url`] keeps the URL without a copy. `Debug`
+/// shows the URL as [`DownloadUrl`] does, its query redacted. Serde reads and writes it as
+/// `{"mime_type":..,"file_name":..,"url":..}`.
+#[derive(Clone, Deserialize)]
+#[serde(from = "Fields")]
 pub struct MediaInfo {
-    /// e.g. `image/webp`.
-    pub mime_type: String,
-    /// The file's name (empty when the server gives none: absent or `null`).
+    /// The URL, with the MIME type and the file name after it (its tail).
+    url: DownloadUrl,
+    /// The MIME type's length: where the file name starts in the URL's tail.
+    mime_len: usize,
+}
+
+/// `MediaInfo` as serde reads it (this struct's reading is `MediaInfo`'s, under its name).
+#[derive(Deserialize)]
+#[serde(rename = "MediaInfo")]
+struct Fields {
+    mime_type: String,
     #[serde(default, deserialize_with = "crate::lenient::null_as_empty")]
-    pub file_name: String,
-    /// The pre-signed download URL (a secret until it expires).
-    pub url: DownloadUrl,
+    file_name: String,
+    url: DownloadUrl,
+}
+
+impl From<Fields> for MediaInfo {
+    fn from(fields: Fields) -> Self {
+        MediaInfo::new(fields.mime_type, fields.file_name, fields.url)
+    }
+}
+
+/// `MediaInfo` as serde writes it: the fields `Fields` reads, in the same order.
+#[derive(Serialize)]
+#[serde(rename = "MediaInfo")]
+struct FieldsRef<'a> {
+    mime_type: &'a str,
+    file_name: &'a str,
+    url: &'a DownloadUrl,
+}
+
+impl Serialize for MediaInfo {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        FieldsRef {
+            mime_type: self.mime_type(),
+            file_name: self.file_name(),
+            url: self.url(),
+        }
+        .serialize(s)
+    }
 }
 
 impl MediaInfo {
@@ -76,11 +116,51 @@ impl MediaInfo {
         file_name: impl Into<String>,
         url: DownloadUrl,
     ) -> Self {
+        let (mime_type, file_name) = (mime_type.into(), file_name.into());
         Self {
-            mime_type: mime_type.into(),
-            file_name: file_name.into(),
-            url,
+            url: url.replace_tail([&mime_type, &file_name]),
+            mime_len: mime_type.len(),
         }
+    }
+
+    /// e.g. `image/webp`.
+    pub fn mime_type(&self) -> &str {
+        &self.url.tail()[..self.mime_len]
+    }
+
+    /// The file's name (empty when the server gives none: absent or `null`).
+    pub fn file_name(&self) -> &str {
+        &self.url.tail()[self.mime_len..]
+    }
+
+    /// The pre-signed download URL (a secret until it expires).
+    pub fn url(&self) -> &DownloadUrl {
+        &self.url
+    }
+
+    /// The download URL, owned, without a copy (it keeps the allocation it shares with the
+    /// MIME type and file name, which it ignores).
+    pub fn into_url(self) -> DownloadUrl {
+        self.url
+    }
+}
+
+impl PartialEq for MediaInfo {
+    fn eq(&self, other: &Self) -> bool {
+        (self.mime_type(), self.file_name(), self.url())
+            == (other.mime_type(), other.file_name(), other.url())
+    }
+}
+
+impl Eq for MediaInfo {}
+
+impl fmt::Debug for MediaInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MediaInfo")
+            .field("mime_type", &self.mime_type())
+            .field("file_name", &self.file_name())
+            .field("url", self.url())
+            .finish()
     }
 }
 
@@ -132,12 +212,12 @@ pub(crate) fn plain_answer(body: &[u8]) -> Option<MediaInfo> {
         Field::Str(name) => name,
         Field::Null | Field::Absent => "",
     };
-    // The URL is checked before anything is copied.
-    let url = DownloadUrl::parse(url).ok()?;
+    // The URL is checked before anything is copied, then the three are copied into one
+    // allocation.
+    let url = DownloadUrl::with_tail(url, [mime_type, file_name]).ok()?;
     Some(MediaInfo {
-        mime_type: mime_type.to_owned(),
-        file_name: file_name.to_owned(),
         url,
+        mime_len: mime_type.len(),
     })
 }
 
@@ -228,15 +308,15 @@ mod tests {
                 r#"{{"mime_type":"image/webp"{file_name},"url":"{URL}"}}"#
             ))
             .unwrap();
-            assert_eq!(info.file_name, "", "{file_name}");
-            assert_eq!(info.mime_type, "image/webp");
-            assert_eq!(info.url.expose(), URL);
+            assert_eq!(info.file_name(), "", "{file_name}");
+            assert_eq!(info.mime_type(), "image/webp");
+            assert_eq!(info.url().expose(), URL);
         }
         let named = get(&format!(
             r#"{{"mime_type":"image/webp","file_name":"a.webp","url":"{URL}"}}"#
         ))
         .unwrap();
-        assert_eq!(named.file_name, "a.webp");
+        assert_eq!(named.file_name(), "a.webp");
 
         // mime_type and url stay required; a file name of another type is still refused.
         for data in [

@@ -13,11 +13,24 @@ use crate::time::Timestamp;
 ///
 /// It grants access until it expires, so it is treated as a secret: `Debug` and `Display` show
 /// only scheme, host and path, with the query replaced by [`REDACTED`].
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct DownloadUrl {
-    url: String,
+    /// The URL, then, in a [`MediaInfo`](super::MediaInfo)'s URL, that answer's MIME type and
+    /// file name: a getMedia answer is one allocation (as `url::Url` keeps its parts in one
+    /// string). The tail is not part of the URL: equality and every view ignore it.
+    text: Box<str>,
+    /// Where the URL ends in `text`.
+    end: usize,
     expires_at: Option<u64>,
 }
+
+impl PartialEq for DownloadUrl {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose() && self.expires_at == other.expires_at
+    }
+}
+
+impl Eq for DownloadUrl {}
 
 impl DownloadUrl {
     /// Parses an `http`/`https` URL and its `Expires` parameter, if any.
@@ -35,17 +48,49 @@ impl DownloadUrl {
     /// assert!(DownloadUrl::parse("https://Signature=x@oss.example/f").is_err());
     /// ```
     pub fn parse(url: &str) -> Result<Self, InvalidInput> {
+        Self::with_tail(url, ["", ""])
+    }
+
+    /// [`DownloadUrl::parse`] of `url`, with `tail` after it in the same allocation (see
+    /// `text`), copied only once the URL is accepted.
+    pub(super) fn with_tail(url: &str, tail: [&str; 2]) -> Result<Self, InvalidInput> {
+        let expires_at = Self::expiry(url)?;
+        let mut text = String::with_capacity(url.len() + tail[0].len() + tail[1].len());
+        text.push_str(url);
+        text.push_str(tail[0]);
+        text.push_str(tail[1]);
         Ok(Self {
-            expires_at: Self::expiry(url)?,
-            url: url.to_owned(),
+            // Of its exact capacity: no reallocation.
+            text: text.into_boxed_str(),
+            end: url.len(),
+            expires_at,
         })
+    }
+
+    /// This URL with `tail` after it instead of its own (one reallocation at most).
+    pub(super) fn replace_tail(self, tail: [&str; 2]) -> Self {
+        let mut text = self.text.into_string();
+        text.truncate(self.end);
+        text.reserve_exact(tail[0].len() + tail[1].len());
+        text.push_str(tail[0]);
+        text.push_str(tail[1]);
+        Self {
+            text: text.into_boxed_str(),
+            ..self
+        }
+    }
+
+    /// What follows the URL in its allocation (see `text`).
+    pub(super) fn tail(&self) -> &str {
+        &self.text[self.end..]
     }
 
     /// [`DownloadUrl::parse`] of a `String` that is kept as it is (no copy).
     fn from_string(url: String) -> Result<Self, InvalidInput> {
         Ok(Self {
             expires_at: Self::expiry(&url)?,
-            url,
+            end: url.len(),
+            text: url.into_boxed_str(),
         })
     }
 
@@ -92,12 +137,12 @@ impl DownloadUrl {
 
     /// The full URL, query included. It is a secret until it expires: do not log it.
     pub fn expose(&self) -> &str {
-        &self.url
+        &self.text[..self.end]
     }
 
     /// Whether the URL is `https`.
     pub fn is_https(&self) -> bool {
-        self.url
+        self.expose()
             .get(..8)
             .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
     }
@@ -112,9 +157,9 @@ impl DownloadUrl {
     /// assert!(!remote.is_loopback() && remote.is_https());
     /// ```
     pub fn is_loopback(&self) -> bool {
-        let host = match plain(&self.url) {
+        let host = match plain(self.expose()) {
             Some(views) => views.host,
-            None => match self.url.parse::<Uri>() {
+            None => match self.expose().parse::<Uri>() {
                 Ok(uri) => return uri.host().is_some_and(is_loopback),
                 Err(_) => return false,
             },
@@ -140,8 +185,9 @@ impl DownloadUrl {
     /// [`DownloadUrl::parse`] without the shortcut: every URL read by `http::Uri`.
     pub(crate) fn check_by_uri(url: &str) -> Result<Self, InvalidInput> {
         Ok(Self {
-            url: url.to_owned(),
             expires_at: Self::check(url)?,
+            text: url.into(),
+            end: url.len(),
         })
     }
 }
@@ -235,11 +281,7 @@ fn plain(url: &str) -> Option<Views<'_>> {
     if host_len == 0 || !matches!(tail.first(), None | Some(b'/' | b'?')) {
         return None;
     }
-    // No early exit: one table load and `|` a byte.
-    let other = tail
-        .iter()
-        .fold(0, |other, &b| other | OTHER[usize::from(b)]);
-    if other != 0 {
+    if any_refused(tail) {
         return None;
     }
     let tail_start = url.len() - tail.len();
@@ -251,31 +293,48 @@ fn plain(url: &str) -> Option<Views<'_>> {
     })
 }
 
-/// 1 for a byte [`plain`] refuses in a path or query, 0 for one it takes: RFC 3986's unreserved
-/// characters (`A-Z a-z 0-9 - . _ ~`), its sub-delimiters (`! $ & ' ( ) * + , ; =`) and
-/// `% : @ / ?`, that is every visible ASCII character (`!` to `~`) but `"`, `#`, `<`, `>`, `[`,
-/// `\`, `]`, `^`, `{`, `|`, `}` and the backtick. A table: a loop of comparisons does not
-/// vectorize for the baseline x86-64 target, and a load per byte is cheaper.
-static OTHER: [u8; 256] = {
-    let mut table = [1; 256];
-    let mut b = b'!';
-    while b <= b'~' {
-        table[b as usize] = 0;
-        b += 1;
+/// Whether `bytes` holds a byte [`refused`] refuses, read 16 bytes at a time with no early
+/// exit in a block, so that each block is a few vector instructions: whole blocks, then the
+/// last 16 bytes again (a byte read twice changes nothing); fewer than 16 bytes are padded
+/// with `/`, which is taken.
+fn any_refused(bytes: &[u8]) -> bool {
+    fn block(block: &[u8; 16]) -> bool {
+        block.iter().fold(false, |any, &b| any | refused(b))
     }
-    let refused = b"\"#<>[\\]^`{|}";
-    let mut i = 0;
-    while i < refused.len() {
-        table[refused[i] as usize] = 1;
-        i += 1;
-    }
-    table
-};
+    let Some(last) = bytes.last_chunk::<16>() else {
+        let mut padded = [b'/'; 16];
+        padded[..bytes.len()].copy_from_slice(bytes);
+        return block(&padded);
+    };
+    let (blocks, _) = bytes.as_chunks::<16>();
+    blocks.iter().fold(block(last), |any, b| any | block(b))
+}
+
+/// Whether [`plain`] refuses `b` in a path or query. It takes RFC 3986's unreserved characters
+/// (`A-Z a-z 0-9 - . _ ~`), its sub-delimiters (`! $ & ' ( ) * + , ; =`) and `% : @ / ?`, that
+/// is every visible ASCII character (`!` to `~`) but `"`, `#`, `<`, `>`, `[`, `\`, `]`, `^`,
+/// `{`, `|`, `}` and the backtick. Comparisons joined by `|`, no branch, so that a loop of it
+/// vectorizes for the baseline x86-64 target (a table cannot: SSE2 has no byte lookup); a test
+/// checks it against that list for every byte.
+const fn refused(b: u8) -> bool {
+    // Not visible ASCII: a space, a control character, DEL, anything not ASCII.
+    (b.wrapping_sub(b'!') > b'~' - b'!')
+        // `"` and `#`: 0x22 and 0x23.
+        | (b & !1 == b'"')
+        // `<` and `>`: 0x3c and 0x3e.
+        | (b | 2 == b'>')
+        // `[`, `\`, `]` and `^`: 0x5b to 0x5e.
+        | (b.wrapping_sub(b'[') <= b'^' - b'[')
+        | (b == b'`')
+        // `{`, `|` and `}`: 0x7b to 0x7d.
+        | (b.wrapping_sub(b'{') <= b'}' - b'{')
+}
 
 impl fmt::Display for DownloadUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let base = strip_query(&self.url);
-        if base.len() == self.url.len() {
+        let url = self.expose();
+        let base = strip_query(url);
+        if base.len() == url.len() {
             f.write_str(base)
         } else {
             write!(f, "{base}?{REDACTED}")
@@ -298,6 +357,18 @@ impl<'de> serde::Deserialize<'de> for DownloadUrl {
 
 impl serde::Serialize for DownloadUrl {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.url)
+        s.serialize_str(self.expose())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_path_and_query_bytes_refused_are_the_documented_ones() {
+        let refused_visible = b"\"#<>[\\]^`{|}";
+        for b in 0..=u8::MAX {
+            let documented = !(b'!'..=b'~').contains(&b) || refused_visible.contains(&b);
+            assert_eq!(super::refused(b), documented, "{b:#04x}");
+        }
     }
 }
