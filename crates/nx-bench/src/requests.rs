@@ -486,7 +486,7 @@ fn build_floor_us(base: &str, iters: u32) -> Result<(f64, f64), String> {
 /// µs per call of the floor under `parse_response` for getMedia: the cheapest parse a correct
 /// client does of the same answer bytes. `serde_json::from_slice` into a borrowed envelope
 /// (`code`, `data` with the three strings as `&str`; `message` skipped) and the three strings
-/// copied into owned `String`s, dropped each call as `MediaInfo` is: no check of the code's
+/// copied into owned `String`s (as a user writes it), dropped each call: no check of the code's
 /// meaning, the file name or the URL. Refused unless it reads what `parse_response` reads.
 fn parse_floor_us(iters: u32) -> Result<f64, String> {
     use nx_protocol::operation::parse_response;

@@ -65,7 +65,7 @@ impl GetMedia {
 /// shows the URL as [`DownloadUrl`] does, its query redacted. Serde reads and writes it as
 /// `{"mime_type":..,"file_name":..,"url":..}`.
 #[derive(Clone, Deserialize)]
-#[serde(from = "Fields")]
+#[serde(from = "wire::MediaInfo")]
 pub struct MediaInfo {
     /// The URL, with the MIME type and the file name after it (its tail).
     url: DownloadUrl,
@@ -73,34 +73,41 @@ pub struct MediaInfo {
     mime_len: usize,
 }
 
-/// `MediaInfo` as serde reads it (this struct's reading is `MediaInfo`'s, under its name).
-#[derive(Deserialize)]
-#[serde(rename = "MediaInfo")]
-struct Fields {
-    mime_type: String,
-    #[serde(default, deserialize_with = "crate::lenient::null_as_empty")]
-    file_name: String,
-    url: DownloadUrl,
+/// `MediaInfo` as serde reads and writes it: three fields. Named `MediaInfo` too, so that
+/// serde's messages (`expected struct MediaInfo ...`) are what they were when `MediaInfo`
+/// itself had these fields.
+mod wire {
+    use serde::{Deserialize, Serialize};
+
+    use crate::wa::url::DownloadUrl;
+
+    #[derive(Deserialize)]
+    pub(super) struct MediaInfo {
+        pub(super) mime_type: String,
+        #[serde(default, deserialize_with = "crate::lenient::null_as_empty")]
+        pub(super) file_name: String,
+        pub(super) url: DownloadUrl,
+    }
+
+    /// What `MediaInfo` writes: the same fields, in the same order, borrowed.
+    #[derive(Serialize)]
+    #[serde(rename = "MediaInfo")]
+    pub(super) struct MediaInfoRef<'a> {
+        pub(super) mime_type: &'a str,
+        pub(super) file_name: &'a str,
+        pub(super) url: &'a DownloadUrl,
+    }
 }
 
-impl From<Fields> for MediaInfo {
-    fn from(fields: Fields) -> Self {
+impl From<wire::MediaInfo> for MediaInfo {
+    fn from(fields: wire::MediaInfo) -> Self {
         MediaInfo::new(fields.mime_type, fields.file_name, fields.url)
     }
 }
 
-/// `MediaInfo` as serde writes it: the fields `Fields` reads, in the same order.
-#[derive(Serialize)]
-#[serde(rename = "MediaInfo")]
-struct FieldsRef<'a> {
-    mime_type: &'a str,
-    file_name: &'a str,
-    url: &'a DownloadUrl,
-}
-
 impl Serialize for MediaInfo {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        FieldsRef {
+        wire::MediaInfoRef {
             mime_type: self.mime_type(),
             file_name: self.file_name(),
             url: self.url(),
@@ -332,5 +339,53 @@ mod tests {
                 "{data}: {err:?}"
             );
         }
+    }
+
+    #[test]
+    fn one_buffer_reads_as_three_fields() {
+        let url = DownloadUrl::parse(URL).unwrap();
+        let info = MediaInfo::new("image/webp", "a.webp", url.clone());
+        assert_eq!(
+            (info.mime_type(), info.file_name(), info.url()),
+            ("image/webp", "a.webp", &url)
+        );
+        // Read from an answer (the plain reader) or built: the same value, whatever the
+        // layout; the URL taken out is the URL alone.
+        let read = get(&format!(
+            r#"{{"mime_type":"image/webp","file_name":"a.webp","url":"{URL}"}}"#
+        ))
+        .unwrap();
+        assert_eq!(read, info);
+        assert_ne!(read, MediaInfo::new("image/webp", "b.webp", url.clone()));
+        assert_ne!(read, MediaInfo::new("image/web", "pa.webp", url.clone()));
+        let taken = read.clone().into_url();
+        assert_eq!((taken.expose(), &taken), (URL, &url));
+        assert_eq!(taken.to_string(), "https://oss.example/f?<redacted>");
+        // A new MIME type and file name replace the URL's tail rather than follow it.
+        let again = MediaInfo::new("", "", read.into_url());
+        assert_eq!((again.mime_type(), again.file_name()), ("", ""));
+        assert_eq!(again.url().expose(), URL);
+        assert_eq!(
+            format!("{info:?}"),
+            r#"MediaInfo { mime_type: "image/webp", file_name: "a.webp", url: DownloadUrl(https://oss.example/f?<redacted>) }"#
+        );
+    }
+
+    #[test]
+    fn serde_writes_and_reads_the_three_fields() {
+        let info = MediaInfo::new("image/webp", "", DownloadUrl::parse(URL).unwrap());
+        let json = serde_json::to_string(&info).unwrap();
+        assert_eq!(
+            json,
+            format!(r#"{{"mime_type":"image/webp","file_name":"","url":"{URL}"}}"#)
+        );
+        assert_eq!(serde_json::from_str::<MediaInfo>(&json).unwrap(), info);
+        // The reading's errors name the struct and its fields as before.
+        let err = serde_json::from_str::<MediaInfo>("[]")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("struct MediaInfo"), "{err}");
+        let err = serde_json::from_str::<MediaInfo>(r#"{"mime_type":"a"}"#).unwrap_err();
+        assert!(err.to_string().contains("missing field `url`"), "{err}");
     }
 }
