@@ -521,8 +521,8 @@ fn parse_floor_us(iters: u32) -> Result<f64, String> {
     if (code, mime_type.as_str(), file_name.as_str(), url.as_str())
         != (
             0,
-            &*info.mime_type(),
-            &*info.file_name(),
+            info.mime_type(),
+            info.file_name(),
             info.url().expose(),
         )
     {
