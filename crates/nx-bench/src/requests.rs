@@ -519,12 +519,7 @@ fn parse_floor_us(iters: u32) -> Result<f64, String> {
     .map_err(|e| e.to_string())?;
     let (code, [mime_type, file_name, url]) = floor(answer)?;
     if (code, mime_type.as_str(), file_name.as_str(), url.as_str())
-        != (
-            0,
-            info.mime_type(),
-            info.file_name(),
-            info.url().expose(),
-        )
+        != (0, info.mime_type(), info.file_name(), info.url().expose())
     {
         return Err("the parse floor does not read what parse_response reads".into());
     }

@@ -75,6 +75,7 @@ pub mod time;
 mod calendar;
 mod lenient;
 mod redact;
+mod scan;
 
 #[cfg(test)]
 mod proptests;

@@ -13,7 +13,7 @@
 //! decides what is refused, or how, and a test compares the two readings on random and
 //! hostile answers.
 
-use memchr::memchr2;
+use crate::scan::find_byte;
 
 /// A member of `data`, as [`success_data`] reads it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,10 +134,14 @@ impl<'a> Reader<'a> {
         self.eat(b'"')?;
         let start = self.at;
         let rest = &self.text.as_bytes()[start..];
-        let len = memchr2(b'"', b'\\', rest)?;
-        // No early exit, so that the loop vectorizes.
-        let control = rest[..len].iter().fold(false, |any, &b| any | (b < 0x20));
-        if rest[len] != b'"' || control {
+        // The first quote ends the string if no backslash or control character comes before
+        // it; one search for one byte, then one loop over the text with no early exit, so
+        // that it vectorizes.
+        let len = find_byte(b'"', rest)?;
+        if rest[..len]
+            .iter()
+            .fold(false, |any, &b| any | (b < 0x20) | (b == b'\\'))
+        {
             return None;
         }
         self.at = start + len + 1;

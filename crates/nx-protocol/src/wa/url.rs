@@ -213,7 +213,7 @@ fn expires(query: &str) -> Option<u64> {
     let mut rest = query;
     loop {
         // `&` is ASCII: where it is found is a character boundary.
-        let end = memchr::memchr(b'&', rest.as_bytes()).unwrap_or(rest.len());
+        let end = crate::scan::find_byte(b'&', rest.as_bytes()).unwrap_or(rest.len());
         let (pair, tail) = rest.split_at(end);
         if let Some(value) = pair.strip_prefix("Expires=") {
             return value.parse().ok();
@@ -286,7 +286,7 @@ fn plain(url: &str) -> Option<Views<'_>> {
     }
     let tail_start = url.len() - tail.len();
     // `?` is ASCII: where it is found, and the host's ends, are character boundaries.
-    let query = memchr::memchr(b'?', tail).and_then(|at| url.get(tail_start + at + 1..));
+    let query = crate::scan::find_byte(b'?', tail).and_then(|at| url.get(tail_start + at + 1..));
     Some(Views {
         host: url.get(host_start..host_start + host_len)?,
         query,
@@ -323,11 +323,11 @@ const fn refused(b: u8) -> bool {
         | (b & !1 == b'"')
         // `<` and `>`: 0x3c and 0x3e.
         | (b | 2 == b'>')
-        // `[`, `\`, `]` and `^`: 0x5b to 0x5e.
-        | (b.wrapping_sub(b'[') <= b'^' - b'[')
+        // `[`, `\`, `]` (0x5b to 0x5d) and `{`, `|`, `}` (0x7b to 0x7d): the same with bit 5
+        // cleared, which maps no other byte there.
+        | ((b & !0x20).wrapping_sub(b'[') <= b']' - b'[')
+        | (b == b'^')
         | (b == b'`')
-        // `{`, `|` and `}`: 0x7b to 0x7d.
-        | (b.wrapping_sub(b'{') <= b'}' - b'{')
 }
 
 impl fmt::Display for DownloadUrl {
