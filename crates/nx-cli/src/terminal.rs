@@ -5,7 +5,7 @@
 //! use these: JSON escapes control characters itself and must stay exact.
 //!
 //! ```text
-//! format!("file_name: {}", terminal::shown(&info.file_name))
+//! format!("file_name: {}", terminal::shown(info.file_name()))
 //! match terminal::command(&["nxcloud", "onprem", "media", "get", id]) { Some(line) => .., None => .. }
 //! ```
 
