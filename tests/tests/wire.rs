@@ -357,7 +357,7 @@ fn media_bodies_are_signed_as_sent<D: Driver>() {
     let client = nxcloud::<D>(&server);
     for id in ["fd81acff-eea8-4d9d-acc9-6c62904d6615", HOSTILE_ID] {
         let info = client.get_media(PHONE, id).expect("getMedia");
-        assert_eq!(info.url.expose(), url);
+        assert_eq!(info.url().expose(), url);
         client.delete_media(PHONE, id).expect("deleteMedia");
     }
     let requests = server.requests();
@@ -765,7 +765,7 @@ fn a_lost_answer_resends_only_what_is_idempotent<D: Driver>() {
     let client = nxcloud::<D>(&server);
     for _ in 0..2 {
         let info = client.get_media(PHONE, "m1").expect("getMedia");
-        assert_eq!(info.url.expose(), url);
+        assert_eq!(info.url().expose(), url);
     }
     assert_eq!(server.requests().len(), 3);
     let send = SendMedia::new(PHONE, TO, MediaKind::Image, MediaSource::id("m1"));
