@@ -54,6 +54,38 @@ pub enum Source<'a> {
     Bytes(Vec<u8>, &'a str),
     /// A one-shot reader over these bytes (not retried).
     Reader(Vec<u8>, &'a str),
+    /// A file on disk that changes as soon as the upload has read its first bytes (on the first
+    /// progress report, so with no timing: every later read sees the change).
+    Changing(&'a Path, Change),
+}
+
+/// How a [`Source::Changing`] file changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// This many bytes are appended.
+    Grow(usize),
+    /// It is cut to this many bytes.
+    ShrinkTo(u64),
+}
+
+impl Change {
+    /// A progress callback making this change to `path`, once.
+    fn on_first_report(self, path: &Path) -> impl Fn(u64, u64) + Send + Sync + 'static {
+        let path = path.to_path_buf();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        move |_, _| {
+            if done.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            let file = std::fs::OpenOptions::new().append(true).open(&path);
+            let file = file.expect("the changing file opens");
+            match self {
+                Change::Grow(n) => std::io::Write::write_all(&mut &file, &vec![b'+'; n]),
+                Change::ShrinkTo(len) => file.set_len(len),
+            }
+            .expect("the file changes");
+        }
+    }
 }
 
 /// One client, driven synchronously.
@@ -559,6 +591,9 @@ pub struct AsyncDriverOnPrem {
 fn async_source(source: Source<'_>) -> nx_async::UploadSource {
     match source {
         Source::Path(p) => nx_async::UploadSource::path(p),
+        Source::Changing(p, change) => {
+            nx_async::UploadSource::path(p).progress(change.on_first_report(p))
+        }
         Source::Bytes(b, name) => nx_async::UploadSource::bytes(b, name),
         Source::Reader(b, name) => {
             let len = b.len() as u64;
@@ -570,6 +605,9 @@ fn async_source(source: Source<'_>) -> nx_async::UploadSource {
 fn blocking_source(source: Source<'_>) -> nx_blocking::UploadSource {
     match source {
         Source::Path(p) => nx_blocking::UploadSource::path(p),
+        Source::Changing(p, change) => {
+            nx_blocking::UploadSource::path(p).progress(change.on_first_report(p))
+        }
         Source::Bytes(b, name) => nx_blocking::UploadSource::bytes(b, name),
         Source::Reader(b, name) => {
             let len = b.len() as u64;

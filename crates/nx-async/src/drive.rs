@@ -127,27 +127,29 @@ async fn attempt<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
 ) -> Option<Duration> {
     let (parts, outgoing) = request.into_parts();
     let mut at = polled;
-    let (reader, progress) = match (&outgoing, source) {
+    let (reader, progress, path) = match (&outgoing, source) {
         (OutgoingBody::Streamed(body), Some(source)) => match crate::upload::open(source).await {
             Ok(reader) => {
                 at = mono();
                 (
                     Some(reader),
                     Some(Arc::new(Progress::new(body.content_length()))),
+                    source.path_of().map(|p| p.to_path_buf()),
                 )
             }
             Err(error) => return failed(call, error),
         },
-        _ => (None, None),
+        _ => (None, None, None),
     };
     let body = match transport::body_of(outgoing, reader, progress.clone()) {
         Ok(body) => body,
         Err(error) => return failed(call, error),
     };
-    let send = pin!(transport::send(
-        http,
-        http::Request::from_parts(parts, body)
-    ));
+    let send = transport::send(http, http::Request::from_parts(parts, body));
+    let send = pin!(async move {
+        send.await
+            .map_err(|error| error.with_source_path(path.as_deref()))
+    });
     let response = watched(call, timer, send, progress.as_deref(), &mut at).await?;
     let (head, body) = response.into_parts();
     match call.head(head.status, &head.headers, at) {

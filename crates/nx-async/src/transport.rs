@@ -15,6 +15,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use nx_protocol::body::{LengthCheck, Read as ReadNext, SourceChanged};
 use nx_protocol::config::{RootStore, TransportConfig};
 use nx_protocol::error::Error;
 use nx_protocol::{OutgoingBody, StreamedBody};
@@ -158,7 +159,11 @@ impl Progress {
 }
 
 /// `head`, then exactly `stream_len` bytes of `reader`, then `tail`, one chunk in memory at a
-/// time; every chunk handed to hyper is counted in `progress`.
+/// time; every chunk handed to hyper is counted in `progress`. The source is read by
+/// nx-protocol's rule ([`LengthCheck`]): a source that ends early or holds more is a
+/// [`SourceChanged`] (inside the stream's `io::Error`, which [`classify`] finds), found before
+/// the chunk that completes the length is handed on, so hyper never sends the whole body and
+/// drops the connection.
 pub(crate) fn streamed(
     body: StreamedBody,
     reader: Box<dyn AsyncRead + Send + Unpin>,
@@ -166,7 +171,7 @@ pub(crate) fn streamed(
 ) -> Body {
     enum State {
         Head(StreamedBody, Box<dyn AsyncRead + Send + Unpin>),
-        File(u64, Bytes, Box<dyn AsyncRead + Send + Unpin>),
+        File(LengthCheck, Bytes, Box<dyn AsyncRead + Send + Unpin>),
         Done,
     }
     let stream = futures_util::stream::unfold(State::Head(body, reader), move |state| {
@@ -174,28 +179,15 @@ pub(crate) fn streamed(
         async move {
             let (item, next) = match state {
                 State::Head(b, reader) => {
-                    let next = State::File(b.stream_len, b.tail, reader);
+                    let next = State::File(LengthCheck::new(b.stream_len), b.tail, reader);
                     (Ok(Frame::data(b.head)), next)
                 }
-                State::File(0, tail, _) => (Ok(Frame::data(tail)), State::Done),
-                State::File(remaining, tail, mut reader) => {
-                    let want = remaining.min(CHUNK as u64) as usize;
-                    let mut buf = BytesMut::zeroed(want);
-                    match reader.read(&mut buf).await {
-                        Ok(0) => (
-                            Err(io::Error::new(
-                                io::ErrorKind::UnexpectedEof,
-                                format!(
-                                    "the upload source ended {remaining} bytes before its declared length"
-                                ),
-                            )),
-                            State::Done,
-                        ),
-                        Ok(n) => {
-                            buf.truncate(n);
-                            let next = State::File(remaining - n as u64, tail, reader);
-                            (Ok(Frame::data(buf.freeze())), next)
-                        }
+                State::File(check, tail, _) if check.is_done() => {
+                    (Ok(Frame::data(tail)), State::Done)
+                }
+                State::File(mut check, tail, mut reader) => {
+                    match read_checked(&mut check, &mut reader).await {
+                        Ok(chunk) => (Ok(Frame::data(chunk)), State::File(check, tail, reader)),
                         Err(e) => (Err(e), State::Done),
                     }
                 }
@@ -211,6 +203,23 @@ pub(crate) fn streamed(
         }
     });
     BodyExt::boxed_unsync(StreamBody::new(stream))
+}
+
+/// The next chunk of a streamed part, at most [`CHUNK`] bytes, by `check`'s rule (the chunk
+/// that completes the length only once a probe found the source's end).
+async fn read_checked(
+    check: &mut LengthCheck,
+    reader: &mut (dyn AsyncRead + Send + Unpin),
+) -> io::Result<Bytes> {
+    let changed = |c: SourceChanged| io::Error::new(io::ErrorKind::InvalidData, c);
+    let mut buf = BytesMut::zeroed(check.want(CHUNK));
+    let n = reader.read(&mut buf).await?;
+    buf.truncate(n);
+    if check.read(n).map_err(changed)? == ReadNext::ProbeThenDeliver {
+        let more = reader.read(&mut [0; 1]).await?;
+        check.probed(more).map_err(changed)?;
+    }
+    Ok(buf.freeze())
 }
 
 /// The body for a built request: bytes as they are, streamed parts from `reader`.
@@ -268,6 +277,9 @@ fn classify(e: hyper_util::client::legacy::Error, host: String) -> Error {
             || layer.downcast_ref::<rustls::Error>().is_some();
         next = cause.source();
     }
+    if let Some(changed) = source_changed(&e) {
+        return Error::SourceChanged(changed);
+    }
     if tls {
         Error::Tls {
             host,
@@ -283,6 +295,23 @@ fn classify(e: hyper_util::client::legacy::Error, host: String) -> Error {
             source: Box::new(e),
         }
     }
+}
+
+/// The upload source's change that failed the request's body ([`streamed`]), if that is what
+/// failed it: hyper keeps the body's error as a cause.
+fn source_changed(e: &hyper_util::client::legacy::Error) -> Option<SourceChanged> {
+    let mut next: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(cause) = next {
+        let found = cause
+            .downcast_ref::<io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<SourceChanged>());
+        if let Some(changed) = found {
+            return Some(changed.clone());
+        }
+        next = cause.source();
+    }
+    None
 }
 
 // Only without `native-roots` (a workspace build may unify it on, through nx-cli).

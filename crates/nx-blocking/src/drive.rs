@@ -88,12 +88,12 @@ fn attempt<K: Kind, W: Write + ?Sized>(
     if capped {
         deadline::set(Some(instant(call.watch().hard_limit())));
     }
-    let reader = match (request.body(), source) {
+    let (reader, path) = match (request.body(), source) {
         (OutgoingBody::Streamed(_), Some(source)) => match crate::upload::open(source) {
-            Ok(reader) => Some(reader),
+            Ok(reader) => (Some(reader), source.path_of().map(|p| p.to_path_buf())),
             Err(error) => return call.failed(error),
         },
-        _ => None,
+        _ => (None, None),
     };
     let sent = {
         let mut progress = |n: u64, done: bool| {
@@ -112,6 +112,9 @@ fn attempt<K: Kind, W: Write + ?Sized>(
     };
     let response = match sent {
         Ok(response) => response,
+        Err(SendError::Failed(error)) => {
+            return call.failed(error.with_source_path(path.as_deref()));
+        }
         Err(failure) => return failed(call, failure),
     };
     let (head, body) = response.into_parts();

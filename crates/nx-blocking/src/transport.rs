@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use nx_protocol::body::{LengthCheck, Read as ReadNext, SourceChanged};
 use nx_protocol::call::Watch;
 use nx_protocol::call::framing::Excess;
 use nx_protocol::config::{RootStore, TransportConfig};
@@ -256,7 +257,7 @@ impl Http {
                         return Err(SendError::Stalled);
                     }
                     if let Some(source) = body.take_source_error() {
-                        return Err(Error::io("reading the upload source", source).into());
+                        return Err(source.into());
                     }
                     (error, body.may_have_reached_server())
                 }
@@ -552,9 +553,9 @@ impl<'a> RequestBody<'a> {
         self.touched || self.len == 0
     }
 
-    /// The source's own failure (a local read error, or fewer bytes than declared), if any.
-    fn take_source_error(&mut self) -> Option<io::Error> {
-        self.chain.get_mut().0.get_mut().1.error.take()
+    /// The source's own failure (a local read error, or a [`SourceChanged`]), if any.
+    fn take_source_error(&mut self) -> Option<Error> {
+        self.chain.get_mut().0.get_mut().1.take_error()
     }
 }
 
@@ -576,11 +577,13 @@ impl Read for RequestBody<'_> {
     }
 }
 
-/// Exactly `remaining` bytes of a source: more are never read, fewer is an error. The source's
+/// Exactly the declared length of a source, by nx-protocol's rule ([`LengthCheck`]): fewer
+/// bytes, or one more, is [`SourceChanged`], found before the last bytes are handed to ureq (so
+/// the request never reaches its `Content-Length`, and ureq drops the connection). The source's
 /// errors are kept, so the attempt fails as local I/O rather than as a network failure.
 pub(crate) struct Exact {
     source: Option<Reader>,
-    remaining: u64,
+    check: LengthCheck,
     error: Option<io::Error>,
 }
 
@@ -588,7 +591,7 @@ impl Exact {
     fn none() -> Self {
         Self {
             source: None,
-            remaining: 0,
+            check: LengthCheck::new(0),
             error: None,
         }
     }
@@ -596,7 +599,7 @@ impl Exact {
     fn new(source: Reader, len: u64) -> Self {
         Self {
             source: Some(source),
-            remaining: len,
+            check: LengthCheck::new(len),
             error: None,
         }
     }
@@ -606,35 +609,59 @@ impl Exact {
         self.error = Some(error);
         copy
     }
+
+    fn changed(&mut self, changed: SourceChanged) -> io::Error {
+        self.fail(io::Error::new(io::ErrorKind::InvalidData, changed))
+    }
+
+    /// The source's own failure (a local read error, or a [`SourceChanged`]), if any.
+    fn take_error(&mut self) -> Option<Error> {
+        let error = self.error.take()?;
+        Some(
+            match error
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<SourceChanged>())
+            {
+                Some(changed) => Error::SourceChanged(changed.clone()),
+                None => Error::io("reading the upload source", error),
+            },
+        )
+    }
+}
+
+/// `read`, again while it is interrupted.
+fn read_on(source: &mut Reader, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match source.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            read => return read,
+        }
+    }
 }
 
 impl Read for Exact {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.remaining == 0 || buf.is_empty() {
+        let want = self.check.want(buf.len());
+        if want == 0 {
             return Ok(0);
         }
-        let want = usize::try_from(self.remaining).map_or(buf.len(), |r| r.min(buf.len()));
         let Some(source) = self.source.as_mut() else {
             return Err(self.fail(io::Error::other("the upload source is missing")));
         };
-        loop {
-            match source.read(&mut buf[..want]) {
-                Ok(0) => {
-                    let remaining = self.remaining;
-                    return Err(self.fail(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!(
-                            "the upload source ended {remaining} bytes before its declared length"
-                        ),
-                    )));
-                }
-                Ok(n) => {
-                    self.remaining -= n as u64;
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(self.fail(e)),
-            }
+        let n = match read_on(source, &mut buf[..want]) {
+            Ok(n) => n,
+            Err(e) => return Err(self.fail(e)),
+        };
+        match self.check.read(n) {
+            Ok(ReadNext::Deliver) => Ok(n),
+            Ok(ReadNext::ProbeThenDeliver) => match read_on(source, &mut [0; 1]) {
+                Ok(more) => match self.check.probed(more) {
+                    Ok(()) => Ok(n),
+                    Err(changed) => Err(self.changed(changed)),
+                },
+                Err(e) => Err(self.fail(e)),
+            },
+            Err(changed) => Err(self.changed(changed)),
         }
     }
 }
@@ -781,7 +808,7 @@ mod tests {
     #[test]
     fn a_streamed_body_is_head_exactly_stream_len_bytes_then_tail() {
         let mut go_on = go_on;
-        let source: Reader = Box::new(Cursor::new(b"0123456789abcdef".to_vec()));
+        let source: Reader = Box::new(Cursor::new(b"0123456789".to_vec()));
         let mut body = RequestBody::new(streamed(10), Some(source), Some(&mut go_on)).unwrap();
         assert!(!body.may_have_reached_server());
         assert_eq!(read_all(&mut body).unwrap(), b"HEAD0123456789TAIL");
@@ -790,15 +817,43 @@ mod tests {
     }
 
     #[test]
-    fn a_short_or_failing_source_is_kept_as_a_local_error() {
+    fn a_short_long_or_failing_source_is_kept_as_a_local_error() {
+        use nx_protocol::body::FoundLength;
         let mut go_on = go_on;
         let source: Reader = Box::new(Cursor::new(b"0123".to_vec()));
         let mut body = RequestBody::new(streamed(10), Some(source), Some(&mut go_on)).unwrap();
-        let err = read_all(&mut body).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
-        let kept = body.take_source_error().unwrap();
-        assert_eq!(kept.kind(), io::ErrorKind::UnexpectedEof);
-        assert!(kept.to_string().contains("6 bytes before"), "{kept}");
+        assert_eq!(
+            read_all(&mut body).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+        match body.take_source_error() {
+            Some(Error::SourceChanged(changed)) => {
+                assert_eq!(changed.declared, 10);
+                assert_eq!(changed.found, FoundLength::Shorter(4));
+            }
+            other => panic!("{other:?}"),
+        }
+
+        // One byte more than declared: the read that completed the length is never handed
+        // on, so neither the last bytes nor the tail go out.
+        let source: Reader = Box::new(Cursor::new(b"0123456789X".to_vec()));
+        let mut body = RequestBody::new(streamed(10), Some(source), Some(&mut go_on)).unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 7];
+        let err = loop {
+            match body.read(&mut buf) {
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(out, b"HEAD0123456", "the bytes completing the length were held back");
+        match body.take_source_error() {
+            Some(Error::SourceChanged(changed)) => {
+                assert_eq!(changed.found, FoundLength::Longer);
+            }
+            other => panic!("{other:?}"),
+        }
 
         struct Broken;
         impl Read for Broken {
@@ -817,7 +872,7 @@ mod tests {
         );
         assert_eq!(
             body.take_source_error().unwrap().to_string(),
-            "disk says no"
+            "reading the upload source: disk says no"
         );
     }
 

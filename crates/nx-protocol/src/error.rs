@@ -388,6 +388,10 @@ pub enum Error {
     /// The server rejected our clock and we could not correct it.
     #[error(transparent)]
     Clock(#[from] ClockError),
+    /// The upload's source did not hold the length declared for it while it was sent; the
+    /// request was abandoned before its end and is not retried.
+    #[error(transparent)]
+    SourceChanged(#[from] crate::body::SourceChanged),
     /// Local file or stream I/O failed.
     #[error("{context}: {source}")]
     Io {
@@ -535,6 +539,15 @@ impl Error {
         Error::Io {
             context: context.into(),
             source,
+        }
+    }
+
+    /// The same, a [`Error::SourceChanged`] naming the upload's file (`path`), which the
+    /// transport that found the change does not know.
+    pub fn with_source_path(self, path: Option<&std::path::Path>) -> Self {
+        match self {
+            Error::SourceChanged(changed) => Error::SourceChanged(changed.at(path)),
+            other => other,
         }
     }
 
