@@ -1025,3 +1025,82 @@ fn a_1003_points_at_sign_explain_and_json_downloads_report_the_sha256() {
     );
     assert_eq!(saved["sha256_verified"], false);
 }
+
+/// A file that grows while `nxcloud media upload` sends it: a raw server reads the start of the
+/// body, the file grows, the server reads on. The command fails (exit 1) saying the file
+/// changed, naming it and its declared length, and the server never got the whole declared
+/// body (so it cannot have taken a cut file for the upload). The file is far larger than the
+/// socket buffers hold, so the command reads its end only after it grew.
+#[test]
+fn an_upload_whose_file_grows_is_never_sent_whole() {
+    const LEN: usize = 48 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grows.pdf");
+    let mut data = b"%PDF-1.4\n".to_vec();
+    data.resize(LEN, b'x');
+    std::fs::write(&path, &data).unwrap();
+    drop(data);
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let grown = path.clone();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut buf = vec![0; 64 << 10];
+        let mut read = |stream: &mut std::net::TcpStream, seen: &mut Vec<u8>| {
+            let n = stream.read(&mut buf).unwrap_or(0);
+            seen.extend_from_slice(&buf[..n]);
+            n
+        };
+        // The head, and the first MiB of the body.
+        let head_end = loop {
+            assert!(read(&mut stream, &mut seen) > 0, "the request ended early");
+            if let Some(at) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&seen[..head_end]).to_lowercase();
+        let declared: usize = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length: "))
+            .expect("a Content-Length")
+            .trim()
+            .parse()
+            .unwrap();
+        while seen.len() < head_end + (1 << 20) {
+            assert!(read(&mut stream, &mut seen) > 0, "the request ended early");
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&grown)
+            .unwrap();
+        file.write_all(b"appended").unwrap();
+        let mut body = seen.len() - head_end;
+        while body < declared {
+            match read(&mut stream, &mut seen) {
+                0 => break,
+                n => body += n,
+            }
+            seen.clear();
+        }
+        (declared, body)
+    });
+
+    let out = at(&base)
+        .args(["media", "upload", "--phone", PHONE])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("changed while it was sent"), "{stderr}");
+    assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+    assert!(stderr.contains(&format!("{LEN} bytes were declared")), "{stderr}");
+    let (declared, body) = server.join().unwrap();
+    assert!(declared > LEN, "the form holds the file: {declared}");
+    assert!(body < declared, "the whole body was sent: {body} of {declared}");
+}
