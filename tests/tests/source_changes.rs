@@ -60,9 +60,10 @@ fn nxcloud<D: Driver>(change: Change, found: FoundLength) {
     let world = World::<D>::new();
     let dir = tempfile::tempdir().unwrap();
     let path = file(dir.path());
-    let result = world
-        .client
-        .upload_media(PHONE, "application/pdf", Source::Changing(&path, change));
+    let result =
+        world
+            .client
+            .upload_media(PHONE, "application/pdf", Source::Changing(&path, change));
     assert_changed(result, &path, found);
     assert_not_accepted(&world.sandbox, Route::UploadMedia, 1);
 }

@@ -847,7 +847,10 @@ mod tests {
             }
         };
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        assert_eq!(out, b"HEAD0123456", "the bytes completing the length were held back");
+        assert_eq!(
+            out, b"HEAD0123456",
+            "the bytes completing the length were held back"
+        );
         match body.take_source_error() {
             Some(Error::SourceChanged(changed)) => {
                 assert_eq!(changed.found, FoundLength::Longer);

@@ -1099,8 +1099,14 @@ fn an_upload_whose_file_grows_is_never_sent_whole() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("changed while it was sent"), "{stderr}");
     assert!(stderr.contains(&path.display().to_string()), "{stderr}");
-    assert!(stderr.contains(&format!("{LEN} bytes were declared")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{LEN} bytes were declared")),
+        "{stderr}"
+    );
     let (declared, body) = server.join().unwrap();
     assert!(declared > LEN, "the form holds the file: {declared}");
-    assert!(body < declared, "the whole body was sent: {body} of {declared}");
+    assert!(
+        body < declared,
+        "the whole body was sent: {body} of {declared}"
+    );
 }

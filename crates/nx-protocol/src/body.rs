@@ -110,7 +110,8 @@ impl<R> UploadSource<R> {
         }
     }
 
-    /// A reader that yields exactly `len` bytes, sent as `file_name`.
+    /// A reader that yields exactly `len` bytes, sent as `file_name` (fewer, or more, fails the
+    /// upload with [`SourceChanged`], as a file that changes does).
     pub fn reader(reader: R, len: u64, file_name: impl Into<String>) -> Self {
         Self {
             kind: SourceKind::Reader(Some(reader), len),
