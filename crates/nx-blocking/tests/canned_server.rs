@@ -607,17 +607,19 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 #[test]
-fn a_short_upload_reader_fails_as_local_io() {
+fn a_short_upload_reader_fails_as_a_changed_source() {
     let server = Server::bind().serve(vec![reply("200 OK", &[], Vec::new())]);
     let client = client(&server);
     let source = UploadSource::reader(Box::new(std::io::Cursor::new(vec![1u8; 10])), 20, "a.txt");
     let err = client
         .upload_media(PHONE, "text/plain", source)
         .unwrap_err();
-    let Error::Io { source, .. } = &err else {
+    let Error::SourceChanged(changed) = &err else {
         panic!("{err:?}")
     };
-    assert_eq!(source.kind(), std::io::ErrorKind::UnexpectedEof);
+    assert_eq!(changed.path, None, "a reader has no path");
+    assert_eq!(changed.declared, 20);
+    assert_eq!(changed.found, nx_protocol::body::FoundLength::Shorter(10));
     drop(server);
 }
 
