@@ -200,13 +200,9 @@ impl Client {
         let upload = Upload {
             one_shot: source.as_ref().is_some_and(|s| !s.reopenable()),
         };
-        let mut call = Call::api(op, &self.inner.config, upload).with_seed(fastrand::u64(..));
-        // Each builder step moves the machine (about a kilobyte): this one only when there is
-        // a correction to carry.
-        let clock = self.clock_offset();
-        if clock != ClockOffset::ZERO {
-            call = call.with_clock(clock);
-        }
+        let mut call = Call::api(op, &self.inner.config, upload);
+        call.set_seed(fastrand::u64(..))
+            .set_clock(self.clock_offset());
         let span = tracing::info_span!("nx.call", action = op.action());
         let step = drive(
             &self.inner.http,

@@ -192,7 +192,8 @@ impl OnPremClient {
         let upload = Upload {
             one_shot: source.as_ref().is_some_and(|s| !s.reopenable()),
         };
-        let mut call = Call::onprem(op, &self.inner.config, upload).with_seed(fastrand::u64(..));
+        let mut call = Call::onprem(op, &self.inner.config, upload);
+        call.set_seed(fastrand::u64(..));
         let span = tracing::info_span!("nx.onprem", method = %op.method());
         self.run(&mut call, source.as_mut(), &mut Target::none())
             .instrument(span)
@@ -207,8 +208,8 @@ impl OnPremClient {
         options: DownloadOptions,
     ) -> Result<Retrieved, Error> {
         let rewindable = target.rewindable();
-        let mut call = Call::retrieve(op, &self.inner.config, options, rewindable)
-            .with_seed(fastrand::u64(..));
+        let mut call = Call::retrieve(op, &self.inner.config, options, rewindable);
+        call.set_seed(fastrand::u64(..));
         let span = tracing::info_span!("nx.onprem.retrieve");
         self.run(&mut call, None, &mut target)
             .instrument(span)
@@ -252,7 +253,8 @@ impl OnPremClient {
     async fn fresh_login(&self, login: &Login, slot: &TokenSlot) -> Result<Token, Error> {
         let config = &self.inner.config;
         let (username, password) = config.login.credentials(slot)?;
-        let mut call = Call::login(login, config, username, password).with_seed(fastrand::u64(..));
+        let mut call = Call::login(login, config, username, password);
+        call.set_seed(fastrand::u64(..));
         let span = tracing::info_span!("nx.onprem.login");
         drive(&self.inner.http, &mut call, None, &mut Target::none())
             .instrument(span)

@@ -186,9 +186,9 @@ impl Client {
         let upload = Upload {
             one_shot: source.as_ref().is_some_and(|s| !s.reopenable()),
         };
-        let mut call = Call::api(op, &self.inner.config, upload)
-            .with_clock(self.clock_offset())
-            .with_seed(fastrand::u64(..));
+        let mut call = Call::api(op, &self.inner.config, upload);
+        call.set_seed(fastrand::u64(..))
+            .set_clock(self.clock_offset());
         let span = tracing::info_span!("nx.call", action = op.action());
         let step = span.in_scope(|| {
             drive(

@@ -88,8 +88,8 @@ impl Client {
     ) -> Result<Verified, Error> {
         let config = &self.inner.config;
         let rewindable = target.rewindable();
-        let mut call = Call::download(info, config, options, refresh_with.is_some(), rewindable)
-            .with_seed(fastrand::u64(..));
+        let mut call = Call::download(info, config, options, refresh_with.is_some(), rewindable);
+        call.set_seed(fastrand::u64(..));
         let span = tracing::info_span!("nx.download");
         let _entered = span.enter();
         loop {

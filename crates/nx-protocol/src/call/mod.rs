@@ -216,17 +216,15 @@ impl<'a, O: Operation + ?Sized> Call<Api<'a, O>> {
     /// A call of any NXCloud `op` with `config`'s credentials and limits. `upload` says whether
     /// its streamed body can be read again.
     pub fn api(op: &'a O, config: &'a ClientConfig, upload: Upload) -> Self {
-        Call::new(
-            Api::new(op, config),
-            &config.transport,
-            op.is_idempotent(),
-            false,
-        )
-        .with_upload(upload)
+        let idempotent = op.is_idempotent();
+        Call::new(Api::new(op, config), &config.transport, idempotent, false, upload)
     }
 
     /// Starts with the client's clock correction (learned from earlier calls).
-    pub fn with_clock(mut self, clock: ClockOffset) -> Self {
+    ///
+    /// A setter rather than a by-value builder: the machine is large, and each move of it
+    /// costs a copy per call.
+    pub fn set_clock(&mut self, clock: ClockOffset) -> &mut Self {
         self.clock = clock;
         self
     }
@@ -241,7 +239,7 @@ impl<'a, O: OnPremOperation + ?Sized> Call<OnPrem<'a, O>> {
     /// A call of any On-Premises `op` carrying the client's token ([`Step::Token`]).
     pub fn onprem(op: &'a O, config: &'a OnPremConfig, upload: Upload) -> Self {
         let kind = OnPrem::bearer(op, config);
-        Call::new(kind, &config.transport, op.is_idempotent(), true).with_upload(upload)
+        Call::new(kind, &config.transport, op.is_idempotent(), true, upload)
     }
 }
 
@@ -254,7 +252,7 @@ impl<'a> Call<OnPrem<'a, Login>> {
         password: &'a crate::AccessSecret,
     ) -> Self {
         let kind = OnPrem::basic(op, config, username, password);
-        Call::new(kind, &config.transport, op.is_idempotent(), true)
+        Call::new(kind, &config.transport, op.is_idempotent(), true, Upload::default())
     }
 }
 
@@ -271,7 +269,9 @@ impl<'a> Call<Fetch<'a>> {
     ) -> Self {
         let max = config.transport.max_download_bytes;
         let kind = Fetch::new(info, &config.transport, refresh);
-        Call::new(kind, &config.transport, true, false).with_download(options, max, rewindable)
+        let mut call = Call::new(kind, &config.transport, true, false, Upload::default());
+        call.set_download(options, max, rewindable);
+        call
     }
 }
 
@@ -285,27 +285,33 @@ impl<'a> Call<Retrieve<'a>> {
     ) -> Self {
         let max = config.transport.max_download_bytes;
         let kind = Retrieve::new(op, config);
-        Call::new(kind, &config.transport, true, true).with_download(options, max, rewindable)
+        let mut call = Call::new(kind, &config.transport, true, true, Upload::default());
+        call.set_download(options, max, rewindable);
+        call
     }
 }
 
 impl<K: Kind> Call<K> {
+    /// The one constructor the public ones share. `upload`: a one-shot body makes the call
+    /// non-idempotent, and once an attempt consumed it nothing is resent, whatever the failure:
+    /// the call ends with that failure rather than with "cannot be sent twice".
     fn new(
         kind: K,
         transport: &crate::config::TransportConfig,
         idempotent: bool,
         on_premises: bool,
+        upload: Upload,
     ) -> Self {
         Self {
             kind,
             timing: Timing::of(transport),
             policy: transport.retry.clone(),
             ctx: RetryContext {
-                idempotent,
+                idempotent: idempotent && !upload.one_shot,
                 on_premises,
                 ..RetryContext::default()
             },
-            resendable: true,
+            resendable: !upload.one_shot,
             transfer: None,
             streams_body: false,
             rewindable: false,
@@ -325,27 +331,15 @@ impl<K: Kind> Call<K> {
         }
     }
 
-    fn with_upload(mut self, upload: Upload) -> Self {
-        if upload.one_shot {
-            // A one-shot body makes the call non-idempotent, and once an attempt consumed it
-            // nothing is resent, whatever the failure: the call ends with that failure rather
-            // than with "cannot be sent twice".
-            self.ctx.idempotent = false;
-            self.resendable = false;
-        }
-        self
-    }
-
-    fn with_download(mut self, options: DownloadOptions, max: u64, rewindable: bool) -> Self {
+    fn set_download(&mut self, options: DownloadOptions, max: u64, rewindable: bool) {
         self.transfer = Some(options.max_bytes_or(max));
         self.options = Some((options, max));
         self.rewindable = rewindable;
-        self
     }
 
     /// Seeds the retry waits' jitter (pass a fresh random `u64` per call: calls that failed
-    /// together must not come back together).
-    pub fn with_seed(mut self, seed: u64) -> Self {
+    /// together must not come back together). Set it before the first poll.
+    pub fn set_seed(&mut self, seed: u64) -> &mut Self {
         self.seed = seed;
         self
     }
@@ -774,7 +768,7 @@ impl<K: Kind> Call<K> {
 }
 
 /// The next value of a splitmix64 sequence: the jitter's randomness, from the seed the driver
-/// gave ([`Call::with_seed`]).
+/// gave ([`Call::set_seed`]).
 fn splitmix(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
     let mut z = *state;

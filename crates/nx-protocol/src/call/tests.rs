@@ -92,7 +92,8 @@ const MEDIA_OK: &[u8] = br#"{"code":0,"message":"ok","data":{"mime_type":"image/
 fn an_api_call_retries_a_503_and_parses_the_answer() {
     let config = client();
     let op = GetMedia::new("8615800001795", "m1");
-    let mut call = Call::api(&op, &config, Upload::default()).with_seed(7);
+    let mut call = Call::api(&op, &config, Upload::default());
+    call.set_seed(7);
     let (request, t) = send(&mut call, 0);
     assert_eq!(request.uri().path(), "/api/wa/getMedia");
     assert_eq!(call.attempt(), 1);
@@ -147,7 +148,8 @@ fn no_wait_is_begun_past_the_call_deadline_and_attempts_end_at_it() {
     config.transport.retry.base_delay = secs(5);
     config.transport.retry.max_delay = secs(5);
     let op = GetMedia::new("8615800001795", "m1");
-    let mut call = Call::api(&op, &config, Upload::default()).with_seed(u64::MAX);
+    let mut call = Call::api(&op, &config, Upload::default());
+    call.set_seed(u64::MAX);
     send(&mut call, 0);
     // The attempt's limit is the call's deadline, not request_timeout.
     assert_eq!(call.watch().deadline(), secs(2));
@@ -165,7 +167,8 @@ fn no_wait_is_begun_past_the_call_deadline_and_attempts_end_at_it() {
         "{error:?}"
     );
     // A retry whose wait would end past the deadline is not begun.
-    let mut call = Call::api(&op, &config, Upload::default()).with_seed(u64::MAX);
+    let mut call = Call::api(&op, &config, Upload::default());
+    call.set_seed(u64::MAX);
     send(&mut call, 0);
     call.failed(connect());
     assert!(matches!(done(&mut call, 100), Err(Error::Connect { .. })));
