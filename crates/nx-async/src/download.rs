@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use nx_protocol::call::{Call, Step};
+use nx_protocol::call::Call;
 use nx_protocol::download::{DownloadOptions, Verified};
 use nx_protocol::error::Error;
 use nx_protocol::wa::MediaInfo;
@@ -11,7 +11,7 @@ use tokio::io::AsyncWrite;
 use tracing::Instrument;
 
 use crate::client::Client;
-use crate::drive::drive;
+use crate::drive::{Ended, drive};
 use crate::sink::Target;
 
 impl Client {
@@ -99,9 +99,9 @@ impl Client {
         async {
             loop {
                 match drive(&self.inner.http, &mut call, None, &mut target).await {
-                    Step::RefreshUrl => match refresh_with {
+                    Ended::RefreshUrl => match refresh_with {
                         Some((phone, id)) => call.refreshed(self.get_media(phone, id).await),
-                        None => return Step::RefreshUrl.into_result(),
+                        None => return Ended::RefreshUrl.into_result(),
                     },
                     step => return step.into_result(),
                 }

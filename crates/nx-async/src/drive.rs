@@ -12,16 +12,39 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
-use nx_protocol::OutgoingBody;
 use nx_protocol::call::{Call, Kind, Now, Read, Step};
 use nx_protocol::error::Error;
+use nx_protocol::onprem::Token;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::Sleep;
 
 use crate::client::{instant, mono, now};
 use crate::sink::{Direct, Sink, Target, TempFile};
-use crate::transport::{self, Http, Progress};
+use crate::transport::{self, Http, Progress, Start};
 use crate::upload::UploadSource;
+
+/// Where [`drive`] stopped: the call's result, or a step only the client can take. The
+/// machine's [`Step`] without its `Send` (a request, some 300 bytes), so handing the result up
+/// to the client copies a result's size, not a request's.
+pub(crate) enum Ended<T> {
+    /// The call ended.
+    Done(Result<T, Error>),
+    /// [`Step::Token`].
+    Token { rejected: Option<Token> },
+    /// [`Step::RefreshUrl`].
+    RefreshUrl,
+}
+
+impl<T> Ended<T> {
+    /// As [`Step::into_result`].
+    pub(crate) fn into_result(self) -> Result<T, Error> {
+        match self {
+            Ended::Done(result) => result,
+            Ended::Token { rejected } => Step::Token { rejected }.into_result(),
+            Ended::RefreshUrl => Step::RefreshUrl.into_result(),
+        }
+    }
+}
 
 /// Runs `call` until it ends or asks for what only the client can give (a token, a fresh
 /// URL): that step is returned.
@@ -33,7 +56,7 @@ pub(crate) async fn drive<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
     call: &mut Call<K>,
     mut source: Option<&mut UploadSource>,
     target: &mut Target<'_, W>,
-) -> Step<K::Output> {
+) -> Ended<K::Output> {
     let mut timer = Timer {
         sleep: pin!(None),
         at: Duration::ZERO,
@@ -49,17 +72,20 @@ pub(crate) async fn drive<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
                 poll_fn(|cx| timer.poll_at(until, cx)).await;
                 continue;
             }
-            step => return step,
+            Step::Done(result) => return Ended::Done(result),
+            Step::Token { rejected } => return Ended::Token { rejected },
+            Step::RefreshUrl => return Ended::RefreshUrl,
         };
         if let Some(url) = call.download_url() {
             tracing::debug!(attempt = call.attempt(), url = %url, "downloading");
         }
+        let start = Start::of(http, request);
         read = attempt(
             http,
             call,
             &mut timer,
             at,
-            request,
+            start,
             source.as_deref_mut(),
             target,
         )
@@ -112,44 +138,39 @@ impl Timer<'_> {
     }
 }
 
-/// One attempt: send the request, read its answer as the call says, feed back what happened.
-/// `polled` is the clock the call was polled with for it. An answer read whole returns the
-/// clock reading the call was fed with (nothing is awaited after it, so the next poll takes
-/// it).
+/// One attempt: send the request (`start`ed), read its answer as the call says, feed back what
+/// happened. `polled` is the clock the call was polled with for it. An answer read whole
+/// returns the clock reading the call was fed with (nothing is awaited after it, so the next
+/// poll takes it).
 async fn attempt<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
     http: &Http,
     call: &mut Call<K>,
     timer: &mut Timer<'_>,
     polled: Duration,
-    request: http::Request<OutgoingBody>,
+    start: Start,
     source: Option<&mut UploadSource>,
     target: &mut Target<'_, W>,
 ) -> Option<Duration> {
-    let (parts, outgoing) = request.into_parts();
     let mut at = polled;
-    let (reader, progress, path) = match (&outgoing, source) {
-        (OutgoingBody::Streamed(body), Some(source)) => match crate::upload::open(source).await {
-            Ok(reader) => {
-                at = mono();
-                (
-                    Some(reader),
-                    Some(Arc::new(Progress::new(body.content_length()))),
-                    source.path_of().map(|p| p.to_path_buf()),
-                )
-            }
-            Err(error) => return failed(call, error),
-        },
-        _ => (None, None, None),
+    let (send, progress) = match start {
+        Start::Sent(send) => (send, None),
+        Start::Upload(upload) => {
+            let (parts, body) = *upload;
+            let Some(source) = source else {
+                return failed(call, transport::no_source());
+            };
+            let reader = match crate::upload::open(source).await {
+                Ok(reader) => reader,
+                Err(error) => return failed(call, error),
+            };
+            at = mono();
+            let progress = Arc::new(Progress::new(body.content_length()));
+            let body = transport::streamed(body, reader, progress.clone(), source.path_of());
+            let request = http::Request::from_parts(parts, body);
+            (transport::send(http, request), Some(progress))
+        }
     };
-    let body = match transport::body_of(outgoing, reader, progress.clone()) {
-        Ok(body) => body,
-        Err(error) => return failed(call, error),
-    };
-    let send = transport::send(http, http::Request::from_parts(parts, body));
-    let send = pin!(async move {
-        send.await
-            .map_err(|error| error.with_source_path(path.as_deref()))
-    });
+    let send = pin!(send);
     let response = watched(call, timer, send, progress.as_deref(), &mut at).await?;
     let (head, body) = response.into_parts();
     match call.head(head.status, &head.headers, at) {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use nx_protocol::AccessSecret;
-use nx_protocol::call::{Call, Kind, Step, Upload};
+use nx_protocol::call::{Call, Kind, Upload};
 use nx_protocol::config::{FromConfig, OnPremBuilder, OnPremConfig, OnPremLogin};
 use nx_protocol::download::DownloadOptions;
 use nx_protocol::error::Error;
@@ -18,7 +18,7 @@ use tokio::sync::Mutex;
 use tracing::Instrument;
 
 use crate::client::now;
-use crate::drive::drive;
+use crate::drive::{Ended, drive};
 use crate::sink::Target;
 use crate::transport::{self, Http};
 use crate::upload::UploadSource;
@@ -225,7 +225,7 @@ impl OnPremClient {
     ) -> Result<K::Output, Error> {
         loop {
             match drive(&self.inner.http, call, source.as_deref_mut(), target).await {
-                Step::Token { rejected } => call.token(self.token(rejected.as_ref()).await),
+                Ended::Token { rejected } => call.token(self.token(rejected.as_ref()).await),
                 step => return step.into_result(),
             }
         }

@@ -3,8 +3,11 @@
 use std::error::Error as StdError;
 use std::future::Future;
 use std::io;
+use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -12,8 +15,8 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::{Client as HyperClient, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
 use nx_protocol::body::{LengthCheck, Read as ReadNext, SourceChanged};
 use nx_protocol::config::{RootStore, TransportConfig};
@@ -24,7 +27,10 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::connect::Connector;
 
-/// The request body type every call uses.
+/// The request body type every call uses. Boxed, an in-memory body too: an unboxed one
+/// (`Either<Full<Bytes>, _>`) saves its allocation (about 210 instructions per getMedia) but
+/// makes every one of hyper-util's futures that holds the request larger, and their moves cost
+/// more than that (about 500; callgrind, issue 20).
 pub(crate) type Body = UnsyncBoxBody<Bytes, io::Error>;
 /// The pooled hyper client and what every request carries.
 #[derive(Clone, Debug)]
@@ -168,14 +174,18 @@ pub(crate) fn streamed(
     body: StreamedBody,
     reader: Box<dyn AsyncRead + Send + Unpin>,
     progress: Arc<Progress>,
+    path: Option<&Path>,
 ) -> Body {
     enum State {
         Head(StreamedBody, Box<dyn AsyncRead + Send + Unpin>),
         File(LengthCheck, Bytes, Box<dyn AsyncRead + Send + Unpin>),
         Done,
     }
+    // The file's name for the error that says it changed (the source is gone by then).
+    let path: Option<Arc<Path>> = path.map(Arc::from);
     let stream = futures_util::stream::unfold(State::Head(body, reader), move |state| {
         let progress = progress.clone();
+        let path = path.clone();
         async move {
             let (item, next) = match state {
                 State::Head(b, reader) => {
@@ -186,7 +196,7 @@ pub(crate) fn streamed(
                     (Ok(Frame::data(tail)), State::Done)
                 }
                 State::File(mut check, tail, mut reader) => {
-                    match read_checked(&mut check, &mut reader).await {
+                    match read_checked(&mut check, &mut reader, path.as_deref()).await {
                         Ok(chunk) => (Ok(Frame::data(chunk)), State::File(check, tail, reader)),
                         Err(e) => (Err(e), State::Done),
                     }
@@ -210,8 +220,9 @@ pub(crate) fn streamed(
 async fn read_checked(
     check: &mut LengthCheck,
     reader: &mut (dyn AsyncRead + Send + Unpin),
+    path: Option<&Path>,
 ) -> io::Result<Bytes> {
-    let changed = |c: SourceChanged| io::Error::new(io::ErrorKind::InvalidData, c);
+    let changed = |c: SourceChanged| io::Error::new(io::ErrorKind::InvalidData, c.at(path));
     let mut buf = BytesMut::zeroed(check.want(CHUNK));
     let n = reader.read(&mut buf).await?;
     buf.truncate(n);
@@ -222,41 +233,63 @@ async fn read_checked(
     Ok(buf.freeze())
 }
 
-/// The body for a built request: bytes as they are, streamed parts from `reader`.
-pub(crate) fn body_of(
-    outgoing: OutgoingBody,
-    reader: Option<Box<dyn AsyncRead + Send + Unpin>>,
-    progress: Option<Arc<Progress>>,
-) -> Result<Body, Error> {
-    Ok(match (outgoing, reader, progress) {
-        (OutgoingBody::Empty, ..) => empty(),
-        (OutgoingBody::Bytes(bytes), ..) => full(bytes),
-        (OutgoingBody::Streamed(s), Some(reader), Some(progress)) => streamed(s, reader, progress),
-        (OutgoingBody::Streamed(_), ..) => {
-            return Err(Error::Config(
-                "this operation streams a body: call it with a source".into(),
-            ));
-        }
-    })
+/// A built request on its way: an in-memory body is handed to hyper at once ([`Start::Sent`]);
+/// a streamed one waits for its source to open. Boxed then: an upload's attempt is rare, and
+/// the request is some 300 bytes that every API call's future would otherwise hold and copy.
+pub(crate) enum Start {
+    /// Handed to hyper.
+    Sent(Sending),
+    /// The head and the streamed body's description, to send once the source is open.
+    Upload(Box<(http::request::Parts, StreamedBody)>),
+}
+
+impl Start {
+    /// Starts sending `request` if its body is in memory.
+    pub(crate) fn of(http: &Http, request: http::Request<OutgoingBody>) -> Self {
+        let (parts, outgoing) = request.into_parts();
+        let body = match outgoing {
+            OutgoingBody::Empty => empty(),
+            OutgoingBody::Bytes(bytes) => full(bytes),
+            OutgoingBody::Streamed(body) => return Start::Upload(Box::new((parts, body))),
+        };
+        Start::Sent(send(http, http::Request::from_parts(parts, body)))
+    }
+}
+
+/// The error for a streamed body without a source to read it from.
+pub(crate) fn no_source() -> Error {
+    Error::Config("this operation streams a body: call it with a source".into())
 }
 
 /// Sends `request` with the client's `User-Agent`, mapping hyper's errors to the shared kinds.
 /// The request is handed to hyper at once: the future holds only hyper's (boxed) one and the
 /// URI, not the request.
-pub(crate) fn send(
-    http: &Http,
-    mut request: http::Request<Body>,
-) -> impl Future<Output = Result<http::Response<Incoming>, Error>> + use<> {
+pub(crate) fn send(http: &Http, mut request: http::Request<Body>) -> Sending {
     request
         .headers_mut()
         .insert(http::header::USER_AGENT, http.user_agent.clone());
     // The URI is cheap to keep (shared bytes); the host is copied only for an error message.
     let uri = request.uri().clone();
-    let response = http.client.request(request);
-    async move {
-        response
-            .await
-            .map_err(|e| classify(e, nx_protocol::error::peer(&uri)))
+    Sending {
+        response: http.client.request(request),
+        uri,
+    }
+}
+
+/// The answer's head of a request handed to hyper ([`send`]).
+pub(crate) struct Sending {
+    response: ResponseFuture,
+    uri: http::Uri,
+}
+
+impl Future for Sending {
+    type Output = Result<http::Response<Incoming>, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        Pin::new(&mut this.response)
+            .poll(cx)
+            .map_err(|e| classify(e, nx_protocol::error::peer(&this.uri)))
     }
 }
 

@@ -196,7 +196,8 @@ pub struct Call<K: Kind> {
     started: Option<Duration>,
     /// The call's deadline, and its budget (fixed with the first request).
     deadline: Option<(Duration, Duration)>,
-    watch: Option<Watch>,
+    /// The limits of the attempt in progress (idle before the first: `attempt` is 0).
+    watch: Watch,
     state: State<K::Output>,
     /// A download's checks and the caller's options.
     check: Option<DownloadCheck>,
@@ -217,7 +218,13 @@ impl<'a, O: Operation + ?Sized> Call<Api<'a, O>> {
     /// its streamed body can be read again.
     pub fn api(op: &'a O, config: &'a ClientConfig, upload: Upload) -> Self {
         let idempotent = op.is_idempotent();
-        Call::new(Api::new(op, config), &config.transport, idempotent, false, upload)
+        Call::new(
+            Api::new(op, config),
+            &config.transport,
+            idempotent,
+            false,
+            upload,
+        )
     }
 
     /// Starts with the client's clock correction (learned from earlier calls).
@@ -252,7 +259,13 @@ impl<'a> Call<OnPrem<'a, Login>> {
         password: &'a crate::AccessSecret,
     ) -> Self {
         let kind = OnPrem::basic(op, config, username, password);
-        Call::new(kind, &config.transport, op.is_idempotent(), true, Upload::default())
+        Call::new(
+            kind,
+            &config.transport,
+            op.is_idempotent(),
+            true,
+            Upload::default(),
+        )
     }
 }
 
@@ -302,9 +315,11 @@ impl<K: Kind> Call<K> {
         on_premises: bool,
         upload: Upload,
     ) -> Self {
+        let timing = Timing::of(transport);
         Self {
             kind,
-            timing: Timing::of(transport),
+            watch: Watch::idle(&timing),
+            timing,
             policy: transport.retry.clone(),
             ctx: RetryContext {
                 idempotent: idempotent && !upload.one_shot,
@@ -323,7 +338,6 @@ impl<K: Kind> Call<K> {
             token: None,
             started: None,
             deadline: None,
-            watch: None,
             state: State::Start,
             check: None,
             options: None,
@@ -360,9 +374,11 @@ impl<K: Kind> Call<K> {
     ///
     /// Before the first [`Step::Send`] (a driver bug).
     pub fn watch(&mut self) -> &mut Watch {
-        self.watch
-            .as_mut()
-            .expect("Call::watch is asked for after Step::Send")
+        assert!(
+            self.attempt > 0,
+            "Call::watch is asked for after Step::Send"
+        );
+        &mut self.watch
     }
 
     /// What to do next, at `now`.
@@ -434,13 +450,13 @@ impl<K: Kind> Call<K> {
                 deadline
             }
         };
-        self.watch = Some(Watch::new(
+        self.watch.begin(
             &self.timing,
             now.at,
             deadline,
             self.transfer.is_some(),
             self.transfer.filter(|_| self.streams_body),
-        ));
+        );
         self.state = State::InFlight;
         Step::Send(request)
     }
@@ -539,20 +555,18 @@ impl<K: Kind> Call<K> {
 
     /// The request's body was sent at `now` (a streamed upload's last byte went out).
     pub fn sent(&mut self, now: Duration) {
-        if let Some(watch) = &mut self.watch {
-            watch.sent(now);
-        }
+        self.watch.sent(now);
     }
 
     /// `n` more bytes of the request's streamed body went out by `now`: `false` when a limit
     /// passed (stalled-stream protection) and the attempt failed.
     pub fn progress(&mut self, n: u64, now: Duration) -> bool {
-        match self.watch.as_mut().map(|w| w.moved(n, now)) {
-            Some(Err(error)) => {
+        match self.watch.moved(n, now) {
+            Err(error) => {
                 self.fail(error, None);
                 false
             }
-            _ => true,
+            Ok(()) => true,
         }
     }
 
@@ -581,9 +595,7 @@ impl<K: Kind> Call<K> {
         } else {
             None
         };
-        if let Some(watch) = &mut self.watch {
-            watch.head(now, announced, media);
-        }
+        self.watch.head(now, announced, media);
         match read {
             Ok(Read::Stream) => match &self.options {
                 Some((options, max)) => match options.check(*max, announced) {
@@ -635,9 +647,7 @@ impl<K: Kind> Call<K> {
         {
             self.deadline = Some(deadline);
         }
-        if let Some(watch) = &mut self.watch {
-            watch.narrow_to(deadline);
-        }
+        self.watch.narrow_to(deadline);
     }
 
     /// The whole body of an answer [`Read::Whole`] asked for.
@@ -645,7 +655,7 @@ impl<K: Kind> Call<K> {
         if !matches!(self.state, State::InFlight) {
             return;
         }
-        if let Some(Err(error)) = self.watch.as_mut().map(|w| w.check(now)) {
+        if let Err(error) = self.watch.check(now) {
             return self.fail(error, None);
         }
         match self.kind.whole(status, headers, body) {
@@ -672,11 +682,7 @@ impl<K: Kind> Call<K> {
             self.fail(e.into(), None);
             return false;
         }
-        if let Some(Err(error)) = self
-            .watch
-            .as_mut()
-            .map(|w| w.moved(chunk.len() as u64, now))
-        {
+        if let Err(error) = self.watch.moved(chunk.len() as u64, now) {
             self.fail(error, None);
             return false;
         }
@@ -690,12 +696,12 @@ impl<K: Kind> Call<K> {
     /// The driver's timer came ([`Watch::wake_at`]) with nothing new: `false` when a limit
     /// passed and the attempt failed (poll).
     pub fn tick(&mut self, now: Duration) -> bool {
-        match self.watch.as_mut().map(|w| w.check(now)) {
-            Some(Err(error)) => {
+        match self.watch.check(now) {
+            Err(error) => {
                 self.fail(error, None);
                 false
             }
-            _ => true,
+            Ok(()) => true,
         }
     }
 
@@ -705,7 +711,7 @@ impl<K: Kind> Call<K> {
         let Some(check) = self.check.take() else {
             return false;
         };
-        if let Some(Err(error)) = self.watch.as_mut().map(|w| w.check(now)) {
+        if let Err(error) = self.watch.check(now) {
             self.fail(error, None);
             return false;
         }
@@ -751,17 +757,18 @@ impl<K: Kind> Call<K> {
     /// A timer, or the HTTP stack's own timeout, fired at `now`: the attempt failed with the
     /// limit that passed.
     pub fn timed_out(&mut self, now: Duration) {
-        let error = match &mut self.watch {
-            Some(watch) => watch.expired(now),
-            None => return,
-        };
+        if !matches!(self.state, State::InFlight) {
+            return;
+        }
+        let error = self.watch.expired(now);
         self.fail(error, None);
     }
 
     /// The HTTP stack's per-read or per-write limit, set to the stall grace period, fired: the
     /// body moved nothing for that long.
     pub fn stalled(&mut self) {
-        if let Some(error) = self.watch.as_ref().map(Watch::stalled) {
+        if matches!(self.state, State::InFlight) {
+            let error = self.watch.stalled();
             self.fail(error, None);
         }
     }

@@ -141,6 +141,20 @@ fn a_1004_corrects_the_clock_once_from_the_date_header() {
 }
 
 #[test]
+fn a_clock_correction_set_before_the_first_poll_stamps_the_first_attempt() {
+    let config = client();
+    let op = GetMedia::new("8615800001795", "m1");
+    let mut call = Call::api(&op, &config, Upload::default());
+    call.set_seed(1)
+        .set_clock(ClockOffset::from_millis(600_000));
+    let (request, t) = send(&mut call, 0);
+    let ts: u64 = request.headers()["ts"].to_str().unwrap().parse().unwrap();
+    assert_eq!(ts, WALL + t + 600_000);
+    // Carried from the client, not learned: nothing new for the client to keep.
+    assert!(call.clock_changed().is_none());
+}
+
+#[test]
 fn no_wait_is_begun_past_the_call_deadline_and_attempts_end_at_it() {
     let mut config = client();
     config.transport.overall_timeout = secs(2);

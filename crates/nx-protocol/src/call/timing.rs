@@ -187,41 +187,59 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// An attempt begun at `now` of a call whose deadline is `call_deadline` (which was
-    /// `budget` after its start); `transfer` for a media transfer, `streamed` the length of the
-    /// streamed request body it sends, if any.
-    pub(crate) fn new(
+    /// A watch before any attempt, whose limits never pass: [`Watch::begin`] sets it up for
+    /// each.
+    pub(crate) fn idle(timing: &Timing) -> Self {
+        Self {
+            deadline: Duration::MAX,
+            deadline_limit: (Limit::Call, Duration::MAX),
+            attempt: timing.attempt,
+            transfer: false,
+            head_by: None,
+            phase: Phase::Request,
+            body_left: 0,
+            announced: None,
+            received: 0,
+            meter: None,
+            stall: None,
+        }
+    }
+
+    /// Sets the watch up for an attempt begun at `now` of a call whose deadline is
+    /// `call_deadline` (which was `budget` after its start); `transfer` for a media transfer,
+    /// `streamed` the length of the streamed request body it sends, if any. Every field is
+    /// set afresh, in place: the watch is a few hundred bytes, and an attempt should not cost
+    /// a copy of it.
+    pub(crate) fn begin(
+        &mut self,
         timing: &Timing,
         now: Duration,
         (call_deadline, budget): (Duration, Duration),
         transfer: bool,
         streamed: Option<u64>,
-    ) -> Self {
-        let mut watch = Self {
-            deadline: call_deadline,
-            deadline_limit: (Limit::Call, budget),
-            attempt: timing.attempt,
-            transfer,
-            head_by: None,
-            phase: Phase::Request,
-            body_left: streamed.unwrap_or(0),
-            announced: None,
-            received: 0,
-            meter: None,
-            stall: timing.stall.filter(|_| transfer),
-        };
+    ) {
+        self.deadline = call_deadline;
+        self.deadline_limit = (Limit::Call, budget);
+        self.attempt = timing.attempt;
+        self.transfer = transfer;
+        self.head_by = None;
+        self.phase = Phase::Request;
+        self.body_left = streamed.unwrap_or(0);
+        self.announced = None;
+        self.received = 0;
+        self.meter = None;
+        self.stall = timing.stall.filter(|_| transfer);
         if transfer {
             if streamed.is_some() {
-                watch.meter = watch.stall.map(|s| Meter::new(s, now));
+                self.meter = self.stall.map(|s| Meter::new(s, now));
             } else {
-                watch.sent(now);
+                self.sent(now);
             }
         } else {
             // A small request: once connected it is out at once.
-            watch.phase = Phase::Headers;
-            watch.limit_to(now + timing.attempt);
+            self.phase = Phase::Headers;
+            self.limit_to(now + timing.attempt);
         }
-        watch
     }
 
     fn limit_to(&mut self, end: Duration) {
