@@ -47,7 +47,7 @@ impl<T> Ended<T> {
 }
 
 /// Runs `call` until it ends or asks for what only the client can give (a token, a fresh
-/// URL): that step is returned.
+/// URL): where it stopped is returned.
 ///
 /// The attempt number is a field of each attempt's events, not of the caller's span: a span
 /// field recorded again is appended by `tracing-subscriber`'s formatter (`attempt=1 attempt=2`).
