@@ -11,7 +11,7 @@ use crate::code::ApiCode;
 use crate::download::IntegrityError;
 use crate::onprem::MetaError;
 use crate::policy::clock::ClockError;
-use crate::redact::redact_urls;
+use crate::redact::{redact_urls, server_text};
 use crate::sign::SigningError;
 use crate::wa::WhatsAppError;
 
@@ -141,7 +141,7 @@ impl DataError {
     pub fn json(part: &'static str, error: &serde_json::Error) -> Self {
         DataError::Json {
             part,
-            reason: redact_urls(&error.to_string()).into_owned(),
+            reason: server_text(&error.to_string()).into_owned(),
         }
     }
 
@@ -215,7 +215,7 @@ pub enum ResponseError {
         /// The code (unknown ones keep their number).
         code: ApiCode,
         /// The envelope's `message`, as sent but for any URL's query and user info
-        /// ([`redact_urls`]).
+        /// ([`redact_urls`]) and with control characters escaped.
         message: String,
         /// The HTTP status it came with.
         status: StatusCode,
@@ -303,7 +303,7 @@ impl ResponseError {
         let what = what.into();
         ResponseError::Malformed {
             status,
-            what: redact_urls(&what).into_owned(),
+            what: server_text(&what).into_owned(),
             snippet: Snippet::of(body),
         }
     }
@@ -317,7 +317,7 @@ impl ResponseError {
     ) -> Self {
         ResponseError::Api {
             code,
-            message: redact_urls(message).into_owned(),
+            message: server_text(message).into_owned(),
             status,
             whatsapp,
         }
@@ -437,8 +437,8 @@ const MAX_CAUSES: usize = 16;
 
 /// A transport's own error as the SDK returns it, in [`Error::Connect`], [`Error::Tls`] and
 /// [`Error::Transport`]: its `Display`, its `Debug` and those of every cause in its `source()`
-/// chain, each passed through [`redact_urls`] when the error reached the call machine
-/// ([`crate::call::Call::failed`]).
+/// chain, each passed through [`redact_urls`] (and control characters escaped) when the error
+/// reached the call machine ([`crate::call::Call::failed`]).
 ///
 /// An HTTP stack's errors may quote the request's URL (ureq's `Error::BadUri` holds it whole),
 /// and a download URL's query is its signature: wrapped once where every transport hands its
@@ -477,8 +477,8 @@ impl RedactedError {
 
     fn describe(error: &(dyn std::error::Error + 'static), causes: usize) -> Self {
         Self {
-            display: redact_urls(&error.to_string()).into_owned(),
-            debug: redact_urls(&format!("{error:?}")).into_owned(),
+            display: server_text(&error.to_string()).into_owned(),
+            debug: server_text(&format!("{error:?}")).into_owned(),
             cause: error
                 .source()
                 .filter(|_| causes > 0)

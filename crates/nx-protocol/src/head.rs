@@ -1,7 +1,7 @@
 //! The few things transports read from an answer's headers, read one way for both.
 
 use http::HeaderMap;
-use http::header::{CONTENT_LENGTH, DATE};
+use http::header::{CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 
 /// The `Content-Length`, if present and a number (a missing or unreadable one is treated as
 /// unannounced; the download checks then go by what arrives).
@@ -42,4 +42,93 @@ pub fn announced_length(headers: &HeaderMap) -> Result<Option<u64>, &'static str
 /// after a 1004.
 pub fn date(headers: &HeaderMap) -> Option<&str> {
     headers.get(DATE)?.to_str().ok()
+}
+
+/// Why an answer's framing is refused: a `Transfer-Encoding` other than `chunked` alone (no
+/// transport decodes transfer codings, so the bytes inside would be taken for the answer), a
+/// `Transfer-Encoding` beside a `Content-Length` (RFC 9112, section 6.3: a sign of response
+/// splitting "ought to be handled as an error"), or `Content-Length`s that differ. HTTP stacks
+/// refuse some of these and read others one way or the other; every transport asks this
+/// instead, before reading the body ([`crate::call::Call::head`]).
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue, header};
+/// use nx_protocol::head::framing;
+/// let mut headers = HeaderMap::new();
+/// headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+/// assert_eq!(framing(&headers), Ok(()));
+/// headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+/// assert!(framing(&headers).is_err());
+/// headers.remove(header::CONTENT_LENGTH);
+/// headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("gzip, chunked"));
+/// assert!(framing(&headers).is_err());
+/// ```
+pub fn framing(headers: &HeaderMap) -> Result<(), &'static str> {
+    let mut codings = headers
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|coding| !coding.is_empty());
+    if let Some(first) = codings.next() {
+        if !first.eq_ignore_ascii_case(b"chunked") || codings.next().is_some() {
+            return Err("its Transfer-Encoding is not chunked alone (transfer codings are not decoded)");
+        }
+        if headers.contains_key(CONTENT_LENGTH) {
+            return Err("it has both a Content-Length and a Transfer-Encoding");
+        }
+    }
+    let mut lengths = headers
+        .get_all(CONTENT_LENGTH)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii);
+    if let Some(first) = lengths.next()
+        && lengths.any(|other| other != first)
+    {
+        return Err("its Content-Length headers differ");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::framing;
+    use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    use http::{HeaderMap, HeaderValue};
+
+    fn headers(pairs: &[(http::header::HeaderName, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn framing_is_refused_where_a_reader_would_have_to_guess() {
+        let ok: &[&[(http::header::HeaderName, &str)]] = &[
+            &[],
+            &[(CONTENT_LENGTH, "5")],
+            &[(CONTENT_LENGTH, "5"), (CONTENT_LENGTH, "5")],
+            &[(CONTENT_LENGTH, "5, 5")],
+            &[(TRANSFER_ENCODING, "chunked")],
+            &[(TRANSFER_ENCODING, "Chunked ")],
+        ];
+        for pairs in ok {
+            assert_eq!(framing(&headers(pairs)), Ok(()), "{pairs:?}");
+        }
+        let refused: &[&[(http::header::HeaderName, &str)]] = &[
+            &[(CONTENT_LENGTH, "5"), (CONTENT_LENGTH, "7")],
+            &[(CONTENT_LENGTH, "5, 7")],
+            &[(CONTENT_LENGTH, "5"), (TRANSFER_ENCODING, "chunked")],
+            &[(TRANSFER_ENCODING, "gzip, chunked")],
+            &[(TRANSFER_ENCODING, "gzip"), (TRANSFER_ENCODING, "chunked")],
+            &[(TRANSFER_ENCODING, "chunked"), (TRANSFER_ENCODING, "chunked")],
+            &[(TRANSFER_ENCODING, "identity")],
+        ];
+        for pairs in refused {
+            assert!(framing(&headers(pairs)).is_err(), "{pairs:?}");
+        }
+    }
 }

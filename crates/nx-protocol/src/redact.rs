@@ -16,6 +16,33 @@ use std::borrow::Cow;
 
 use crate::secret::REDACTED;
 
+/// What an error keeps of a server's text (its message, a parser's words quoting the answer, a
+/// transport's error): [`redact_urls`], then every control character escaped as Rust escapes it
+/// (`\u{1b}`, `\r`, `\n`, ...), so that no ESC sequence, CR/LF posing as a new log line, NUL or
+/// bell reaches a terminal or a log through a message. Borrowed when there is nothing to change.
+pub(crate) fn server_text(text: &str) -> Cow<'_, str> {
+    match redact_urls(text) {
+        Cow::Borrowed(text) => escape_controls(text),
+        Cow::Owned(text) => Cow::Owned(escape_controls(&text).into_owned()),
+    }
+}
+
+/// `text` with its control characters escaped (see [`server_text`]).
+fn escape_controls(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// `text` with the query and user info of every URL in it replaced by [`REDACTED`]; borrowed
 /// when there is no URL with either.
 ///
@@ -133,6 +160,16 @@ fn find_query(token: &str) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_text_is_redacted_then_escaped() {
+        assert_eq!(
+            server_text("bad\u{1b}[2J\r\nforged\0\u{9b} see https://h/p?Signature=s\u{7}"),
+            r"bad\u{1b}[2J\r\nforged\u{0}\u{9b} see https://h/p?<redacted>"
+        );
+        assert!(matches!(server_text("plain words"), Cow::Borrowed(_)));
+        assert!(matches!(server_text("tab\there"), Cow::Owned(_)));
+    }
 
     #[test]
     fn queries_and_user_info_are_redacted_wherever_the_url_is() {

@@ -76,7 +76,7 @@ use http::{HeaderMap, StatusCode};
 use crate::body::OutgoingBody;
 use crate::config::{ClientConfig, OnPremConfig};
 use crate::download::{DownloadCheck, DownloadOptions};
-use crate::error::Error;
+use crate::error::{Error, ResponseError};
 use crate::onprem::{Login, OnPremOperation, RetrieveMedia, Token};
 use crate::operation::Operation;
 use crate::policy::clock::{ClockOffset, correction_after_1004};
@@ -582,6 +582,10 @@ impl<K: Kind> Call<K> {
     /// The answer's head arrived at `now`: how to read its body.
     pub fn head(&mut self, status: StatusCode, headers: &HeaderMap, now: Duration) -> Read {
         if !matches!(self.state, State::InFlight) {
+            return Read::Skip;
+        }
+        if let Err(what) = crate::head::framing(headers) {
+            self.fail(ResponseError::malformed(status, what, b"").into(), None);
             return Read::Skip;
         }
         let read = self.kind.head(status, headers);

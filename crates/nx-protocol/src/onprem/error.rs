@@ -123,7 +123,8 @@ impl fmt::Display for MetaCode {
 pub struct MetaError {
     /// The code.
     pub code: MetaCode,
-    /// A short title (any URL's query and user info redacted, as in `details`).
+    /// A short title (any URL's query and user info redacted and control characters escaped, as
+    /// in `details`).
     #[serde(default, deserialize_with = "crate::lenient::redacted_or_empty")]
     pub title: String,
     /// Details, when given; a URL in them has its query and user info replaced by

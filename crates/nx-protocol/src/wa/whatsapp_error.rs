@@ -85,10 +85,10 @@ impl WhatsAppError {
 }
 
 /// At most [`WhatsAppError::MAX_CHARS`] characters of `s`, with `…` when cut; any URL's query
-/// and user info redacted first (the texts end up in error messages), so a cut never leaves
-/// part of a query.
+/// and user info redacted and control characters escaped first (the texts end up in error
+/// messages), so a cut never leaves part of a query.
 fn cut(s: &str) -> String {
-    let s = crate::redact::redact_urls(s);
+    let s = crate::redact::server_text(s);
     match s.char_indices().nth(WhatsAppError::MAX_CHARS) {
         Some((at, _)) => format!("{}…", &s[..at]),
         None => s.into_owned(),
