@@ -16,6 +16,11 @@
 //! ([`nx_protocol::call::framing`]) fail the read at once. Without it, a server sending
 //! trailer lines without end is read until the call's deadline (gigabytes on loopback), since
 //! ureq caps neither trailers nor chunk extensions and hands over no bytes while it reads them.
+//!
+//! And it notes when the connection ends uncleanly while a body is read ([`cut_short`]): a TLS
+//! peer gone without `close_notify`, a reset. ureq takes either for the end of a body read to
+//! the connection's close (no `Content-Length`, not chunked), so a cut answer would pass for a
+//! whole one; the driver fails it instead, as hyper does.
 
 use std::cell::Cell;
 use std::io;
@@ -32,6 +37,8 @@ struct Attempt {
     body: Cell<Option<u64>>,
     /// Bytes the connection delivered since then.
     delivered: Cell<u64>,
+    /// The connection ended uncleanly since then.
+    cut: Cell<bool>,
 }
 
 thread_local! {
@@ -40,6 +47,7 @@ thread_local! {
             limit: Cell::new(None),
             body: Cell::new(None),
             delivered: Cell::new(0),
+            cut: Cell::new(false),
         }
     };
 }
@@ -54,8 +62,27 @@ pub(crate) fn count_body() {
     ATTEMPT.with(|a| {
         a.body.set(Some(0));
         a.delivered.set(0);
+        a.cut.set(false);
     });
 }
+
+/// Whether the connection ended uncleanly (no TLS `close_notify`, a reset) while the body was
+/// read: then a body that "ended" was cut short.
+pub(crate) fn cut_short() -> bool {
+    ATTEMPT.with(|a| a.cut.get())
+}
+
+/// The error of a body [`cut_short`].
+#[derive(Debug)]
+pub(crate) struct CutShort;
+
+impl std::fmt::Display for CutShort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the connection ended without a clean close (no TLS close_notify, or a reset) before the end of an answer read to the close: it is cut short")
+    }
+}
+
+impl std::error::Error for CutShort {}
 
 /// The driver was handed `n` more bytes of the body.
 pub(crate) fn body_read(n: usize) {
@@ -167,7 +194,18 @@ impl<T: Transport> Transport for Capped<T> {
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         // What a read appends to the unconsumed input is what it delivered.
         let before = self.inner.buffers().input().len();
-        let more = self.inner.await_input(capped(timeout))?;
+        let more = self.inner.await_input(capped(timeout)).inspect_err(|error| {
+            if let ureq::Error::Io(e) = error
+                && matches!(
+                    e.kind(),
+                    io::ErrorKind::UnexpectedEof
+                        | io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::ConnectionAborted
+                )
+            {
+                ATTEMPT.with(|a| a.cut.set(a.body.get().is_some()));
+            }
+        })?;
         let after = self.inner.buffers().input().len();
         delivered(after.saturating_sub(before), self.read_ahead)?;
         Ok(more)

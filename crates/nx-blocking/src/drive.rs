@@ -186,6 +186,7 @@ fn read_capped<K: Kind>(
         let want = room.min(max + 1 - filled as u64) as usize;
         out.resize(filled + want, 0);
         match body.read(&mut out[filled..]) {
+            Ok(0) if deadline::cut_short() => return Err(transport::body_error(cut_short())),
             Ok(0) => {
                 out.truncate(filled);
                 return Ok(Some(out));
@@ -206,12 +207,21 @@ fn read_capped<K: Kind>(
     }
 }
 
+/// A body that ended as the connection was cut ([`deadline::cut_short`]).
+fn cut_short() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, deadline::CutShort)
+}
+
 /// Streams `body` into `sink`, read straight into its buffer, through the call's checks: `true`
 /// when it ended and passed them (then the caller finishes the writer).
 fn pump<K: Kind>(call: &mut Call<K>, body: &mut impl Read, sink: &mut impl Sink) -> bool {
     loop {
         let buf = sink.buf();
         let n = match body.read(buf) {
+            Ok(0) if deadline::cut_short() => {
+                failed(call, transport::body_error(cut_short()));
+                return false;
+            }
             Ok(0) => return call.end(mono()),
             Ok(n) => {
                 deadline::body_read(n);
