@@ -54,10 +54,9 @@ const FILE: &[u8] = b"\x89PNG\r\n\x1a\n the file's bytes, all of them, to the la
 trait Wire: Read + Write + Send {}
 impl<T: Read + Write + Send> Wire for T {}
 
-/// One request a peer read: the connection it came on (0, 1, ...) and its head.
+/// One request a peer read: its head.
 #[derive(Clone, Debug)]
 struct Seen {
-    conn: usize,
     head: String,
 }
 
@@ -117,7 +116,11 @@ impl Control {
             match wire.read(&mut buf) {
                 Ok(0) => return Ok(()),
                 Ok(_) => {}
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -181,7 +184,11 @@ impl Peer {
         listener.set_nonblocking(true).expect("nonblocking");
         let control = Arc::new(Control {
             addr: listener.local_addr().expect("local address"),
-            scheme: if matches!(mode, Mode::Tls(..)) { "https" } else { "http" },
+            scheme: if matches!(mode, Mode::Tls(..)) {
+                "https"
+            } else {
+                "http"
+            },
             stop: AtomicBool::new(false),
             conns: AtomicUsize::new(0),
             seen: Mutex::new(Vec::new()),
@@ -193,10 +200,10 @@ impl Peer {
             while !shared.stopped() && started.elapsed() < PEER_LIMIT {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        let conn = shared.conns.fetch_add(1, Ordering::Relaxed);
+                        shared.conns.fetch_add(1, Ordering::Relaxed);
                         let (shared, mode, script) = (shared.clone(), mode.clone(), script.clone());
                         std::thread::spawn(move || {
-                            let _ = serve(stream, conn, &mode, &script, &shared);
+                            let _ = serve(stream, &mode, &script, &shared);
                         });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
@@ -243,13 +250,7 @@ impl Drop for Peer {
     }
 }
 
-fn serve(
-    stream: TcpStream,
-    conn: usize,
-    mode: &Mode,
-    script: &Script,
-    ctl: &Control,
-) -> io::Result<()> {
+fn serve(stream: TcpStream, mode: &Mode, script: &Script, ctl: &Control) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
     match mode {
@@ -258,12 +259,12 @@ fn serve(
             let mut stream = stream;
             ctl.hold(&mut stream)
         }
-        Mode::Http => requests(&mut { stream }, conn, script, ctl),
+        Mode::Http => requests(&mut { stream }, script, ctl),
         Mode::Tls(config, notify) => {
             stream.set_read_timeout(Some(Duration::from_secs(5)))?;
             let tls = rustls::ServerConnection::new(config.clone()).map_err(io::Error::other)?;
             let mut tls = rustls::StreamOwned::new(tls, stream);
-            requests(&mut tls, conn, script, ctl)?;
+            requests(&mut tls, script, ctl)?;
             if *notify {
                 tls.conn.send_close_notify();
                 tls.flush()?;
@@ -275,12 +276,12 @@ fn serve(
     }
 }
 
-fn requests(wire: &mut dyn Wire, conn: usize, script: &Script, ctl: &Control) -> io::Result<()> {
+fn requests(wire: &mut dyn Wire, script: &Script, ctl: &Control) -> io::Result<()> {
     loop {
         let Some(head) = read_request(wire)? else {
             return Ok(());
         };
-        let seen = Seen { conn, head };
+        let seen = Seen { head };
         ctl.seen.lock().unwrap().push(seen.clone());
         if !script(wire, &seen, ctl)? {
             return Ok(());
@@ -299,7 +300,7 @@ fn read_request(wire: &mut dyn Wire) -> io::Result<Option<String>> {
         head.push(byte[0]);
     }
     let head = String::from_utf8_lossy(&head).into_owned();
-    let seen = Seen { conn: 0, head };
+    let seen = Seen { head };
     let len = seen
         .header("content-length")
         .and_then(|v| v.parse::<u64>().ok())
@@ -385,13 +386,18 @@ fn assert_clean(what: &str, error: &Error) {
         );
     }
     let all = shown(error);
-    for secret in [SIGNATURE, PROXY_PASSWORD] {
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("user:{PROXY_PASSWORD}"));
+    for secret in [SIGNATURE, PROXY_PASSWORD, &basic] {
         assert!(!all.contains(secret), "{what}: {secret} shown in {all}");
     }
 }
 
 /// Runs `call`, returning its error and how long it took (a success is a failure here).
-fn timed<T: std::fmt::Debug>(what: &str, call: impl FnOnce() -> Result<T, Error>) -> (Error, Duration) {
+fn timed<T: std::fmt::Debug>(
+    what: &str,
+    call: impl FnOnce() -> Result<T, Error>,
+) -> (Error, Duration) {
     let started = Instant::now();
     let result = call();
     let took = started.elapsed();
@@ -440,11 +446,19 @@ fn refused_downloads<D: Driver, O: OnPremDriver>(
     });
     within(what, took, BOUND, &error);
     assert!(expect(&error), "{}, {what}: {error:?}", D::NAME);
-    assert!(files_in(dir.path()).is_empty(), "{what}: {:?}", files_in(dir.path()));
+    assert!(
+        files_in(dir.path()).is_empty(),
+        "{what}: {:?}",
+        files_in(dir.path())
+    );
     let (error, took) = timed(what, || onprem.retrieve_media_to_path("m", &target, None));
     within(what, took, BOUND, &error);
     assert!(expect(&error), "{}, {what} (retrieve): {error:?}", O::NAME);
-    assert!(files_in(dir.path()).is_empty(), "{what}: {:?}", files_in(dir.path()));
+    assert!(
+        files_in(dir.path()).is_empty(),
+        "{what}: {:?}",
+        files_in(dir.path())
+    );
 }
 
 /// An API call (getMedia) answered by `peer`: an error `expect` accepts, within the bound.
@@ -460,7 +474,11 @@ fn refused_api<D: Driver>(what: &str, peer: &Peer, expect: fn(&Error) -> bool) -
 
 fn garbage_status_line<D: Driver, O: OnPremDriver>() {
     let answer = "HTLP/9.9 banana split\r\nContent-Length: 2\r\n\r\nok";
-    refused_api::<D>("garbage status line", &Peer::http(always(answer)), is_transport);
+    refused_api::<D>(
+        "garbage status line",
+        &Peer::http(always(answer)),
+        is_transport,
+    );
     let peer = Peer::http(downloads(move |w, ctl| ctl.write(w, answer.as_bytes())));
     refused_downloads::<D, O>("garbage status line", &peer, "http", is_transport);
 }
@@ -498,15 +516,24 @@ fn ambiguous_framing<D: Driver, O: OnPremDriver>() {
     // The HTTP stacks refuse differing lengths themselves; the rest is `head::framing`'s.
     let cases: [(&str, Frame); 5] = [
         ("two Content-Lengths", |body| {
-            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: {}\r\n\r\n", body.len());
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
             [head.as_bytes(), body].concat()
         }),
         ("a Content-Length list", |body| {
-            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: 5, {}\r\n\r\n", body.len());
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: 5, {}\r\n\r\n",
+                body.len()
+            );
             [head.as_bytes(), body].concat()
         }),
         ("Content-Length with Transfer-Encoding", |body| {
-            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nTransfer-Encoding: chunked\r\n\r\n", body.len());
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nTransfer-Encoding: chunked\r\n\r\n",
+                body.len()
+            );
             [head.as_bytes(), &chunked(body)].concat()
         }),
         ("Transfer-Encoding: gzip, chunked", |body| {
@@ -569,7 +596,10 @@ fn bytes_past_the_length<D: Driver>() {
     let client: D = nxcloud(&peer.base("http"), |_| {});
     for round in 0..3 {
         let info = client.get_media("8615800001795", "m").expect("getMedia");
-        assert_eq!(info.file_name, "f.png", "round {round}: the smuggled answer was read");
+        assert_eq!(
+            info.file_name, "f.png",
+            "round {round}: the smuggled answer was read"
+        );
         let (bytes, _) = client.download(&info, None).expect("the download");
         assert_eq!(bytes, FILE, "round {round}");
     }
@@ -578,7 +608,8 @@ fn bytes_past_the_length<D: Driver>() {
 /// A chunk size of 2^64-1 (then bytes without end), one past it, and an endless chunk
 /// extension: bounded by the download cap or the HTTP stack, and by the server's bytes.
 fn monstrous_chunks<D: Driver, O: OnPremDriver>() {
-    const HEAD: &str = "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const HEAD: &str =
+        "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n";
     let huge = Peer::http(downloads(|w, ctl| {
         ctl.write(w, format!("{HEAD}ffffffffffffffff\r\n").as_bytes())?;
         ctl.flood(w, b"x")
@@ -598,7 +629,11 @@ fn monstrous_chunks<D: Driver, O: OnPremDriver>() {
         is_transport(e) || matches!(e, Error::Timeout { .. })
     });
     for peer in [&huge, &extension] {
-        assert!(peer.written() < 64 << 20, "the peer wrote {} bytes", peer.written());
+        assert!(
+            peer.written() < 64 << 20,
+            "the peer wrote {} bytes",
+            peer.written()
+        );
     }
 }
 
@@ -624,7 +659,8 @@ fn gzip_download<D: Driver>() {
     assert_eq!(verified.sha256, Some(Sha256Digest::of(GZIP)));
     for seen in peer.seen() {
         assert!(
-            seen.header("accept-encoding").is_none_or(|v| v == "identity"),
+            seen.header("accept-encoding")
+                .is_none_or(|v| v == "identity"),
             "{}: {}",
             D::NAME,
             seen.head
@@ -642,7 +678,11 @@ fn announced_oversize_json<D: Driver>() {
     let error = refused_api::<D>("100 MiB of JSON", &peer, |e| {
         matches!(e, Error::AnswerTooLarge { .. })
     });
-    assert!(peer.written() < 64 << 20, "{error}: the peer wrote {} bytes", peer.written());
+    assert!(
+        peer.written() < 64 << 20,
+        "{error}: the peer wrote {} bytes",
+        peer.written()
+    );
 }
 
 /// JSON nested 500 000 deep (a recursive parser's stack), and invalid UTF-8 in a string:
@@ -659,7 +699,8 @@ fn hostile_json<D: Driver, O: OnPremDriver>() {
         r#"{"a":"#.repeat(100_000),
         "}".repeat(100_000)
     );
-    let mut bad_utf8 = br#"{"code":0,"message":"ok","data":{"mime_type":"image/png","file_name":"f"#.to_vec();
+    let mut bad_utf8 =
+        br#"{"code":0,"message":"ok","data":{"mime_type":"image/png","file_name":"f"#.to_vec();
     bad_utf8.extend_from_slice(b"\xff\xfe\xc3\x28");
     bad_utf8.extend_from_slice(br#".png","url":"http://127.0.0.1:9/f.png?Signature=x"}}"#);
     for (what, body) in [
@@ -678,7 +719,10 @@ fn hostile_json<D: Driver, O: OnPremDriver>() {
         // On-Premises: the same body as an upload's answer and as an error (400).
         let on_prem: O = onprem(&peer.base("http"));
         let (error, took) = timed(what, || {
-            on_prem.upload_media("image/png", nx_conformance::Source::Bytes(FILE.to_vec(), "f.png"))
+            on_prem.upload_media(
+                "image/png",
+                nx_conformance::Source::Bytes(FILE.to_vec(), "f.png"),
+            )
         });
         within(what, took, BOUND, &error);
         assert!(is_malformed(&error), "{}, {what}: {error:?}", O::NAME);
@@ -707,9 +751,7 @@ fn escaped_server_text<D: Driver, O: OnPremDriver>() {
     for shown in ["\\u{1b}[2J", "\\r\\nERROR forged line", "\\u{0}\\u{9b}"] {
         assert!(error.to_string().contains(shown), "{shown} not in {error}");
     }
-    let meta = format!(
-        r#"{{"errors":[{{"code":1006,"title":"{nasty}","details":"{nasty}"}}]}}"#
-    );
+    let meta = format!(r#"{{"errors":[{{"code":1006,"title":"{nasty}","details":"{nasty}"}}]}}"#);
     let answer = format!(
         "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{meta}",
         meta.len()
@@ -742,16 +784,23 @@ fn redirects<D: Driver, O: OnPremDriver>() {
             let answer = format!(
                 "HTTP/1.1 {status} Moved\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n"
             );
-            let redirected = |e: &Error| {
-                matches!(e, Error::Response(ResponseError::Http { status, .. }) if status.is_redirection())
-            };
+            let redirected = |e: &Error| matches!(e, Error::Response(ResponseError::Http { status, .. }) if status.is_redirection());
             let api = Peer::http(always(answer.clone()));
             refused_api::<D>(&format!("{status} from the API"), &api, redirected);
             let download = Peer::http(downloads(move |w, ctl| ctl.write(w, answer.as_bytes())));
-            refused_downloads::<D, O>(&format!("{status} from the download"), &download, "http", redirected);
+            refused_downloads::<D, O>(
+                &format!("{status} from the download"),
+                &download,
+                "http",
+                redirected,
+            );
         }
     }
-    assert!(elsewhere.seen().is_empty(), "followed: {:?}", elsewhere.seen());
+    assert!(
+        elsewhere.seen().is_empty(),
+        "followed: {:?}",
+        elsewhere.seen()
+    );
 }
 
 // ---- TLS ----
@@ -846,21 +895,37 @@ fn bad_certificates<D: Driver>() {
             ),
         ),
         ("expired", pki.server(vec![loopback()], (1996, 2006), false)),
-        ("not yet valid", pki.server(vec![loopback()], (2090, 2095), false)),
-        ("self-signed", pki.server(vec![loopback()], (2020, 2090), true)),
+        (
+            "not yet valid",
+            pki.server(vec![loopback()], (2090, 2095), false),
+        ),
+        (
+            "self-signed",
+            pki.server(vec![loopback()], (2020, 2090), true),
+        ),
     ];
     for (what, mode) in cases {
         let peer = Peer::start(mode, always(json_answer("{}")));
         let client: D = https(&peer, &pki);
         let (error, took) = timed(what, || client.get_media("8615800001795", "m"));
         within(what, took, BOUND, &error);
-        assert!(matches!(error, Error::Tls { .. }), "{}, {what}: {error:?}", D::NAME);
+        assert!(
+            matches!(error, Error::Tls { .. }),
+            "{}, {what}: {error:?}",
+            D::NAME
+        );
         assert!(peer.seen().is_empty(), "{what}: {:?}", peer.seen());
     }
     // The same CA with a right certificate works: the cases fail for their certificate only.
     let peer = Peer::start(pki.good(), downloads(|w, ctl| ctl.write(w, &file_answer())));
     let client: D = https(&peer, &pki);
-    assert_eq!(client.get_media("8615800001795", "m").expect("a good certificate").file_name, "f.png");
+    assert_eq!(
+        client
+            .get_media("8615800001795", "m")
+            .expect("a good certificate")
+            .file_name,
+        "f.png"
+    );
 }
 
 /// A peer that accepts TCP and never answers the ClientHello: a `Timeout` within the bound.
@@ -868,10 +933,18 @@ fn silent_tls_peer_times_out<D: Driver>() {
     let pki = Pki::new();
     let peer = Peer::start(Mode::Silent, always(""));
     let client: D = https(&peer, &pki);
-    let (error, took) = timed("a silent TLS peer", || client.get_media("8615800001795", "m"));
+    let (error, took) = timed("a silent TLS peer", || {
+        client.get_media("8615800001795", "m")
+    });
     within("a silent TLS peer", took, BOUND, &error);
     assert!(
-        matches!(error, Error::Timeout { phase: Phase::Connect | Phase::Headers, .. }),
+        matches!(
+            error,
+            Error::Timeout {
+                phase: Phase::Connect | Phase::Headers,
+                ..
+            }
+        ),
         "{}: {error:?}",
         D::NAME
     );
@@ -929,7 +1002,11 @@ fn truncation_without_close_notify<D: Driver>() {
         assert!(is_transport(&error), "{}, {what}: {error:?}", D::NAME);
         assert!(files_in(dir.path()).is_empty());
         let (error, _) = timed(what, || client.download_media("8615800001795", "m", None));
-        assert!(is_transport(&error), "{}, {what} (memory): {error:?}", D::NAME);
+        assert!(
+            is_transport(&error),
+            "{}, {what} (memory): {error:?}",
+            D::NAME
+        );
         // The media was asked for each time: the error is the body's, not the handshake's.
         assert!(peer.seen().iter().filter(|s| s.is_download()).count() >= 2);
     }
@@ -943,7 +1020,8 @@ fn through(proxy_url: &str) -> impl FnOnce(&mut TransportConfig) {
 }
 
 /// A hand-played proxy with credentials: 502, garbage, silence after the `CONNECT`, a close
-/// right after `200`. Each a typed error within the bound, the password never shown.
+/// right after `200`, an answer head without end. Each a typed error within the bound, the
+/// password never shown.
 fn hostile_proxies<D: Driver>() {
     let pki = Pki::new();
     let target = Peer::start(pki.good(), downloads(|w, ctl| ctl.write(w, &file_answer())));
@@ -966,7 +1044,21 @@ fn hostile_proxies<D: Driver>() {
         (
             "a close after CONNECT 200",
             always("HTTP/1.1 200 Connection established\r\n\r\n"),
-            |e| matches!(e, Error::Connect { .. } | Error::Tls { .. } | Error::Transport { .. }),
+            |e| {
+                matches!(
+                    e,
+                    Error::Connect { .. } | Error::Tls { .. } | Error::Transport { .. }
+                )
+            },
+        ),
+        (
+            "a CONNECT answer whose head never ends",
+            Arc::new(|wire, _, ctl| {
+                ctl.write(wire, b"HTTP/1.1 200 Connection established\r\n")?;
+                ctl.flood(wire, b"X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n")?;
+                Ok(false)
+            }),
+            |e| matches!(e, Error::Connect { .. } | Error::Timeout { .. }),
         ),
     ];
     for (what, script, expect) in cases {
@@ -982,6 +1074,12 @@ fn hostile_proxies<D: Driver>() {
         assert!(expect(&error), "{}, {what}: {error:?}", D::NAME);
         assert!(!proxy.seen().is_empty(), "{what}: the proxy was not asked");
         assert!(target.seen().is_empty(), "{what}: the target was reached");
+        // What the client read of the proxy is bounded (not a deadline's worth of bytes).
+        assert!(
+            proxy.written() < 64 << 20,
+            "{what}: the proxy wrote {} bytes",
+            proxy.written()
+        );
     }
 }
 
@@ -992,10 +1090,20 @@ fn real_proxy_502<D: Driver>() {
     let base = format!("https://{}", closed.local_addr().unwrap());
     drop(closed);
     let client: D = nxcloud(&base, through(&proxy.url()));
-    let (error, took) = timed("the real proxy's 502", || client.get_media("8615800001795", "m"));
+    let (error, took) = timed("the real proxy's 502", || {
+        client.get_media("8615800001795", "m")
+    });
     within("the real proxy's 502", took, BOUND, &error);
-    assert!(matches!(error, Error::Connect { .. }), "{}: {error:?}", D::NAME);
-    assert!(proxy.connects().iter().all(|c| c.status == 502), "{:?}", proxy.connects());
+    assert!(
+        matches!(error, Error::Connect { .. }),
+        "{}: {error:?}",
+        D::NAME
+    );
+    assert!(
+        proxy.connects().iter().all(|c| c.status == 502),
+        "{:?}",
+        proxy.connects()
+    );
 }
 
 /// `NO_PROXY` names the target: the call goes direct, the proxy is never asked.
@@ -1004,7 +1112,9 @@ fn no_proxy<D: Driver>() {
     let target = Peer::http(downloads(|w, ctl| ctl.write(w, &file_answer())));
     let mut rules = ProxyRules::all(ProxyUrl::parse(&proxy.url()).unwrap());
     rules.no_proxy = NoProxy::parse("example.invalid, 127.0.0.1");
-    let client: D = nxcloud(&target.base("http"), |t| t.proxy = ProxyConfig::Rules(rules));
+    let client: D = nxcloud(&target.base("http"), |t| {
+        t.proxy = ProxyConfig::Rules(rules)
+    });
     let (bytes, _) = client
         .download_media("8615800001795", "m", Some(Sha256Digest::of(FILE)))
         .expect("direct");

@@ -194,18 +194,21 @@ impl<T: Transport> Transport for Capped<T> {
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         // What a read appends to the unconsumed input is what it delivered.
         let before = self.inner.buffers().input().len();
-        let more = self.inner.await_input(capped(timeout)).inspect_err(|error| {
-            if let ureq::Error::Io(e) = error
-                && matches!(
-                    e.kind(),
-                    io::ErrorKind::UnexpectedEof
-                        | io::ErrorKind::ConnectionReset
-                        | io::ErrorKind::ConnectionAborted
-                )
-            {
-                ATTEMPT.with(|a| a.cut.set(a.body.get().is_some()));
-            }
-        })?;
+        let more = self
+            .inner
+            .await_input(capped(timeout))
+            .inspect_err(|error| {
+                if let ureq::Error::Io(e) = error
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::UnexpectedEof
+                            | io::ErrorKind::ConnectionReset
+                            | io::ErrorKind::ConnectionAborted
+                    )
+                {
+                    ATTEMPT.with(|a| a.cut.set(a.body.get().is_some()));
+                }
+            })?;
         let after = self.inner.buffers().input().len();
         delivered(after.saturating_sub(before), self.read_ahead)?;
         Ok(more)

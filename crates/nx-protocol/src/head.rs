@@ -72,7 +72,9 @@ pub fn framing(headers: &HeaderMap) -> Result<(), &'static str> {
         .filter(|coding| !coding.is_empty());
     if let Some(first) = codings.next() {
         if !first.eq_ignore_ascii_case(b"chunked") || codings.next().is_some() {
-            return Err("its Transfer-Encoding is not chunked alone (transfer codings are not decoded)");
+            return Err(
+                "its Transfer-Encoding is not chunked alone (transfer codings are not decoded)",
+            );
         }
         if headers.contains_key(CONTENT_LENGTH) {
             return Err("it has both a Content-Length and a Transfer-Encoding");
@@ -124,7 +126,10 @@ mod tests {
             &[(CONTENT_LENGTH, "5"), (TRANSFER_ENCODING, "chunked")],
             &[(TRANSFER_ENCODING, "gzip, chunked")],
             &[(TRANSFER_ENCODING, "gzip"), (TRANSFER_ENCODING, "chunked")],
-            &[(TRANSFER_ENCODING, "chunked"), (TRANSFER_ENCODING, "chunked")],
+            &[
+                (TRANSFER_ENCODING, "chunked"),
+                (TRANSFER_ENCODING, "chunked"),
+            ],
             &[(TRANSFER_ENCODING, "identity")],
         ];
         for pairs in refused {
