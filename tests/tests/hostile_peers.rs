@@ -560,6 +560,40 @@ fn ambiguous_framing<D: Driver, O: OnPremDriver>() {
     }
 }
 
+/// A `Content-Length` that is not a plain number (`-1`, `+N`, `Nx`, hex, empty): refused,
+/// never read to the close as if it were absent. And status codes no API sends (`999`, `000`,
+/// `2000`): an error, never the file.
+fn odd_lengths_and_statuses<D: Driver, O: OnPremDriver>() {
+    let len = FILE.len();
+    let lengths = [
+        "-1".to_owned(),
+        format!("+{len}"),
+        format!("{len}x"),
+        format!("0x{len:x}"),
+        String::new(),
+    ];
+    for value in lengths {
+        let what = format!("Content-Length: {value:?}");
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {value}\r\n\r\n"
+        );
+        let answer = [head.as_bytes(), FILE].concat();
+        let peer = Peer::http(downloads(move |w, ctl| ctl.write(w, &answer)));
+        refused_downloads::<D, O>(&what, &peer, "http", |e| is_transport(e) || is_malformed(e));
+    }
+    for status in ["999 Weird", "000 Zero", "2000 OK", "20 OK"] {
+        let what = format!("status {status}");
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: image/png\r\nContent-Length: {len}\r\n\r\n"
+        );
+        let answer = [head.as_bytes(), FILE].concat();
+        let peer = Peer::http(downloads(move |w, ctl| ctl.write(w, &answer)));
+        refused_downloads::<D, O>(&what, &peer, "http", |e| {
+            is_transport(e) || matches!(e, Error::Response(_))
+        });
+    }
+}
+
 /// An HTTP/1.0 answer without a length is read to the connection's close: legal, and the file.
 fn http10_without_length<D: Driver>() {
     let mut answer = b"HTTP/1.0 200 OK\r\nContent-Type: image/png\r\n\r\n".to_vec();
@@ -829,11 +863,27 @@ impl Pki {
     /// A leaf for `names` valid from `years` (relative to 2026: -30..-20 is long expired),
     /// signed by the CA, or self-signed.
     fn server(&self, names: Vec<SanType>, years: (i32, i32), self_signed: bool) -> Mode {
+        self.server_for(
+            names,
+            years,
+            self_signed,
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )
+    }
+
+    /// As [`Pki::server`], for the extended key usage `usage`.
+    fn server_for(
+        &self,
+        names: Vec<SanType>,
+        years: (i32, i32),
+        self_signed: bool,
+        usage: ExtendedKeyUsagePurpose,
+    ) -> Mode {
         let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
         leaf.subject_alt_names = names;
         leaf.distinguished_name.push(DnType::CommonName, "peer");
         leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        leaf.extended_key_usages = vec![usage];
         leaf.not_before = rcgen::date_time_ymd(years.0, 1, 1);
         leaf.not_after = rcgen::date_time_ymd(years.1, 1, 1);
         let key = KeyPair::generate().unwrap();
@@ -878,7 +928,8 @@ fn https<D: Driver>(peer: &Peer, pki: &Pki) -> D {
     nxcloud(&peer.base("https"), move |t| t.extra_roots_der = roots)
 }
 
-/// Certificates that must not be trusted: another name, expired, not yet valid, self-signed.
+/// Certificates that must not be trusted: another name, expired, not yet valid, self-signed,
+/// one for clients only (extended key usage).
 /// A `Tls` error at once, and the peer never reads a request.
 fn bad_certificates<D: Driver>() {
     let pki = Pki::new();
@@ -902,6 +953,15 @@ fn bad_certificates<D: Driver>() {
         (
             "self-signed",
             pki.server(vec![loopback()], (2020, 2090), true),
+        ),
+        (
+            "a client certificate",
+            pki.server_for(
+                vec![loopback()],
+                (2020, 2090),
+                false,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ),
         ),
     ];
     for (what, mode) in cases {
@@ -1144,6 +1204,7 @@ both! {
     a_garbage_status_line_is_a_transport_error => garbage_status_line::<D, O>();
     header_floods_are_refused_at_once => header_floods::<D, O>();
     ambiguous_framing_is_refused => ambiguous_framing::<D, O>();
+    odd_lengths_and_statuses_are_refused => odd_lengths_and_statuses::<D, O>();
     an_http10_answer_without_length_is_read_to_the_close => http10_without_length::<D>();
     bytes_past_the_length_are_never_the_next_answer => bytes_past_the_length::<D>();
     monstrous_chunks_are_bounded => monstrous_chunks::<D, O>();
