@@ -158,6 +158,9 @@ fn file_answer() -> Vec<u8> {
     answer
 }
 
+/// Which errors a case accepts.
+type Expect = fn(&Error) -> bool;
+
 /// What a connection does with a request it read: `Ok(true)` to read another on it.
 type Script = Arc<dyn Fn(&mut dyn Wire, &Seen, &Control) -> io::Result<bool> + Send + Sync>;
 
@@ -434,7 +437,7 @@ fn refused_downloads<D: Driver, O: OnPremDriver>(
     what: &str,
     peer: &Peer,
     scheme: &str,
-    expect: fn(&Error) -> bool,
+    expect: Expect,
 ) {
     let base = peer.base(scheme);
     let client: D = nxcloud(&base, |_| {});
@@ -462,7 +465,7 @@ fn refused_downloads<D: Driver, O: OnPremDriver>(
 }
 
 /// An API call (getMedia) answered by `peer`: an error `expect` accepts, within the bound.
-fn refused_api<D: Driver>(what: &str, peer: &Peer, expect: fn(&Error) -> bool) -> Error {
+fn refused_api<D: Driver>(what: &str, peer: &Peer, expect: Expect) -> Error {
     let client: D = nxcloud(&peer.base("http"), |_| {});
     let (error, took) = timed(what, || client.get_media("8615800001795", "m"));
     within(what, took, BOUND, &error);
@@ -546,7 +549,7 @@ fn ambiguous_framing<D: Driver, O: OnPremDriver>() {
         }),
     ];
     for (i, (what, frame)) in cases.into_iter().enumerate() {
-        let expect: fn(&Error) -> bool = if i < 2 {
+        let expect: Expect = if i < 2 {
             |e| is_transport(e) || is_malformed(e)
         } else {
             |e| is_malformed(e) && e.to_string().contains("Transfer-Encoding")
@@ -1085,7 +1088,7 @@ fn through(proxy_url: &str) -> impl FnOnce(&mut TransportConfig) {
 fn hostile_proxies<D: Driver>() {
     let pki = Pki::new();
     let target = Peer::start(pki.good(), downloads(|w, ctl| ctl.write(w, &file_answer())));
-    let cases: Vec<(&str, Script, fn(&Error) -> bool)> = vec![
+    let cases: Vec<(&str, Script, Expect)> = vec![
         (
             "CONNECT answered 502",
             always("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n"),
