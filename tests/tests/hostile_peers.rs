@@ -777,7 +777,7 @@ fn hostile_json<D: Driver, O: OnPremDriver>() {
 }
 
 /// A server's own words with control characters (ESC sequences, CR/LF posing as a new log
-/// line, NUL, C1) and invalid UTF-8: kept, but escaped, in every message.
+/// line, NUL, BEL, C1): kept, but escaped, in every message.
 fn escaped_server_text<D: Driver, O: OnPremDriver>() {
     let nasty = r#"bad \u001b[2J\u001b]0;owned\u0007\r\nERROR forged line\u0000\u009b"#;
     let body = format!(r#"{{"code":1003,"message":"{nasty}","data":null}}"#);
