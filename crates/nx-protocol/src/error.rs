@@ -215,7 +215,7 @@ pub enum ResponseError {
         /// The code (unknown ones keep their number).
         code: ApiCode,
         /// The envelope's `message`, as sent but for any URL's query and user info
-        /// ([`redact_urls`]) and with control characters escaped.
+        /// ([`redact_urls`]); `Display` shows it with control characters escaped.
         message: String,
         /// The HTTP status it came with.
         status: StatusCode,
@@ -257,7 +257,11 @@ fn message_suffix(message: &str) -> String {
     if message.is_empty() {
         String::new()
     } else {
-        format!(" (server said: {message})")
+        // Server text: no ESC sequence or CR/LF reaches a terminal or a log through it.
+        format!(
+            " (server said: {})",
+            crate::redact::escape_controls(message)
+        )
     }
 }
 
@@ -317,7 +321,7 @@ impl ResponseError {
     ) -> Self {
         ResponseError::Api {
             code,
-            message: server_text(message).into_owned(),
+            message: redact_urls(message).into_owned(),
             status,
             whatsapp,
         }

@@ -13,8 +13,7 @@ pub(crate) fn redacted_or_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Strin
     Ok(redacted(d)?.unwrap_or_default())
 }
 
-/// An optional string with any URL's query and user info redacted and control characters
-/// escaped ([`crate::redact::server_text`]).
+/// An optional string with any URL's query and user info redacted.
 pub(crate) fn redacted<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.map(|s| crate::redact::server_text(&s).into_owned()))
+    Ok(Option::<String>::deserialize(d)?.map(|s| crate::redact::redact_urls(&s).into_owned()))
 }

@@ -577,13 +577,16 @@ proptest! {
                 return Err(TestCaseError::fail(format!("{err:?}")));
             };
             // A string as is; null/absent as empty; anything else as its compact JSON text;
-            // any URL in it with its query redacted, control characters escaped.
+            // any URL in it with its query redacted (control characters are escaped by
+            // `Display` only).
             let expected = match &message {
                 None | Some(Value::Null) => String::new(),
                 Some(Value::String(s)) => s.clone(),
                 Some(other) => other.to_string(),
             };
-            prop_assert_eq!(shown, &crate::redact::server_text(&expected));
+            prop_assert_eq!(shown, &crate::redact_urls(&expected));
+            let display = err.to_string();
+            prop_assert!(!display.chars().any(char::is_control), "{:?}", display);
         } else if status.is_success() {
             prop_assert!(result.is_ok(), "{:?}", result);
         } else {

@@ -27,8 +27,9 @@ pub(crate) fn server_text(text: &str) -> Cow<'_, str> {
     }
 }
 
-/// `text` with its control characters escaped (see [`server_text`]).
-fn escape_controls(text: &str) -> Cow<'_, str> {
+/// `text` with its control characters escaped (see [`server_text`]): for a server's words an
+/// error keeps as sent (NXCloud's `message`, Meta's texts), escaped where they are shown.
+pub(crate) fn escape_controls(text: &str) -> Cow<'_, str> {
     if !text.chars().any(char::is_control) {
         return Cow::Borrowed(text);
     }

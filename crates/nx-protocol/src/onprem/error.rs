@@ -123,8 +123,8 @@ impl fmt::Display for MetaCode {
 pub struct MetaError {
     /// The code.
     pub code: MetaCode,
-    /// A short title (any URL's query and user info redacted and control characters escaped, as
-    /// in `details`).
+    /// A short title (any URL's query and user info redacted, as in `details`; `Display` escapes
+    /// control characters in both).
     #[serde(default, deserialize_with = "crate::lenient::redacted_or_empty")]
     pub title: String,
     /// Details, when given; a URL in them has its query and user info replaced by
@@ -156,9 +156,10 @@ impl MetaError {
 
 impl fmt::Display for MetaError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "code {} {}", self.code.0, self.title)?;
+        use crate::redact::escape_controls;
+        write!(f, "code {} {}", self.code.0, escape_controls(&self.title))?;
         if let Some(details) = &self.details {
-            write!(f, ": {details}")?;
+            write!(f, ": {}", escape_controls(details))?;
         }
         Ok(())
     }
@@ -204,6 +205,37 @@ pub fn parse_errors(body: &[u8]) -> Option<Vec<MetaError>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Meta's texts (and WhatsApp's, in a 9099) are kept as sent, redacted, and shown with
+    /// control characters escaped: no ESC sequence or forged line reaches a terminal or a log.
+    #[test]
+    fn server_texts_are_kept_and_shown_escaped() {
+        let nasty = r"a\u001b[2J\r\nforged\u0007";
+        let body =
+            format!(r#"{{"errors":[{{"code":1006,"title":"{nasty}","details":"{nasty}"}}]}}"#);
+        let value: Value = serde_json::from_str(&body).unwrap();
+        let errors = errors_of(&value["errors"]);
+        assert_eq!(errors[0].title, "a\u{1b}[2J\r\nforged\u{7}");
+        assert_eq!(
+            errors[0].to_string(),
+            r"code 1006 a\u{1b}[2J\r\nforged\u{7}: a\u{1b}[2J\r\nforged\u{7}"
+        );
+        let data = format!(
+            r#"{{"error":{{"code":"{nasty}","type":"{nasty}","message":"{nasty}","error_data":{{"details":"{nasty}"}},"fbtrace_id":"{nasty}"}}}}"#
+        );
+        let whatsapp = crate::wa::WhatsAppError::from_data(&data).unwrap();
+        assert_eq!(
+            whatsapp.message.as_deref(),
+            Some("a\u{1b}[2J\r\nforged\u{7}")
+        );
+        let shown = whatsapp.to_string();
+        assert!(!shown.chars().any(char::is_control), "{shown}");
+        assert_eq!(
+            shown.matches(r"a\u{1b}[2J\r\nforged\u{7}").count(),
+            5,
+            "{shown}"
+        );
+    }
 
     #[test]
     fn retryable_codes_are_exactly_the_documented_ones() {

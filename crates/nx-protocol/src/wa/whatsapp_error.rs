@@ -38,7 +38,7 @@ impl fmt::Display for MetaErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MetaErrorCode::Number(n) => write!(f, "{n}"),
-            MetaErrorCode::Text(t) => f.write_str(t),
+            MetaErrorCode::Text(t) => f.write_str(&crate::redact::escape_controls(t)),
         }
     }
 }
@@ -85,10 +85,10 @@ impl WhatsAppError {
 }
 
 /// At most [`WhatsAppError::MAX_CHARS`] characters of `s`, with `…` when cut; any URL's query
-/// and user info redacted and control characters escaped first (the texts end up in error
-/// messages), so a cut never leaves part of a query.
+/// and user info redacted first (the texts end up in error messages), so a cut never leaves
+/// part of a query.
 fn cut(s: &str) -> String {
-    let s = crate::redact::server_text(s);
+    let s = crate::redact::redact_urls(s);
     match s.char_indices().nth(WhatsAppError::MAX_CHARS) {
         Some((at, _)) => format!("{}…", &s[..at]),
         None => s.into_owned(),
@@ -97,22 +97,24 @@ fn cut(s: &str) -> String {
 
 impl fmt::Display for WhatsAppError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Meta's texts as sent: control characters escaped where they are shown.
+        use crate::redact::escape_controls as shown;
         f.write_str("WhatsApp error")?;
         if let Some(code) = &self.code {
             write!(f, " {code}")?;
         }
         if let Some(kind) = &self.error_type {
-            write!(f, " {kind}")?;
+            write!(f, " {}", shown(kind))?;
         }
         if let Some(message) = &self.message {
-            write!(f, ": {message}")?;
+            write!(f, ": {}", shown(message))?;
         }
         let mut extra = Vec::new();
         if let Some(details) = &self.details {
-            extra.push(format!("details: {details}"));
+            extra.push(format!("details: {}", shown(details)));
         }
         if let Some(trace) = &self.fbtrace_id {
-            extra.push(format!("fbtrace_id {trace}"));
+            extra.push(format!("fbtrace_id {}", shown(trace)));
         }
         if !extra.is_empty() {
             write!(f, " ({})", extra.join("; "))?;
