@@ -634,7 +634,8 @@ fn bytes_past_the_length<D: Driver>() {
     for round in 0..3 {
         let info = client.get_media("8615800001795", "m").expect("getMedia");
         assert_eq!(
-            info.file_name, "f.png",
+            info.file_name(),
+            "f.png",
             "round {round}: the smuggled answer was read"
         );
         let (bytes, _) = client.download(&info, None).expect("the download");
@@ -986,7 +987,7 @@ fn bad_certificates<D: Driver>() {
         client
             .get_media("8615800001795", "m")
             .expect("a good certificate")
-            .file_name,
+            .file_name(),
         "f.png"
     );
 }
