@@ -52,8 +52,8 @@ pub(crate) struct GlobalArgs {
     /// The account's access key.
     #[arg(long, global = true, env = ENV_ACCESS_KEY, value_name = "KEY")]
     pub(crate) access_key: Option<String>,
-    /// The account's access secret (never printed; prefer the environment variable, since
-    /// command lines are visible to other users of the machine).
+    /// The account's access secret (never printed; prefer --access-secret-file or the
+    /// environment variable: command lines are visible to other users of the machine).
     #[arg(
         long,
         global = true,
@@ -62,6 +62,10 @@ pub(crate) struct GlobalArgs {
         value_name = "SECRET"
     )]
     pub(crate) access_secret: Option<String>,
+    /// Read the access secret from this file (`-` for stdin): its one line, a trailing
+    /// newline removed.
+    #[arg(long, global = true, value_name = "PATH", conflicts_with = "access_secret")]
+    pub(crate) access_secret_file: Option<PathBuf>,
     /// Print machine-readable JSON on stdout (and errors as one JSON line on stderr).
     #[arg(long, global = true)]
     pub(crate) json: bool,
@@ -299,17 +303,27 @@ pub(crate) struct DownloadArgs {
 
 /// `nxcloud onprem ...`.
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("password_source").args(["password", "password_file"])))]
 pub(crate) struct OnPremArgs {
     /// The installation's base URL, e.g. `https://wa.example.internal:9090`.
     #[arg(long, env = ENV_ONPREM_URL, value_name = "URL")]
     pub(crate) url: Option<String>,
-    /// A bearer token from an earlier login (used when no user name and password are given).
+    /// A bearer token from an earlier login (used when no user name and password are given;
+    /// prefer --token-file or the environment variable).
     #[arg(long, env = ENV_ONPREM_TOKEN, hide_env_values = true, value_name = "T")]
     pub(crate) token: Option<String>,
-    /// Log in with this user name (with --password); takes precedence over a token.
-    #[arg(long, env = ENV_ONPREM_USERNAME, value_name = "U", requires = "password")]
+    /// Read the token from this file (`-` for stdin): its one line, a trailing newline removed.
+    #[arg(long, value_name = "PATH", conflicts_with = "token")]
+    pub(crate) token_file: Option<PathBuf>,
+    /// Log in with this user name (with a password); takes precedence over a token.
+    #[arg(
+        long,
+        env = ENV_ONPREM_USERNAME,
+        value_name = "U",
+        requires = "password_source"
+    )]
     pub(crate) username: Option<String>,
-    /// The user's password (prefer the environment variable).
+    /// The user's password (prefer --password-file or the environment variable).
     #[arg(
         long,
         env = ENV_ONPREM_PASSWORD,
@@ -318,6 +332,15 @@ pub(crate) struct OnPremArgs {
         requires = "username"
     )]
     pub(crate) password: Option<String>,
+    /// Read the password from this file (`-` for stdin): its one line, a trailing newline
+    /// removed.
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with = "password",
+        requires = "username"
+    )]
+    pub(crate) password_file: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub(crate) command: OnPremCommand,
@@ -337,9 +360,14 @@ pub(crate) enum OnPremCommand {
 #[derive(Debug, Args)]
 pub(crate) struct OnPremLoginArgs {
     /// The first login of a fresh installation's admin: set this new password (Meta's API
-    /// requires it then); later logins use it. Prefer the environment variable.
+    /// requires it then); later logins use it. Prefer --new-password-file or the environment
+    /// variable.
     #[arg(long, env = ENV_ONPREM_NEW_PASSWORD, hide_env_values = true, value_name = "P")]
     pub(crate) new_password: Option<String>,
+    /// Read the new password from this file (`-` for stdin): its one line, a trailing newline
+    /// removed.
+    #[arg(long, value_name = "PATH", conflicts_with = "new_password")]
+    pub(crate) new_password_file: Option<PathBuf>,
 }
 
 /// `nxcloud onprem media ...`.

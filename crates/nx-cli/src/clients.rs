@@ -112,7 +112,7 @@ pub(crate) fn credentials(global: &GlobalArgs) -> Result<(String, AccessSecret),
         .map(AccessSecret::new)
         .ok_or_else(|| {
             CliError::usage(format!(
-                "no access secret: pass --access-secret or set {ENV_ACCESS_SECRET}"
+                "no access secret: pass --access-secret-file, set {ENV_ACCESS_SECRET} or pass --access-secret"
             ))
         })?;
     Ok((key, secret))
@@ -178,7 +178,7 @@ pub(crate) fn onprem_with<C: FromConfig<OnPremConfig>>(
             Some(token) => builder.token(token),
             None => {
                 return Err(CliError::usage(format!(
-                    "no On-Premises login: pass --username and --password ({ENV_ONPREM_USERNAME}, {ENV_ONPREM_PASSWORD}) or --token ({ENV_ONPREM_TOKEN})"
+                    "no On-Premises login: pass --username and --password-file or --password ({ENV_ONPREM_USERNAME}, {ENV_ONPREM_PASSWORD}), or --token-file or --token ({ENV_ONPREM_TOKEN})"
                 )));
             }
         },

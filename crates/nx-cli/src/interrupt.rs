@@ -1,6 +1,7 @@
 //! Ctrl-C (SIGINT), SIGTERM and SIGHUP during a download: the staging directory of the download
 //! under way is removed before the process exits 130, 143 or 129 (128 + the signal's number, as
-//! shells report it), so an interrupted download leaves nothing beside its target. A command
+//! shells report it), so an interrupted download leaves nothing beside its target; the exit is
+//! reported as every failure is (with `--json`, one line of `"kind":"interrupted"`). A command
 //! that stops itself cleanly on a signal (the archive, which aborts its uploads in flight and
 //! records what was verified) waits for the same signals with [`Signals`] instead.
 //!
@@ -13,7 +14,8 @@
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
-use crate::exit::CliError;
+use crate::exit::{CliError, Exit};
+use crate::output::Output;
 
 /// The staging directories to remove if a signal arrives.
 static REGISTRY: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
@@ -52,18 +54,29 @@ impl Drop for Registered {
     }
 }
 
-/// Removes every registered directory and exits with `code`.
-fn clean_up_and_exit(code: i32) -> ! {
+/// Removes every registered directory, reports the interruption on `out` and exits with
+/// `code`.
+fn clean_up_and_exit(code: u8, out: Output) -> ! {
     let list = registry();
     for dir in list.iter() {
         let _ = std::fs::remove_dir_all(dir);
     }
-    std::process::exit(code)
+    let signal = match code {
+        130 => "SIGINT",
+        143 => "SIGTERM",
+        _ => "SIGHUP",
+    };
+    // The lock is kept: the command cannot finish (and print a result) while this is printed.
+    out.error(&CliError::new(
+        Exit::Signal(code),
+        format!("stopped by {signal} before the transfer finished"),
+    ));
+    std::process::exit(i32::from(code))
 }
 
 /// Installs the handlers (once per process): from now on SIGINT, SIGTERM and SIGHUP remove the
-/// registered directories and exit 130, 143, 129.
-pub(crate) fn install() -> Result<(), CliError> {
+/// registered directories, report it on `out` and exit 130, 143, 129.
+pub(crate) fn install(out: Output) -> Result<(), CliError> {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     if INSTALLED.get().is_some() {
         return Ok(());
@@ -86,7 +99,7 @@ pub(crate) fn install() -> Result<(), CliError> {
         );
         async move {
             tokio::select! {
-                _ = int.recv() => 130,
+                _ = int.recv() => 130u8,
                 _ = term.recv() => 143,
                 _ = hup.recv() => 129,
             }
@@ -95,11 +108,11 @@ pub(crate) fn install() -> Result<(), CliError> {
     #[cfg(not(unix))]
     let wait = async {
         let _ = tokio::signal::ctrl_c().await;
-        130
+        130u8
     };
     std::thread::Builder::new()
         .name("nxcloud-signals".into())
-        .spawn(move || clean_up_and_exit(runtime.block_on(wait)))
+        .spawn(move || clean_up_and_exit(runtime.block_on(wait), out))
         .map_err(|e| CliError::io("starting the signal handler", e))?;
     let _ = INSTALLED.set(());
     Ok(())

@@ -10,7 +10,8 @@
 //! ([`explain`]), upload types ([`mime`]), progress bars ([`progress`]), logging ([`logging`]),
 //! clients ([`clients`]), the demo's sample image ([`sample`]), and escaping and quoting for
 //! the terminal ([`terminal`]), download targets ([`target`]) and their clean-up on a signal
-//! ([`interrupt`]), and capped reading of inputs ([`input`]).
+//! ([`interrupt`]), capped reading of inputs ([`input`]), and secrets read from files or
+//! stdin ([`secrets`]).
 //!
 //! No cargo features of its own; it builds `nx-blocking` and `nx-async` with `native-roots`, so
 //! that `--root-store native` works.
@@ -28,6 +29,7 @@ mod mime;
 mod output;
 mod progress;
 mod sample;
+mod secrets;
 mod target;
 mod terminal;
 
@@ -40,7 +42,7 @@ use crate::exit::Exit;
 use crate::output::Output;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // `--json` promises errors as one JSON line on stderr: usage errors clap finds too.
         Err(e) if e.use_stderr() && std::env::args_os().any(|a| a == "--json") => {
@@ -63,7 +65,7 @@ fn main() -> ExitCode {
     };
     logging::init(cli.global.verbose);
     let out = Output::new(cli.global.json);
-    match commands::run(&cli, out) {
+    match secrets::resolve(&mut cli).and_then(|()| commands::run(&cli, out)) {
         Ok(()) => ExitCode::from(Exit::Success.code()),
         Err(error) => {
             out.error(&error);

@@ -1423,3 +1423,267 @@ fn onprem_media_lifecycle() {
     assert!(run.stderr.contains("404"), "{}", run.stderr);
     assert!(!bad.exists());
 }
+
+// ---- secrets from a file or stdin -----------------------------------------------------------
+
+/// `secret` as a file in `dir` (a trailing newline added, as `echo` writes it).
+fn secret_file(dir: &Path, name: &str, secret: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{secret}\n")).unwrap();
+    path
+}
+
+/// The command pointed at `sandbox` with the demo access key and no secret.
+fn keyed(sandbox: &Sandbox) -> Command {
+    let mut cmd = nxcloud();
+    cmd.args(["--base-url", sandbox.base_url()])
+        .args(["--access-key", DEMO_ACCESS_KEY]);
+    cmd
+}
+
+/// [`expect`], and `secret` appears nowhere in what was printed.
+fn expect_unshown(cmd: &mut Command, code: i32, secret: &str) -> Run {
+    let run = expect(cmd, code);
+    assert!(
+        !run.stdout.contains(secret) && !run.stderr.contains(secret),
+        "{secret:?} was printed:\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    run
+}
+
+#[test]
+fn access_secret_from_a_file_or_stdin_signs_and_a_wrong_one_exits_6() {
+    let sandbox = sandbox();
+    let dir = tempfile::tempdir().unwrap();
+    let good = secret_file(dir.path(), "good", DEMO_ACCESS_SECRET);
+    let wrong = secret_file(dir.path(), "wrong", "not-the-demo-secret");
+    let png = dir.path().join("a.png");
+    std::fs::write(&png, PNG).unwrap();
+
+    // From a file (with -vv: the trace logs hold no secret either).
+    let id = expect(
+        keyed(&sandbox)
+            .args(["-vv", "--access-secret-file"])
+            .arg(&good)
+            .args(["media", "upload", "--phone", PHONE])
+            .arg(&png),
+        0,
+    )
+    .stdout
+    .trim()
+    .to_owned();
+    assert!(!id.is_empty());
+    // From stdin, with a Windows line ending.
+    let got = expect(
+        keyed(&sandbox)
+            .args(["--json", "media", "get", "--phone", PHONE, "--id", &id])
+            .args(["--access-secret-file", "-"])
+            .write_stdin(format!("{DEMO_ACCESS_SECRET}\r\n")),
+        0,
+    );
+    assert_eq!(got.json()["file_name"], "a.png", "{}", got.stdout);
+    // A wrong secret, from a file or stdin, is refused by the server's signature check.
+    for (mut cmd, how) in [
+        (keyed(&sandbox), "file"),
+        (keyed(&sandbox), "stdin"),
+    ] {
+        cmd.args(["--json", "media", "get", "--phone", PHONE, "--id", &id]);
+        if how == "file" {
+            cmd.arg("--access-secret-file").arg(&wrong);
+        } else {
+            cmd.args(["--access-secret-file", "-"])
+                .write_stdin("not-the-demo-secret\n");
+        }
+        let run = expect_unshown(&mut cmd, 6, "not-the-demo-secret");
+        assert_eq!(run.json_error()["api_code"], 1003, "{how}: {}", run.stderr);
+    }
+    // Help shows neither the file's content nor a secret from the environment.
+    for args in [&["--help"][..], &["media", "get", "--help"]] {
+        let run = expect_unshown(
+            keyed(&sandbox)
+                .arg("--access-secret-file")
+                .arg(&wrong)
+                .args(args)
+                .env("NXCLOUD_ACCESS_SECRET", "not-the-demo-secret"),
+            0,
+            "not-the-demo-secret",
+        );
+        assert!(
+            run.stdout.contains("--access-secret-file <PATH>")
+                && run.stdout.contains("prefer --access-secret-file"),
+            "{}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
+fn onprem_password_token_and_new_password_from_files_or_stdin() {
+    let sandbox = Sandbox::start(
+        SandboxConfig::default().onprem_users([OnPremUser::demo().must_change_password()]),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let base = || {
+        let mut cmd = nxcloud();
+        cmd.args(["onprem", "--url", sandbox.base_url()]);
+        cmd
+    };
+    let old = secret_file(dir.path(), "old", DEMO_ONPREM_PASSWORD);
+    let new = "a-long-new-password";
+    // The first login: the password from a file, the new one from stdin.
+    let token = expect_unshown(
+        base()
+            .args(["--username", DEMO_ONPREM_USER, "--password-file"])
+            .arg(&old)
+            .args(["login", "--new-password-file", "-"])
+            .write_stdin(format!("{new}\n")),
+        0,
+        new,
+    )
+    .stdout
+    .trim()
+    .to_owned();
+    assert!(!token.is_empty());
+    // The old password is refused now (6); the new one, from stdin, logs in.
+    expect_unshown(
+        base()
+            .args(["--username", DEMO_ONPREM_USER, "--password-file"])
+            .arg(&old)
+            .arg("login"),
+        6,
+        DEMO_ONPREM_PASSWORD,
+    );
+    expect_unshown(
+        base()
+            .args(["--username", DEMO_ONPREM_USER, "--password-file", "-", "login"])
+            .write_stdin(format!("{new}\n")),
+        0,
+        new,
+    );
+    // The token, from stdin and from a file: an upload succeeds; a wrong token exits 6.
+    let png = dir.path().join("a.png");
+    std::fs::write(&png, PNG).unwrap();
+    let run = expect(
+        base()
+            .args(["--token-file", "-", "media", "upload"])
+            .arg(&png)
+            .write_stdin(format!("{token}\n")),
+        0,
+    );
+    assert!(!run.stdout.contains(&token), "{}", run.stdout);
+    let id = run.stdout.trim().to_owned();
+    let token_file = secret_file(dir.path(), "token", &token);
+    expect(
+        base()
+            .arg("--token-file")
+            .arg(&token_file)
+            .args(["media", "delete", &id]),
+        0,
+    );
+    let wrong = secret_file(dir.path(), "wrong", "not-a-token");
+    expect_unshown(
+        base()
+            .arg("--token-file")
+            .arg(&wrong)
+            .args(["media", "delete", &id]),
+        6,
+        "not-a-token",
+    );
+}
+
+#[test]
+fn secret_files_that_cannot_be_used_are_usage_errors() {
+    let sandbox = sandbox();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let get = |file: &Path| {
+        let mut cmd = keyed(&sandbox);
+        cmd.arg("--access-secret-file")
+            .arg(file)
+            .args(["media", "get", "--phone", PHONE, "--id", "x"]);
+        cmd
+    };
+    let shown = |path: &Path| path.display().to_string();
+    let missing = dir.path().join("missing");
+    for (file, says) in [
+        (write("empty", b""), "is empty".to_owned()),
+        (write("newline", b"\n"), "is empty".to_owned()),
+        (
+            write("two-lines", b"hidden-value\nhidden-value\n"),
+            "holds a control character (character 13)".to_owned(),
+        ),
+        (
+            write("two-newlines", b"hidden-value\n\n"),
+            "holds a control character (character 13)".to_owned(),
+        ),
+        (
+            write("tab", b"hidden\tvalue"),
+            "holds a control character (character 7)".to_owned(),
+        ),
+        (write("binary", b"hidden-value\xff"), "is not UTF-8 text".to_owned()),
+        (missing.clone(), format!("opening {}: ", shown(&missing))),
+        (dir.path().to_owned(), format!("reading {}: ", shown(dir.path()))),
+    ] {
+        let run = expect_unshown(&mut get(&file), 2, "hidden");
+        assert!(
+            run.stderr.starts_with("error: --access-secret-file: ") && run.stderr.contains(&says),
+            "{says}: {}",
+            run.stderr
+        );
+    }
+    // Nothing was sent.
+    assert!(sandbox.log().for_route(Route::GetMedia).is_empty());
+
+    // Two readers of stdin: refused before either is read.
+    let run = expect(
+        nxcloud()
+            .args(["onprem", "--url", sandbox.base_url(), "--token-file", "-"])
+            .args(["--username", DEMO_ONPREM_USER, "--password-file", "-", "login"])
+            .write_stdin("hidden\n"),
+        2,
+    );
+    assert!(
+        run.stderr
+            .contains("--token-file and --password-file both read stdin"),
+        "{}",
+        run.stderr
+    );
+    let run = expect(
+        keyed(&sandbox)
+            .args(["--access-secret-file", "-", "sign", "--biz-type", "2"])
+            .args(["--action", "getMedia", "--ts", "1", "--body-file", "-"])
+            .write_stdin("hidden\n"),
+        2,
+    );
+    assert!(
+        run.stderr
+            .contains("--access-secret-file and --body-file both read stdin"),
+        "{}",
+        run.stderr
+    );
+    // The flag (or its variable) and the file: clap's conflict.
+    let good = secret_file(dir.path(), "good", DEMO_ACCESS_SECRET);
+    for flag in [true, false] {
+        let mut cmd = keyed(&sandbox);
+        cmd.arg("--access-secret-file").arg(&good);
+        cmd.args(["media", "get", "--phone", PHONE, "--id", "x"]);
+        if flag {
+            cmd.args(["--access-secret", "hidden"]);
+        } else {
+            cmd.env("NXCLOUD_ACCESS_SECRET", "hidden");
+        }
+        let run = expect_unshown(&mut cmd, 2, "hidden");
+        assert!(
+            run.stderr.contains("cannot be used with"),
+            "{}",
+            run.stderr
+        );
+    }
+}

@@ -566,8 +566,11 @@ fn each_signal_mid_download_leaves_nothing_and_exits_128_plus_its_number() {
         Fault::Drip(Duration::from_millis(2)),
     ));
     for (signal, code) in [("INT", 130), ("TERM", 143), ("HUP", 129)] {
+        // SIGINT in text, the others with --json: reported as every failure is.
+        let json = signal != "INT";
         let out = tempfile::tempdir().unwrap();
         let mut child = at(sandbox.base_url())
+            .args(json.then_some("--json"))
             .args(["media", "download", "--phone", PHONE, "--id", &id, "-o"])
             .arg(out.path().join("big.png"))
             .stdout(Stdio::null())
@@ -597,6 +600,24 @@ fn each_signal_mid_download_leaves_nothing_and_exits_128_plus_its_number() {
             "SIG{signal} left {:?}",
             files_in(out.path())
         );
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        let message = format!("stopped by SIG{signal} before the transfer finished");
+        if json {
+            let line: Value = serde_json::from_str(stderr.trim())
+                .unwrap_or_else(|e| panic!("SIG{signal}: not one JSON line ({e}): {stderr}"));
+            let error = &line["error"];
+            assert_eq!(error["kind"], "interrupted", "{stderr}");
+            assert_eq!(error["exit_code"], code, "{stderr}");
+            assert_eq!(error["message"], message.as_str(), "{stderr}");
+        } else {
+            assert_eq!(stderr, format!("error: {message}\n"));
+        }
     }
 }
 

@@ -181,7 +181,7 @@ pub(crate) fn download_options(expected: Option<Sha256Digest>, bar: &Bar) -> Dow
 fn download(global: &GlobalArgs, args: &DownloadArgs, out: Output) -> Result<(), CliError> {
     // The signal handlers first (nothing is staged before they are in place), then `-o` is
     // checked and its staging directory made, before any request.
-    interrupt::install()?;
+    interrupt::install(out)?;
     let planned = target::plan(&args.output)?;
     let client = clients::nxcloud(global)?;
     let info = client.get_media(&args.phone, &args.id)?;

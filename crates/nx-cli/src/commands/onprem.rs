@@ -54,7 +54,7 @@ fn login(
             ""
         };
         return Err(CliError::usage(format!(
-            "login needs --username and --password (or {ENV_ONPREM_USERNAME} and {ENV_ONPREM_PASSWORD}){given}"
+            "login needs --username and --password (or --password-file, or {ENV_ONPREM_USERNAME} and {ENV_ONPREM_PASSWORD}){given}"
         )));
     }
     let client = clients::onprem(global, args)?;
@@ -98,7 +98,7 @@ fn get(
 ) -> Result<(), CliError> {
     // `-o` is checked (and its staging directory made) before any request. A retrieve has no
     // file name: in a directory, the file is named after the id.
-    interrupt::install()?;
+    interrupt::install(out)?;
     let planned = target::plan(&get.output)?;
     let client = clients::onprem(global, args)?;
     let destination = planned.destination(None, &get.id);
