@@ -64,7 +64,12 @@ pub(crate) struct GlobalArgs {
     pub(crate) access_secret: Option<String>,
     /// Read the access secret from this file (`-` for stdin): its one line, a trailing
     /// newline removed.
-    #[arg(long, global = true, value_name = "PATH", conflicts_with = "access_secret")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        conflicts_with = "access_secret"
+    )]
     pub(crate) access_secret_file: Option<PathBuf>,
     /// Print machine-readable JSON on stdout (and errors as one JSON line on stderr).
     #[arg(long, global = true)]

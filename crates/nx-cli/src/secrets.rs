@@ -64,15 +64,15 @@ pub(crate) fn resolve(cli: &mut Cli) -> Result<(), CliError> {
                 value: &mut onprem.password,
             });
         }
-        if let OnPremCommand::Login(login) = &mut onprem.command {
-            if let Some(path) = &login.new_password_file {
-                wanted.push(Wanted {
-                    option: "--new-password-file",
-                    env: ENV_ONPREM_NEW_PASSWORD,
-                    path,
-                    value: &mut login.new_password,
-                });
-            }
+        if let OnPremCommand::Login(login) = &mut onprem.command
+            && let Some(path) = &login.new_password_file
+        {
+            wanted.push(Wanted {
+                option: "--new-password-file",
+                env: ENV_ONPREM_NEW_PASSWORD,
+                path,
+                value: &mut login.new_password,
+            });
         }
     }
     let readers: Vec<&str> = wanted
@@ -188,8 +188,16 @@ mod tests {
         ] {
             let e = from(bad).unwrap_err();
             assert_eq!(e.exit.code(), 2, "{bad:?}");
-            assert!(e.message.starts_with("--token-file: PATH "), "{}", e.message);
-            assert!(!e.message.contains("s3") && !e.message.contains("line1"), "{}", e.message);
+            assert!(
+                e.message.starts_with("--token-file: PATH "),
+                "{}",
+                e.message
+            );
+            assert!(
+                !e.message.contains("s3") && !e.message.contains("line1"),
+                "{}",
+                e.message
+            );
         }
         assert!(from(b"").unwrap_err().message.ends_with(" is empty"));
         assert!(

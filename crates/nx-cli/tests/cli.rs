@@ -1485,10 +1485,7 @@ fn access_secret_from_a_file_or_stdin_signs_and_a_wrong_one_exits_6() {
     );
     assert_eq!(got.json()["file_name"], "a.png", "{}", got.stdout);
     // A wrong secret, from a file or stdin, is refused by the server's signature check.
-    for (mut cmd, how) in [
-        (keyed(&sandbox), "file"),
-        (keyed(&sandbox), "stdin"),
-    ] {
+    for (mut cmd, how) in [(keyed(&sandbox), "file"), (keyed(&sandbox), "stdin")] {
         cmd.args(["--json", "media", "get", "--phone", PHONE, "--id", &id]);
         if how == "file" {
             cmd.arg("--access-secret-file").arg(&wrong);
@@ -1558,7 +1555,13 @@ fn onprem_password_token_and_new_password_from_files_or_stdin() {
     );
     expect_unshown(
         base()
-            .args(["--username", DEMO_ONPREM_USER, "--password-file", "-", "login"])
+            .args([
+                "--username",
+                DEMO_ONPREM_USER,
+                "--password-file",
+                "-",
+                "login",
+            ])
             .write_stdin(format!("{new}\n")),
         0,
         new,
@@ -1627,9 +1630,15 @@ fn secret_files_that_cannot_be_used_are_usage_errors() {
             write("tab", b"hidden\tvalue"),
             "holds a control character (character 7)".to_owned(),
         ),
-        (write("binary", b"hidden-value\xff"), "is not UTF-8 text".to_owned()),
+        (
+            write("binary", b"hidden-value\xff"),
+            "is not UTF-8 text".to_owned(),
+        ),
         (missing.clone(), format!("opening {}: ", shown(&missing))),
-        (dir.path().to_owned(), format!("reading {}: ", shown(dir.path()))),
+        (
+            dir.path().to_owned(),
+            format!("reading {}: ", shown(dir.path())),
+        ),
     ] {
         let run = expect_unshown(&mut get(&file), 2, "hidden");
         assert!(
@@ -1645,7 +1654,13 @@ fn secret_files_that_cannot_be_used_are_usage_errors() {
     let run = expect(
         nxcloud()
             .args(["onprem", "--url", sandbox.base_url(), "--token-file", "-"])
-            .args(["--username", DEMO_ONPREM_USER, "--password-file", "-", "login"])
+            .args([
+                "--username",
+                DEMO_ONPREM_USER,
+                "--password-file",
+                "-",
+                "login",
+            ])
             .write_stdin("hidden\n"),
         2,
     );
@@ -1680,10 +1695,6 @@ fn secret_files_that_cannot_be_used_are_usage_errors() {
             cmd.env("NXCLOUD_ACCESS_SECRET", "hidden");
         }
         let run = expect_unshown(&mut cmd, 2, "hidden");
-        assert!(
-            run.stderr.contains("cannot be used with"),
-            "{}",
-            run.stderr
-        );
+        assert!(run.stderr.contains("cannot be used with"), "{}", run.stderr);
     }
 }
