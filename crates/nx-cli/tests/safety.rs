@@ -809,7 +809,8 @@ fn onprem_messages_say_what_happened() {
     );
     assert!(
         run.stderr
-            .contains("login needs --username and --password (or WA_ONPREM_USERNAME"),
+            .contains("login needs --username and --password (or WA_ONPREM_USERNAME")
+            && run.stderr.contains("; or --password-file PATH)"),
         "{}",
         run.stderr
     );

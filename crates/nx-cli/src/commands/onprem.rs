@@ -54,7 +54,7 @@ fn login(
             ""
         };
         return Err(CliError::usage(format!(
-            "login needs --username and --password (or --password-file, or {ENV_ONPREM_USERNAME} and {ENV_ONPREM_PASSWORD}){given}"
+            "login needs --username and --password (or {ENV_ONPREM_USERNAME} and {ENV_ONPREM_PASSWORD}; or --password-file PATH){given}"
         )));
     }
     let client = clients::onprem(global, args)?;
