@@ -13,6 +13,9 @@ pub mod proxy;
 /// A `#[test]` per case and transport: `conformance!(AsyncDriver, BlockingDriver; a, b)` runs
 /// the generic cases `a::<AsyncDriver>` and so on in a module `async_client`, and the same
 /// with `BlockingDriver` in `blocking_client`; the names are those of the calling file.
+///
+/// The second form, `conformance! { name => expression; ... }`, makes a test `name` of each
+/// expression, written over `D` and `O`: the transport's NXCloud and On-Premises drivers.
 #[macro_export]
 macro_rules! conformance {
     ($async_driver:ident, $blocking_driver:ident; $($case:ident),* $(,)?) => {
@@ -21,6 +24,20 @@ macro_rules! conformance {
         }
         mod blocking_client {
             $( #[test] fn $case() { super::$case::<super::$blocking_driver>() } )*
+        }
+    };
+    ($($name:ident => $body:expr;)*) => {
+        mod async_client {
+            use super::*;
+            type D = $crate::AsyncDriver;
+            type O = $crate::AsyncDriverOnPrem;
+            $( #[test] fn $name() { $body } )*
+        }
+        mod blocking_client {
+            use super::*;
+            type D = $crate::BlockingDriver;
+            type O = $crate::BlockingDriverOnPrem;
+            $( #[test] fn $name() { $body } )*
         }
     };
 }

@@ -20,7 +20,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nx_conformance::proxy::ConnectProxy;
-use nx_conformance::{AsyncDriver, AsyncDriverOnPrem, BlockingDriver, BlockingDriverOnPrem};
 use nx_conformance::{Driver, OnPremDriver, files_in};
 use nx_protocol::call::Phase;
 use nx_protocol::config::{ClientConfig, OnPremConfig, OnPremLogin, TransportConfig};
@@ -1187,24 +1186,7 @@ fn no_proxy<D: Driver>() {
     assert!(target.connections() >= 1);
 }
 
-macro_rules! both {
-    ($($name:ident => $body:expr;)*) => {
-        mod async_client {
-            use super::*;
-            type D = AsyncDriver;
-            type O = AsyncDriverOnPrem;
-            $(#[test] fn $name() { $body })*
-        }
-        mod blocking_client {
-            use super::*;
-            type D = BlockingDriver;
-            type O = BlockingDriverOnPrem;
-            $(#[test] fn $name() { $body })*
-        }
-    };
-}
-
-both! {
+nx_conformance::conformance! {
     a_garbage_status_line_is_a_transport_error => garbage_status_line::<D, O>();
     header_floods_are_refused_at_once => header_floods::<D, O>();
     ambiguous_framing_is_refused => ambiguous_framing::<D, O>();

@@ -14,10 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use nx_conformance::{
-    AsyncDriver, AsyncDriverOnPrem, BlockingDriver, BlockingDriverOnPrem, Driver, OnPremDriver,
-    PNG_1X1, Source, files_in,
-};
+use nx_conformance::{Driver, OnPremDriver, PNG_1X1, Source, files_in};
 use nx_protocol::call::framing::{self, Excess};
 use nx_protocol::call::{Limit, Phase};
 use nx_protocol::config::{ClientConfig, OnPremConfig, OnPremLogin, TransportConfig};
@@ -448,24 +445,7 @@ fn slow_error_bodies_end_on_time<D: Driver>() {
     );
 }
 
-macro_rules! both {
-    ($($name:ident => $body:expr;)*) => {
-        mod async_client {
-            use super::*;
-            type D = AsyncDriver;
-            type O = AsyncDriverOnPrem;
-            $(#[test] fn $name() { $body })*
-        }
-        mod blocking_client {
-            use super::*;
-            type D = BlockingDriver;
-            type O = BlockingDriverOnPrem;
-            $(#[test] fn $name() { $body })*
-        }
-    };
-}
-
-both! {
+nx_conformance::conformance! {
     a_dripping_body_fails_within_the_stall_grace_period => drip_body_stalls::<D, O>();
     trickling_headers_end_at_the_deadline => heads_end_on_time::<D, O>(drip_headers);
     endless_1xx_answers_end_at_the_deadline => heads_end_on_time::<D, O>(endless_1xx);
