@@ -39,18 +39,23 @@ fn outcome<T>(result: Result<T, ResponseError>) -> Outcome {
 /// An operation's `parse_response`, reduced to its [`Outcome`].
 type Parse = Box<dyn Fn(StatusCode, &[u8]) -> Outcome>;
 
-/// Each NXCloud operation with the `data` its success carries.
-fn operations() -> Vec<(&'static str, String, Parse)> {
-    fn run<O: Operation + 'static>(op: O) -> Parse {
-        Box::new(move |status, body| outcome(parse_response(&op, status, body)))
-    }
-    let send = SendMedia::new(
+/// An mt send of an uploaded image.
+fn an_image_send() -> SendMedia {
+    SendMedia::new(
         "8618500008399",
         "8613600009759",
         MediaKind::Image,
         MediaSource::id("m1"),
     )
-    .with_details(MessageDetails::new().appkey("k"));
+    .with_details(MessageDetails::new().appkey("k"))
+}
+
+/// Each NXCloud operation with the `data` its success carries.
+fn operations() -> Vec<(&'static str, String, Parse)> {
+    fn run<O: Operation + 'static>(op: O) -> Parse {
+        Box::new(move |status, body| outcome(parse_response(&op, status, body)))
+    }
+    let send = an_image_send();
     vec![
         (
             "getMedia",
@@ -206,13 +211,7 @@ fn a_failure_keeps_its_code_whatever_its_message_and_data() {
 /// disagree), and a 9099 without an error object still keeps its code.
 #[test]
 fn whatsapp_errors_with_either_code_type() {
-    let send = SendMedia::new(
-        "8618500008399",
-        "8613600009759",
-        MediaKind::Image,
-        MediaSource::id("m1"),
-    )
-    .with_details(MessageDetails::new().appkey("k"));
+    let send = an_image_send();
     let meta = |code: &str| {
         format!(
             r#"{{"code":9099,"message":"WhatsApp error","data":{{"error":{{"code":{code},"message":"(#100) Invalid parameter","type":"OAuthException","fbtrace_id":"AmCuD7sOjcEDetBNhlT2cJm","error_data":{{"messaging_product":"whatsapp","details":"Invalid parameter"}}}}}}}}"#
