@@ -9,7 +9,7 @@
 //! | 5 | integrity: size, length or SHA-256 mismatch ([`Error::Integrity`]); nothing was kept |
 //! | 6 | authentication: NXCloud refused the credentials or signature (codes 1000-1099, e.g. 1003 invalid signature), or a 1004 whose clock could not be corrected ([`Error::Clock`]); On-Premises answered 401 (a refused login or token) or Meta's 1005 (access denied) |
 //! | 1 | anything else (local I/O, an answer over the size limit, an archive with items that failed, ...) |
-//! | 130, 143, 129 | stopped by SIGINT, SIGTERM or SIGHUP (128 + the signal's number), after cleaning up |
+//! | 130, 143, 129 | stopped by SIGINT, SIGTERM or SIGHUP (128 + the signal's number, as a shell reports a process the signal ended: after cleaning up, `nxcloud` ends by the signal itself) |
 
 use std::fmt;
 

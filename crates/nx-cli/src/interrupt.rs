@@ -1,7 +1,8 @@
 //! Ctrl-C (SIGINT), SIGTERM and SIGHUP during a download: the staging directory of the download
-//! under way is removed before the process exits 130, 143 or 129 (128 + the signal's number, as
-//! shells report it), so an interrupted download leaves nothing beside its target; the exit is
-//! reported as every failure is (with `--json`, one line of `"kind":"interrupted"`). A command
+//! under way is removed before the process ends by that signal (a shell reports 130, 143 or
+//! 129: 128 + the signal's number; [`die_by`]), so an interrupted download leaves nothing beside
+//! its target; the end is reported as every failure is (with `--json`, one line of
+//! `"kind":"interrupted"`). A command
 //! that stops itself cleanly on a signal (the archive, which aborts its uploads in flight and
 //! records what was verified) waits for the same signals with [`Signals`] instead.
 //!
@@ -71,11 +72,22 @@ fn clean_up_and_exit(code: u8, out: Output) -> ! {
         Exit::Signal(code),
         format!("stopped by {signal} before the transfer finished"),
     ));
+    die_by(code)
+}
+
+/// Ends the process by the signal whose exit `code` (128 + its number) it reports, once the
+/// command has cleaned up: the default action of that signal, so the parent sees a process
+/// killed by it, not one that exited. A shell waiting in a loop (`for id in ...; do nxcloud
+/// ...; done`) stops the loop only then; an exit with 130 reads as a command that handled the
+/// signal and carried on. Falls back to exiting with `code`.
+pub(crate) fn die_by(code: u8) -> ! {
+    #[cfg(unix)]
+    let _ = signal_hook::low_level::emulate_default_handler(i32::from(code) - 128);
     std::process::exit(i32::from(code))
 }
 
 /// Installs the handlers (once per process): from now on SIGINT, SIGTERM and SIGHUP remove the
-/// registered directories, report it on `out` and exit 130, 143, 129.
+/// registered directories, report it on `out` and end the process by the signal ([`die_by`]).
 pub(crate) fn install(out: Output) -> Result<(), CliError> {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     if INSTALLED.get().is_some() {

@@ -69,6 +69,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::from(Exit::Success.code()),
         Err(error) => {
             out.error(&error);
+            if let Exit::Signal(code) = error.exit {
+                // Stopped cleanly by a signal (the archive): end by it, as the shell expects.
+                interrupt::die_by(code);
+            }
             ExitCode::from(error.exit.code())
         }
     }

@@ -7,6 +7,7 @@
 //! `/dev`; servers bind 127.0.0.1:0.
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -554,7 +555,7 @@ fn a_fifo_and_a_character_device_are_written_in_place() {
 
 #[cfg(unix)]
 #[test]
-fn each_signal_mid_download_leaves_nothing_and_exits_128_plus_its_number() {
+fn each_signal_mid_download_leaves_nothing_and_ends_the_process_by_it() {
     let sandbox = sandbox();
     let dir = tempfile::tempdir().unwrap();
     // 20 KB dripped one byte per 2 ms: about 40 s, far longer than the test waits.
@@ -594,7 +595,7 @@ fn each_signal_mid_download_leaves_nothing_and_exits_128_plus_its_number() {
                 .success()
         );
         let status = wait(&mut child, Duration::from_secs(20));
-        assert_eq!(status.code(), Some(code), "SIG{signal}");
+        assert_eq!(status.signal(), Some(code - 128), "SIG{signal}");
         assert!(
             files_in(out.path()).is_empty(),
             "SIG{signal} left {:?}",
@@ -619,6 +620,71 @@ fn each_signal_mid_download_leaves_nothing_and_exits_128_plus_its_number() {
             assert_eq!(stderr, format!("error: {message}\n"));
         }
     }
+}
+
+/// Ctrl-C at a terminal signals the whole foreground process group: the shell running a loop
+/// of `nxcloud` commands as well. bash then waits for the command and stops the script only if
+/// the command was ended by the signal; one that exited (even with 130) reads as a command that
+/// handled Ctrl-C, and the script goes on. `nxcloud` cleans up, then ends by the signal.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_the_shell_script_around_a_download() {
+    use std::os::unix::process::CommandExt;
+    let sandbox = sandbox();
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = PNG.to_vec();
+    bytes.resize(20_000, b'.');
+    let id = upload(&sandbox, dir.path(), "big.png", &bytes);
+    sandbox.faults().add(FaultRule::new(
+        Route::OssDownload,
+        Fault::Drip(Duration::from_millis(2)),
+    ));
+    let out = tempfile::tempdir().unwrap();
+    let mut shell = Command::new("bash");
+    shell
+        .arg("-c")
+        .arg(r#""$0" media download --phone "$1" --id "$2" -o "$3"; echo "the script went on""#)
+        .arg(BIN)
+        .args([PHONE, &id])
+        .arg(out.path().join("big.png"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        // Its own process group, as a terminal's foreground job is.
+        .process_group(0);
+    demo_account(&mut shell, sandbox.base_url());
+    let mut child = shell.spawn().unwrap();
+    let started = Instant::now();
+    while staged_bytes(out.path()) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the download never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let group = format!("-{}", child.id());
+    assert!(
+        Command::new("kill")
+            .args(["-s", "INT", "--", &group])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = wait(&mut child, Duration::from_secs(20));
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert_eq!(stdout, "", "the script must stop");
+    assert_eq!(status.signal(), Some(2), "bash ends by SIGINT too");
+    assert!(
+        files_in(out.path()).is_empty(),
+        "{:?}",
+        files_in(out.path())
+    );
 }
 
 /// The bytes in the staging directories under `dir` (`.nx-download-*/**`).

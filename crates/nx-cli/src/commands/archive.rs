@@ -179,14 +179,14 @@ fn archive(
     let interrupted = AtomicU8::new(0);
     // A signal stops the run cleanly: no new item, the uploads in flight aborted (nothing
     // unverified is visible, no temporary file is left), what was verified committed and
-    // recorded. A second signal does not wait for that: it exits at once (what is recorded
+    // recorded. A second signal does not wait for that: it ends the process at once (what is recorded
     // stays recorded; an upload cut then is never visible).
     let (flag, shown) = (&interrupted, &display);
     let stop = async move {
         let code = signals.next().await;
         flag.store(code, Ordering::SeqCst);
         shown.note("stopping: finishing what is being recorded (a second Ctrl-C quits at once)");
-        tokio::spawn(async move { std::process::exit(i32::from(signals.next().await)) });
+        tokio::spawn(async move { crate::interrupt::die_by(signals.next().await) });
     };
     let result = runtime.block_on(archive.run_until(std::mem::take(&mut source.items), stop));
     display.finish();
