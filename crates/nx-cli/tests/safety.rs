@@ -557,15 +557,7 @@ fn a_fifo_and_a_character_device_are_written_in_place() {
 #[test]
 fn each_signal_mid_download_leaves_nothing_and_ends_the_process_by_it() {
     let sandbox = sandbox();
-    let dir = tempfile::tempdir().unwrap();
-    // 20 KB dripped one byte per 2 ms: about 40 s, far longer than the test waits.
-    let mut bytes = PNG.to_vec();
-    bytes.resize(20_000, b'.');
-    let id = upload(&sandbox, dir.path(), "big.png", &bytes);
-    sandbox.faults().add(FaultRule::new(
-        Route::OssDownload,
-        Fault::Drip(Duration::from_millis(2)),
-    ));
+    let id = dripping_media(&sandbox);
     for (signal, code) in [("INT", 130), ("TERM", 143), ("HUP", 129)] {
         // SIGINT in text, the others with --json: reported as every failure is.
         let json = signal != "INT";
@@ -631,14 +623,7 @@ fn each_signal_mid_download_leaves_nothing_and_ends_the_process_by_it() {
 fn ctrl_c_stops_the_shell_script_around_a_download() {
     use std::os::unix::process::CommandExt;
     let sandbox = sandbox();
-    let dir = tempfile::tempdir().unwrap();
-    let mut bytes = PNG.to_vec();
-    bytes.resize(20_000, b'.');
-    let id = upload(&sandbox, dir.path(), "big.png", &bytes);
-    sandbox.faults().add(FaultRule::new(
-        Route::OssDownload,
-        Fault::Drip(Duration::from_millis(2)),
-    ));
+    let id = dripping_media(&sandbox);
     let out = tempfile::tempdir().unwrap();
     let mut shell = Command::new("bash");
     shell
@@ -685,6 +670,20 @@ fn ctrl_c_stops_the_shell_script_around_a_download() {
         "{:?}",
         files_in(out.path())
     );
+}
+
+/// A 20 KB media id whose download drips one byte per 2 ms: about 40 s, far longer than a
+/// test waits.
+fn dripping_media(sandbox: &Sandbox) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = PNG.to_vec();
+    bytes.resize(20_000, b'.');
+    let id = upload(sandbox, dir.path(), "big.png", &bytes);
+    sandbox.faults().add(FaultRule::new(
+        Route::OssDownload,
+        Fault::Drip(Duration::from_millis(2)),
+    ));
+    id
 }
 
 /// The bytes in the staging directories under `dir` (`.nx-download-*/**`).
