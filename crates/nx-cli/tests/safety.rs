@@ -593,13 +593,7 @@ fn each_signal_mid_download_leaves_nothing_and_ends_the_process_by_it() {
             "SIG{signal} left {:?}",
             files_in(out.path())
         );
-        let mut stderr = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .unwrap();
+        let stderr = drain(child.stderr.take());
         let message = format!("stopped by SIG{signal} before the transfer finished");
         if json {
             let line: Value = serde_json::from_str(stderr.trim())
@@ -656,13 +650,7 @@ fn ctrl_c_stops_the_shell_script_around_a_download() {
             .success()
     );
     let status = wait(&mut child, Duration::from_secs(20));
-    let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
+    let stdout = drain(child.stdout.take());
     assert_eq!(stdout, "", "the script must stop");
     assert_eq!(status.signal(), Some(2), "bash ends by SIGINT too");
     assert!(
@@ -701,6 +689,15 @@ fn staged_bytes(dir: &Path) -> u64 {
         })
     }
     walk(dir)
+}
+
+/// All that is left in a child's pipe (taken from it), as text.
+fn drain(pipe: Option<impl Read>) -> String {
+    let mut text = String::new();
+    pipe.expect("the pipe was set up")
+        .read_to_string(&mut text)
+        .unwrap();
+    text
 }
 
 fn wait(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
@@ -781,13 +778,7 @@ fn sign_stops_an_endless_body_at_the_cap() {
     let writer = std::thread::spawn(move || endless(stdin));
     let status = wait(&mut child, Duration::from_secs(60));
     writer.join().unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = drain(child.stderr.take());
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("stdin is larger than"), "{stderr}");
 }

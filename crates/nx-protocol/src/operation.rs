@@ -503,24 +503,25 @@ pub fn build_request<O: Operation + ?Sized>(
 /// line: the hot path only tests the values.
 #[cold]
 fn stripped_value(params: &[(&str, &str)]) -> InvalidInput {
-    let problem = |value: &str| {
-        if value.is_empty() {
-            Some("is empty")
-        } else if blank_edged(value) {
-            Some(
-                "has white space at either end, which the server strips before it checks the signature",
-            )
-        } else {
-            None
-        }
-    };
     let (name, reason) = params
         .iter()
-        .find_map(|(name, value)| problem(value).map(|reason| (*name, reason)))
+        .find_map(|(name, value)| value_problem(value).map(|reason| (*name, reason)))
         .unwrap_or(("", "is not valid"));
     InvalidInput::StrippedValue {
         name: name.to_owned(),
         reason,
+    }
+}
+
+/// What the server would read otherwise in a header value, if anything (the reason of an
+/// [`InvalidInput::StrippedValue`]; it never shows the value): empty, or [`blank_edged`].
+pub(crate) fn value_problem(value: &str) -> Option<&'static str> {
+    if value.is_empty() {
+        Some("is empty")
+    } else if blank_edged(value) {
+        Some("has white space at either end, which the server strips before it reads the value")
+    } else {
+        None
     }
 }
 

@@ -82,7 +82,9 @@ impl Auth<'_> {
             }
             Auth::Bearer(token) => {
                 let token = token.expose();
-                if let Some(reason) = token_problem(token) {
+                // The server would read another token (it strips white space at the edges;
+                // an empty one leaves `Bearer` alone) and answer a 401 that would not say why.
+                if let Some(reason) = crate::operation::value_problem(token) {
                     return Err(InvalidInput::StrippedValue {
                         name: AUTHORIZATION.to_string(),
                         reason,
@@ -94,21 +96,6 @@ impl Auth<'_> {
         let mut value = HeaderValue::from_str(&text).map_err(|_| bad())?;
         value.set_sensitive(true);
         Ok(value)
-    }
-}
-
-/// What is wrong with a bearer token, if anything: the server would read another one (it strips
-/// white space at the edges; an empty token leaves `Bearer` alone) and answer a 401 that would
-/// not say why. The reason never shows the token.
-fn token_problem(token: &str) -> Option<&'static str> {
-    if token.is_empty() {
-        Some("holds an empty token")
-    } else if crate::operation::blank_edged(token) {
-        Some(
-            "holds a token with white space at either end, which the server strips before it reads the token",
-        )
-    } else {
-        None
     }
 }
 
