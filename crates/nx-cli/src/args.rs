@@ -3,7 +3,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use clap::{
+    ArgAction, ArgGroup, Args, ColorChoice, CommandFactory, FromArgMatches, Parser, Subcommand,
+    ValueEnum,
+};
 use nx_protocol::config::{
     ENV_ACCESS_KEY, ENV_ACCESS_SECRET, ENV_APPKEY, ENV_BASE_URL, ENV_ONPREM_TOKEN, ENV_ONPREM_URL,
 };
@@ -29,6 +32,30 @@ token refused, 130/143/129 stopped by SIGINT/SIGTERM/SIGHUP, 1 anything else.
 
 Try it without an account: `nxcloud demo`; or run `nxcloud sandbox` and point the other commands \
 at it with --base-url and the sandbox's demo account (see the README).";
+
+impl Cli {
+    /// Parses the process's arguments, with help and usage errors styled only where
+    /// [`help_color`] allows.
+    pub(crate) fn parse_args() -> Result<Cli, clap::Error> {
+        let mut command = Cli::command().color(help_color());
+        let mut matches = command.try_get_matches_from_mut(std::env::args_os())?;
+        Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut command))
+    }
+}
+
+/// How clap may style help and usage errors. Its `Auto` styles any terminal while `CI` is set,
+/// even one with `TERM=dumb`; ours never styles a dumb terminal (as progress bars, see
+/// [`crate::terminal::stderr_draws_progress`]), unless `CLICOLOR_FORCE` asks for it. `NO_COLOR`
+/// and the rest are left to clap's `Auto`.
+fn help_color() -> ColorChoice {
+    let dumb = std::env::var_os("TERM").is_some_and(|term| term == "dumb");
+    let forced = std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0");
+    if dumb && !forced {
+        ColorChoice::Never
+    } else {
+        ColorChoice::Auto
+    }
+}
 
 /// `nxcloud`: sign, upload, fetch, verify and delete WhatsApp media through NXCloud, drive a
 /// WhatsApp Business On-Premises installation's media endpoints, and run the local sandbox.

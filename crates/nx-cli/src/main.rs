@@ -35,14 +35,12 @@ mod terminal;
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
-
 use crate::args::Cli;
 use crate::exit::Exit;
 use crate::output::Output;
 
 fn main() -> ExitCode {
-    let mut cli = match Cli::try_parse() {
+    let mut cli = match Cli::parse_args() {
         Ok(cli) => cli,
         // `--json` promises errors as one JSON line on stderr: usage errors clap finds too.
         Err(e) if e.use_stderr() && std::env::args_os().any(|a| a == "--json") => {

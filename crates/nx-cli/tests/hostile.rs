@@ -286,11 +286,19 @@ fn a_dumb_terminal_gets_no_progress_bar_and_no_color_gets_no_color() {
         let (seen, code) = on_pty(&cmd);
         assert_eq!(seen.contains('\u{1b}'), styled, "{args:?}: {seen:?}");
         assert_eq!(code, if styled { 0 } else { 2 }, "{args:?}: {seen:?}");
+        // Also under `CI`, where clap's own choice would style even a dumb terminal.
         for (var, value) in [("NO_COLOR", "1"), ("TERM", "dumb")] {
-            let mut cmd = process();
-            cmd.env("TERM", "xterm").env(var, value).args(args);
-            let (plain, _) = on_pty(&cmd);
-            assert!(!plain.contains('\u{1b}'), "{var}: {plain:?}");
+            for ci in [false, true] {
+                let mut cmd = process();
+                cmd.env("TERM", "xterm").env(var, value).args(args);
+                if ci {
+                    cmd.env("CI", "true");
+                } else {
+                    cmd.env_remove("CI");
+                }
+                let (plain, _) = on_pty(&cmd);
+                assert!(!plain.contains('\u{1b}'), "{var}, CI {ci}: {plain:?}");
+            }
         }
     }
 }
