@@ -1,7 +1,8 @@
 //! The `nxcloud` binary against hostile servers and on real users' terminals (issue cli): what
 //! reaches a terminal (also as `--json`, on a pty, with `TERM=dumb` and `NO_COLOR`), where a
 //! server's file name may write, what a closed pipe does, which exit code says what, and how an
-//! archive stops on a signal. Servers bind 127.0.0.1:0; a pty comes from python3's `pty`.
+//! archive, an upload and a send stop on a signal. Servers bind 127.0.0.1:0; a pty comes from
+//! python3's `pty`.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -786,33 +787,192 @@ fn a_second_ctrl_c_quits_without_waiting_for_the_first_to_finish() {
     assert_eq!(rows[0]["status"], "stored");
 }
 
+/// A command an interrupted-upload case runs: `nxcloud media ...` with the demo account, or
+/// `nxcloud onprem ...` with the demo installation's login.
+fn upload_or_send(sandbox: &nx_sandbox::Sandbox, onprem: bool) -> Command {
+    if !onprem {
+        let mut cmd = at(sandbox.base_url());
+        cmd.env("NXCLOUD_APPKEY", nx_sandbox::DEMO_APPKEY);
+        return cmd;
+    }
+    let mut cmd = process();
+    cmd.stdin(Stdio::null())
+        .env("WA_ONPREM_URL", sandbox.base_url())
+        .env("WA_ONPREM_USERNAME", nx_sandbox::DEMO_ONPREM_USER)
+        .env("WA_ONPREM_PASSWORD", nx_sandbox::DEMO_ONPREM_PASSWORD)
+        .arg("onprem");
+    cmd
+}
+
+/// One case of the test below: a command stopped while the sandbox holds one of its requests.
+struct Stop<'a> {
+    /// The signal's name for `kill`.
+    signal: &'a str,
+    /// Whether `--json` is given.
+    json: bool,
+    /// Whether it is an On-Premises command.
+    onprem: bool,
+    /// The command's arguments.
+    args: &'a [&'a str],
+    /// The route whose request the sandbox holds when the signal comes.
+    held: Route,
+    /// What the report says after `stopped by SIGxxx `.
+    said: &'a str,
+}
+
+/// An upload or a send stopped by a signal while the server holds its request: nothing is left
+/// locally but the server may have carried it out, and the report says so (text: one `error:`
+/// line and a hint; `--json`: exactly one JSON line of kind `interrupted`); the process still
+/// ends by the signal itself, as a download's does, so a shell script around it stops.
 #[cfg(unix)]
 #[test]
-fn an_upload_has_nothing_to_clean_up_and_ends_by_the_signal_itself() {
+fn an_interrupted_upload_or_send_says_it_may_have_reached_the_server_and_ends_by_the_signal() {
     let sandbox = sandbox();
     let dir = tempfile::tempdir().unwrap();
+    let id = upload(at(sandbox.base_url()), dir.path(), "p.png", PNG);
     let png = dir.path().join("p.png");
-    std::fs::write(&png, PNG).unwrap();
-    let _slow = sandbox.faults().add(FaultRule::new(
-        Route::UploadMedia,
-        Fault::Latency(Duration::from_secs(60)),
-    ));
-    for (name, number) in [("INT", 2), ("TERM", 15)] {
-        let mut child = at(sandbox.base_url())
-            .args(["media", "upload", "--phone", PHONE])
-            .arg(&png)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+    let png = png.to_str().unwrap();
+    let customer = nx_sandbox::DEMO_CUSTOMER_PHONE;
+    let send = ["media", "send", "--phone", PHONE, "--to", customer];
+    let upload_file = ["media", "upload", "--phone", PHONE, png];
+    let onprem_file = ["media", "upload", png];
+    let send_file = [&send[..], &[png]].concat();
+    let send_id = [&send[..], &["--id", &id, "--type", "image"]].concat();
+    let uploading = "during the upload: the file may or may not have reached the server";
+    let step_one = "while uploading the file (step 1/2): it may or may not have reached the \
+                    server; no message was sent";
+    let sending = "while sending the message: it may or may not have been delivered";
+    let case = |signal, json, onprem, args, held, said| Stop {
+        signal,
+        json,
+        onprem,
+        args,
+        held,
+        said,
+    };
+    let cases = [
+        case(
+            "INT",
+            false,
+            false,
+            &upload_file,
+            Route::UploadMedia,
+            uploading,
+        ),
+        case(
+            "TERM",
+            true,
+            false,
+            &upload_file,
+            Route::UploadMedia,
+            uploading,
+        ),
+        case(
+            "HUP",
+            true,
+            true,
+            &onprem_file,
+            Route::OnPremUpload,
+            uploading,
+        ),
+        case(
+            "INT",
+            false,
+            false,
+            &send_file,
+            Route::UploadMedia,
+            step_one,
+        ),
+        case("TERM", true, false, &send_file, Route::SendMessage, sending),
+        case("HUP", false, false, &send_id, Route::SendMessage, sending),
+    ];
+    for Stop {
+        signal: name,
+        json,
+        onprem,
+        args,
+        held: route,
+        said,
+    } in cases
+    {
+        let case = format!("SIG{name} {}", args.join(" "));
+        let held = sandbox.faults().add(FaultRule::new(
+            route,
+            Fault::Latency(Duration::from_secs(60)),
+        ));
+        let child = upload_or_send(&sandbox, onprem)
+            .args(json.then_some("--json"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(800));
+        // The server holds the request: it has arrived, and no answer will come.
+        wait_for(&case, Duration::from_secs(30), || {
+            sandbox.faults().fired(held) == 1
+        });
         signal(&child, name);
         let started = Instant::now();
-        let status = child.wait().unwrap();
-        assert!(started.elapsed() < Duration::from_secs(5));
-        // A shell reports 128 + the number, as for the commands that clean up first.
-        assert_eq!(status.signal(), Some(number), "{name}: {status:?}");
-        assert_eq!(files_in(dir.path()), ["p.png"], "{name}");
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{case}: slow stop"
+        );
+        sandbox.faults().remove(held);
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        let number = match name {
+            "INT" => 2,
+            "TERM" => 15,
+            _ => 1,
+        };
+        assert_eq!(output.status.signal(), Some(number), "{case}: {stderr}");
+        assert_eq!(output.stdout, b"", "{case}: no result");
+        assert_eq!(files_in(dir.path()), ["p.png"], "{case}");
+        let message = format!("stopped by SIG{name} {said}");
+        let hint = if json {
+            assert_eq!(stderr.lines().count(), 1, "{case}: one line: {stderr}");
+            let line: Value = serde_json::from_str(&stderr)
+                .unwrap_or_else(|e| panic!("{case}: not JSON ({e}): {stderr}"));
+            let error = &line["error"];
+            assert_eq!(error["kind"], "interrupted", "{case}: {stderr}");
+            assert_eq!(error["exit_code"], 128 + number, "{case}: {stderr}");
+            assert_eq!(error["message"], message.as_str(), "{case}: {stderr}");
+            error["hint"].as_str().unwrap().to_owned()
+        } else {
+            let mut lines = stderr.lines().skip_while(|l| !l.starts_with("error: "));
+            assert_eq!(
+                lines.next(),
+                Some(format!("error: {message}").as_str()),
+                "{case}: {stderr}"
+            );
+            let hint = lines.next().and_then(|l| l.strip_prefix("hint: "));
+            assert_eq!(lines.next(), None, "{case}: {stderr}");
+            hint.unwrap_or_else(|| panic!("{case}: no hint: {stderr}"))
+                .to_owned()
+        };
+        if route == Route::SendMessage {
+            assert!(
+                hint.starts_with("check whether it went out before sending it again"),
+                "{case}: {hint}"
+            );
+        } else {
+            assert!(
+                hint.starts_with("nothing was left locally"),
+                "{case}: {hint}"
+            );
+        }
+        // `media send FILE` stopped while sending: the upload's id is named, and is real.
+        if args.contains(&png) && route == Route::SendMessage {
+            let named = hint
+                .split("media id ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .unwrap_or_else(|| panic!("{case}: no media id: {hint}"));
+            expect(
+                at(sandbox.base_url()).args(["media", "get", "--phone", PHONE, "--id", named]),
+                0,
+            );
+        }
     }
 }
 

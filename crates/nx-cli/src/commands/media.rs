@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::args::{DownloadArgs, GlobalArgs, MediaCommand, MediaRef, SendArgs, UploadArgs};
 use crate::clients;
 use crate::exit::CliError;
-use crate::interrupt;
+use crate::interrupt::{self, Underway};
 use crate::mime;
 use crate::output::{self, Output};
 use crate::progress::Bar;
@@ -81,6 +81,7 @@ fn upload(global: &GlobalArgs, args: &UploadArgs, out: Output) -> Result<(), Cli
     // Refusals (type, size, leading bytes) come before connecting to anything.
     let mut checked = mime::upload_type(&args.file, args.mime.as_deref(), "--type")?;
     let client = clients::nxcloud(global)?;
+    interrupt::install(out, Underway::Upload)?;
     let bar = Bar::for_stderr();
     let source = bar.attach_upload(checked.source(&args.file));
     let uploaded = client.upload_media(&args.phone, checked.mime, source);
@@ -181,7 +182,7 @@ pub(crate) fn download_options(expected: Option<Sha256Digest>, bar: &Bar) -> Dow
 fn download(global: &GlobalArgs, args: &DownloadArgs, out: Output) -> Result<(), CliError> {
     // The signal handlers first (nothing is staged before they are in place), then `-o` is
     // checked and its staging directory made, before any request.
-    interrupt::install(out)?;
+    interrupt::install(out, Underway::Download)?;
     let planned = target::plan(&args.output)?;
     let client = clients::nxcloud(global)?;
     let info = client.get_media(&args.phone, &args.id)?;
@@ -292,12 +293,20 @@ fn send(global: &GlobalArgs, args: &SendArgs, out: Output) -> Result<(), CliErro
                 checked.len
             ),
         );
+        interrupt::install(out, Underway::UploadToSend)?;
         let uploaded = client.upload_media(phone, checked.mime, checked.source(file))?;
         step(
             out,
             &format!("      media id {}", crate::terminal::escape(&uploaded.id)),
         );
         step(out, &format!("[2/2] sending it as {} to {to}", send.kind()));
+        let uploaded_id = Some(uploaded.id.clone());
+        interrupt::install(
+            out,
+            Underway::Send {
+                media_id: uploaded_id,
+            },
+        )?;
         let sent = client
             .send_media(send.with_media(MediaSource::id(uploaded.id.clone())))
             .map_err(|e| {
@@ -321,6 +330,7 @@ fn send(global: &GlobalArgs, args: &SendArgs, out: Output) -> Result<(), CliErro
             Some(kind) => kind,
             None => id_kind(&client, phone, id, out)?,
         };
+        interrupt::install(out, Underway::Send { media_id: None })?;
         client.send_media(
             SendMedia::new(phone, to, kind, MediaSource::id(id)).with_details(details),
         )?
@@ -333,7 +343,9 @@ fn send(global: &GlobalArgs, args: &SendArgs, out: Output) -> Result<(), CliErro
             .with_hint("pass --type image|video|audio|document|sticker")
         })?;
         let send = SendMedia::new(phone, to, kind, MediaSource::link(link)).with_details(details);
-        clients::nxcloud(global)?.send_media(send)?
+        let client = clients::nxcloud(global)?;
+        interrupt::install(out, Underway::Send { media_id: None })?;
+        client.send_media(send)?
     };
     let value = match &media_id {
         Some(media_id) => json!({ "id": message.id, "media_id": media_id }),

@@ -14,7 +14,7 @@ use crate::args::{
 use crate::clients;
 use crate::commands::media::{Saved, download_options};
 use crate::exit::CliError;
-use crate::interrupt;
+use crate::interrupt::{self, Underway};
 use crate::mime;
 use crate::output::Output;
 use crate::progress::Bar;
@@ -76,6 +76,7 @@ fn upload(
     // Refusals (type, size, leading bytes) come before connecting to anything.
     let mut checked = mime::upload_type(&upload.file, upload.mime.as_deref(), "--type")?;
     let client = clients::onprem(global, args)?;
+    interrupt::install(out, Underway::Upload)?;
     let bar = Bar::for_stderr();
     let source = bar.attach_upload(checked.source(&upload.file));
     let uploaded = client.upload_media(checked.mime, source);
@@ -98,7 +99,7 @@ fn get(
 ) -> Result<(), CliError> {
     // `-o` is checked (and its staging directory made) before any request. A retrieve has no
     // file name: in a directory, the file is named after the id.
-    interrupt::install(out)?;
+    interrupt::install(out, Underway::Download)?;
     let planned = target::plan(&get.output)?;
     let client = clients::onprem(global, args)?;
     let destination = planned.destination(None, &get.id);
