@@ -88,12 +88,12 @@ fn attempt<K: Kind, W: Write + ?Sized>(
     if capped {
         deadline::set(Some(instant(call.watch().hard_limit())));
     }
-    let (reader, path) = match (request.body(), source) {
+    let opened = match (request.body(), source) {
         (OutgoingBody::Streamed(_), Some(source)) => match crate::upload::open(source) {
-            Ok(reader) => (Some(reader), source.path_of().map(|p| p.to_path_buf())),
+            Ok(opened) => Some(opened),
             Err(error) => return call.failed(error),
         },
-        _ => (None, None),
+        _ => None,
     };
     let sent = {
         let mut progress = |n: u64, done: bool| {
@@ -108,13 +108,10 @@ fn attempt<K: Kind, W: Write + ?Sized>(
         };
         let progress: Option<&mut dyn FnMut(u64, bool) -> bool> =
             if capped { Some(&mut progress) } else { None };
-        http.send(request, reader, &limits, progress)
+        http.send(request, opened, &limits, progress)
     };
     let response = match sent {
         Ok(response) => response,
-        Err(SendError::Failed(error)) => {
-            return call.failed(error.with_source_path(path.as_deref()));
-        }
         Err(failure) => return failed(call, failure),
     };
     let (head, body) = response.into_parts();

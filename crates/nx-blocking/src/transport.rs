@@ -18,7 +18,7 @@ use crate::resolver::CachingResolver;
 use nx_protocol::{OutgoingBody, ResponseError, Snippet};
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
-use crate::upload::Reader;
+use crate::upload::{Opened, Reader};
 
 /// How long a pooled connection may sit idle before it is dropped (as nx-async's pool).
 const POOL_IDLE: Duration = Duration::from_secs(60);
@@ -222,13 +222,13 @@ impl Http {
     }
 
     /// Sends a request nx-protocol built, under `limits`: a body of bytes as it is, a streamed
-    /// body from `reader` (each read reported to `progress`, which says whether to go on), no
+    /// body from `source` (each read reported to `progress`, which says whether to go on), no
     /// body at all when it is empty. Returns the answer's head; the body is read from the
     /// response afterwards.
     pub(crate) fn send(
         &self,
         request: http::Request<OutgoingBody>,
-        reader: Option<Reader>,
+        source: Option<Opened>,
         limits: &Limits,
         progress: Option<&mut dyn FnMut(u64, bool) -> bool>,
     ) -> Result<http::Response<ureq::Body>, SendError> {
@@ -248,7 +248,7 @@ impl Http {
             // A body in memory goes out in one write with the head (`cork.rs`).
             let _cork = matches!(outgoing, OutgoingBody::Bytes(ref b) if !b.is_empty())
                 .then(crate::cork::Next::head_with_body);
-            let mut body = RequestBody::new(outgoing, reader, progress)?;
+            let mut body = RequestBody::new(outgoing, source, progress)?;
             let request = http::Request::from_parts(parts, ureq::SendBody::from_reader(&mut body));
             match self.run(request, limits) {
                 Ok(response) => return Ok(response),
@@ -519,18 +519,18 @@ pub(crate) struct RequestBody<'a> {
 }
 
 impl<'a> RequestBody<'a> {
-    /// The body for a built request: bytes as they are, a streamed part from `reader`.
+    /// The body for a built request: bytes as they are, a streamed part from `source`.
     pub(crate) fn new(
         outgoing: OutgoingBody,
-        reader: Option<Reader>,
+        source: Option<Opened>,
         progress: Option<&'a mut dyn FnMut(u64, bool) -> bool>,
     ) -> Result<Self, Error> {
         let len = outgoing.content_length();
-        let (head, exact, tail) = match (outgoing, reader) {
+        let (head, exact, tail) = match (outgoing, source) {
             (OutgoingBody::Empty, _) => (Bytes::new(), Exact::none(), Bytes::new()),
             (OutgoingBody::Bytes(bytes), _) => (bytes, Exact::none(), Bytes::new()),
-            (OutgoingBody::Streamed(s), Some(reader)) => {
-                (s.head, Exact::new(reader, s.stream_len), s.tail)
+            (OutgoingBody::Streamed(s), Some(source)) => {
+                (s.head, Exact::new(source, s.stream_len), s.tail)
             }
             (OutgoingBody::Streamed(_), None) => {
                 return Err(Error::Config(
@@ -578,11 +578,14 @@ impl Read for RequestBody<'_> {
 }
 
 /// Exactly the declared length of a source, by nx-protocol's rule ([`LengthCheck`]): fewer
-/// bytes, or one more, is [`SourceChanged`], found before the last bytes are handed to ureq (so
-/// the request never reaches its `Content-Length`, and ureq drops the connection). The source's
-/// errors are kept, so the attempt fails as local I/O rather than as a network failure.
+/// bytes, or one more, is [`SourceChanged`] (naming the source's file), found before the last
+/// bytes are handed to ureq (so the request never reaches its `Content-Length`, and ureq drops
+/// the connection). The source's errors are kept, so the attempt fails as local I/O rather
+/// than as a network failure.
 pub(crate) struct Exact {
     source: Option<Reader>,
+    /// The source's file, for a [`SourceChanged`].
+    path: Option<std::path::PathBuf>,
     check: LengthCheck,
     error: Option<io::Error>,
 }
@@ -591,14 +594,16 @@ impl Exact {
     fn none() -> Self {
         Self {
             source: None,
+            path: None,
             check: LengthCheck::new(0),
             error: None,
         }
     }
 
-    fn new(source: Reader, len: u64) -> Self {
+    fn new(source: Opened, len: u64) -> Self {
         Self {
-            source: Some(source),
+            source: Some(source.reader),
+            path: source.path,
             check: LengthCheck::new(len),
             error: None,
         }
@@ -611,6 +616,7 @@ impl Exact {
     }
 
     fn changed(&mut self, changed: SourceChanged) -> io::Error {
+        let changed = changed.at(self.path.as_deref());
         self.fail(io::Error::new(io::ErrorKind::InvalidData, changed))
     }
 
@@ -797,6 +803,14 @@ mod tests {
         }
     }
 
+    /// A source of `bytes`, from the file `path` if given.
+    fn opened(bytes: &[u8], path: Option<&str>) -> Option<Opened> {
+        Some(Opened {
+            reader: Box::new(Cursor::new(bytes.to_vec())),
+            path: path.map(std::path::PathBuf::from),
+        })
+    }
+
     fn streamed(stream_len: u64) -> OutgoingBody {
         OutgoingBody::Streamed(StreamedBody {
             head: Bytes::from_static(b"HEAD"),
@@ -808,8 +822,8 @@ mod tests {
     #[test]
     fn a_streamed_body_is_head_exactly_stream_len_bytes_then_tail() {
         let mut go_on = go_on;
-        let source: Reader = Box::new(Cursor::new(b"0123456789".to_vec()));
-        let mut body = RequestBody::new(streamed(10), Some(source), Some(&mut go_on)).unwrap();
+        let source = opened(b"0123456789", None);
+        let mut body = RequestBody::new(streamed(10), source, Some(&mut go_on)).unwrap();
         assert!(!body.may_have_reached_server());
         assert_eq!(read_all(&mut body).unwrap(), b"HEAD0123456789TAIL");
         assert!(body.may_have_reached_server());
@@ -820,14 +834,16 @@ mod tests {
     fn a_short_long_or_failing_source_is_kept_as_a_local_error() {
         use nx_protocol::body::FoundLength;
         let mut go_on = go_on;
-        let source: Reader = Box::new(Cursor::new(b"0123".to_vec()));
-        let mut body = RequestBody::new(streamed(10), Some(source), Some(&mut go_on)).unwrap();
+        // A file's change names the file where it is found.
+        let source = opened(b"0123", Some("in/report.pdf"));
+        let mut body = RequestBody::new(streamed(10), source, Some(&mut go_on)).unwrap();
         assert_eq!(
             read_all(&mut body).unwrap_err().kind(),
             io::ErrorKind::InvalidData
         );
         match body.take_source_error() {
             Some(Error::SourceChanged(changed)) => {
+                assert_eq!(changed.path.as_deref(), Some("in/report.pdf".as_ref()));
                 assert_eq!(changed.declared, 10);
                 assert_eq!(changed.found, FoundLength::Shorter(4));
             }
@@ -836,8 +852,8 @@ mod tests {
 
         // One byte more than declared: the read that completed the length is never handed
         // on, so neither the last bytes nor the tail go out.
-        let source: Reader = Box::new(Cursor::new(b"0123456789X".to_vec()));
-        let mut body = RequestBody::new(streamed(10), Some(source), Some(&mut go_on)).unwrap();
+        let source = opened(b"0123456789X", None);
+        let mut body = RequestBody::new(streamed(10), source, Some(&mut go_on)).unwrap();
         let mut out = Vec::new();
         let mut buf = [0u8; 7];
         let err = loop {
@@ -853,6 +869,7 @@ mod tests {
         );
         match body.take_source_error() {
             Some(Error::SourceChanged(changed)) => {
+                assert_eq!(changed.path, None);
                 assert_eq!(changed.found, FoundLength::Longer);
             }
             other => panic!("{other:?}"),
@@ -867,8 +884,11 @@ mod tests {
                 ))
             }
         }
-        let mut body =
-            RequestBody::new(streamed(10), Some(Box::new(Broken)), Some(&mut go_on)).unwrap();
+        let broken = Opened {
+            reader: Box::new(Broken),
+            path: None,
+        };
+        let mut body = RequestBody::new(streamed(10), Some(broken), Some(&mut go_on)).unwrap();
         assert_eq!(
             read_all(&mut body).unwrap_err().kind(),
             io::ErrorKind::PermissionDenied

@@ -13,6 +13,15 @@ pub type Reader = Box<dyn Read + Send>;
 /// `UploadSource::reader(Box::new(r), len, name)` (a one-shot reader, not retried).
 pub type UploadSource = nx_protocol::body::UploadSource<Reader>;
 
+/// An upload source opened for one attempt: its reader, and its file (for the error that says
+/// it changed while it was sent, [`nx_protocol::body::SourceChanged`]).
+pub(crate) struct Opened {
+    /// The bytes, from the start.
+    pub(crate) reader: Reader,
+    /// The file, when the source is one.
+    pub(crate) path: Option<std::path::PathBuf>,
+}
+
 /// The source's length in bytes.
 pub(crate) fn len(source: &UploadSource) -> Result<u64, Error> {
     match source.kind() {
@@ -24,19 +33,22 @@ pub(crate) fn len(source: &UploadSource) -> Result<u64, Error> {
     }
 }
 
-/// A reader from the start of the source, reporting to the source's progress callback if any.
-pub(crate) fn open(source: &mut UploadSource) -> Result<Reader, Error> {
+/// The source from its start, its reader reporting to the source's progress callback if any.
+pub(crate) fn open(source: &mut UploadSource) -> Result<Opened, Error> {
     let reader = open_kind(source)?;
-    let Some(progress) = source.progress_callback().cloned() else {
-        return Ok(reader);
+    let reader = match source.progress_callback().cloned() {
+        None => reader,
+        Some(progress) => Box::new(Progressing {
+            inner: reader,
+            done: 0,
+            total: len(source)?,
+            progress,
+        }),
     };
-    let total = len(source)?;
-    Ok(Box::new(Progressing {
-        inner: reader,
-        done: 0,
-        total,
-        progress,
-    }))
+    Ok(Opened {
+        reader,
+        path: source.path_of().map(std::path::Path::to_path_buf),
+    })
 }
 
 /// A reader that reports how much it has yielded.
@@ -74,9 +86,9 @@ fn open_kind(source: &mut UploadSource) -> Result<Reader, Error> {
 mod tests {
     use super::*;
 
-    fn read(mut reader: Reader) -> Vec<u8> {
+    fn read(mut opened: Opened) -> Vec<u8> {
         let mut out = Vec::new();
-        reader.read_to_end(&mut out).unwrap();
+        opened.reader.read_to_end(&mut out).unwrap();
         out
     }
 
@@ -97,6 +109,9 @@ mod tests {
         assert_eq!(len(&file).unwrap(), 7);
         assert_eq!(read(open(&mut file).unwrap()), b"on disk");
         assert_eq!(read(open(&mut file).unwrap()), b"on disk");
+        // The file is named for the error that says it changed; bytes and readers have none.
+        assert_eq!(open(&mut file).unwrap().path, Some(path));
+        assert_eq!(open(&mut bytes).unwrap().path, None);
 
         let mut once = UploadSource::reader(Box::new(Cursor::new(b"xy".to_vec())), 2, "c");
         assert!(!once.reopenable());

@@ -546,15 +546,6 @@ impl Error {
         }
     }
 
-    /// The same, a [`Error::SourceChanged`] naming the upload's file (`path`), which the
-    /// transport that found the change does not know.
-    pub fn with_source_path(self, path: Option<&std::path::Path>) -> Self {
-        match self {
-            Error::SourceChanged(changed) => Error::SourceChanged(changed.at(path)),
-            other => other,
-        }
-    }
-
     /// The same error, a transport's own error inside it made a [`RedactedError`].
     pub(crate) fn with_redacted_source(self) -> Self {
         match self {
