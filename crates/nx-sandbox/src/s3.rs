@@ -1,12 +1,12 @@
-//! A real S3 API on 127.0.0.1 for tests and benchmarks: moto's server (`moto_server`, from
-//! PyPI's `moto[server]`, which `.ci/run` installs), started as a child process on a free
-//! loopback port and killed when dropped. Not an emulator of ours: the archive's S3 code talks
-//! to the same implementation boto's users test against.
+//! A real S3 API on 127.0.0.1 for tests and benchmarks: moto's server (`ThreadedMotoServer`,
+//! from PyPI's `moto[server]`, which `.ci/run` installs), started in a `python3` child process
+//! on a loopback port it takes itself and reports, and killed when dropped. Not an emulator of
+//! ours: the archive's S3 code talks to the same implementation boto's users test against.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The access key id moto accepts (any is accepted; this one is conventional).
 pub const S3_ACCESS_KEY_ID: &str = "testing";
@@ -15,8 +15,21 @@ pub const S3_SECRET_ACCESS_KEY: &str = "testing";
 /// The region.
 pub const S3_REGION: &str = "us-east-1";
 
-/// How long the server may take to answer its first request.
+/// How long the server may take to start and say its port.
 const STARTUP: Duration = Duration::from_secs(60);
+
+/// The child's program: moto's server on port 0 of 127.0.0.1, so that the port is taken by the
+/// server itself (a free port picked here and handed to the server could be taken by another
+/// process in between: two test runs then shared one server and saw each other's objects); its
+/// port on the first line of stdout; then it runs until its stdin closes (or it is killed).
+const LAUNCH: &str = "\
+import sys
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer('127.0.0.1', 0, verbose=False)
+server.start()
+print(server.get_host_and_port()[1], flush=True)
+sys.stdin.read()
+";
 
 /// A running moto S3 server. Stops when dropped.
 #[derive(Debug)]
@@ -31,49 +44,48 @@ pub struct S3Server {
 pub struct S3ServerError(String);
 
 impl S3Server {
-    /// Starts `moto_server` (or `python3 -m moto.server`) on a free port of 127.0.0.1 and
-    /// waits until it answers.
+    /// Starts moto's server in `python3` on a port of 127.0.0.1 it takes itself, and waits
+    /// until it answers.
     pub fn start() -> Result<S3Server, S3ServerError> {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .map_err(|e| S3ServerError(format!("finding a free port: {e}")))?
-            .port();
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let args = ["-H", "127.0.0.1", "-p", &port.to_string()].map(str::to_owned);
-        let spawn = |program: &str, pre: &[&str]| {
-            Command::new(program)
-                .args(pre)
-                .args(&args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
+        const INSTALL: &str = "install it: python3 -m pip install 'moto[server]'";
+        let mut child = Command::new("python3")
+            .args(["-c", LAUNCH])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| S3ServerError(format!("cannot run python3 ({e}); {INSTALL}")))?;
+        // The port line, read on a thread of its own so that a child that never says it
+        // cannot hang the caller.
+        let stdout = child.stdout.take();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            if let Some(stdout) = stdout {
+                let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            }
+            let _ = tx.send(line);
+        });
+        // Killed when dropped, whatever happens next.
+        let mut server = S3Server {
+            child,
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         };
-        let child = spawn("moto_server", &[])
-            .or_else(|_| spawn("python3", &["-m", "moto.server"]))
-            .map_err(|e| {
-                S3ServerError(format!(
-                    "cannot run moto_server or python3 ({e}); install it: python3 -m pip install 'moto[server]'"
-                ))
-            })?;
-        let mut server = S3Server { child, addr };
-        let started = Instant::now();
-        loop {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                return Err(S3ServerError(format!(
-                    "it exited at once ({status}); is moto[server] installed? python3 -m pip install 'moto[server]'"
-                )));
-            }
-            if server.request("GET", "/").is_ok() {
-                return Ok(server);
-            }
-            if started.elapsed() > STARTUP {
-                return Err(S3ServerError(format!(
-                    "no answer on {addr} within {STARTUP:?}"
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let line = rx
+            .recv_timeout(STARTUP)
+            .map_err(|_| S3ServerError(format!("it did not say its port within {STARTUP:?}")))?;
+        let port = line.trim().parse::<u16>().map_err(|_| {
+            let status = server.child.try_wait().ok().flatten();
+            S3ServerError(format!(
+                "it did not start ({}); is moto[server] installed? {INSTALL}",
+                status.map_or_else(|| "no port said".to_owned(), |s| s.to_string())
+            ))
+        })?;
+        server.addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        server
+            .request("GET", "/")
+            .map_err(|e| S3ServerError(format!("no answer on {}: {e}", server.addr)))?;
+        Ok(server)
     }
 
     /// Starts the server for a test. If it cannot start: under CI (`CI` set to anything but
