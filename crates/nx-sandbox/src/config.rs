@@ -257,7 +257,8 @@ impl SandboxConfig {
     }
 
     /// How long On-Premises tokens stay valid (millisecond precision, so tests can use a tiny
-    /// lifetime).
+    /// lifetime), rounded down to the whole second the login's `expires_after` names: a token
+    /// is refused from that second on.
     pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
         self.token_lifetime = lifetime;
         self

@@ -71,7 +71,7 @@
 //! | a common header repeated; bizType not `2`; action not the path's | 1002 |
 //! | unknown accessKey | 1005 |
 //! | ts not decimal milliseconds within 60 000 ms of the sandbox clock | 1004 |
-//! | wrong Content-Type (`application/json` for getMedia/deleteMedia, `multipart/form-data` with a boundary for uploadMedia) | 1003 |
+//! | wrong, absent or repeated Content-Type (`application/json` for getMedia/deleteMedia, `multipart/form-data` with a boundary for uploadMedia) | 1003 |
 //! | sign mismatch (JSON: over the raw body bytes as received; multipart: without the body) | 1003 |
 //! | invalid JSON, not a JSON object / malformed form | 9000 |
 //! | a known field sent twice (JSON: a repeated key), over 1 KiB, or (form) not UTF-8 | 1002 |

@@ -10,7 +10,7 @@
 //! | a common header sent twice; bizType not `2`; action not the path's | 1002 |
 //! | accessKey unknown | 1005 |
 //! | ts not decimal milliseconds within 60 000 ms of the sandbox clock | 1004 |
-//! | Content-Type not `application/json` (JSON routes) or not `multipart/form-data` with a boundary (upload) | 1003 |
+//! | Content-Type absent, sent twice, not `application/json` (JSON routes) or not `multipart/form-data` with a boundary (upload) | 1003 |
 //! | sign not the lower-case hex MD5 of the string to sign | 1003 |
 //! | body not a JSON object / malformed form | 9000 |
 //! | a known field sent twice (JSON: a repeated key), over 1 KiB, or (form) not UTF-8 | 1002 |
@@ -52,7 +52,9 @@ use crate::config::{Account, TS_WINDOW_MS};
 use crate::log::Route;
 use crate::media_table::{self, Refusal};
 use crate::paced::{Paced, Progress};
-use crate::request::{MAX_UPLOAD_BODY, ReadError, announced_len, drained, read_capped};
+use crate::request::{
+    MAX_UPLOAD_BODY, ReadError, announced_len, drained, read_capped, single_header,
+};
 use crate::response::{Outcome, respond, text, too_large};
 use crate::signing;
 use crate::state::State;
@@ -276,9 +278,14 @@ pub(crate) fn authenticate<'s>(
     })
 }
 
-/// The media type's essence (before `;`), lower case.
+/// The media type's essence (before `;`), lower case; `None` when `Content-Type` is absent,
+/// not text, or sent more than once (two types: which one was signed for is anybody's guess,
+/// so the request has no single Content-Type and is refused like a wrong one, 1003).
 pub(crate) fn content_type_essence(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let value = single_header(headers, header::CONTENT_TYPE)
+        .ok()??
+        .to_str()
+        .ok()?;
     Some(
         value
             .split(';')
@@ -329,7 +336,7 @@ pub(crate) async fn signed_json<'s>(
     if content_type_essence(&parts.headers).as_deref() != Some("application/json") {
         return Err(Box::new(fail(
             code::INVALID_SIGNATURE,
-            "Content-Type must be application/json",
+            "Content-Type must be application/json, sent once",
         )));
     }
     auth.check_sign(Some(&bytes))?;
@@ -517,7 +524,7 @@ async fn upload(state: &Arc<State>, parts: Parts, body: Incoming) -> Outcome {
     let Some(boundary) = boundary else {
         let out = fail(
             code::INVALID_SIGNATURE,
-            "Content-Type must be multipart/form-data with a boundary",
+            "Content-Type must be multipart/form-data with a boundary, sent once",
         );
         return drained(body, out).await;
     };

@@ -4,18 +4,19 @@
 //! | request | answer |
 //! | --- | --- |
 //! | `POST /v1/users/login`, good Basic credentials, body empty, `{}` or `{"new_password":".."}` | 200 `{"users":[{"token","expires_after"}]}` (`new_password` replaces the password) |
-//! | login with missing or bad credentials | 401, code 1005 |
+//! | login with missing, bad or repeated (`Authorization` twice) credentials | 401, code 1005 |
 //! | login body not a JSON object, or `new_password` not a non-empty string | 400, code 1009 |
-//! | any other `/v1` request without a valid `Authorization: Bearer` token (missing, unknown, revoked, expired) | 401, code 1005 |
+//! | any other `/v1` request without a valid `Authorization: Bearer` token (missing, sent twice, unknown, revoked, expired: from the second `expires_after` names) | 401, code 1005 |
 //! | `POST /v1/users/logout` | 200 `{"meta":..}`, the token is revoked |
 //! | `POST /v1/media`, raw bytes, `Content-Type` in the media table, within the kind's limit | 200 `{"media":[{"id"}],"meta":..}` |
 //! | upload without `Content-Type` / with an empty body | 400, code 1008 |
+//! | upload with `Content-Type` sent twice | 400, code 1009 |
 //! | upload with a type not in the table, a multipart body, or over the kind's limit | 400, code 1009 |
 //! | upload announced over 101 MiB | 413 (connection closed, body unread) |
 //! | upload when the sandbox's storage is full | 500, code 1014 |
-//! | `GET /v1/media/{id}` | 200 with the bytes (streamed, `Content-Type`, `Content-Length`); **404 with no body** when missing |
+//! | `GET /v1/media/{id}` | 200 with the bytes (streamed, `Content-Type`, `Content-Length`); **404 with no body** when missing; `HEAD` answers the same head without the body |
 //! | `DELETE /v1/media/{id}` | 200 `{"meta":..}`; 404 code 1006 when missing |
-//! | `GET /v1/media/{id}/download` | see below |
+//! | `GET /v1/media/{id}/download` | 202, see below |
 //! | any other `/v1` path or method | 404, code 1006 ("URL path not found") |
 //!
 //! The id is one path segment, percent-decoded (`%2F` is part of the id, never a separator); an
@@ -24,7 +25,7 @@
 //!
 //! **Retry-download.** Which ids are "fetchable": the ids the inbound simulation created (media
 //! customers sent), even after a local delete, because WhatsApp's servers keep them; the call
-//! puts a deleted one back into the datastore. Such ids are acknowledged with
+//! puts a deleted one back into the datastore. Such ids are acknowledged (202 Accepted) with
 //! `{"media_items":[{"id"}],"meta"}` and then, asynchronously, the notification
 //! `{"media_items":[{"<type>":{"id","mime_type","sha256","status":"downloaded"},"type":"<type>"}]}`
 //! is POSTed to the configured callback URL. An inbound id marked as gone from WhatsApp's servers
@@ -40,7 +41,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderMap, Request, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{Value, json};
@@ -49,7 +50,9 @@ use crate::clock::format_expires_after;
 use crate::config::ONPREM_API_VERSION;
 use crate::log::Route;
 use crate::media_table;
-use crate::request::{MAX_UPLOAD_BODY, ReadError, announced_len, drained, read_capped};
+use crate::request::{
+    MAX_UPLOAD_BODY, ReadError, Repeated, announced_len, drained, read_capped, single_header,
+};
 use crate::response::{Outcome, json_response, respond, too_large};
 use crate::state::{State, Token};
 use crate::store::{Media, NewMedia, Origin};
@@ -132,7 +135,7 @@ pub(crate) async fn handle(state: &Arc<State>, route: Route, req: Request<Incomi
                 .filter(|m| m.visible_to_onprem());
             match media {
                 Some(media) if state.store.delete(&media.id) => ok(&json!({ "meta": meta() })),
-                _ => error(StatusCode::NOT_FOUND, code::NOT_FOUND, "Media not found"),
+                _ => error(StatusCode::NOT_FOUND, code::NOT_FOUND, "Media not found."),
             }
         }
         (Route::OnPremRetryDownload, Some(id)) => retry_download(state, &id),
@@ -159,20 +162,27 @@ fn unauthorized(details: &str) -> Outcome {
 }
 
 /// The trimmed parameter of `Authorization: <scheme> <param>` (the scheme in any case).
-fn auth_param<'h>(headers: &'h HeaderMap, scheme: &str) -> Option<&'h str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (sent, param) = value.split_once(' ')?;
+fn auth_param<'h>(value: &'h HeaderValue, scheme: &str) -> Option<&'h str> {
+    let (sent, param) = value.to_str().ok()?.split_once(' ')?;
     sent.eq_ignore_ascii_case(scheme).then(|| param.trim())
 }
 
-/// The valid token of `Authorization: Bearer <token>`.
+/// The valid token of `Authorization: Bearer <token>`. `Authorization` sent twice is refused
+/// (401), not read as its first value: HTTP allows it once, and a proxy or server that took the
+/// other one would act for someone else.
 fn bearer(state: &State, headers: &HeaderMap) -> Result<String, Box<Outcome>> {
-    if !headers.contains_key(header::AUTHORIZATION) {
-        return Err(Box::new(unauthorized(
-            "Authorization: Bearer <token> is required.",
-        )));
-    }
-    let token = auth_param(headers, "bearer").filter(|t| !t.is_empty());
+    let value = match single_header(headers, header::AUTHORIZATION) {
+        Ok(Some(value)) => value,
+        Ok(None) => {
+            return Err(Box::new(unauthorized(
+                "Authorization: Bearer <token> is required.",
+            )));
+        }
+        Err(Repeated) => {
+            return Err(Box::new(unauthorized("Authorization must be sent once.")));
+        }
+    };
+    let token = auth_param(value, "bearer").filter(|t| !t.is_empty());
     let Some(token) = token else {
         return Err(Box::new(unauthorized(
             "Authorization must be `Bearer <token>`.",
@@ -190,9 +200,10 @@ fn bearer(state: &State, headers: &HeaderMap) -> Result<String, Box<Outcome>> {
     }
 }
 
-/// `user:password` of `Authorization: Basic ..`.
+/// `user:password` of `Authorization: Basic ..` (sent once).
 fn basic(headers: &HeaderMap) -> Option<(String, String)> {
-    let encoded = auth_param(headers, "basic")?;
+    let value = single_header(headers, header::AUTHORIZATION).ok()??;
+    let encoded = auth_param(value, "basic")?;
     let decoded = STANDARD.decode(encoded).ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (user, password) = decoded.split_once(':')?;
@@ -268,7 +279,11 @@ async fn login(state: &Arc<State>, req: Request<Incoming>) -> Outcome {
     );
     let lifetime = u64::try_from(state.config.token_lifetime.as_millis()).unwrap_or(u64::MAX);
     let now = state.clock.now_ms();
-    let expires_ms = now.saturating_add(lifetime);
+    // `expires_after` has whole seconds: the token ends at the second it names (the lifetime
+    // rounded down to it), so it is refused exactly from the time the client was told, not up
+    // to 999 ms later.
+    let expires_secs = now.saturating_add(lifetime) / 1000;
+    let expires_ms = expires_secs.saturating_mul(1000);
     {
         let mut tokens = lock(&state.tokens);
         tokens.retain(|_, t| t.expires_ms > now);
@@ -284,7 +299,7 @@ async fn login(state: &Arc<State>, req: Request<Incoming>) -> Outcome {
         tokens.insert(token.clone(), Token { expires_ms });
     }
     ok(&json!({
-        "users": [{ "token": token, "expires_after": format_expires_after(expires_ms / 1000) }]
+        "users": [{ "token": token, "expires_after": format_expires_after(expires_secs) }]
     }))
 }
 
@@ -293,9 +308,15 @@ async fn upload(state: &Arc<State>, parts: Parts, mut body: Incoming) -> Outcome
     if announced > MAX_UPLOAD_BODY {
         return too_large(MAX_UPLOAD_BODY);
     }
-    let Some(mime) = parts
-        .headers
-        .get(header::CONTENT_TYPE)
+    let Ok(content_type) = single_header(&parts.headers, header::CONTENT_TYPE) else {
+        let out = error(
+            StatusCode::BAD_REQUEST,
+            code::PARAMETER_INVALID,
+            "Content-Type must be sent once: the file's MIME type.",
+        );
+        return drained(body, out).await;
+    };
+    let Some(mime) = content_type
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().to_owned())
         .filter(|v| !v.is_empty())
@@ -431,7 +452,13 @@ fn retry_download(state: &Arc<State>, id: &str) -> Outcome {
             .deliver(Route::OnPremCallback, url, Bytes::from(body))
             .await;
     });
-    ok(&json!({ "media_items": [{ "id": media.id }], "meta": meta() }))
+    // 202 Accepted: the spec gives no status for this acknowledgement; Meta's page says the
+    // answer indicates "the API request is being processed", which is what 202 means (RFC 9110
+    // §15.3.3: accepted, processing not completed). Our reading; a client should take any 2xx.
+    Outcome::new(json_response(
+        StatusCode::ACCEPTED,
+        &json!({ "media_items": [{ "id": media.id }], "meta": meta() }),
+    ))
 }
 
 /// The retry-download notification for one media item.

@@ -1,13 +1,17 @@
 //! The download URLs getMedia hands out, behaving like pre-signed object-storage links:
 //! `GET /oss/<key>?Expires=<unix secs>&OSSAccessKeyId=<id>&Signature=<sig>`.
 //!
-//! `Signature` is the standard base64 of HMAC-SHA256 over `GET\n<Expires>\n/oss/<key>\n<id>`
+//! `Signature` is the standard base64 of HMAC-SHA256 over `<verb>\n<Expires>\n/oss/<key>\n<id>`
 //! with a key the sandbox draws at start, percent-encoded in the URL (so `+`, `/` and `=` appear
-//! as `%2B`, `%2F`, `%3D`, as in real links: a client that re-encodes or decodes the query breaks
-//! it). Answers: 403 with an OSS-style XML error when a parameter is missing or repeated, the key
-//! id is wrong, the signature does not match (tampered) or the URL has expired (by the sandbox
-//! clock); 404 `NoSuchKey` when the media was deleted; otherwise 200 with the bytes, streamed, with
-//! `Content-Type` and `Content-Length`. No NXCloud headers are needed.
+//! as `%2B`, `%2F`, `%3D`, as in real links: a client that re-encodes the query breaks it, and
+//! so does one that decodes it and sends a `+` unencoded, since the query is read as form
+//! encoding, `+` a space, as object storage reads it). The URL is signed for `GET` (the spec:
+//! "fetched with a plain GET"), and the verb is part of what is signed, as in object storage's
+//! pre-signed URLs: any other method, `HEAD` included, is 403 `SignatureDoesNotMatch`.
+//! Answers: 403 with an OSS-style XML error when a parameter is missing or repeated, the key
+//! id is wrong, the signature does not match (tampered, another method) or the URL has expired
+//! (by the sandbox clock); 404 `NoSuchKey` when the media was deleted; otherwise 200 with the
+//! bytes, streamed, with `Content-Type` and `Content-Length`. No NXCloud headers are needed.
 
 use std::sync::Arc;
 
@@ -34,9 +38,16 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-fn mac(key: &[u8; 32], expires: &str, object_key: &str, key_id: &str) -> Option<Hmac<Sha256>> {
+fn mac(
+    key: &[u8; 32],
+    verb: &Method,
+    expires: &str,
+    object_key: &str,
+    key_id: &str,
+) -> Option<Hmac<Sha256>> {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).ok()?;
-    mac.update(b"GET\n");
+    mac.update(verb.as_str().as_bytes());
+    mac.update(b"\n");
     mac.update(expires.as_bytes());
     mac.update(b"\n/oss/");
     mac.update(object_key.as_bytes());
@@ -54,6 +65,7 @@ pub(crate) fn signed_url(state: &State, media: &Media) -> String {
         .to_string();
     let signature = mac(
         &state.oss_key,
+        &Method::GET,
         &expires,
         &media.object_key,
         OSS_ACCESS_KEY_ID,
@@ -81,13 +93,6 @@ fn xml_error(status: StatusCode, code: &str, message: &str, state: &State) -> Ou
 }
 
 pub(crate) async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Outcome {
-    if req.method() != Method::GET {
-        let mut out = Outcome::new(text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"));
-        out.response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET"));
-        return out;
-    }
     let key = req.uri().path().strip_prefix("/oss/").unwrap_or("");
     if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return xml_error(
@@ -121,7 +126,7 @@ pub(crate) async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Outcom
     let signature_ok = STANDARD
         .decode(signature.as_bytes())
         .ok()
-        .zip(mac(&state.oss_key, expires, key, key_id))
+        .zip(mac(&state.oss_key, req.method(), expires, key, key_id))
         .is_some_and(|(sig, mac)| mac.verify_slice(&sig).is_ok());
     if !signature_ok {
         return xml_error(

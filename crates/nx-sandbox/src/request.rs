@@ -1,6 +1,8 @@
-//! Reading requests: capped body reads and drains, and query-string parameters.
+//! Reading requests: capped body reads and drains, single-valued headers, and query-string
+//! parameters.
 
 use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, header::AsHeaderName};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
@@ -63,7 +65,30 @@ pub(crate) async fn drained(body: Incoming, out: Outcome) -> Outcome {
     }
 }
 
-/// Reads a query string's parameters (percent-decoded; `+` is kept as is).
+/// A header that may be sent at most once (`Content-Type`, `Authorization`) was sent more than
+/// once.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Repeated;
+
+/// The one value of a header that HTTP allows only once (RFC 9110 §5.3: a field that is not a
+/// comma-separated list must not be repeated): `None` when absent, [`Repeated`] when sent
+/// twice, in whatever case, since a server cannot know which one the client meant. The sandbox
+/// refuses such a request instead of taking the first value.
+pub(crate) fn single_header<K: AsHeaderName>(
+    headers: &HeaderMap,
+    name: K,
+) -> Result<Option<&HeaderValue>, Repeated> {
+    let mut values = headers.get_all(name).into_iter();
+    let first = values.next();
+    match values.next() {
+        Some(_) => Err(Repeated),
+        None => Ok(first),
+    }
+}
+
+/// Reads a query string's parameters, percent-decoded as `application/x-www-form-urlencoded`
+/// (a `+` is a space), the way object storage reads a pre-signed URL's query: a client that
+/// decodes the query and sends a signature's `+` unencoded sends a space instead.
 pub(crate) fn query_params(query: Option<&str>) -> Vec<(String, String)> {
     let Some(query) = query else {
         return Vec::new();
@@ -80,7 +105,8 @@ pub(crate) fn query_params(query: Option<&str>) -> Vec<(String, String)> {
 }
 
 fn decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
+    let s = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&s)
         .decode_utf8_lossy()
         .into_owned()
 }

@@ -144,7 +144,8 @@ pub(crate) fn classify(method: &Method, path: &str) -> Route {
         let more = segments.next().is_some();
         if !id.is_empty() && !more {
             return match (next, method) {
-                (None, &Method::GET) => Route::OnPremGetMedia,
+                // HEAD is GET without the body (RFC 9110 §9.3.2): the same status and head.
+                (None, m) if m == Method::GET || m == Method::HEAD => Route::OnPremGetMedia,
                 (None, &Method::DELETE) => Route::OnPremDeleteMedia,
                 (Some("download"), &Method::GET) => Route::OnPremRetryDownload,
                 _ => Route::OnPremOther,
@@ -478,6 +479,14 @@ mod tests {
         assert_eq!(classify(&get, "/v1/users/login"), Route::OnPremOther);
         assert_eq!(classify(&post, "/v1/media"), Route::OnPremUpload);
         assert_eq!(classify(&get, "/v1/media/x"), Route::OnPremGetMedia);
+        assert_eq!(
+            classify(&Method::HEAD, "/v1/media/x"),
+            Route::OnPremGetMedia
+        );
+        assert_eq!(
+            classify(&Method::HEAD, "/v1/media/x/download"),
+            Route::OnPremOther
+        );
         assert_eq!(classify(&delete, "/v1/media/x"), Route::OnPremDeleteMedia);
         assert_eq!(
             classify(&get, "/v1/media/x/download"),

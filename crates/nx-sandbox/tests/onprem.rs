@@ -547,7 +547,7 @@ async fn inbound_webhook_and_retry_download() {
         vec![],
     )
     .await;
-    assert_eq!(ack.status, StatusCode::OK);
+    assert_eq!(ack.status, StatusCode::ACCEPTED);
     assert_eq!(
         ack.json()["media_items"][0]["id"],
         message.media_id.as_str()
@@ -585,7 +585,7 @@ async fn inbound_webhook_and_retry_download() {
         vec![],
     )
     .await;
-    assert_eq!(ack.status, StatusCode::OK);
+    assert_eq!(ack.status, StatusCode::ACCEPTED);
     let note: serde_json::Value = serde_json::from_slice(&callback.next().await.body).unwrap();
     let item = &note["media_items"][0];
     assert_eq!(item["type"], "voice");
