@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::loopback::LoopbackUrl;
-use crate::text::{is_digits, strip_query};
+use crate::text::{is_digits, shown_url};
 
 /// Access key of the demo account of [`SandboxConfig::default`].
 pub const DEMO_ACCESS_KEY: &str = "demo-access-key";
@@ -277,7 +277,8 @@ impl SandboxConfig {
         self
     }
 
-    /// Where the NXCloud inbound-message webhook is POSTed (a loopback `http://` URL).
+    /// Where the NXCloud inbound-message webhook is POSTed (a loopback `http://` URL, no user
+    /// info).
     pub fn webhook_url(mut self, url: impl Into<String>) -> Self {
         self.webhook_url = Some(url.into());
         self
@@ -356,10 +357,10 @@ impl fmt::Debug for SandboxConfig {
             .field("url_lifetime", &self.url_lifetime)
             .field("token_lifetime", &self.token_lifetime)
             .field("onprem_users", &self.onprem_users)
-            .field("webhook_url", &self.webhook_url.as_deref().map(strip_query))
+            .field("webhook_url", &self.webhook_url.as_deref().map(shown_url))
             .field(
                 "onprem_callback_url",
-                &self.onprem_callback_url.as_deref().map(strip_query),
+                &self.onprem_callback_url.as_deref().map(shown_url),
             )
             .field("max_json_body", &self.max_json_body)
             .field("max_storage_bytes", &self.max_storage_bytes)

@@ -5,10 +5,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use http::Uri;
 
-use crate::text::strip_query;
+use crate::text::{shown_url, strip_query};
 
-/// An `http://` URL on a loopback address.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An `http://` URL on a loopback address, without user info. `Debug` leaves out the query
+/// (which may carry a token).
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct LoopbackUrl {
     pub(crate) addr: SocketAddr,
     pub(crate) authority: String,
@@ -17,7 +18,7 @@ pub(crate) struct LoopbackUrl {
 
 impl LoopbackUrl {
     pub(crate) fn parse(url: &str) -> Result<Self, String> {
-        let shown = strip_query(url);
+        let shown = shown_url(url);
         let uri: Uri = url
             .parse()
             .map_err(|_| format!("`{shown}` is not a valid URL"))?;
@@ -45,6 +46,12 @@ impl LoopbackUrl {
             .authority()
             .map(|a| a.as_str().to_owned())
             .unwrap_or_default();
+        if authority.contains('@') {
+            // It would go out in `Host`, which has no room for credentials.
+            return Err(format!(
+                "`{shown}`: user info (user:password@) in a webhook URL is not supported"
+            ));
+        }
         let path_and_query = uri
             .path_and_query()
             .map(|p| p.as_str().to_owned())
@@ -60,6 +67,15 @@ impl LoopbackUrl {
     /// The path without the query, for the log.
     pub(crate) fn path(&self) -> &str {
         strip_query(&self.path_and_query)
+    }
+}
+
+impl std::fmt::Debug for LoopbackUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoopbackUrl")
+            .field("addr", &self.addr)
+            .field("path", &self.path())
+            .finish_non_exhaustive()
     }
 }
 
@@ -90,5 +106,11 @@ mod tests {
         }
         let url = LoopbackUrl::parse("http://127.0.0.1:9/hook?token=secret").unwrap();
         assert_eq!(url.path(), "/hook");
+        assert!(!format!("{url:?}").contains("secret"));
+        let error = LoopbackUrl::parse("http://user:secret@127.0.0.1:9/hook").unwrap_err();
+        assert!(error.contains("user info"), "{error}");
+        assert!(!error.contains("secret"), "{error}");
+        let error = LoopbackUrl::parse("http://user:secret@10.0.0.1/hook?t=secret").unwrap_err();
+        assert!(!error.contains("secret"), "{error}");
     }
 }

@@ -1002,6 +1002,41 @@ async fn other_methods_and_paths() {
     assert_eq!(get(sandbox.addr(), "/").await.status, StatusCode::NOT_FOUND);
 }
 
+/// `Debug` of the configuration and of a running sandbox: no secret, no password, no webhook
+/// token or user info; a webhook URL with user info is refused without showing it.
+#[test]
+fn debug_output_never_holds_secrets() {
+    let config = SandboxConfig::default()
+        .account(Account::new("k", "account-secret").phone("8613800138000"))
+        .webhook_url("http://127.0.0.1:9/hook?token=hook-secret")
+        .onprem_callback_url("http://127.0.0.1:9/cb#frag-secret");
+    let shown = format!("{config:?}");
+    let sandbox = Sandbox::start(config).unwrap();
+    let shown = format!("{shown} {sandbox:?}");
+    for secret in [
+        "account-secret",
+        DEMO_ACCESS_SECRET,
+        nx_sandbox::DEMO_ONPREM_PASSWORD,
+        "hook-secret",
+        "frag-secret",
+    ] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert!(shown.contains("http://127.0.0.1:9/hook"), "{shown}");
+    let error = Sandbox::start(
+        SandboxConfig::default().webhook_url("http://user:user-secret@127.0.0.1:9/hook"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("user info"), "{error}");
+    assert!(!error.contains("user-secret"), "{error}");
+    let error = sandbox
+        .set_webhook_url(Some("http://user:user-secret@127.0.0.1:9/hook"))
+        .unwrap_err()
+        .to_string();
+    assert!(!error.contains("user-secret"), "{error}");
+}
+
 #[tokio::test]
 async fn the_log_never_holds_secrets() {
     let sandbox = start();
