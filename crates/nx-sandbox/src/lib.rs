@@ -24,10 +24,13 @@
 //!   ([`Sandbox::sent_messages`]). [`Fault::Code`] and [`Fault::WhatsAppError`] make it answer
 //!   9003, 9005, 9099 and the like.
 //! - The download URLs getMedia answers with: `GET /oss/<key>?Expires=..&OSSAccessKeyId=..&Signature=..`,
-//!   HMAC-signed, 403 when expired or tampered, 404 once the media is deleted, streamed.
+//!   HMAC-signed for `GET` (the query read form-encoded, as object storage reads it), 403 when
+//!   expired, tampered, unsigned or asked with another method, 404 once the media is deleted,
+//!   streamed.
 //! - On-Premises: `POST /v1/users/login`, `POST /v1/users/logout`, `POST /v1/media`,
-//!   `GET`/`DELETE /v1/media/{id}`, `GET /v1/media/{id}/download` (with the asynchronous
-//!   notification to the callback URL).
+//!   `GET`/`HEAD`/`DELETE /v1/media/{id}`, `GET /v1/media/{id}/download` (202, with the
+//!   asynchronous notification to the callback URL). `Authorization` and an upload's
+//!   `Content-Type` must be sent once; a token ends at the second its `expires_after` names.
 //! - Its own admin endpoints under `/_sandbox/` (inbound simulation, expiry, clock, log, sent
 //!   messages).
 //!

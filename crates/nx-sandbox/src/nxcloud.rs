@@ -552,15 +552,19 @@ impl Form {
         self.problem.get_or_insert((c, detail));
     }
 
-    /// Whether the fields seen so far allow storing the file (everything but the type, which
-    /// may come after it).
+    /// Whether the fields seen so far still allow storing the file. A field not seen yet may
+    /// come after the file: the spec gives the form's fields no order (nor does RFC 7578), so
+    /// only a field already seen with a wrong value rules the upload out before it is stored.
     fn storable(&self, account: &Account) -> bool {
         self.problem.is_none()
-            && self.messaging_product.as_deref() == Some("whatsapp")
+            && self
+                .messaging_product
+                .as_deref()
+                .is_none_or(|p| p == "whatsapp")
             && self
                 .business_phone
                 .as_deref()
-                .is_some_and(|p| check_phone(account, p).is_ok())
+                .is_none_or(|p| check_phone(account, p).is_ok())
             && self
                 .mime
                 .as_deref()

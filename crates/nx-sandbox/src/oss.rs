@@ -93,15 +93,10 @@ fn xml_error(status: StatusCode, code: &str, message: &str, state: &State) -> Ou
 }
 
 pub(crate) async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Outcome {
+    // The signature is checked before the key is looked up, whatever the key looks like, as
+    // object storage does for a private bucket: a request not signed for that key is 403 and
+    // learns nothing of which keys exist (404 is only for a signed URL whose media is gone).
     let key = req.uri().path().strip_prefix("/oss/").unwrap_or("");
-    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return xml_error(
-            StatusCode::NOT_FOUND,
-            "NoSuchKey",
-            "The specified key does not exist.",
-            state,
-        );
-    }
     let params = query_params(req.uri().query());
     let (Some(expires), Some(key_id), Some(signature)) = (
         single(&params, "Expires"),

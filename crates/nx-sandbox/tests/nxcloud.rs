@@ -195,10 +195,13 @@ async fn download_urls_expire_and_refuse_tampering() {
         &send(sandbox.addr(), post).await.unwrap(),
         "SignatureDoesNotMatch",
     );
-    assert_eq!(
-        get(sandbox.addr(), "/oss/../api").await.status,
-        StatusCode::NOT_FOUND
-    );
+    // A key of any form, unsigned: 403 before any lookup (404 would tell which keys exist).
+    for unsigned in ["/oss/../api", "/oss/", "/oss/nosuchkey"] {
+        forbidden(&get(sandbox.addr(), unsigned).await, "AccessDenied");
+    }
+    // A signed URL whose key was changed to an odd one: its signature no longer matches.
+    let odd = path.replacen("/oss/", "/oss/..%2F", 1);
+    forbidden(&get(sandbox.addr(), &odd).await, "SignatureDoesNotMatch");
 }
 
 #[tokio::test]

@@ -658,3 +658,64 @@ async fn other_methods_are_refused() {
         );
     }
 }
+
+/// nxcloud-wa-media.md lists uploadMedia's form fields without an order (nor does RFC 7578
+/// give one). Was: a form whose `file` came before `messaging_product` or `business_phone`
+/// was answered 9001 "system business error" (the sandbox had not stored the file while it
+/// streamed). Now any order is stored; a wrong field after the file is still refused with its
+/// own code, and nothing is kept.
+#[tokio::test]
+async fn upload_fields_come_in_any_order() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).unwrap();
+    let addr = sandbox.addr();
+    let part = |name: &str, value: &str| {
+        format!(
+            "--{}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n",
+            common::BOUNDARY
+        )
+    };
+    let file = format!(
+        "--{}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"late.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n",
+        common::BOUNDARY
+    );
+    let end = format!("--{}--\r\n", common::BOUNDARY);
+    let head = || {
+        format!(
+            "POST /api/wa/uploadMedia HTTP/1.1\r\n{}Content-Type: {}\r\n",
+            nx_headers("uploadMedia", sandbox.now_millis(), None),
+            multipart_type()
+        )
+    };
+    let product = part("messaging_product", "whatsapp");
+    let phone = part("business_phone", DEMO_BUSINESS_PHONE);
+    let mime = part("type", "text/plain");
+    for (order, form) in [
+        ("file first", format!("{file}{product}{phone}{mime}{end}")),
+        ("phone last", format!("{product}{file}{mime}{phone}{end}")),
+        ("type last", format!("{product}{phone}{file}{mime}{end}")),
+    ] {
+        let answer = exchange(addr, &head(), form.as_bytes()).await;
+        let (code, message) = answer.envelope();
+        assert_eq!(
+            (code, message.as_str()),
+            (0, "Request successful"),
+            "{order}"
+        );
+        let id = answer.json()["data"]["id"].as_str().unwrap().to_owned();
+        let media = common::get_media(&sandbox, DEMO_BUSINESS_PHONE, &id)
+            .await
+            .json();
+        assert_eq!(media["data"]["file_name"], "late.txt", "{order}");
+        assert_eq!(media["data"]["mime_type"], "text/plain", "{order}");
+    }
+    assert_eq!(sandbox.media_count(), 3);
+    let unbound = part("business_phone", "8613800138999");
+    let form = format!("{product}{file}{mime}{unbound}{end}");
+    let (code, _) = exchange(addr, &head(), form.as_bytes()).await.envelope();
+    assert_eq!(code, 9006);
+    let wrong = part("messaging_product", "WhatsApp");
+    let form = format!("{file}{wrong}{phone}{mime}{end}");
+    let (code, _) = exchange(addr, &head(), form.as_bytes()).await.envelope();
+    assert_eq!(code, 1002);
+    assert_eq!(sandbox.media_count(), 3);
+}
