@@ -165,8 +165,22 @@ impl fmt::Display for Refusal {
 }
 
 impl Refusal {
+    /// The refused type as it may be shown: control characters escaped (`image/jpeg\r\n`
+    /// shows as such, not as a `image/jpeg` that seems to be in the table), at most 100
+    /// characters.
     fn mime(mime: &str) -> Refusal {
-        Refusal::Type(mime.chars().filter(|c| !c.is_control()).take(100).collect())
+        Refusal::Type(
+            mime.chars()
+                .take(100)
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_default().collect()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect(),
+        )
     }
 }
 
@@ -277,5 +291,9 @@ mod tests {
             check_exact("video/quicktime", 1),
             Err(Refusal::Type(_))
         ));
+        assert_eq!(
+            check_exact("image/jpeg\r\n", 1),
+            Err(Refusal::Type(r"image/jpeg\r\n".to_owned()))
+        );
     }
 }

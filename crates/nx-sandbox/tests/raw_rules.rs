@@ -719,3 +719,24 @@ async fn upload_fields_come_in_any_order() {
     assert_eq!(code, 1002);
     assert_eq!(sandbox.media_count(), 3);
 }
+
+/// uploadMedia's `type` is judged as sent (not trimmed). Was: a `type` of `image/jpeg` plus a
+/// stray CRLF was refused as "MIME type `image/jpeg` is not in the media table", the control
+/// characters dropped from the message, which then named an accepted type; now they are shown
+/// escaped.
+#[tokio::test]
+async fn a_refused_type_is_shown_as_sent() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).unwrap();
+    let head = format!(
+        "POST /api/wa/uploadMedia HTTP/1.1\r\n{}Content-Type: {}\r\n",
+        nx_headers("uploadMedia", sandbox.now_millis(), None),
+        multipart_type()
+    );
+    let form = upload_form("image/jpeg\r\n", "a.jpg", b"\xff\xd8\xff");
+    let (code, message) = exchange(sandbox.addr(), &head, &form).await.envelope();
+    assert_eq!(code, 1002);
+    assert!(
+        message.starts_with(r"Parameter error: MIME type `image/jpeg\r\n` is not in the media table; accepted (spelled exactly so): image/jpeg, "),
+        "{message}"
+    );
+}
