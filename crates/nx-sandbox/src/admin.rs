@@ -9,6 +9,8 @@
 //! | `GET /_sandbox/messages` | the messages mt accepted, as a JSON array, oldest first |
 //!
 //! `mime` defaults to the request's `Content-Type`. Refusals are 400 with a plain-text reason.
+//! Query values are form-encoded, as everywhere in the sandbox: `+` is a space (`%2B` for a
+//! plus, e.g. a caption's).
 
 use std::sync::Arc;
 
