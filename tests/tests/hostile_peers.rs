@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use nx_conformance::proxy::ConnectProxy;
 use nx_conformance::{Driver, OnPremDriver, files_in};
-use nx_protocol::call::Phase;
+use nx_protocol::call::{Limit, Phase};
 use nx_protocol::config::{ClientConfig, OnPremConfig, OnPremLogin, TransportConfig};
 use nx_protocol::download::{IntegrityError, Sha256Digest};
 use nx_protocol::error::Error;
@@ -173,6 +173,9 @@ enum Mode {
     Tls(Arc<rustls::ServerConfig>, bool),
     /// Accepts and never says a word (nor reads a TLS hello).
     Silent,
+    /// Reads the ClientHello, sends the first half of its ServerHello with this configuration,
+    /// and says no more.
+    HalfHello(Arc<rustls::ServerConfig>),
 }
 
 struct Peer {
@@ -262,6 +265,25 @@ fn serve(stream: TcpStream, mode: &Mode, script: &Script, ctl: &Control) -> io::
             ctl.hold(&mut stream)
         }
         Mode::Http => requests(&mut { stream }, script, ctl),
+        Mode::HalfHello(config) => {
+            let mut stream = stream;
+            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+            let mut tls =
+                rustls::ServerConnection::new(config.clone()).map_err(io::Error::other)?;
+            while !tls.wants_write() {
+                if tls.read_tls(&mut stream)? == 0 {
+                    return Ok(());
+                }
+                tls.process_new_packets().map_err(io::Error::other)?;
+            }
+            let mut flight = Vec::new();
+            tls.write_tls(&mut flight)?;
+            // The ServerHello's record (its 5-byte header, then the message), cut in half.
+            let record = 5 + usize::from(u16::from_be_bytes([flight[3], flight[4]]));
+            ctl.write(&mut stream, &flight[..record / 2])?;
+            stream.set_read_timeout(Some(Duration::from_millis(50)))?;
+            ctl.hold(&mut stream)
+        }
         Mode::Tls(config, notify) => {
             stream.set_read_timeout(Some(Duration::from_secs(5)))?;
             let tls = rustls::ServerConnection::new(config.clone()).map_err(io::Error::other)?;
@@ -913,6 +935,14 @@ impl Pki {
         self.server(vec![loopback()], (2020, 2090), false)
     }
 
+    /// A right certificate, but only half of the ServerHello is ever sent.
+    fn half_hello(&self) -> Mode {
+        match self.good() {
+            Mode::Tls(config, _) => Mode::HalfHello(config),
+            other => other,
+        }
+    }
+
     /// A right certificate; connections closed with `close_notify`.
     fn good_closing(&self) -> Mode {
         match self.good() {
@@ -1004,13 +1034,146 @@ fn silent_tls_peer_times_out<D: Driver>() {
         matches!(
             error,
             Error::Timeout {
-                phase: Phase::Connect | Phase::Headers,
+                phase: Phase::Connect,
                 ..
             }
         ),
         "{}: {error:?}",
         D::NAME
     );
+}
+
+/// The connect limit of [`connect_limited`] clients.
+const CONNECT_LIMIT: Duration = Duration::from_secs(1);
+/// How long past [`CONNECT_LIMIT`] a connect that hangs may take to end (the machine is shared).
+const CONNECT_MARGIN: Duration = Duration::from_secs(4);
+
+/// 1 s to connect, 20 s for the attempt and its answer, one attempt: a connect that hangs must
+/// end at the first limit, not the second.
+fn connect_limited(transport: &mut TransportConfig) {
+    transport.connect_timeout = CONNECT_LIMIT;
+    transport.request_timeout = Duration::from_secs(20);
+    transport.overall_timeout = Duration::from_secs(60);
+    transport.retry = RetryPolicy::none();
+}
+
+/// Everything before the request's first byte is the connect phase, bounded by
+/// `connect_timeout` (1 s) whatever the attempt's limit (20 s): a TLS peer that never answers
+/// the ClientHello, and one that sends half its ServerHello and stalls. Each is a connect-phase
+/// timeout after the connect limit, not the answer's limit.
+fn hung_handshakes<D: Driver>() {
+    let pki = Pki::new();
+    let silent = Peer::start(Mode::Silent, always(""));
+    let half_hello = Peer::start(pki.half_hello(), always(""));
+    for (what, peer) in [
+        ("a TLS peer that never answers", &silent),
+        ("half a ServerHello", &half_hello),
+    ] {
+        connect_times_out::<D>(what, &pki, peer, None);
+    }
+    assert!(half_hello.connections() >= 1);
+}
+
+/// As [`hung_handshakes`], through proxies: one that never answers `CONNECT`, one whose answer
+/// head never ends (no blank line), and a good tunnel to a TLS peer that never answers.
+fn hung_proxies<D: Driver>() {
+    let pki = Pki::new();
+    let silent = Peer::start(Mode::Silent, always(""));
+    let target = Peer::start(pki.good(), downloads(|w, ctl| ctl.write(w, &file_answer())));
+    let unanswered = Peer::http(Arc::new(|wire, _, ctl| ctl.hold(wire).map(|()| false)));
+    let half_answered = Peer::http(Arc::new(|wire, _, ctl| {
+        ctl.write(wire, b"HTTP/1.1 200 Connection established\r\n")?;
+        ctl.hold(wire).map(|()| false)
+    }));
+    let tunnel = ConnectProxy::start();
+    let hand_played = |proxy: &Peer| format!("http://user:{PROXY_PASSWORD}@{}", proxy.addr());
+    let cases = [
+        (
+            "a proxy that never answers CONNECT",
+            &target,
+            hand_played(&unanswered),
+        ),
+        (
+            "a CONNECT answer without its blank line",
+            &target,
+            hand_played(&half_answered),
+        ),
+        (
+            "a tunnel to a TLS peer that never answers",
+            &silent,
+            tunnel.url(),
+        ),
+    ];
+    for (what, peer, proxy) in cases {
+        connect_times_out::<D>(what, &pki, peer, Some(proxy));
+    }
+    assert!(!unanswered.seen().is_empty() && !half_answered.seen().is_empty());
+    assert!(target.seen().is_empty(), "the target was reached");
+    assert_eq!(tunnel.tunnels(), 1, "{:?}", tunnel.connects());
+}
+
+/// A getMedia to `peer` (through `proxy`) with [`connect_limited`] limits: a connect-phase
+/// timeout after the connect limit, well before the attempt's.
+fn connect_times_out<D: Driver>(what: &str, pki: &Pki, peer: &Peer, proxy: Option<String>) {
+    let roots = pki.roots();
+    let client: D = nxcloud(&peer.base("https"), |t| {
+        connect_limited(t);
+        t.extra_roots_der = roots;
+        if let Some(proxy) = &proxy {
+            through(proxy)(t);
+        }
+    });
+    let (error, took) = timed(what, || client.get_media("8615800001795", "m"));
+    assert!(
+        took >= CONNECT_LIMIT.mul_f32(0.9) && took <= CONNECT_LIMIT + CONNECT_MARGIN,
+        "{}, {what}: took {took:?}: {error}",
+        D::NAME
+    );
+    assert!(
+        matches!(
+            error,
+            Error::Timeout {
+                phase: Phase::Connect,
+                limit: Limit::Connect,
+                after: CONNECT_LIMIT,
+            }
+        ),
+        "{}, {what}: {error:?}",
+        D::NAME
+    );
+}
+
+/// The contrast: once the handshake is done (directly and through the tunnel), the answer gets
+/// the attempt's limit, not the connect limit. A server that takes twice the connect limit to
+/// answer is answered.
+fn slow_answer_after_handshake<D: Driver>() {
+    let pki = Pki::new();
+    let slow = Peer::start(
+        pki.good(),
+        Arc::new(|wire, _, ctl| {
+            std::thread::sleep(CONNECT_LIMIT * 2);
+            let body = r#"{"code":0,"message":"ok","data":{"mime_type":"image/png","file_name":"f.png","url":"https://127.0.0.1/f.png"}}"#;
+            ctl.write(wire, json_answer(body).as_bytes())?;
+            Ok(true)
+        }),
+    );
+    let tunnel = ConnectProxy::start();
+    for proxy in [None, Some(tunnel.url())] {
+        let roots = pki.roots();
+        let client: D = nxcloud(&slow.base("https"), |t| {
+            connect_limited(t);
+            t.extra_roots_der = roots;
+            if let Some(proxy) = &proxy {
+                through(proxy)(t);
+            }
+        });
+        let started = Instant::now();
+        let media = client.get_media("8615800001795", "m");
+        let took = started.elapsed();
+        assert!(media.is_ok(), "{} (proxy {proxy:?}): {media:?}", D::NAME);
+        assert!(took >= CONNECT_LIMIT * 2, "{took:?}");
+    }
+    assert_eq!(tunnel.tunnels(), 1, "{:?}", tunnel.connects());
 }
 
 /// A body cut by a TCP close without TLS `close_notify`: with its length announced and
@@ -1201,6 +1364,9 @@ nx_conformance::conformance! {
     redirects_are_not_followed => redirects::<D, O>();
     bad_certificates_are_tls_errors => bad_certificates::<D>();
     a_silent_tls_peer_times_out => silent_tls_peer_times_out::<D>();
+    hung_handshakes_end_at_the_connect_limit => hung_handshakes::<D>();
+    hung_proxies_end_at_the_connect_limit => hung_proxies::<D>();
+    a_slow_answer_after_the_handshake_gets_the_attempts_limit => slow_answer_after_handshake::<D>();
     truncation_without_close_notify_is_an_error => truncation_without_close_notify::<D>();
     hostile_proxies_end_with_typed_errors => hostile_proxies::<D>();
     the_real_proxy_502_is_a_connect_error => real_proxy_502::<D>();

@@ -2,12 +2,19 @@
 //! tunnel through the proxy nx-protocol's [`ProxyRules::proxy_for`] names for it (hyper-util's
 //! `Tunnel`). TLS to the target then runs inside the tunnel, so the proxy sees only host and
 //! port.
+//!
+//! And the bound over all of it ([`Bounded`], around the TLS connector): a new connection, from
+//! TCP to the end of the TLS handshake, must be ready by the connect deadline of the attempt
+//! that asked for it ([`nx_protocol::call::Watch::connect_deadline`], handed down with
+//! [`within`]), else it fails with [`ConnectTimedOut`], which the driver reports to the call
+//! machine. A pooled connection is reused without calling the connector: no bound, no phase.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http::Uri;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -16,6 +23,7 @@ use hyper_util::rt::TokioIo;
 use nx_protocol::error::BoxError;
 use nx_protocol::proxy::ProxyRules;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tower_service::Service;
 
 /// Direct or tunnelled TCP, per target.
@@ -70,6 +78,104 @@ impl Service<Uri> for Connector {
         })
     }
 }
+
+tokio::task_local! {
+    /// The connect deadline of the attempt whose request is being polled.
+    static CONNECT_BY: Instant;
+}
+
+/// `sending` (a request handed to hyper), whose new connection, if hyper opens one for it, must
+/// be ready by `deadline`. hyper calls the connector while the request's future is polled, so
+/// the deadline reaches [`Bounded`] as a task-local value.
+pub(crate) fn within<F: Future>(deadline: Instant, sending: F) -> impl Future<Output = F::Output> {
+    CONNECT_BY.scope(deadline, sending)
+}
+
+/// A connector (TCP or tunnel, then TLS) whose every connection is bounded by the connect
+/// deadline of the attempt that asked for it, or by `connect_timeout` from its start when no
+/// attempt's deadline is in scope.
+#[derive(Clone, Debug)]
+pub(crate) struct Bounded<C> {
+    inner: C,
+    connect_timeout: Duration,
+}
+
+impl<C> Bounded<C> {
+    pub(crate) fn new(inner: C, connect_timeout: Duration) -> Self {
+        Self {
+            inner,
+            connect_timeout,
+        }
+    }
+}
+
+type BoundedFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
+
+impl<C> Service<Uri> for Bounded<C>
+where
+    C: Service<Uri>,
+    C::Error: Into<BoxError>,
+    C::Future: Send + 'static,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future = BoundedFuture<C::Response>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, target: Uri) -> Self::Future {
+        let by = CONNECT_BY
+            .try_with(|by| *by)
+            .unwrap_or_else(|_| Instant::now() + self.connect_timeout);
+        let connecting = tokio::time::timeout_at(by, self.inner.call(target));
+        Box::pin(async move {
+            match connecting.await {
+                Ok(Ok(connection)) => Ok(connection),
+                Ok(Err(e)) => {
+                    let e: BoxError = e.into();
+                    // hyper-util's own TCP connect timeout (`connect_timeout` split among the
+                    // host's addresses) is the same limit, expired a step inside.
+                    Err(if tcp_timed_out(&*e) {
+                        Box::new(ConnectTimedOut)
+                    } else {
+                        e
+                    })
+                }
+                Err(_) => Err(Box::new(ConnectTimedOut) as BoxError),
+            }
+        })
+    }
+}
+
+/// Whether `error`'s chain holds a timed-out `io::Error` (hyper-util's TCP connect timeout).
+fn tcp_timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        if cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        next = cause.source();
+    }
+    false
+}
+
+/// A new connection was not ready by its connect deadline ([`Bounded`]). The call machine
+/// names the limit ([`nx_protocol::call::Call::connect_timed_out`]).
+#[derive(Debug)]
+pub(crate) struct ConnectTimedOut;
+
+impl fmt::Display for ConnectTimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the connection was not ready by the connect deadline")
+    }
+}
+
+impl std::error::Error for ConnectTimedOut {}
 
 /// `target` with its port written out.
 fn with_port(target: &Uri) -> Result<Uri, BoxError> {

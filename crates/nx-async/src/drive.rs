@@ -20,7 +20,7 @@ use tokio::time::Sleep;
 
 use crate::client::{instant, mono, now};
 use crate::sink::{Direct, Sink, Target, TempFile};
-use crate::transport::{self, Http, Progress, Start};
+use crate::transport::{self, Http, Progress, SendError, Start};
 use crate::upload::UploadSource;
 
 /// Where [`drive`] stopped: the call's result, or a step only the client can take. The
@@ -170,7 +170,9 @@ async fn attempt<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
             (transport::send(http, request), Some(progress))
         }
     };
-    let send = pin!(send);
+    // A connection hyper opens for it must be ready by the attempt's connect deadline.
+    let connect_by = instant(call.watch().connect_deadline()).into();
+    let send = pin!(crate::connect::within(connect_by, send));
     let response = watched(call, timer, send, progress.as_deref(), &mut at).await?;
     let (head, body) = response.into_parts();
     match call.head(head.status, &head.headers, at) {
@@ -226,15 +228,15 @@ fn failed<K: Kind>(call: &mut Call<K>, error: Error) -> Option<Duration> {
 
 /// Runs `work` within the call's limits, waking at [`nx_protocol::call::Watch::wake_at`] to
 /// let the call check them (and to report a streamed upload's `progress`); `None` when it
-/// failed or a limit passed (the call knows which). `work` is polled first, so an answer
+/// failed (fed to the call) or a limit passed (the call knows which). `work` is polled first, so an answer
 /// that is already there costs no timer. (Pinned by the caller: a future is not moved again.)
 ///
 /// `at` is the clock when `work` ended: read afresh once it had to wait, else left as the
 /// caller's reading (nothing was awaited since).
-async fn watched<K: Kind, T>(
+async fn watched<K: Kind, T, E: Into<SendError>>(
     call: &mut Call<K>,
     timer: &mut Timer<'_>,
-    mut work: Pin<&mut impl Future<Output = Result<T, Error>>>,
+    mut work: Pin<&mut impl Future<Output = Result<T, E>>>,
     progress: Option<&Progress>,
     at: &mut Duration,
 ) -> Option<T> {
@@ -252,7 +254,17 @@ async fn watched<K: Kind, T>(
                 if waited {
                     *at = mono();
                 }
-                return Poll::Ready(result.map_err(|error| call.failed(error)).ok());
+                return Poll::Ready(match result.map_err(Into::into) {
+                    Ok(done) => Some(done),
+                    Err(SendError::Failed(error)) => {
+                        call.failed(error);
+                        None
+                    }
+                    Err(SendError::ConnectTimedOut) => {
+                        call.connect_timed_out();
+                        None
+                    }
+                });
             }
             waited = true;
             if !sent && body_out.as_mut().poll(cx).is_ready() {

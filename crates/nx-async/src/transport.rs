@@ -25,7 +25,7 @@ use nx_protocol::{OutgoingBody, StreamedBody};
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::connect::Connector;
+use crate::connect::{Bounded, ConnectTimedOut, Connector};
 
 /// The request body type every call uses. Boxed, an in-memory body too: an unboxed one
 /// (`Either<Full<Bytes>, _>`) saves its allocation (about 210 instructions per getMedia) but
@@ -35,7 +35,7 @@ pub(crate) type Body = UnsyncBoxBody<Bytes, io::Error>;
 /// The pooled hyper client and what every request carries.
 #[derive(Clone, Debug)]
 pub(crate) struct Http {
-    client: HyperClient<HttpsConnector<Connector>, Body>,
+    client: HyperClient<Bounded<HttpsConnector<Connector>>, Body>,
     /// Checked once at construction ([`TransportConfig::user_agent_header`]).
     user_agent: http::HeaderValue,
 }
@@ -69,11 +69,13 @@ pub(crate) fn http_client(config: &TransportConfig) -> Result<Http, Error> {
     http.set_connect_timeout(Some(config.connect_timeout));
     http.set_nodelay(true);
     let proxies = config.proxy.resolve(|name| std::env::var(name).ok())?;
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+    let tls = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .wrap_connector(Connector::new(http, proxies));
+    // TCP (or the tunnel) and TLS, all within the attempt's connect deadline.
+    let connector = Bounded::new(tls, config.connect_timeout);
     let client = HyperClient::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .build(connector);
@@ -282,15 +284,46 @@ pub(crate) struct Sending {
     uri: http::Uri,
 }
 
+/// How an attempt's work failed.
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// With this error.
+    Failed(Error),
+    /// The new connection it waited for was not ready by the connect deadline: the call
+    /// machine names the limit.
+    ConnectTimedOut,
+}
+
+impl From<Error> for SendError {
+    fn from(error: Error) -> Self {
+        SendError::Failed(error)
+    }
+}
+
 impl Future for Sending {
-    type Output = Result<http::Response<Incoming>, Error>;
+    type Output = Result<http::Response<Incoming>, SendError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        Pin::new(&mut this.response)
-            .poll(cx)
-            .map_err(|e| classify(e, nx_protocol::error::peer(&this.uri)))
+        Pin::new(&mut this.response).poll(cx).map_err(|e| {
+            if e.is_connect() && has::<ConnectTimedOut>(&e) {
+                return SendError::ConnectTimedOut;
+            }
+            SendError::Failed(classify(e, nx_protocol::error::peer(&this.uri)))
+        })
     }
+}
+
+/// Whether an `E` is in `error`'s chain (hyper-util keeps the connector's error as a cause).
+fn has<E: StdError + 'static>(error: &(dyn StdError + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        if cause.is::<E>() {
+            return true;
+        }
+        next = cause.source();
+    }
+    false
 }
 
 fn classify(e: hyper_util::client::legacy::Error, host: String) -> Error {

@@ -17,6 +17,16 @@
 //! trailer lines without end is read until the call's deadline (gigabytes on loopback), since
 //! ureq caps neither trailers nor chunk extensions and hands over no bytes while it reads them.
 //!
+//! A new connection is bounded by the attempt's connect deadline ([`connect_by`]), from the
+//! start of resolving to the end of the TLS handshake: [`ConnectBound`], first in the chain
+//! around ureq's own connectors, hands them that deadline as their connect timeout (ureq's own
+//! runs from the end of resolving, and its proxy step gives each read of the `CONNECT` answer
+//! the whole timeout afresh), lowers the thread's limit to it while they run (the proxy's
+//! connection is made by the agent's whole chain, so its waits are [`Capped`]), and turns a
+//! timeout there into [`ConnectTimedOut`]; [`CachingResolver`](crate::resolver) caps a lookup
+//! the same way. A pooled connection is reused without calling the connector: no bound, no
+//! phase.
+//!
 //! And it notes when the connection ends uncleanly while a body is read ([`cut_short`]): a TLS
 //! peer gone without `close_notify`, a reset. ureq takes either for the end of a body read to
 //! the connection's close (no `Content-Length`, not chunked), so a cut answer would pass for a
@@ -30,9 +40,11 @@ use nx_protocol::call::framing;
 use ureq::Timeout;
 use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTimeout, Transport};
 
-/// What the attempt running on this thread set: its limit, and the answer's byte counts.
+/// What the attempt running on this thread set: its limits, and the answer's byte counts.
 struct Attempt {
     limit: Cell<Option<Instant>>,
+    /// When a connection it opens must be ready ([`nx_protocol::call::Watch::connect_deadline`]).
+    connect_by: Cell<Option<Instant>>,
     /// Body bytes the driver was handed; `None` until it starts reading a body.
     body: Cell<Option<u64>>,
     /// Bytes the connection delivered since then.
@@ -45,6 +57,7 @@ thread_local! {
     static ATTEMPT: Attempt = const {
         Attempt {
             limit: Cell::new(None),
+            connect_by: Cell::new(None),
             body: Cell::new(None),
             delivered: Cell::new(0),
             cut: Cell::new(false),
@@ -56,6 +69,51 @@ thread_local! {
 pub(crate) fn set(limit: Option<Instant>) {
     ATTEMPT.with(|a| a.limit.set(limit));
 }
+
+/// Sets when a connection the call running on this thread opens must be ready.
+pub(crate) fn connect_by(deadline: Instant) {
+    ATTEMPT.with(|a| a.connect_by.set(Some(deadline)));
+}
+
+/// `timeout` capped at the thread's connect deadline, counted from `since` (a step of making the
+/// connection: resolving, connecting).
+pub(crate) fn within_connect(mut timeout: NextTimeout, since: Instant) -> NextTimeout {
+    if let Some(by) = ATTEMPT.with(|a| a.connect_by.get()) {
+        let left = by.saturating_duration_since(since);
+        if left < *timeout.after {
+            timeout.after = left.into();
+            timeout.reason = Timeout::Connect;
+        }
+    }
+    timeout
+}
+
+/// A timeout while making a connection, as [`ConnectTimedOut`]; any other error as it is.
+pub(crate) fn connect_error(error: ureq::Error) -> ureq::Error {
+    let timed_out = match &error {
+        ureq::Error::Timeout(_) => true,
+        ureq::Error::Io(e) => e.kind() == io::ErrorKind::TimedOut,
+        _ => false,
+    };
+    if timed_out {
+        ureq::Error::Io(io::Error::new(io::ErrorKind::TimedOut, ConnectTimedOut))
+    } else {
+        error
+    }
+}
+
+/// A new connection (its name's lookup included) was not ready by the connect deadline. The
+/// call machine names the limit ([`nx_protocol::call::Call::connect_timed_out`]).
+#[derive(Debug)]
+pub(crate) struct ConnectTimedOut;
+
+impl std::fmt::Display for ConnectTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the connection was not ready by the connect deadline")
+    }
+}
+
+impl std::error::Error for ConnectTimedOut {}
 
 /// The driver starts reading an answer's body: from now on the connection's reads are counted.
 pub(crate) fn count_body() {
@@ -100,8 +158,55 @@ impl Drop for Cleared {
     fn drop(&mut self) {
         ATTEMPT.with(|a| {
             a.limit.set(None);
+            a.connect_by.set(None);
             a.body.set(None);
         });
+    }
+}
+
+/// The first connector of the agent's chain, around ureq's own (a proxy's `CONNECT`, TCP, TLS):
+/// the connection they make must be ready by the thread's connect deadline.
+#[derive(Debug)]
+pub(crate) struct ConnectBound<C>(pub(crate) C);
+
+impl<C: Connector<()>> Connector<()> for ConnectBound<C> {
+    type Out = C::Out;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails<'_>,
+        chained: Option<()>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        let Some(by) = ATTEMPT.with(|a| a.connect_by.get()) else {
+            return self.0.connect(details, chained);
+        };
+        // TCP and the TLS handshake wait by this timeout, counted from `now`.
+        let since = match details.now {
+            ureq::unversioned::transport::time::Instant::Exact(now) => now,
+            _ => Instant::now(),
+        };
+        let bounded = ConnectionDetails {
+            uri: details.uri,
+            addrs: details.addrs.clone(),
+            config: details.config,
+            request_level: details.request_level,
+            resolver: details.resolver,
+            now: details.now,
+            timeout: within_connect(details.timeout, since),
+            current_time: details.current_time.clone(),
+            run_connector: details.run_connector.clone(),
+            register_shutdown: details.register_shutdown.clone(),
+        };
+        // A proxy's `CONNECT` answer is read through the proxy's connection, made by the whole
+        // chain: its waits are capped at the thread's limit, the connect deadline meanwhile.
+        let limit = ATTEMPT.with(|a| {
+            let limit = a.limit.get();
+            a.limit.set(Some(limit.map_or(by, |limit| limit.min(by))));
+            limit
+        });
+        let connected = self.0.connect(&bounded, chained);
+        ATTEMPT.with(|a| a.limit.set(limit));
+        connected.map_err(connect_error)
     }
 }
 

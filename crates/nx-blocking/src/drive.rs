@@ -62,6 +62,7 @@ fn failed<K: Kind>(call: &mut Call<K>, failure: SendError) {
         SendError::Failed(error) => call.failed(error),
         SendError::Timeout => call.timed_out(mono()),
         SendError::Stalled => call.stalled(),
+        SendError::ConnectTimedOut => call.connect_timed_out(),
     }
 }
 
@@ -85,6 +86,8 @@ fn attempt<K: Kind, W: Write + ?Sized>(
     let limits = http.limits(call.watch(), at);
     let capped = !limits.agents();
     let _cleared = deadline::Cleared;
+    // A connection ureq opens for it must be ready by then (whoever's limits apply after).
+    deadline::connect_by(instant(call.watch().connect_deadline()));
     if capped {
         deadline::set(Some(instant(call.watch().hard_limit())));
     }

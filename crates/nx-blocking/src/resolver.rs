@@ -1,4 +1,4 @@
-//! Name resolution without a thread per request.
+//! Name resolution without a thread per request, within the attempt's connect deadline.
 //!
 //! ureq 3.5's default resolver looks the host up on every request, before it checks its
 //! connection pool, and when any timeout applies (ours always does) it runs each lookup on a new
@@ -78,7 +78,12 @@ impl<L: Resolver> Resolver for CachingResolver<L> {
         if let Some(addrs) = cached {
             return Ok(addrs);
         }
-        let addrs = self.lookup.resolve(uri, config, timeout)?;
+        // A lookup is part of making the connection: within its deadline.
+        let timeout = crate::deadline::within_connect(timeout, Instant::now());
+        let addrs = self
+            .lookup
+            .resolve(uri, config, timeout)
+            .map_err(crate::deadline::connect_error)?;
         let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
         if names.len() >= MAX_NAMES {
             names.clear();

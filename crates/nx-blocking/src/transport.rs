@@ -62,6 +62,9 @@ pub(crate) enum SendError {
     Timeout,
     /// The per-read or per-write limit passed: nothing moved for the stall grace period.
     Stalled,
+    /// A new connection was not ready by the attempt's connect deadline: the call's watch
+    /// names the limit.
+    ConnectTimedOut,
 }
 
 impl From<Error> for SendError {
@@ -74,7 +77,6 @@ impl From<Error> for SendError {
 #[derive(Debug)]
 pub(crate) struct Http {
     agent: ureq::Agent,
-    connect_timeout: Duration,
     request_timeout: Duration,
     proxies: Proxies,
     /// Checked once at construction ([`TransportConfig::user_agent_header`]).
@@ -148,8 +150,9 @@ impl Http {
     /// The agent for `config`: rustls with the crate's crypto provider, the configured root
     /// store plus `config.extra_roots_der`; 4xx/5xx are answers, not errors; redirects are not
     /// followed; the proxy of nx-protocol's rules for each target (never ureq's own reading of
-    /// the environment); `connect_timeout` for DNS and for TCP + TLS (the proxy's CONNECT
-    /// included); by default `request_timeout` for a whole attempt (each request narrows it to
+    /// the environment); a new connection (DNS, TCP, the proxy's CONNECT, TLS) within the
+    /// attempt's connect deadline ([`crate::deadline::ConnectBound`], ureq's own
+    /// `connect_timeout` behind it); by default `request_timeout` for a whole attempt (each request narrows it to
     /// its call's limits); a connector sends a request's head with its in-memory body in one
     /// write ([`crate::cork`]); the last caps every socket wait at the call's current limit
     /// ([`crate::deadline`]).
@@ -191,17 +194,19 @@ impl Http {
             .build();
         // ureq's default resolver starts a thread per request (see `resolver.rs`).
         use ureq::unversioned::transport::Connector as _;
-        let agent = ureq::Agent::with_parts(
-            agent_config,
-            ureq::unversioned::transport::DefaultConnector::default()
+        let agent =
+            ureq::Agent::with_parts(
+                agent_config,
+                crate::deadline::ConnectBound(
+                    ureq::unversioned::transport::DefaultConnector::default(),
+                )
                 .chain(crate::cork::CorkConnector)
                 .chain(crate::deadline::DeadlineConnector),
-            CachingResolver::new(),
-        );
+                CachingResolver::new(),
+            );
         let rules = config.proxy.resolve(|name| std::env::var(name).ok())?;
         Ok(Self {
             agent,
-            connect_timeout: config.connect_timeout,
             request_timeout: config.request_timeout,
             proxies: Proxies::new(rules)?,
             user_agent,
@@ -305,13 +310,7 @@ impl Http {
                 host: host(),
                 source: Box::new(error),
             },
-            Kind::ConnectTimeout => Error::Connect {
-                host: host(),
-                source: Box::new(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("no connection within {:?}", self.connect_timeout),
-                )),
-            },
+            Kind::ConnectTimeout => return SendError::ConnectTimedOut,
             Kind::Tls => Error::Tls {
                 host: host(),
                 source: Box::new(error),
@@ -376,7 +375,9 @@ enum Kind {
 
 /// How a ureq error from sending a request maps to the shared kinds:
 ///
-/// - DNS failure, refused, connect (or DNS) timeout, no address: `Connect`; an unreachable
+/// - a timeout while making the connection (DNS, TCP, the proxy's CONNECT, TLS: ureq's own
+///   connect or DNS timeout, or [`crate::deadline::ConnectTimedOut`]): `ConnectTimeout`.
+/// - DNS failure, refused, no address: `Connect`; an unreachable
 ///   host or network: `Connect` before the request was sent, else `Transport`.
 /// - rustls anywhere in the chain, or ureq's own TLS errors: `Tls`.
 /// - any other timeout: `Timeout`, a stall when it was the per-read or per-write limit.
@@ -415,6 +416,13 @@ fn kind_of(error: &ureq::Error, may_have_reached_server: bool) -> Kind {
         | ureq::Error::Http(_)
         | ureq::Error::RequireHttpsOnly(_)
         | ureq::Error::InvalidProxyUrl => Kind::Request,
+        ureq::Error::Io(io)
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<crate::deadline::ConnectTimedOut>()) =>
+        {
+            Kind::ConnectTimeout
+        }
         ureq::Error::Io(io) => match io.kind() {
             io::ErrorKind::ConnectionRefused | io::ErrorKind::AddrNotAvailable => Kind::Connect,
             // Unreachable hosts and networks can also surface on an established socket, after
@@ -695,6 +703,22 @@ mod tests {
             (io(K::NetworkDown), true, Kind::Transport),
             (connect_timeout, true, Kind::ConnectTimeout),
             (resolve_timeout, true, Kind::ConnectTimeout),
+            (
+                crate::deadline::connect_error(ureq::Error::Timeout(ureq::Timeout::Global)),
+                true,
+                Kind::ConnectTimeout,
+            ),
+            (
+                crate::deadline::connect_error(io(K::TimedOut)),
+                false,
+                Kind::ConnectTimeout,
+            ),
+            // Anything else while connecting is left as it was.
+            (
+                crate::deadline::connect_error(io(K::ConnectionRefused)),
+                true,
+                Kind::Connect,
+            ),
             (ureq::Error::Tls("bad name"), true, Kind::Tls),
             (
                 ureq::Error::Rustls(rustls::Error::DecryptError),

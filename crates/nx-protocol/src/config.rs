@@ -54,7 +54,13 @@ pub const DEFAULT_MIN_TRANSFER_RATE: u64 = 256 * 1024;
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct TransportConfig {
-    /// Limit for establishing a connection (TCP + TLS). Default 10 s.
+    /// Limit for making a new connection: everything before the request's first byte can be
+    /// written (resolving the host, TCP, a proxy's `CONNECT` request and its answer, the TLS
+    /// handshake). A peer or proxy that stalls any of them fails the attempt at this limit with
+    /// an [`Error::Timeout`] in [`Phase::Connect`](crate::call::Phase::Connect) (retried like a
+    /// refused connection: nothing was sent). It runs from the attempt's start, within
+    /// `request_timeout` and the call's deadline; a reused (pooled) connection does not
+    /// connect. Default 10 s.
     pub connect_timeout: Duration,
     /// Limit for one attempt of an API call, from sending to the last byte of the answer; for
     /// a media transfer (an upload or a download), the limit for the answer's head once the
@@ -322,7 +328,9 @@ pub trait FromConfig<Config>: Sized {
 /// Setters for the [`TransportConfig`] part of a builder, shared by both builders.
 macro_rules! transport_setters {
     () => {
-        /// See [`TransportConfig::connect_timeout`].
+        /// The limit for making a new connection: resolving, TCP, a proxy's `CONNECT` and the
+        /// TLS handshake, up to the request's first byte (default 10 s). See
+        /// [`TransportConfig::connect_timeout`].
         pub fn connect_timeout(mut self, d: Duration) -> Self {
             self.transport.connect_timeout = d;
             self

@@ -19,7 +19,8 @@
 //!                 Read::Stream => for chunk { call.chunk(chunk, now)?; write it };
 //!                                 if call.end(now) { finish the writer }
 //!             }
-//!             (any failure: call.failed(error); a timer or the stack's timeout: call.timed_out(now))
+//!             (any failure: call.failed(error); a timer or the stack's timeout: call.timed_out(now);
+//!              a new connection not ready by watch.connect_deadline(): call.connect_timed_out())
 //!         }
 //!         Step::Sleep(until) => sleep until then
 //!         Step::Token(rejected) => lock the client's TokenSlot, log in if it says so; call.token(..)
@@ -768,6 +769,17 @@ impl<K: Kind> Call<K> {
         self.fail(error, None);
     }
 
+    /// The connection the attempt was opening (resolving, TCP, a proxy's `CONNECT`, TLS) was not
+    /// ready by [`Watch::connect_deadline`]: the attempt failed in [`Phase::Connect`], before
+    /// any byte of the request was written (so even a call that is not idempotent may be
+    /// resent).
+    pub fn connect_timed_out(&mut self) {
+        if matches!(self.state, State::InFlight) {
+            let error = self.watch.connect_expired();
+            self.fail(error, None);
+        }
+    }
+
     /// The HTTP stack's per-read or per-write limit, set to the stall grace period, fired: the
     /// body moved nothing for that long.
     pub fn stalled(&mut self) {
@@ -800,7 +812,12 @@ impl Error {
                 limit: Limit::Stall,
                 ..
             } => None,
-            Error::Connect { .. } => Some(AttemptFailure::Connect),
+            // Nothing of the request was written before its connection was ready.
+            Error::Connect { .. }
+            | Error::Timeout {
+                phase: Phase::Connect,
+                ..
+            } => Some(AttemptFailure::Connect),
             Error::Timeout { .. } => Some(AttemptFailure::Timeout),
             Error::Transport { .. } => Some(AttemptFailure::Transport),
             Error::Response(response) => Some(AttemptFailure::Response(response)),

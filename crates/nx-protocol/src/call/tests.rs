@@ -742,3 +742,74 @@ fn a_transport_error_never_shows_a_url_query_or_user_info() {
         }
     }
 }
+
+#[test]
+fn a_new_connection_is_bounded_by_connect_timeout_within_the_attempt() {
+    let mut config = client();
+    config.transport.connect_timeout = secs(1);
+    config.transport.request_timeout = secs(20);
+    let op = GetMedia::new("8615800001795", "m1");
+    let mut call = Call::api(&op, &config, Upload::default());
+    send(&mut call, 5_000);
+    // The connect limit runs from the attempt's start; the attempt's own limit is untouched.
+    assert_eq!(call.watch().connect_deadline(), secs(6));
+    assert_eq!(call.watch().deadline(), secs(25));
+    call.connect_timed_out();
+    assert!(
+        matches!(
+            call.failure(),
+            Some(Error::Timeout {
+                phase: Phase::Connect,
+                limit: Limit::Connect,
+                after,
+            }) if *after == secs(1)
+        ),
+        "{:?}",
+        call.failure()
+    );
+    assert!(
+        call.failure()
+            .unwrap()
+            .to_string()
+            .starts_with("timed out connecting: the connect limit (connect_timeout) of 1s passed")
+    );
+    // Nothing was sent: retried like a refused connection, a send included.
+    assert!(matches!(
+        call.failure().and_then(Error::attempt_failure),
+        Some(AttemptFailure::Connect)
+    ));
+    let (_, resent) = send(&mut call, 6_000);
+    assert_eq!(call.watch().connect_deadline(), at(resent).at + secs(1));
+    // Connected: a slow answer gets the attempt's limit, not the connect limit.
+    assert!(call.tick(at(resent + 10_000).at));
+    answer(&mut call, 200, MEDIA_OK, resent + 10_000);
+    assert!(done(&mut call, resent + 10_000).is_ok());
+}
+
+#[test]
+fn the_connect_limit_is_capped_by_the_deadline() {
+    let mut config = client();
+    config.transport.connect_timeout = secs(10);
+    config.transport.request_timeout = secs(3);
+    let op = GetMedia::new("8615800001795", "m1");
+    let mut call = Call::api(&op, &config, Upload::default());
+    send(&mut call, 0);
+    assert_eq!(call.watch().connect_deadline(), secs(3));
+    call.connect_timed_out();
+    assert!(
+        matches!(
+            call.failure(),
+            Some(Error::Timeout {
+                phase: Phase::Connect,
+                limit: Limit::Attempt,
+                after,
+            }) if *after == secs(3)
+        ),
+        "{:?}",
+        call.failure()
+    );
+    // Outside an attempt it changes nothing.
+    let mut idle = Call::api(&op, &config, Upload::default());
+    idle.connect_timed_out();
+    assert!(idle.failure().is_none());
+}

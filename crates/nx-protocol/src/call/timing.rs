@@ -5,7 +5,7 @@
 //!
 //! | bound | setting | what it limits |
 //! | --- | --- | --- |
-//! | connect | `connect_timeout` (10 s) | DNS, TCP and TLS of one attempt (the transport's connector) |
+//! | connect | `connect_timeout` (10 s) | a new connection: everything before the request's first byte can be written (below) |
 //! | attempt | `request_timeout` (30 s) | an API call's attempt, from sending to the answer's last byte; a media transfer's answer head after the request was sent, and an error answer's body |
 //! | stall | `stalled_stream` (20 s below 1 B/s) | a media body (upload or download) moving slower than the floor over the grace period |
 //! | call | `overall_timeout` (120 s) | the whole call: every attempt, retry wait and transfer |
@@ -17,6 +17,16 @@
 //! without end is cut at a deadline that its own announced length fixed (a body of unannounced
 //! length, such as an endless chunked stream, gets `overall_timeout` alone). Until a download's
 //! head arrives its deadline is the loosest its size cap allows; the head narrows it.
+//!
+//! The connect limit covers resolving the host, TCP, a proxy's `CONNECT` request and its whole
+//! answer head, and the TLS handshake (with the origin, through the tunnel): a silent TLS peer,
+//! a proxy that never answers, or a middlebox that stalls a handshake fails at
+//! `connect_timeout`, in [`Phase::Connect`], not at the answer's limit. It runs from the
+//! attempt's start (a transport's connector starts then), capped at the attempt's deadline as
+//! every limit is: [`Watch::connect_deadline`]. Only the transport knows whether an attempt
+//! opens a connection (a pooled one is reused silently, and has no connect phase), so it bounds
+//! its connector itself and reports its expiry ([`crate::call::Call::connect_timed_out`]); the
+//! watch names the limit. Once connected, the attempt's other limits run on as before.
 //!
 //! A transport hands the attempt's [`Watch::deadline`] to its HTTP stack as a hard limit (ureq's
 //! global timeout, a tokio timer) and wakes at [`Watch::wake_at`] to let the watch check the
@@ -77,7 +87,9 @@ impl Default for StallProtection {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Phase {
-    /// Making the connection (DNS, TCP, TLS).
+    /// Making a new connection: resolving the host, TCP, a proxy's `CONNECT` exchange and the
+    /// TLS handshake; everything before the request's first byte can be written. Bounded by
+    /// `connect_timeout` ([`Limit::Connect`]). A reused (pooled) connection has no such phase.
     Connect,
     /// Sending the request and its body.
     Request,
@@ -108,6 +120,8 @@ impl fmt::Display for Phase {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Limit {
+    /// `connect_timeout`: a new connection, up to the request's first byte ([`Phase::Connect`]).
+    Connect,
     /// `request_timeout`: one attempt, or a transfer's answer head.
     Attempt,
     /// The call's deadline: `overall_timeout`, plus a transfer's allowance.
@@ -121,6 +135,7 @@ pub enum Limit {
 impl fmt::Display for Limit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Limit::Connect => "the connect limit (connect_timeout)",
             Limit::Attempt => "the attempt's limit (request_timeout)",
             Limit::Call => "the call's deadline (overall_timeout)",
             Limit::Stall => "the stalled-stream grace period",
@@ -132,6 +147,7 @@ impl fmt::Display for Limit {
 /// The time limits of a client, read once from its [`TransportConfig`].
 #[derive(Clone, Copy, Debug)]
 pub struct Timing {
+    connect: Duration,
     attempt: Duration,
     overall: Duration,
     min_transfer_rate: Option<u64>,
@@ -142,6 +158,7 @@ impl Timing {
     /// The limits `config` sets.
     pub fn of(config: &TransportConfig) -> Self {
         Self {
+            connect: config.connect_timeout,
             attempt: config.request_timeout,
             overall: config.overall_timeout,
             min_transfer_rate: config.min_transfer_rate.filter(|rate| *rate > 0),
@@ -173,6 +190,9 @@ pub struct Watch {
     deadline: Duration,
     /// What the deadline is, and how long it was.
     deadline_limit: (Limit, Duration),
+    /// When a connection the attempt opens must be ready, and the connect limit.
+    connect_by: Duration,
+    connect: Duration,
     attempt: Duration,
     /// A media transfer: its head is limited after sending, its bodies are stall-protected.
     transfer: bool,
@@ -193,6 +213,8 @@ impl Watch {
         Self {
             deadline: Duration::MAX,
             deadline_limit: (Limit::Call, Duration::MAX),
+            connect_by: Duration::MAX,
+            connect: timing.connect,
             attempt: timing.attempt,
             transfer: false,
             head_by: None,
@@ -220,6 +242,8 @@ impl Watch {
     ) {
         self.deadline = call_deadline;
         self.deadline_limit = (Limit::Call, budget);
+        self.connect_by = now.saturating_add(timing.connect);
+        self.connect = timing.connect;
         self.attempt = timing.attempt;
         self.transfer = transfer;
         self.head_by = None;
@@ -264,6 +288,31 @@ impl Watch {
     /// deadline to the HTTP stack again after the head if it can take it.
     pub fn deadline(&self) -> Duration {
         self.deadline
+    }
+
+    /// When a connection this attempt opens must be ready to take the request's first byte:
+    /// `connect_timeout` after the attempt began, or the deadline if that comes first. Hand it
+    /// to the connector (TCP, a proxy's `CONNECT`, TLS); when it passes there, feed
+    /// [`crate::call::Call::connect_timed_out`]. (The attempt's other limits keep running from
+    /// its start: connecting counts against them too.)
+    pub fn connect_deadline(&self) -> Duration {
+        self.connect_by.min(self.deadline)
+    }
+
+    /// The error for a connection not ready by [`Watch::connect_deadline`]: a
+    /// [`Phase::Connect`] timeout naming the connect limit, or the deadline's limit when that
+    /// was the nearer one.
+    pub fn connect_expired(&self) -> Error {
+        let (limit, after) = if self.connect_by <= self.deadline {
+            (Limit::Connect, self.connect)
+        } else {
+            self.deadline_limit
+        };
+        Error::Timeout {
+            phase: Phase::Connect,
+            limit,
+            after,
+        }
     }
 
     /// The nearest limit that ends the attempt whatever happens meanwhile: the deadline, or the

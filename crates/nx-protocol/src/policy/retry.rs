@@ -94,8 +94,8 @@ pub struct RetryContext {
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug)]
 pub enum AttemptFailure<'a> {
-    /// The connection could not be made (DNS, refused, TLS handshake): nothing was sent, so it
-    /// is always safe to retry.
+    /// The connection could not be made (DNS, refused, not ready within `connect_timeout`):
+    /// nothing was sent, so it is always safe to retry.
     Connect,
     /// Sent (perhaps partly) and no complete answer in time: the request may have reached the
     /// server.
