@@ -1075,7 +1075,8 @@ fn hung_handshakes<D: Driver>() {
 }
 
 /// As [`hung_handshakes`], through proxies: one that never answers `CONNECT`, one whose answer
-/// head never ends (no blank line), and a good tunnel to a TLS peer that never answers.
+/// head never ends (no blank line), one that drips its head a line at a time (every read gets
+/// bytes), and a good tunnel to a TLS peer that never answers.
 fn hung_proxies<D: Driver>() {
     let pki = Pki::new();
     let silent = Peer::start(Mode::Silent, always(""));
@@ -1084,6 +1085,15 @@ fn hung_proxies<D: Driver>() {
     let half_answered = Peer::http(Arc::new(|wire, _, ctl| {
         ctl.write(wire, b"HTTP/1.1 200 Connection established\r\n")?;
         ctl.hold(wire).map(|()| false)
+    }));
+    // A header line every 300 ms: each read gets bytes, the head never ends.
+    let dripping = Peer::http(Arc::new(|wire, _, ctl| {
+        ctl.write(wire, b"HTTP/1.1 200 Connection established\r\n")?;
+        while !ctl.stopped() {
+            std::thread::sleep(Duration::from_millis(300));
+            ctl.write(wire, b"X-Drip: a\r\n")?;
+        }
+        Ok(false)
     }));
     let tunnel = ConnectProxy::start();
     let hand_played = |proxy: &Peer| format!("http://user:{PROXY_PASSWORD}@{}", proxy.addr());
@@ -1097,6 +1107,11 @@ fn hung_proxies<D: Driver>() {
             "a CONNECT answer without its blank line",
             &target,
             hand_played(&half_answered),
+        ),
+        (
+            "a CONNECT answer that drips header lines",
+            &target,
+            hand_played(&dripping),
         ),
         (
             "a tunnel to a TLS peer that never answers",
