@@ -1280,7 +1280,16 @@ fn hostile_proxies<D: Driver>() {
         (
             "CONNECT never answered",
             Arc::new(|wire, _, ctl| ctl.hold(wire).map(|()| false)),
-            |e| matches!(e, Error::Timeout { .. }),
+            |e| {
+                matches!(
+                    e,
+                    Error::Timeout {
+                        phase: Phase::Connect,
+                        limit: Limit::Connect,
+                        ..
+                    }
+                )
+            },
         ),
         (
             "a close after CONNECT 200",

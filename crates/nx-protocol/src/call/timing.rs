@@ -301,7 +301,9 @@ impl Watch {
 
     /// The error for a connection not ready by [`Watch::connect_deadline`]: a
     /// [`Phase::Connect`] timeout naming the connect limit, or the deadline's limit when that
-    /// was the nearer one.
+    /// was the nearer one. Like every timeout it names no host (the reading taken of "the error
+    /// names the host": [`Error::Timeout`] has no field for one, and adding it would change
+    /// every timeout's shape; the phase says the connection, not the answer, was awaited).
     pub fn connect_expired(&self) -> Error {
         let (limit, after) = if self.connect_by <= self.deadline {
             (Limit::Connect, self.connect)
