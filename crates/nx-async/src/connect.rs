@@ -149,13 +149,15 @@ where
     }
 }
 
-/// Whether `error`'s chain holds a timed-out `io::Error` (hyper-util's TCP connect timeout).
+/// Whether `error`'s chain holds hyper-util's TCP connect timeout: a timed-out `io::Error`
+/// around tokio's `Elapsed` (not the kernel's own `ETIMEDOUT`, which says nothing of our limit).
 fn tcp_timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(error);
     while let Some(cause) = next {
         if cause
             .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            .and_then(std::io::Error::get_ref)
+            .is_some_and(|inner| inner.is::<tokio::time::error::Elapsed>())
         {
             return true;
         }
@@ -208,6 +210,66 @@ impl std::error::Error for ProxyError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A connector whose connections never come.
+    #[derive(Clone, Debug)]
+    struct Never;
+
+    impl Service<Uri> for Never {
+        type Response = ();
+        type Error = BoxError;
+        type Future = std::future::Pending<Result<(), BoxError>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Uri) -> Self::Future {
+            std::future::pending()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_not_ready_by_the_attempts_deadline_times_out() {
+        let target: Uri = "https://127.0.0.1:9/".parse().unwrap();
+        let ms = Duration::from_millis;
+        // The attempt's deadline, not the connector's own `connect_timeout`: hyper calls the
+        // connector while the request's future is polled, inside the scope.
+        let mut bounded = Bounded::new(Never, Duration::from_secs(60));
+        let started = Instant::now();
+        let result = within(started + ms(50), async {
+            bounded.call(target.clone()).await
+        })
+        .await;
+        assert!(result.unwrap_err().is::<ConnectTimedOut>());
+        assert!((ms(50)..ms(5000)).contains(&started.elapsed()));
+        // No attempt's deadline in scope: `connect_timeout` from the call.
+        let mut bounded = Bounded::new(Never, ms(50));
+        let started = Instant::now();
+        assert!(
+            bounded
+                .call(target)
+                .await
+                .unwrap_err()
+                .is::<ConnectTimedOut>()
+        );
+        assert!((ms(50)..ms(5000)).contains(&started.elapsed()));
+    }
+
+    #[tokio::test]
+    async fn hyper_utils_tcp_timeout_is_the_connect_limit_the_kernels_is_not() {
+        let elapsed = tokio::time::timeout(Duration::ZERO, std::future::pending::<()>())
+            .await
+            .unwrap_err();
+        let hyper_util = std::io::Error::new(std::io::ErrorKind::TimedOut, elapsed);
+        let wrapped: BoxError = Box::new(ProxyError {
+            proxy: "http://127.0.0.1:1".into(),
+            source: Box::new(hyper_util),
+        });
+        assert!(tcp_timed_out(&*wrapped));
+        let kernel = std::io::Error::from(std::io::ErrorKind::TimedOut);
+        assert!(!tcp_timed_out(&kernel));
+    }
 
     #[test]
     fn the_tunnel_target_always_names_its_port() {

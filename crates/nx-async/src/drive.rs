@@ -228,8 +228,9 @@ fn failed<K: Kind>(call: &mut Call<K>, error: Error) -> Option<Duration> {
 
 /// Runs `work` within the call's limits, waking at [`nx_protocol::call::Watch::wake_at`] to
 /// let the call check them (and to report a streamed upload's `progress`); `None` when it
-/// failed (fed to the call) or a limit passed (the call knows which). `work` is polled first, so an answer
-/// that is already there costs no timer. (Pinned by the caller: a future is not moved again.)
+/// failed (fed to the call) or a limit passed (the call knows which). `work` is polled first,
+/// so an answer that is already there costs no timer. (Pinned by the caller: a future is not
+/// moved again.)
 ///
 /// `at` is the clock when `work` ended: read afresh once it had to wait, else left as the
 /// caller's reading (nothing was awaited since).

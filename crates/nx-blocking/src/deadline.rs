@@ -88,14 +88,10 @@ pub(crate) fn within_connect(mut timeout: NextTimeout, since: Instant) -> NextTi
     timeout
 }
 
-/// A timeout while making a connection, as [`ConnectTimedOut`]; any other error as it is.
+/// A timeout while making a connection (whichever of ureq's timeouts or our caps it was), as
+/// [`ConnectTimedOut`]; any other error as it is.
 pub(crate) fn connect_error(error: ureq::Error) -> ureq::Error {
-    let timed_out = match &error {
-        ureq::Error::Timeout(_) => true,
-        ureq::Error::Io(e) => e.kind() == io::ErrorKind::TimedOut,
-        _ => false,
-    };
-    if timed_out {
+    if matches!(error, ureq::Error::Timeout(_)) {
         ureq::Error::Io(io::Error::new(io::ErrorKind::TimedOut, ConnectTimedOut))
     } else {
         error
@@ -370,6 +366,48 @@ mod tests {
         assert!(*capped_wait.after <= ms_(1500), "{capped_wait:?}");
         assert!(*capped_wait.after >= ms_(1400), "{capped_wait:?}");
         assert_eq!(capped_wait.after.subsec_nanos() % STEP.subsec_nanos(), 0);
+    }
+
+    #[test]
+    fn connecting_waits_end_at_the_connect_deadline() {
+        use ureq::unversioned::transport::time::Duration as UreqDuration;
+        let wait = NextTimeout {
+            after: UreqDuration::Exact(Duration::from_secs(10)),
+            reason: Timeout::Global,
+            ..NextTimeout::default()
+        };
+        // No deadline set: ureq's own timeout.
+        assert_eq!(
+            *within_connect(wait, Instant::now()).after,
+            Duration::from_secs(10)
+        );
+        let since = Instant::now();
+        connect_by(since + ms_(1500));
+        let capped = within_connect(wait, since);
+        assert_eq!(
+            (*capped.after, capped.reason),
+            (ms_(1500), Timeout::Connect)
+        );
+        // A nearer timeout of ureq's stays as it is.
+        let near = NextTimeout {
+            after: UreqDuration::Exact(ms_(200)),
+            ..wait
+        };
+        assert_eq!(*within_connect(near, since).after, ms_(200));
+        drop(Cleared);
+        assert_eq!(*within_connect(wait, since).after, Duration::from_secs(10));
+        // Every timeout while connecting is the connect deadline's; other errors stay.
+        for reason in [Timeout::Global, Timeout::Connect, Timeout::Resolve] {
+            let error = connect_error(ureq::Error::Timeout(reason));
+            assert!(
+                matches!(&error, ureq::Error::Io(e) if e.get_ref().is_some_and(|e| e.is::<ConnectTimedOut>())),
+                "{error:?}"
+            );
+        }
+        assert!(matches!(
+            connect_error(ureq::Error::HostNotFound),
+            ureq::Error::HostNotFound
+        ));
     }
 
     fn ms_(n: u64) -> Duration {

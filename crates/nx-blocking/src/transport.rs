@@ -708,11 +708,6 @@ mod tests {
                 true,
                 Kind::ConnectTimeout,
             ),
-            (
-                crate::deadline::connect_error(io(K::TimedOut)),
-                false,
-                Kind::ConnectTimeout,
-            ),
             // Anything else while connecting is left as it was.
             (
                 crate::deadline::connect_error(io(K::ConnectionRefused)),
