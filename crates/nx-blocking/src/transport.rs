@@ -152,10 +152,10 @@ impl Http {
     /// followed; the proxy of nx-protocol's rules for each target (never ureq's own reading of
     /// the environment); a new connection (DNS, TCP, the proxy's CONNECT, TLS) within the
     /// attempt's connect deadline ([`crate::deadline::ConnectBound`], ureq's own
-    /// `connect_timeout` behind it); by default `request_timeout` for a whole attempt (each request narrows it to
-    /// its call's limits); a connector sends a request's head with its in-memory body in one
-    /// write ([`crate::cork`]); the last caps every socket wait at the call's current limit
-    /// ([`crate::deadline`]).
+    /// `connect_timeout` behind it); by default `request_timeout` for a whole attempt (each
+    /// request narrows it to its call's limits); a connector sends a request's head with its
+    /// in-memory body in one write ([`crate::cork`]); the last caps every socket wait at the
+    /// call's current limit ([`crate::deadline`]).
     pub(crate) fn new(config: &TransportConfig) -> Result<Self, Error> {
         // Refused here as nx-async does, rather than by ureq on every request.
         let user_agent = config.user_agent_header()?;
@@ -194,16 +194,11 @@ impl Http {
             .build();
         // ureq's default resolver starts a thread per request (see `resolver.rs`).
         use ureq::unversioned::transport::Connector as _;
-        let agent =
-            ureq::Agent::with_parts(
-                agent_config,
-                crate::deadline::ConnectBound(
-                    ureq::unversioned::transport::DefaultConnector::default(),
-                )
+        let connector =
+            crate::deadline::ConnectBound(ureq::unversioned::transport::DefaultConnector::new())
                 .chain(crate::cork::CorkConnector)
-                .chain(crate::deadline::DeadlineConnector),
-                CachingResolver::new(),
-            );
+                .chain(crate::deadline::DeadlineConnector);
+        let agent = ureq::Agent::with_parts(agent_config, connector, CachingResolver::new());
         let rules = config.proxy.resolve(|name| std::env::var(name).ok())?;
         Ok(Self {
             agent,
