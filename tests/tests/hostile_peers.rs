@@ -1035,6 +1035,7 @@ fn silent_tls_peer_times_out<D: Driver>() {
             error,
             Error::Timeout {
                 phase: Phase::Connect,
+                limit: Limit::Connect,
                 ..
             }
         ),
@@ -1055,6 +1056,19 @@ fn connect_limited(transport: &mut TransportConfig) {
     transport.request_timeout = Duration::from_secs(20);
     transport.overall_timeout = Duration::from_secs(60);
     transport.retry = RetryPolicy::none();
+}
+
+/// A client of `peer` over https trusting `pki`, through `proxy` if any, with
+/// [`connect_limited`] limits.
+fn connect_limited_client<D: Driver>(pki: &Pki, peer: &Peer, proxy: Option<String>) -> D {
+    let roots = pki.roots();
+    nxcloud(&peer.base("https"), |t| {
+        connect_limited(t);
+        t.extra_roots_der = roots;
+        if let Some(proxy) = &proxy {
+            through(proxy)(t);
+        }
+    })
 }
 
 /// Everything before the request's first byte is the connect phase, bounded by
@@ -1130,14 +1144,7 @@ fn hung_proxies<D: Driver>() {
 /// A getMedia to `peer` (through `proxy`) with [`connect_limited`] limits: a connect-phase
 /// timeout after the connect limit, well before the attempt's.
 fn connect_times_out<D: Driver>(what: &str, pki: &Pki, peer: &Peer, proxy: Option<String>) {
-    let roots = pki.roots();
-    let client: D = nxcloud(&peer.base("https"), |t| {
-        connect_limited(t);
-        t.extra_roots_der = roots;
-        if let Some(proxy) = &proxy {
-            through(proxy)(t);
-        }
-    });
+    let client: D = connect_limited_client(pki, peer, proxy);
     let (error, took) = timed(what, || client.get_media("8615800001795", "m"));
     assert!(
         took >= CONNECT_LIMIT.mul_f32(0.9) && took <= CONNECT_LIMIT + CONNECT_MARGIN,
@@ -1174,14 +1181,7 @@ fn slow_answer_after_handshake<D: Driver>() {
     );
     let tunnel = ConnectProxy::start();
     for proxy in [None, Some(tunnel.url())] {
-        let roots = pki.roots();
-        let client: D = nxcloud(&slow.base("https"), |t| {
-            connect_limited(t);
-            t.extra_roots_der = roots;
-            if let Some(proxy) = &proxy {
-                through(proxy)(t);
-            }
-        });
+        let client: D = connect_limited_client(&pki, &slow, proxy.clone());
         let started = Instant::now();
         let media = client.get_media("8615800001795", "m");
         let took = started.elapsed();

@@ -743,6 +743,19 @@ fn a_transport_error_never_shows_a_url_query_or_user_info() {
     }
 }
 
+/// The attempt failed with a connect-phase timeout of `limit`, `after` long.
+fn assert_connect_timeout<K: Kind>(call: &Call<K>, limit: Limit, after: Duration) {
+    let failure = call.failure();
+    assert!(
+        matches!(
+            failure,
+            Some(Error::Timeout { phase: Phase::Connect, limit: l, after: a })
+                if *l == limit && *a == after
+        ),
+        "{failure:?}"
+    );
+}
+
 #[test]
 fn a_new_connection_is_bounded_by_connect_timeout_within_the_attempt() {
     let mut config = client();
@@ -755,18 +768,7 @@ fn a_new_connection_is_bounded_by_connect_timeout_within_the_attempt() {
     assert_eq!(call.watch().connect_deadline(), secs(6));
     assert_eq!(call.watch().deadline(), secs(25));
     call.connect_timed_out();
-    assert!(
-        matches!(
-            call.failure(),
-            Some(Error::Timeout {
-                phase: Phase::Connect,
-                limit: Limit::Connect,
-                after,
-            }) if *after == secs(1)
-        ),
-        "{:?}",
-        call.failure()
-    );
+    assert_connect_timeout(&call, Limit::Connect, secs(1));
     assert!(
         call.failure()
             .unwrap()
@@ -796,18 +798,7 @@ fn the_connect_limit_is_capped_by_the_deadline() {
     send(&mut call, 0);
     assert_eq!(call.watch().connect_deadline(), secs(3));
     call.connect_timed_out();
-    assert!(
-        matches!(
-            call.failure(),
-            Some(Error::Timeout {
-                phase: Phase::Connect,
-                limit: Limit::Attempt,
-                after,
-            }) if *after == secs(3)
-        ),
-        "{:?}",
-        call.failure()
-    );
+    assert_connect_timeout(&call, Limit::Attempt, secs(3));
     // Outside an attempt it changes nothing.
     let mut idle = Call::api(&op, &config, Upload::default());
     idle.connect_timed_out();
