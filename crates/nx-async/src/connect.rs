@@ -5,10 +5,11 @@
 //!
 //! And the bound over all of it ([`Bounded`], around the TLS connector): a new connection, from
 //! TCP to the end of the TLS handshake, must be ready by the connect deadline of the attempt
-//! that asked for it ([`nx_protocol::call::Watch::connect_deadline`], handed down with
-//! [`within`]), else it fails with [`ConnectTimedOut`], which the driver reports to the call
+//! that asked for it ([`nx_protocol::call::Watch::connect_deadline`], handed down by
+//! [`polling`]), else it fails with [`ConnectTimedOut`], which the driver reports to the call
 //! machine. A pooled connection is reused without calling the connector: no bound, no phase.
 
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -79,16 +80,26 @@ impl Service<Uri> for Connector {
     }
 }
 
-tokio::task_local! {
-    /// The connect deadline of the attempt whose request is being polled.
-    static CONNECT_BY: Instant;
+thread_local! {
+    /// The connect deadline of the request being polled on this thread.
+    static CONNECT_BY: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
-/// `sending` (a request handed to hyper), whose new connection, if hyper opens one for it, must
-/// be ready by `deadline`. hyper calls the connector while the request's future is polled, so
-/// the deadline reaches [`Bounded`] as a task-local value.
-pub(crate) fn within<F: Future>(deadline: Instant, sending: F) -> impl Future<Output = F::Output> {
-    CONNECT_BY.scope(deadline, sending)
+/// Runs `poll` (one poll of a request handed to hyper) with `deadline` as the connect deadline
+/// of a connection hyper opens meanwhile. hyper calls the connector while the request's future
+/// is polled (on the first poll, or a later one when it retries on a fresh connection), so the
+/// deadline reaches [`Bounded`] through the thread; a connection hyper then finishes in the
+/// background keeps the deadline it was given.
+pub(crate) fn polling<T>(deadline: Instant, poll: impl FnOnce() -> T) -> T {
+    /// Puts back the thread's earlier deadline, however `poll` ends.
+    struct Restore(Option<Instant>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CONNECT_BY.with(|by| by.set(self.0));
+        }
+    }
+    let _restore = Restore(CONNECT_BY.with(|by| by.replace(Some(deadline))));
+    poll()
 }
 
 /// A connector (TCP or tunnel, then TLS) whose every connection is bounded by the connect
@@ -127,8 +138,8 @@ where
 
     fn call(&mut self, target: Uri) -> Self::Future {
         let by = CONNECT_BY
-            .try_with(|by| *by)
-            .unwrap_or_else(|_| Instant::now() + self.connect_timeout);
+            .with(Cell::get)
+            .unwrap_or_else(|| Instant::now() + self.connect_timeout);
         let connecting = tokio::time::timeout_at(by, self.inner.call(target));
         Box::pin(async move {
             match connecting.await {
@@ -233,14 +244,11 @@ mod tests {
     async fn a_connection_not_ready_by_the_attempts_deadline_times_out() {
         let target: Uri = "https://127.0.0.1:9/".parse().unwrap();
         let ms = Duration::from_millis;
-        // The attempt's deadline, not the connector's own `connect_timeout`: hyper calls the
-        // connector while the request's future is polled, inside the scope.
+        // The attempt's deadline, not the connector's own `connect_timeout`.
         let mut bounded = Bounded::new(Never, Duration::from_secs(60));
         let started = Instant::now();
-        let result = within(started + ms(50), async {
-            bounded.call(target.clone()).await
-        })
-        .await;
+        let connecting = polling(started + ms(50), || bounded.call(target.clone()));
+        let result = connecting.await;
         assert!(result.unwrap_err().is::<ConnectTimedOut>());
         assert!((ms(50)..ms(5000)).contains(&started.elapsed()));
         // No attempt's deadline in scope: `connect_timeout` from the call.

@@ -79,7 +79,9 @@ pub(crate) async fn drive<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
         if let Some(url) = call.download_url() {
             tracing::debug!(attempt = call.attempt(), url = %url, "downloading");
         }
-        let start = Start::of(http, request);
+        // A connection hyper opens for it must be ready by the attempt's connect deadline.
+        let connect_by = instant(call.watch().connect_deadline()).into();
+        let start = Start::of(http, request, connect_by);
         read = attempt(
             http,
             call,
@@ -167,12 +169,11 @@ async fn attempt<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
             let progress = Arc::new(Progress::new(body.content_length()));
             let body = transport::streamed(body, reader, progress.clone(), source.path_of());
             let request = http::Request::from_parts(parts, body);
-            (transport::send(http, request), Some(progress))
+            let connect_by = instant(call.watch().connect_deadline()).into();
+            (transport::send(http, request, connect_by), Some(progress))
         }
     };
-    // A connection hyper opens for it must be ready by the attempt's connect deadline.
-    let connect_by = instant(call.watch().connect_deadline()).into();
-    let send = pin!(crate::connect::within(connect_by, send));
+    let send = pin!(send);
     let response = watched(call, timer, send, progress.as_deref(), &mut at).await?;
     let (head, body) = response.into_parts();
     match call.head(head.status, &head.headers, at) {

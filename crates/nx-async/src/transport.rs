@@ -246,15 +246,24 @@ pub(crate) enum Start {
 }
 
 impl Start {
-    /// Starts sending `request` if its body is in memory.
-    pub(crate) fn of(http: &Http, request: http::Request<OutgoingBody>) -> Self {
+    /// Starts sending `request` if its body is in memory; a new connection for it must be ready
+    /// by `connect_by`.
+    pub(crate) fn of(
+        http: &Http,
+        request: http::Request<OutgoingBody>,
+        connect_by: tokio::time::Instant,
+    ) -> Self {
         let (parts, outgoing) = request.into_parts();
         let body = match outgoing {
             OutgoingBody::Empty => empty(),
             OutgoingBody::Bytes(bytes) => full(bytes),
             OutgoingBody::Streamed(body) => return Start::Upload(Box::new((parts, body))),
         };
-        Start::Sent(send(http, http::Request::from_parts(parts, body)))
+        Start::Sent(send(
+            http,
+            http::Request::from_parts(parts, body),
+            connect_by,
+        ))
     }
 }
 
@@ -266,7 +275,11 @@ pub(crate) fn no_source() -> Error {
 /// Sends `request` with the client's `User-Agent`, mapping hyper's errors to the shared kinds.
 /// The request is handed to hyper at once: the future holds only hyper's (boxed) one and the
 /// URI, not the request.
-pub(crate) fn send(http: &Http, mut request: http::Request<Body>) -> Sending {
+pub(crate) fn send(
+    http: &Http,
+    mut request: http::Request<Body>,
+    connect_by: tokio::time::Instant,
+) -> Sending {
     request
         .headers_mut()
         .insert(http::header::USER_AGENT, http.user_agent.clone());
@@ -275,6 +288,7 @@ pub(crate) fn send(http: &Http, mut request: http::Request<Body>) -> Sending {
     Sending {
         response: http.client.request(request),
         uri,
+        connect_by,
     }
 }
 
@@ -282,6 +296,9 @@ pub(crate) fn send(http: &Http, mut request: http::Request<Body>) -> Sending {
 pub(crate) struct Sending {
     response: ResponseFuture,
     uri: http::Uri,
+    /// When a connection hyper opens for it must be ready
+    /// ([`nx_protocol::call::Watch::connect_deadline`]).
+    connect_by: tokio::time::Instant,
 }
 
 /// How an attempt's work failed.
@@ -305,7 +322,9 @@ impl Future for Sending {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        Pin::new(&mut this.response).poll(cx).map_err(|e| {
+        let polled =
+            crate::connect::polling(this.connect_by, || Pin::new(&mut this.response).poll(cx));
+        polled.map_err(|e| {
             if e.is_connect() && has::<ConnectTimedOut>(&e) {
                 return SendError::ConnectTimedOut;
             }
