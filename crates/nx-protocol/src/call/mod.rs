@@ -192,6 +192,8 @@ pub struct Call<K: Kind> {
     seed: u64,
     clock: ClockOffset,
     clock_changed: bool,
+    /// The previous attempt's `ts` under the current clock offset (see [`Call::stamp`]).
+    last_ts: Option<Timestamp>,
     token: Option<Token>,
     /// When the call began (its first poll).
     started: Option<Duration>,
@@ -336,6 +338,7 @@ impl<K: Kind> Call<K> {
             seed: 0,
             clock: ClockOffset::ZERO,
             clock_changed: false,
+            last_ts: None,
             token: None,
             started: None,
             deadline: None,
@@ -426,14 +429,26 @@ impl<K: Kind> Call<K> {
         }
     }
 
+    /// An attempt's `ts`: the wall clock with the client's correction, and later than the
+    /// previous attempt's. "A retry is a new request: new `ts`, new `sign`"
+    /// (nxcloud-signing.md), also when a retry's wait (full jitter, which may be 0) or a wall
+    /// clock stepped back would give it the previous attempt's millisecond: it then takes the
+    /// next one, which stays far inside the server's 60 s window.
+    fn stamp(&mut self, wall: Timestamp) -> Timestamp {
+        let ts = match (self.clock.apply(wall), self.last_ts) {
+            (ts, Some(last)) if ts <= last => Timestamp::from_millis(last.as_millis() + 1),
+            (ts, _) => ts,
+        };
+        self.last_ts = Some(ts);
+        ts
+    }
+
     fn send(&mut self, now: Now) -> Step<K::Output> {
         self.attempt += 1;
         self.check = None;
         self.error_head = None;
-        let request = match self
-            .kind
-            .request(self.clock.apply(now.wall), self.token.as_ref())
-        {
+        let ts = self.stamp(now.wall);
+        let request = match self.kind.request(ts, self.token.as_ref()) {
             Ok(request) => request,
             Err(error) => return Step::Done(Err(error)),
         };
@@ -497,6 +512,8 @@ impl<K: Kind> Call<K> {
                     Ok(offset) => {
                         self.clock = offset;
                         self.clock_changed = true;
+                        // The new offset rules the next `ts` alone, even when it moves it back.
+                        self.last_ts = None;
                     }
                     Err(e) => self.finish(Err(Error::Clock(e))),
                 }

@@ -140,6 +140,37 @@ fn a_1004_corrects_the_clock_once_from_the_date_header() {
     assert!(done(&mut call, t).unwrap_err().api_code().is_some());
 }
 
+/// "A retry is a new request: new ts, new sign", also when the retry's wait (full jitter may
+/// draw 0) leaves the wall clock in the same millisecond, or the wall clock steps back.
+#[test]
+fn every_attempt_has_its_own_ts_and_sign_whatever_the_wall_clock_does() {
+    let config = client();
+    let op = GetMedia::new("8615800001795", "m1");
+    let mut call = Call::api(&op, &config, Upload::default());
+    let mut monotonic = 0;
+    let mut stamps = Vec::new();
+    for wall in [WALL, WALL, WALL - 5_000] {
+        let request = loop {
+            let now = Now {
+                at: Duration::from_millis(monotonic),
+                wall: Timestamp::from_millis(wall),
+            };
+            match call.poll(now) {
+                Step::Send(request) => break request,
+                Step::Sleep(until) => monotonic = until.as_millis() as u64 + 1,
+                other => panic!("expected a request, got {other:?}"),
+            }
+        };
+        let header = |name: &str| request.headers()[name].to_str().unwrap().to_owned();
+        stamps.push((header("ts").parse::<u64>().unwrap(), header("sign")));
+        call.failed(connect());
+    }
+    let ts: Vec<u64> = stamps.iter().map(|(ts, _)| *ts).collect();
+    assert_eq!(ts, [WALL, WALL + 1, WALL + 2]);
+    assert_ne!(stamps[0].1, stamps[1].1);
+    assert_ne!(stamps[1].1, stamps[2].1);
+}
+
 #[test]
 fn a_clock_correction_set_before_the_first_poll_stamps_the_first_attempt() {
     let config = client();
