@@ -33,7 +33,7 @@ const USAGE: &str =
     "usage: nx-bench <sign|async|blocking|download|upload|sandbox|archive|peers-async|peers-blocking|peers-download> [--runs N] [options]
   sign      [--iters N]
   async     [--requests N] [--concurrency 1,64] [--only sdk|raw|hand|hand-timeout|none (profiling)]
-  blocking  [--requests N] [--concurrency 1,64] [--only sdk|raw|none (profiling)]
+  blocking  [--requests N] [--concurrency 1,64] [--only sdk|raw|hand|none (profiling)]
   download  [--sizes 16M,256M,1G] [--timed 256M] [--dir DIR]
   upload    [--size 100M] [--dir DIR]
   sandbox   [--requests N] [--concurrency 64]

@@ -12,6 +12,8 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use nx_protocol::wa::{GetMedia, MediaInfo};
+
 use crate::fixtures::{MEDIA_ID, PHONE, Prebuilt, async_client, blocking_client, runtime};
 use crate::procfs::{cpu_time, load_average, load_since};
 use crate::report::{Bar, Comparison, Measure, Section};
@@ -28,11 +30,12 @@ pub struct RequestParams {
     pub concurrency: Vec<usize>,
     /// Threads of the server child.
     pub server_workers: usize,
-    /// Run one side only (`sdk`, `raw`, or for item 2 `hand`: nx-protocol by hand over raw
-    /// hyper-util), for profiling; the figures of the other sides are then missing and the
-    /// section is not sane. `hand-timeout` is `hand` under a `tokio::time::timeout`, as
-    /// nx-async runs each attempt. Any other value (e.g. `none`) runs only the warm-up and the
-    /// sans-IO loops: the fixed cost to subtract from a profiled run's total.
+    /// Run one side only (`sdk`, `raw`, or `hand`: nx-protocol by hand over raw hyper-util
+    /// for item 2, over raw ureq for item 3), for profiling; the figures of the other sides
+    /// are then missing and the section is not sane. `hand-timeout` (item 2) is `hand` under a
+    /// `tokio::time::timeout`, as nx-async runs each attempt. Any other value (e.g. `none`) runs
+    /// only the warm-up and the sans-IO loops: the fixed cost to subtract from a profiled run's
+    /// total.
     pub only: Option<String>,
 }
 
@@ -277,33 +280,73 @@ async fn raw_async_call(raw: Arc<(RawAsync, Prebuilt)>) -> Result<(), String> {
     Ok(())
 }
 
-/// What the by-hand client needs: the raw client, the base URL, the credentials and the
+/// A raw client with nx-protocol used by hand (items 2 and 3): the client, and what
+/// `build_request` needs besides the operation (the base URL, the credentials) plus the
 /// `User-Agent` value the SDK sends.
-type ByHand = (
-    RawAsync,
-    nx_protocol::operation::BaseUrl,
-    nx_protocol::Credentials,
-    http::HeaderValue,
-);
+pub(crate) struct ByHand<C> {
+    client: C,
+    base: nx_protocol::operation::BaseUrl,
+    credentials: nx_protocol::Credentials,
+    user_agent: http::HeaderValue,
+    media_id: String,
+}
+
+impl<C> ByHand<C> {
+    /// `client` asking `base` about `media_id` with the bench account, sending `user_agent`.
+    fn new(
+        client: C,
+        base: &str,
+        user_agent: &'static str,
+        media_id: &str,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            client,
+            base: nx_protocol::operation::BaseUrl::parse(base).map_err(|e| e.to_string())?,
+            credentials: crate::fixtures::credentials(),
+            user_agent: http::HeaderValue::from_static(user_agent),
+            media_id: media_id.to_owned(),
+        })
+    }
+
+    /// nx-protocol's work before a send, as the SDK does it per request: getMedia built by
+    /// `build_request` (JSON body, fresh `ts`, MD5 signature, headers), the `User-Agent` added.
+    /// The operation (to parse the answer with), the request's parts and its body.
+    fn request(&self) -> Result<(GetMedia, http::request::Parts, Bytes), String> {
+        let op = GetMedia::new(PHONE, self.media_id.as_str());
+        let request = nx_protocol::operation::build_request(
+            &op,
+            &self.base,
+            &self.credentials,
+            crate::fixtures::now(),
+        )
+        .map_err(|e| e.to_string())?;
+        let (mut parts, body) = request.into_parts();
+        let nx_protocol::OutgoingBody::Bytes(body) = body else {
+            return Err("getMedia has a JSON body".into());
+        };
+        parts
+            .headers
+            .insert(http::header::USER_AGENT, self.user_agent.clone());
+        Ok((op, parts, body))
+    }
+}
+
+/// nx-protocol's work after a send: `parse_response` of the answer (envelope, `MediaInfo`,
+/// download URL).
+fn parse_by_hand(
+    op: &GetMedia,
+    status: http::StatusCode,
+    body: &[u8],
+) -> Result<MediaInfo, String> {
+    nx_protocol::operation::parse_response(op, status, body).map_err(|e| e.to_string())
+}
 
 /// A raw hyper-util client with nx-protocol used by hand: `build_request` (fresh `ts`,
 /// signature) for every request and `parse_response` on every answer, nothing else.
-async fn sans_io_async_call(by_hand: Arc<ByHand>) -> Result<(), String> {
-    use nx_protocol::OutgoingBody;
-    use nx_protocol::operation::{build_request, parse_response};
-    use nx_protocol::wa::GetMedia;
-    let (client, base, credentials, user_agent) = &*by_hand;
-    let op = GetMedia::new(PHONE, MEDIA_ID);
-    let request =
-        build_request(&op, base, credentials, crate::fixtures::now()).map_err(|e| e.to_string())?;
-    let (mut parts, body) = request.into_parts();
-    let OutgoingBody::Bytes(body) = body else {
-        return Err("getMedia has a JSON body".into());
-    };
-    parts
-        .headers
-        .insert(http::header::USER_AGENT, user_agent.clone());
-    let response = client
+async fn sans_io_async_call(by_hand: Arc<ByHand<RawAsync>>) -> Result<(), String> {
+    let (op, parts, body) = by_hand.request()?;
+    let response = by_hand
+        .client
         .request(http::Request::from_parts(parts, Full::new(body)))
         .await
         .map_err(|e| e.to_string())?;
@@ -314,14 +357,13 @@ async fn sans_io_async_call(by_hand: Arc<ByHand>) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?
         .to_bytes();
-    let info = parse_response(&op, status, &body).map_err(|e| e.to_string())?;
-    std::hint::black_box(info);
+    std::hint::black_box(parse_by_hand(&op, status, &body)?);
     Ok(())
 }
 
 /// [`sans_io_async_call`] under a `tokio::time::timeout`, as nx-async runs each attempt
 /// (diagnostic, `--only hand-timeout`).
-async fn sans_io_timeout_async_call(by_hand: Arc<ByHand>) -> Result<(), String> {
+async fn sans_io_timeout_async_call(by_hand: Arc<ByHand<RawAsync>>) -> Result<(), String> {
     tokio::time::timeout(Duration::from_secs(30), sans_io_async_call(by_hand))
         .await
         .map_err(|_| "timed out".to_owned())?
@@ -343,7 +385,6 @@ pub(crate) async fn sdk_async_call(client: nx_async::Client) -> Result<(), Strin
 /// signature, URL, headers) and `parse_response` (envelope, `MediaInfo`, download URL).
 fn sans_io_us(base: &str, iters: u32) -> Result<(f64, f64), String> {
     use nx_protocol::operation::{BaseUrl, build_request, parse_response};
-    use nx_protocol::wa::GetMedia;
     let base = BaseUrl::parse(base).map_err(|e| e.to_string())?;
     let credentials = crate::fixtures::credentials();
     let op = GetMedia::new(PHONE, MEDIA_ID);
@@ -384,7 +425,6 @@ fn sans_io_us(base: &str, iters: u32) -> Result<(f64, f64), String> {
 fn build_floor_us(base: &str, iters: u32) -> Result<(f64, f64), String> {
     use md5::{Digest as _, Md5};
     use nx_protocol::operation::{BaseUrl, build_request};
-    use nx_protocol::wa::GetMedia;
     let base = BaseUrl::parse(base).map_err(|e| e.to_string())?;
     let credentials = crate::fixtures::credentials();
     let op = GetMedia::new(PHONE, MEDIA_ID);
@@ -490,7 +530,6 @@ fn build_floor_us(base: &str, iters: u32) -> Result<(f64, f64), String> {
 /// meaning, the file name or the URL. Refused unless it reads what `parse_response` reads.
 fn parse_floor_us(iters: u32) -> Result<f64, String> {
     use nx_protocol::operation::parse_response;
-    use nx_protocol::wa::GetMedia;
     #[derive(serde::Deserialize)]
     struct Envelope<'a> {
         code: i64,
@@ -618,12 +657,12 @@ pub fn bench_async(exe: &Path, params: &RequestParams, command: &str) -> Result<
         raw_hyper_client::<Full<Bytes>>(),
         Prebuilt::get_media(&base, nx_async::USER_AGENT)?,
     ));
-    let by_hand = Arc::new((
+    let by_hand = Arc::new(ByHand::new(
         raw.0.clone(),
-        nx_protocol::operation::BaseUrl::parse(&base).map_err(|e| e.to_string())?,
-        crate::fixtures::credentials(),
-        http::HeaderValue::from_static(nx_async::USER_AGENT),
-    ));
+        &base,
+        nx_async::USER_AGENT,
+        MEDIA_ID,
+    )?);
     let sides = run_interleaved(
         params,
         &[
@@ -717,6 +756,102 @@ fn raw_ureq_call(raw: &(ureq::Agent, Prebuilt)) -> Result<(), String> {
     Ok(())
 }
 
+/// A raw ureq agent with nx-protocol used by hand, as [`sans_io_async_call`] over hyper-util:
+/// `build_request` per request, the body sent from memory, the whole answer read and
+/// `parse_response` run on it.
+fn sans_io_blocking_get(by_hand: &ByHand<ureq::Agent>) -> Result<MediaInfo, String> {
+    let (op, parts, body) = by_hand.request()?;
+    let response = by_hand
+        .client
+        .run(http::Request::from_parts(parts, &body[..]))
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .read_to_vec()
+        .map_err(|e| e.to_string())?;
+    parse_by_hand(&op, status, &body)
+}
+
+fn sans_io_blocking_call(by_hand: &ByHand<ureq::Agent>) -> Result<(), String> {
+    std::hint::black_box(sans_io_blocking_get(by_hand)?);
+    Ok(())
+}
+
+/// ureq configured as nx-blocking configures its agent (`crates/nx-blocking/src/transport.rs`:
+/// status codes as answers, no redirects, no proxy, its `User-Agent` and no `Accept`, its
+/// connect timeout, 32 idle connections per host and 64 in all, kept 60 s), over ureq's own
+/// connector and resolver, and without the two limits under which that resolver starts a
+/// thread per request (`timeout_resolve` and `timeout_global`; nx-blocking has a resolver of its
+/// own for that, see item 3's first round): like item 2's by-hand client, it bounds no call.
+fn by_hand_agent(connect_timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .proxy(None)
+        .user_agent(nx_blocking::USER_AGENT)
+        .accept("")
+        .timeout_connect(Some(connect_timeout))
+        .max_idle_age(Duration::from_secs(60))
+        .max_idle_connections(64)
+        .max_idle_connections_per_host(32)
+        .build()
+        .new_agent()
+}
+
+/// Before item 3 is timed: the by-hand ureq client's getMedia, sent to the strict sandbox, is
+/// verified and answered, and reads what nx-blocking reads there; the same client with a wrong
+/// secret is refused with 1003, so the sandbox did check. The fixed-answer server the timed
+/// runs use checks nothing.
+pub fn blocking_by_hand_self_test() -> Result<(), String> {
+    use nx_sandbox::{Inbound, Sandbox, SandboxConfig};
+    let sandbox = Sandbox::start(SandboxConfig::default()).map_err(|e| e.to_string())?;
+    let stored = sandbox
+        .receive_inbound(Inbound::new(
+            "image",
+            "image/jpeg",
+            b"not really a jpeg".to_vec(),
+        ))
+        .map_err(|e| e.to_string())?;
+    let base = sandbox.base_url().to_owned();
+    let id = stored.media_id.as_str();
+    let sdk = blocking_client(&base)?;
+    let connect_timeout = sdk.config().transport.connect_timeout;
+    let expected = sdk
+        .get_media(PHONE, id)
+        .map_err(|e| format!("self-test: nx-blocking's getMedia: {e}"))?;
+    let by_hand = ByHand::new(
+        by_hand_agent(connect_timeout),
+        &base,
+        nx_blocking::USER_AGENT,
+        id,
+    )?;
+    let got = sans_io_blocking_get(&by_hand)
+        .map_err(|e| format!("self-test: raw ureq + nx-protocol by hand: {e}"))?;
+    // The URL is signed afresh on every call: the media's type and name must match.
+    if (got.mime_type(), got.file_name()) != (expected.mime_type(), expected.file_name()) {
+        return Err(format!(
+            "self-test: raw ureq + nx-protocol by hand read {got:?}, nx-blocking {expected:?}"
+        ));
+    }
+    let mut wrong = ByHand::new(
+        by_hand_agent(connect_timeout),
+        &base,
+        nx_blocking::USER_AGENT,
+        id,
+    )?;
+    wrong.credentials = nx_protocol::Credentials::new(
+        crate::fixtures::ACCESS_KEY,
+        format!("{}x", crate::fixtures::ACCESS_SECRET),
+    );
+    match sans_io_blocking_get(&wrong) {
+        Err(e) if e.contains("1003") => Ok(()),
+        other => Err(format!(
+            "self-test: a wrong secret must be refused with 1003 by the sandbox, got {other:?}"
+        )),
+    }
+}
+
 pub(crate) fn sdk_blocking_call(client: &nx_blocking::Client) -> Result<(), String> {
     let info = client
         .get_media(PHONE, MEDIA_ID)
@@ -734,6 +869,7 @@ pub fn bench_blocking(
     params: &RequestParams,
     command: &str,
 ) -> Result<Section, String> {
+    blocking_by_hand_self_test()?;
     let load_start = load_average().ok();
     let server = ServerProcess::spawn(exe, params.server_workers)?;
     let base = server.base_url();
@@ -766,9 +902,16 @@ pub fn bench_blocking(
         ),
     ]
     .map(|(name, agent)| (name, (agent, prebuilt.clone())));
+    let by_hand = ByHand::new(
+        by_hand_agent(sdk.config().transport.connect_timeout),
+        &base,
+        nx_blocking::USER_AGENT,
+        MEDIA_ID,
+    )?;
     let mut contenders = vec![
         Contender::threads(Only::Or("sdk"), &sdk, sdk_blocking_call),
         Contender::threads(Only::Or("raw"), &raw, raw_ureq_call),
+        Contender::threads(Only::Or("hand"), &by_hand, sans_io_blocking_call),
     ];
     contenders.extend(
         variants
@@ -776,7 +919,8 @@ pub fn bench_blocking(
             .map(|(_, variant)| Contender::threads(Only::Never, variant, raw_ureq_call)),
     );
     let sides = run_interleaved(params, &contenders)?;
-    let (sdk_sides, raw_sides, variant_sides) = (&sides[0], &sides[1], &sides[2..]);
+    let (sdk_sides, raw_sides, by_hand_sides, variant_sides) =
+        (&sides[0], &sides[1], &sides[2], &sides[3..]);
     let mut comparisons = comparisons(
         "getMedia",
         &params.concurrency,
@@ -784,6 +928,22 @@ pub fn bench_blocking(
         raw_sides,
         |_| 0.95,
     );
+    for (i, c) in params.concurrency.iter().enumerate() {
+        comparisons.push(Comparison::new(
+            format!("diagnostic: raw ureq + nx-protocol by hand (`build_request` and `parse_response` per call) vs raw ureq, concurrency {c}"),
+            "req/s",
+            &by_hand_sides[i].per_sec,
+            &raw_sides[i].per_sec,
+            Bar::Info,
+        ));
+        comparisons.push(Comparison::new(
+            format!("diagnostic: nx-blocking vs raw ureq + nx-protocol by hand, concurrency {c}"),
+            "req/s",
+            &sdk_sides[i].per_sec,
+            &by_hand_sides[i].per_sec,
+            Bar::Info,
+        ));
+    }
     for (v, (name, _)) in variants.iter().enumerate() {
         for (i, c) in params.concurrency.iter().enumerate() {
             comparisons.push(Comparison::new(
@@ -811,7 +971,8 @@ pub fn bench_blocking(
                 "{} requests per run at each concurrency, spread over that many threads sharing one client (one agent); the server is `nx-bench serve` in a child process with {} worker threads.",
                 params.requests, params.server_workers
             ),
-            "In the diagnostic rows the \"SDK\" column is raw ureq with the one setting named changed, and the \"baseline\" column is raw ureq with its defaults (measured in the same runs).".into(),
+            "Diagnostic rows: the first column is the named client, the second the named baseline, measured in the same runs (the by-hand client and the variants run after each A/B pair). \"nx-protocol by hand\" is raw ureq configured as nx-blocking's agent is, less the two limits under which ureq's own resolver starts a thread per request (it bounds no call, like item 2's), doing nx-protocol's work per request: it splits the SDK's overhead into the protocol work every correct client must do and what nx-blocking adds around it. The other diagnostics are raw ureq with the one setting named changed from its defaults.".into(),
+            "Self-test before timing (`nx_bench::requests::blocking_by_hand_self_test`, also in the smoke run): the by-hand client's getMedia was verified and answered by the strict `nx-sandbox`, reading what nx-blocking reads, and the same client with a wrong secret was refused with 1003.".into(),
         ],
     })
 }
