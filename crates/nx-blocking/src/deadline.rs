@@ -315,8 +315,16 @@ impl<T: Transport> Transport for Capped<T> {
         Ok(more)
     }
 
+    /// ureq asks this twice per request, each time probing the socket (non-blocking on, a
+    /// one-byte read, off: three system calls): as the answer's body ends and it returns the
+    /// connection to its pool, and as it takes the connection out for the next request. The
+    /// first finds nothing the second would not: what a probe looks for (bytes after the body,
+    /// the peer's close) stays in the socket until then. So while this thread reads an
+    /// answer's body, the only time ureq returns a connection, the connection is pooled
+    /// unprobed, and the probe before its next use decides. (Bytes after the body that ureq
+    /// already read still keep it out of the pool: ureq checks its buffer first.)
     fn is_open(&mut self) -> bool {
-        self.inner.is_open()
+        ATTEMPT.with(|a| a.body.get().is_some()) || self.inner.is_open()
     }
 
     fn is_tls(&self) -> bool {
@@ -408,6 +416,56 @@ mod tests {
             connect_error(ureq::Error::HostNotFound),
             ureq::Error::HostNotFound
         ));
+    }
+
+    /// A transport that only counts how often it is probed.
+    #[derive(Debug)]
+    struct Probed {
+        buffers: ureq::unversioned::transport::LazyBuffers,
+        probes: usize,
+    }
+
+    impl Transport for Probed {
+        fn buffers(&mut self) -> &mut dyn Buffers {
+            &mut self.buffers
+        }
+
+        fn transmit_output(&mut self, _: usize, _: NextTimeout) -> Result<(), ureq::Error> {
+            Ok(())
+        }
+
+        fn await_input(&mut self, _: NextTimeout) -> Result<bool, ureq::Error> {
+            Ok(false)
+        }
+
+        fn is_open(&mut self) -> bool {
+            self.probes += 1;
+            false
+        }
+    }
+
+    #[test]
+    fn a_connection_returned_as_a_body_ends_is_probed_when_next_taken() {
+        let mut capped = Capped {
+            inner: Probed {
+                buffers: ureq::unversioned::transport::LazyBuffers::new(64, 64),
+                probes: 0,
+            },
+            read_ahead: 64,
+        };
+        // Taken for a request: probed, and the probe decides.
+        assert!(!capped.is_open());
+        assert_eq!(capped.inner.probes, 1);
+        // Returned while this thread reads the answer's body: pooled without a probe.
+        {
+            let _cleared = Cleared;
+            count_body();
+            assert!(capped.is_open());
+            assert_eq!(capped.inner.probes, 1);
+        }
+        // The attempt over, the next taking probes again.
+        assert!(!capped.is_open());
+        assert_eq!(capped.inner.probes, 2);
     }
 
     fn ms_(n: u64) -> Duration {

@@ -9,6 +9,7 @@
 //! It uses ureq's `unversioned` resolver API, which may change in a minor release of ureq; the
 //! workspace requires `ureq = "~3.5"` (3.5.x only; see the root `Cargo.toml`).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Mutex, PoisonError};
@@ -24,6 +25,34 @@ const TTL: Duration = Duration::from_secs(60);
 
 /// At most this many names are kept; past it the cache starts over.
 const MAX_NAMES: usize = 64;
+
+/// The IP literal this thread resolved last, as its URL wrote it: every request of a client
+/// names the same one or two hosts, and reading the address again from the text (host, port)
+/// costs about as much as the rest of resolving.
+#[derive(Debug, Default)]
+struct LastLiteral {
+    authority: String,
+    default_port: Option<u16>,
+    addr: Option<SocketAddr>,
+}
+
+impl LastLiteral {
+    /// The address of `authority` under a scheme whose port is `default_port`, if it is the last.
+    fn get(&self, authority: &str, default_port: Option<u16>) -> Option<SocketAddr> {
+        self.addr
+            .filter(|_| self.default_port == default_port && self.authority == authority)
+    }
+
+    fn set(&mut self, authority: &str, default_port: Option<u16>, addr: SocketAddr) {
+        authority.clone_into(&mut self.authority);
+        self.default_port = default_port;
+        self.addr = Some(addr);
+    }
+}
+
+thread_local! {
+    static LAST_LITERAL: RefCell<LastLiteral> = RefCell::default();
+}
 
 /// IP literals at once, names from a short-lived cache, `lookup` (ureq's default resolver)
 /// otherwise.
@@ -55,6 +84,16 @@ impl<L: Resolver> Resolver for CachingResolver<L> {
             Some("http") => Some(80),
             _ => None,
         };
+        let literal = |addr| {
+            let mut addrs = self.empty();
+            addrs.push(addr);
+            Ok(addrs)
+        };
+        if let Some(addr) =
+            LAST_LITERAL.with_borrow(|last| last.get(authority.as_str(), default_port))
+        {
+            return literal(addr);
+        }
         let Some(port) = authority.port_u16().or(default_port) else {
             return self.lookup.resolve(uri, config, timeout);
         };
@@ -63,9 +102,9 @@ impl<L: Resolver> Resolver for CachingResolver<L> {
             .trim_start_matches('[')
             .trim_end_matches(']');
         if let Ok(ip) = host.parse::<IpAddr>() {
-            let mut addrs = self.empty();
-            addrs.push(SocketAddr::new(ip, port));
-            return Ok(addrs);
+            let addr = SocketAddr::new(ip, port);
+            LAST_LITERAL.with_borrow_mut(|last| last.set(authority.as_str(), default_port, addr));
+            return literal(addr);
         }
         let key = format!("{host}:{port}");
         let cached = {
@@ -124,6 +163,23 @@ mod tests {
             resolver.names.lock().unwrap().is_empty(),
             "literals are not cached"
         );
+        // The thread's last literal is reused only for the same authority and scheme.
+        for (uri, expected) in [
+            ("https://127.0.0.1/y", "127.0.0.1:443"),
+            ("http://127.0.0.1/y", "127.0.0.1:80"),
+            ("http://127.0.0.1/z", "127.0.0.1:80"),
+            ("http://127.0.0.1:8080/", "127.0.0.1:8080"),
+            ("http://127.0.0.2:8080/", "127.0.0.2:8080"),
+            ("http://[::1]:8080/", "[::1]:8080"),
+        ] {
+            let uri: Uri = uri.parse().unwrap();
+            let addrs = resolver.resolve(&uri, &config, timeout()).unwrap();
+            assert_eq!(
+                addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                [expected],
+                "{uri}"
+            );
+        }
     }
 
     /// Answers every name with 127.0.0.1 and counts the lookups, so the cache is tested

@@ -726,3 +726,63 @@ fn the_client_and_its_arguments_cross_threads() {
     sendable::<DownloadOptions>();
     sendable::<Error>();
 }
+
+/// A `200` with `body` as JSON that leaves the connection open (no `Connection: close`).
+fn kept_alive(body: &str) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+/// Pooling as nx-blocking leaves it to ureq (a connection returned as an answer's body ends is
+/// probed only when next taken, `deadline.rs`): a connection kept alive is reused, and one the
+/// server closed, or sent bytes nobody asked for on, is not, so no request is lost on it
+/// (retries are off: a request sent on a spoiled connection would fail the call).
+#[test]
+fn a_kept_alive_connection_is_reused_and_a_spoiled_one_is_not() {
+    let server = Server::bind();
+    let oss = format!(
+        "https://oss.example/a.webp?Expires={}&OSSAccessKeyId=k&Signature=s",
+        fresh_expiry()
+    );
+    let answer = kept_alive(&media_answer(&oss));
+    let (first, second) = (answer.clone(), answer);
+    let server = server.serve(vec![
+        // Two requests on the first connection, then the server closes it.
+        Box::new(move |_, stream| {
+            let _ = stream.write_all(&first);
+            if read_request(stream).is_some() {
+                let _ = stream.write_all(&first);
+            }
+        }),
+        // One answer, then stray bytes on a connection the server keeps open.
+        Box::new(move |_, stream| {
+            let _ = stream.write_all(&second);
+            let mut open = stream.try_clone().unwrap();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                let _ = open.write_all(b"HTTP/1.1 200 OK\r\n");
+                std::thread::sleep(Duration::from_secs(3));
+            });
+        }),
+        json(media_answer(&oss)),
+    ]);
+    let client = builder(&server).retry(RetryPolicy::none()).build().unwrap();
+    for call in 1..=4 {
+        let info = client
+            .get_media(PHONE, MEDIA_ID)
+            .unwrap_or_else(|e| panic!("call {call}: {e}"));
+        assert_eq!(info.file_name(), "a.webp");
+        // Time for the server's close or stray bytes to arrive before the next call.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Four calls on three connections: the server records each connection's first request,
+    // and has no fourth connection to give.
+    let requests = server.finish();
+    assert_eq!(requests.len(), 3);
+    assert!(requests.iter().all(|r| r.target == "/api/wa/getMedia"));
+}
