@@ -646,6 +646,35 @@ pub(crate) fn comparisons(
     out
 }
 
+/// The two diagnostic rows of a by-hand client (items 2 and 3) at each concurrency, named
+/// after `(sdk, stack)`: the by-hand client over the raw one (what the protocol work costs),
+/// then the SDK over the by-hand client (what its own layer costs), held to `layer`.
+fn by_hand_rows(
+    (sdk, stack): (&str, &str),
+    concurrency: &[usize],
+    [sdk_sides, by_hand_sides, raw_sides]: [&[Side]; 3],
+    layer: Bar,
+) -> Vec<Comparison> {
+    let mut out = Vec::new();
+    for (i, c) in concurrency.iter().enumerate() {
+        out.push(Comparison::new(
+            format!("diagnostic: raw {stack} + nx-protocol by hand (`build_request` and `parse_response` per call) vs raw {stack}, concurrency {c}"),
+            "req/s",
+            &by_hand_sides[i].per_sec,
+            &raw_sides[i].per_sec,
+            Bar::Info,
+        ));
+        out.push(Comparison::new(
+            format!("diagnostic: {sdk} vs raw {stack} + nx-protocol by hand, concurrency {c}"),
+            "req/s",
+            &sdk_sides[i].per_sec,
+            &by_hand_sides[i].per_sec,
+            layer,
+        ));
+    }
+    out
+}
+
 /// Runs item 2: `nx_async::Client::get_media` against a raw hyper-util client.
 pub fn bench_async(exe: &Path, params: &RequestParams, command: &str) -> Result<Section, String> {
     let load_start = load_average().ok();
@@ -697,25 +726,13 @@ pub fn bench_async(exe: &Path, params: &RequestParams, command: &str) -> Result<
         // Issue 20: 0.95 where wake-up latency dominates, 0.90 where the client is CPU-bound.
         |c| if c == 1 { 0.95 } else { 0.90 },
     );
-    for (i, c) in params.concurrency.iter().enumerate() {
-        comparisons.push(Comparison::new(
-            format!("diagnostic: raw hyper-util + nx-protocol by hand (`build_request` and `parse_response` per call) vs raw hyper-util, concurrency {c}"),
-            "req/s",
-            &by_hand_sides[i].per_sec,
-            &raw_sides[i].per_sec,
-            Bar::Info,
-        ));
-        comparisons.push(Comparison::new(
-            format!(
-                "diagnostic: nx-async vs raw hyper-util + nx-protocol by hand, concurrency {c}"
-            ),
-            "req/s",
-            &sdk_sides[i].per_sec,
-            &by_hand_sides[i].per_sec,
-            // nx-async's own layer (issue 20).
-            Bar::AtLeast(0.97),
-        ));
-    }
+    comparisons.extend(by_hand_rows(
+        ("nx-async", "hyper-util"),
+        &params.concurrency,
+        [sdk_sides, by_hand_sides, raw_sides],
+        // nx-async's own layer (issue 20).
+        Bar::AtLeast(0.97),
+    ));
     let measures = sans_io_measures(&base, params.runs, params.requests)?;
     let load = load_since(load_start);
     Ok(Section {
@@ -928,22 +945,13 @@ pub fn bench_blocking(
         raw_sides,
         |_| 0.95,
     );
-    for (i, c) in params.concurrency.iter().enumerate() {
-        comparisons.push(Comparison::new(
-            format!("diagnostic: raw ureq + nx-protocol by hand (`build_request` and `parse_response` per call) vs raw ureq, concurrency {c}"),
-            "req/s",
-            &by_hand_sides[i].per_sec,
-            &raw_sides[i].per_sec,
-            Bar::Info,
-        ));
-        comparisons.push(Comparison::new(
-            format!("diagnostic: nx-blocking vs raw ureq + nx-protocol by hand, concurrency {c}"),
-            "req/s",
-            &sdk_sides[i].per_sec,
-            &by_hand_sides[i].per_sec,
-            Bar::Info,
-        ));
-    }
+    comparisons.extend(by_hand_rows(
+        ("nx-blocking", "ureq"),
+        &params.concurrency,
+        [sdk_sides, by_hand_sides, raw_sides],
+        // Issue 20 sets no bar on nx-blocking's own layer.
+        Bar::Info,
+    ));
     for (v, (name, _)) in variants.iter().enumerate() {
         for (i, c) in params.concurrency.iter().enumerate() {
             comparisons.push(Comparison::new(

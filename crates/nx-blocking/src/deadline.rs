@@ -31,6 +31,10 @@
 //! peer gone without `close_notify`, a reset. ureq takes either for the end of a body read to
 //! the connection's close (no `Content-Length`, not chunked), so a cut answer would pass for a
 //! whole one; the driver fails it instead, as hyper does.
+//!
+//! Last, it spares ureq one of the two socket probes it makes per request (see
+//! [`Capped`]'s `is_open`): a connection returned to the pool as an answer's body ends is pooled
+//! unprobed, and probed when ureq next takes it out.
 
 use std::cell::Cell;
 use std::io;

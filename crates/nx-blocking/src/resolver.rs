@@ -151,20 +151,7 @@ mod tests {
             ("http://127.0.0.1:8080/x", "127.0.0.1:8080"),
             ("https://127.0.0.1/x", "127.0.0.1:443"),
             ("http://[::1]:9090/", "[::1]:9090"),
-        ] {
-            let uri: Uri = uri.parse().unwrap();
-            let addrs = resolver.resolve(&uri, &config, timeout()).unwrap();
-            assert_eq!(
-                addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                [expected]
-            );
-        }
-        assert!(
-            resolver.names.lock().unwrap().is_empty(),
-            "literals are not cached"
-        );
-        // The thread's last literal is reused only for the same authority and scheme.
-        for (uri, expected) in [
+            // The thread's last literal is reused only for the same authority and scheme.
             ("https://127.0.0.1/y", "127.0.0.1:443"),
             ("http://127.0.0.1/y", "127.0.0.1:80"),
             ("http://127.0.0.1/z", "127.0.0.1:80"),
@@ -180,6 +167,10 @@ mod tests {
                 "{uri}"
             );
         }
+        assert!(
+            resolver.names.lock().unwrap().is_empty(),
+            "literals are not cached"
+        );
     }
 
     /// Answers every name with 127.0.0.1 and counts the lookups, so the cache is tested

@@ -744,11 +744,11 @@ fn kept_alive(body: &str) -> Vec<u8> {
 /// (retries are off: a request sent on a spoiled connection would fail the call).
 #[test]
 fn a_kept_alive_connection_is_reused_and_a_spoiled_one_is_not() {
-    let server = Server::bind();
     let oss = format!(
         "https://oss.example/a.webp?Expires={}&OSSAccessKeyId=k&Signature=s",
         fresh_expiry()
     );
+    let server = Server::bind();
     let answer = kept_alive(&media_answer(&oss));
     let (first, second) = (answer.clone(), answer);
     let server = server.serve(vec![
