@@ -25,7 +25,7 @@ use nx_protocol::{OutgoingBody, StreamedBody};
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::connect::{Bounded, ConnectTimedOut, Connector};
+use crate::connect::{Bounded, ConnectTimedOut, Connector, Shared};
 
 /// The request body type every call uses. Boxed, an in-memory body too: an unboxed one
 /// (`Either<Full<Bytes>, _>`) saves its allocation (about 210 instructions per getMedia) but
@@ -35,8 +35,9 @@ pub(crate) type Body = UnsyncBoxBody<Bytes, io::Error>;
 /// The pooled hyper client and what every request carries.
 #[derive(Clone, Debug)]
 pub(crate) struct Http {
-    client: HyperClient<Bounded<HttpsConnector<Connector>>, Body>,
-    /// Checked once at construction ([`TransportConfig::user_agent_header`]).
+    client: HyperClient<Bounded<Shared<HttpsConnector<Connector>>>, Body>,
+    /// Checked once at construction ([`TransportConfig::user_agent_header`]), or the crate's
+    /// constant one.
     user_agent: http::HeaderValue,
 }
 
@@ -47,7 +48,13 @@ pub(crate) const CHUNK: usize = 64 * 1024;
 /// configured root store plus the extra roots), connecting directly or through the proxy the
 /// configuration's rules name for each target.
 pub(crate) fn http_client(config: &TransportConfig) -> Result<Http, Error> {
-    let user_agent = config.user_agent_header()?;
+    // The crate's own name as a constant: a value made at run time is shared bytes, whose clone
+    // on every request is an atomic on a counter all worker threads share (issue 20).
+    let user_agent = if config.user_agent == crate::USER_AGENT {
+        http::HeaderValue::from_static(crate::USER_AGENT)
+    } else {
+        config.user_agent_header()?
+    };
     let mut roots = rustls::RootCertStore::empty();
     match config.root_store {
         // An OS store may hold a certificate rustls cannot use: skipped, as curl does.
@@ -74,8 +81,9 @@ pub(crate) fn http_client(config: &TransportConfig) -> Result<Http, Error> {
         .https_or_http()
         .enable_http1()
         .wrap_connector(Connector::new(http, proxies));
-    // TCP (or the tunnel) and TLS, all within the attempt's connect deadline.
-    let connector = Bounded::new(tls, config.connect_timeout);
+    // TCP (or the tunnel) and TLS, all within the attempt's connect deadline; behind one `Arc`
+    // (hyper-util clones its connector for every request).
+    let connector = Bounded::new(Shared::new(tls), config.connect_timeout);
     let client = HyperClient::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .build(connector);
