@@ -218,14 +218,13 @@ impl std::error::Error for ProxyError {
     }
 }
 
-/// A connector as hyper-util holds it (inside [`Bounded`], which reads the attempt's connect
-/// deadline when a connection is asked for and bounds this one's future): behind one `Arc`.
-/// hyper-util's client clones its
-/// connector twice for every request, a request on a pooled connection too (the client
-/// itself, and the connect future it races against the pool's checkout), and drops both
-/// clones; `HttpsConnector<Connector>` holds four `Arc`s. Each clone and drop is an atomic
-/// on a counter all worker threads share, so its cache line moves between cores on every
-/// request: about 16 such atomics per call, against 4 through one `Arc` (issue 20).
+/// A connector as hyper-util holds it: behind one `Arc` (inside [`Bounded`], which reads the
+/// attempt's connect deadline when a connection is asked for and bounds this one's future).
+/// hyper-util's client clones its connector twice for every request, a request on a pooled
+/// connection too (the client itself, and the connect future it races against the pool's
+/// checkout), and drops both clones; `HttpsConnector<Connector>` holds four `Arc`s. Each clone
+/// and drop is an atomic on a counter all worker threads share, so its cache line moves between
+/// cores on every request: 16 such atomics per call, against 4 through one `Arc` (issue 20).
 #[derive(Debug)]
 pub(crate) struct Shared<C>(Arc<C>);
 
@@ -324,6 +323,65 @@ mod tests {
         assert!(tcp_timed_out(&*wrapped));
         let kernel = std::io::Error::from(std::io::ErrorKind::TimedOut);
         assert!(!tcp_timed_out(&kernel));
+    }
+
+    /// A connector that must be made ready before each call, counting the copies that
+    /// connect.
+    #[derive(Clone, Default)]
+    struct Strict {
+        ready: bool,
+        calls: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Service<Uri> for Strict {
+        type Response = Uri;
+        type Error = BoxError;
+        type Future = std::future::Ready<Result<Uri, BoxError>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            self.ready = true;
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, target: Uri) -> Self::Future {
+            assert!(self.ready, "called before poll_ready");
+            self.calls
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            std::future::ready(Ok(target))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_shared_connector_is_one_arc_and_connects_through_a_ready_copy() {
+        let strict = Strict::default();
+        let calls = strict.calls.clone();
+        let shared = Shared::new(strict);
+        let mut copy = shared.clone();
+        assert!(
+            Arc::ptr_eq(&shared.0, &copy.0),
+            "a clone shares the connector, never copies it"
+        );
+        let target: Uri = "http://127.0.0.1:9/".parse().unwrap();
+        std::future::poll_fn(|cx| copy.poll_ready(cx))
+            .await
+            .unwrap();
+        assert_eq!(copy.call(target.clone()).await.unwrap(), target);
+        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert!(
+            !shared.0.ready,
+            "the shared connector itself is never called"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_shared_connector_inside_bounded_keeps_the_attempts_deadline() {
+        let target: Uri = "https://127.0.0.1:9/".parse().unwrap();
+        let ms = Duration::from_millis;
+        let mut bounded = Bounded::new(Shared::new(Never), Duration::from_secs(60));
+        let started = Instant::now();
+        let connecting = polling(started + ms(50), || bounded.call(target.clone()));
+        assert!(connecting.await.unwrap_err().is::<ConnectTimedOut>());
+        assert!((ms(50)..ms(5000)).contains(&started.elapsed()));
     }
 
     #[test]
