@@ -510,7 +510,7 @@ fn refused_download_urls<D: Driver>(secrets: &mut Secrets) {
 /// On-Premises calls of every kind, with faults, a revoked token and a wrong password.
 fn onprem_calls<P: OnPremDriver>(secrets: &mut Secrets) {
     let world = OnPremWorld::<P>::with(SandboxConfig::default(), |c| {
-        c.transport.request_timeout = Duration::from_millis(300)
+        c.transport.request_timeout = Duration::from_secs(1)
     });
     let name = P::NAME;
     if let Some(token) = record(&format!("{name} login"), world.client.login()) {
