@@ -611,8 +611,16 @@ async fn inbound_webhook_and_retry_download() {
     assert_eq!(meta_code(&unknown), 1006);
     assert!(!sandbox.expire_inbound("no-such-id"));
 
-    // Deliveries are logged, without the URL's query.
-    let deliveries = sandbox.log().for_route(Route::OnPremCallback);
+    // Deliveries are logged, without the URL's query. A delivery is logged once the hook has
+    // answered, which may be just after the hook's side above read its body: wait for it.
+    let waited = std::time::Instant::now();
+    let deliveries = loop {
+        let deliveries = sandbox.log().for_route(Route::OnPremCallback);
+        if deliveries.len() >= 2 || waited.elapsed() > Duration::from_secs(10) {
+            break deliveries;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!(deliveries.len(), 2);
     assert!(
         deliveries
