@@ -157,7 +157,7 @@ async fn attempt<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
     let (send, progress) = match start {
         Start::Sent(send) => (send, None),
         Start::Upload(upload) => {
-            let (parts, body) = *upload;
+            let (parts, body, connect_by) = *upload;
             let Some(source) = source else {
                 return failed(call, transport::no_source());
             };
@@ -169,7 +169,6 @@ async fn attempt<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
             let progress = Arc::new(Progress::new(body.content_length()));
             let body = transport::streamed(body, reader, progress.clone(), source.path_of());
             let request = http::Request::from_parts(parts, body);
-            let connect_by = instant(call.watch().connect_deadline()).into();
             (transport::send(http, request, connect_by), Some(progress))
         }
     };

@@ -249,8 +249,9 @@ async fn read_checked(
 pub(crate) enum Start {
     /// Handed to hyper.
     Sent(Sending),
-    /// The head and the streamed body's description, to send once the source is open.
-    Upload(Box<(http::request::Parts, StreamedBody)>),
+    /// The head and the streamed body's description, to send once the source is open, and
+    /// when a new connection for it must be ready.
+    Upload(Box<(http::request::Parts, StreamedBody, tokio::time::Instant)>),
 }
 
 impl Start {
@@ -265,7 +266,9 @@ impl Start {
         let body = match outgoing {
             OutgoingBody::Empty => empty(),
             OutgoingBody::Bytes(bytes) => full(bytes),
-            OutgoingBody::Streamed(body) => return Start::Upload(Box::new((parts, body))),
+            OutgoingBody::Streamed(body) => {
+                return Start::Upload(Box::new((parts, body, connect_by)));
+            }
         };
         Start::Sent(send(
             http,
