@@ -48,7 +48,7 @@ impl Cli {
 /// [`crate::terminal::stderr_draws_progress`]), unless `CLICOLOR_FORCE` asks for it. `NO_COLOR`
 /// and the rest are left to clap's `Auto`.
 fn help_color() -> ColorChoice {
-    let dumb = std::env::var_os("TERM").is_some_and(|term| term == "dumb");
+    let dumb = crate::terminal::term_is_dumb();
     let forced = std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0");
     if dumb && !forced {
         ColorChoice::Never

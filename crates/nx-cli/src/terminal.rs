@@ -131,8 +131,12 @@ impl serde_json::ser::Formatter for TerminalSafe {
 /// (a progress bar redraws itself with `\r` and ESC sequences, which `TERM=dumb` terminals
 /// such as Emacs' shell or a CI log viewer show as garbage).
 pub(crate) fn stderr_draws_progress() -> bool {
-    std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("TERM").is_none_or(|term| term != "dumb")
+    std::io::IsTerminal::is_terminal(&std::io::stderr()) && !term_is_dumb()
+}
+
+/// `TERM=dumb`: a terminal that neither moves the cursor nor shows styles.
+pub(crate) fn term_is_dumb() -> bool {
+    std::env::var_os("TERM").is_some_and(|term| term == "dumb")
 }
 
 /// A command line to print for a user to paste: each word shell-quoted where it needs to be
