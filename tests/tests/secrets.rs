@@ -274,7 +274,7 @@ fn record<T: std::fmt::Debug>(what: &str, result: Result<T, Error>) -> Option<T>
 fn nxcloud_calls<D: Driver>(secrets: &mut Secrets) {
     let world = World::<D>::with(
         SandboxConfig::default().url_lifetime(Duration::from_secs(1)),
-        |c| c.transport.request_timeout = Duration::from_millis(300),
+        |c| c.transport.request_timeout = Duration::from_secs(1),
     );
     let name = D::NAME;
     let data = pattern(70_000);
