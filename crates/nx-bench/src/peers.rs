@@ -24,7 +24,8 @@ use crate::hand::{Account, ReqwestGetMedia, UreqGetMedia};
 use crate::procfs::{load_average, load_since};
 use crate::report::{Bar, Comparison, Section};
 use crate::requests::{
-    Contender, Only, RequestParams, comparisons, run_interleaved, sdk_async_call, sdk_blocking_call,
+    Contender, Only, RequestParams, comparisons, run_interleaved, sdk_async_call,
+    sdk_blocking_call, usage_rows,
 };
 use crate::server::ServerProcess;
 use crate::transfer::{child_runs, index, rss_measures};
@@ -248,7 +249,7 @@ fn request_notes(params: &RequestParams, threads: &str) -> Vec<String> {
             crate::server::MEDIA_ENVELOPE.len()
         ),
         "Both sides do the same protocol work per request: a fresh `ts`, the JSON body serialized and MD5-signed, the five NXCloud headers, the envelope and getMedia's `data` parsed. The peer is `crates/nx-bench/src/hand.rs`: serde derive structs, the string to sign concatenated into a `Vec` and MD5'd (md-5), hex-encoded; the endpoint URL parsed once. It does not use nx-protocol.".into(),
-        "Client CPU per request is this process's user+system CPU time (10 ms ticks) over the run, divided by the requests.".into(),
+        crate::requests::CPU_NOTE.into(),
     ]
 }
 
@@ -269,13 +270,19 @@ pub fn bench_async(exe: &Path, params: &RequestParams, command: &str) -> Result<
             Contender::tasks(Only::Or("reqwest"), &runtime, peer, reqwest_call),
         ],
     )?;
-    let comparisons = comparisons(
+    let mut comparisons = comparisons(
         "getMedia",
         &params.concurrency,
         &sides[0],
         &sides[1],
         |_| 1.0,
     );
+    comparisons.extend(usage_rows(
+        "getMedia",
+        &params.concurrency,
+        &sides[0],
+        &sides[1],
+    ));
     let load = load_since(load_start);
     let mut notes = request_notes(
         params,
@@ -337,6 +344,12 @@ pub fn bench_blocking(
             Bar::Info,
         ));
     }
+    comparisons.extend(usage_rows(
+        "getMedia",
+        &params.concurrency,
+        sdk_sides,
+        peer_sides,
+    ));
     let load = load_since(load_start);
     let mut notes = request_notes(
         params,

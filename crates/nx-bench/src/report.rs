@@ -65,9 +65,14 @@ impl Summary {
 }
 
 /// The median of per-run ratios `a[i] / b[i]` (runs are paired: each `a` run sits next to its
-/// `b` run in time, so drift of the machine cancels out).
+/// `b` run in time, so drift of the machine cancels out). Two zeros (neither side was
+/// preempted in a run, say) are equal: ratio 1.
 pub fn paired_ratio(a: &[f64], b: &[f64]) -> Summary {
-    let ratios: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+    let ratios: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| if *x == 0.0 && *y == 0.0 { 1.0 } else { x / y })
+        .collect();
     Summary::of(&ratios)
 }
 
@@ -317,6 +322,7 @@ mod tests {
         assert!(!Summary::of(&[f64::INFINITY]).is_sane());
         let r = paired_ratio(&[2.0, 4.0, 9.0], &[1.0, 4.0, 3.0]);
         assert_eq!(r.median, 2.0);
+        assert_eq!(paired_ratio(&[0.0, 0.0, 2.0], &[0.0, 1.0, 1.0]).median, 1.0);
         assert_eq!(sig(1234.5), "1234");
         assert_eq!(sig(0.98765), "0.988");
         assert_eq!(sig(12.345), "12.3");

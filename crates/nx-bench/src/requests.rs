@@ -15,7 +15,7 @@ use hyper_util::rt::TokioExecutor;
 use nx_protocol::wa::{GetMedia, MediaInfo};
 
 use crate::fixtures::{MEDIA_ID, PHONE, Prebuilt, async_client, blocking_client, runtime};
-use crate::procfs::{cpu_time, load_average, load_since};
+use crate::procfs::{Usage, load_average, load_since, usage};
 use crate::report::{Bar, Comparison, Measure, Section};
 use crate::server::ServerProcess;
 
@@ -51,35 +51,45 @@ impl Default for RequestParams {
     }
 }
 
-/// One timed run: wall time and this process's CPU time.
+/// One timed run: wall time and what this process spent meanwhile.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Run {
     wall: Duration,
-    cpu: Duration,
+    usage: Usage,
 }
 
-/// Figures of one side at one concurrency.
+/// Figures of one side at one concurrency, one value per run (all but throughput per request).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Side {
     pub(crate) per_sec: Vec<f64>,
+    /// User plus system CPU time, µs.
     pub(crate) cpu_us: Vec<f64>,
+    pub(crate) user_us: Vec<f64>,
+    pub(crate) system_us: Vec<f64>,
+    pub(crate) voluntary: Vec<f64>,
+    pub(crate) involuntary: Vec<f64>,
 }
 
 impl Side {
     fn push(&mut self, run: Run, requests: usize) {
-        self.per_sec.push(requests as f64 / run.wall.as_secs_f64());
-        self.cpu_us
-            .push(run.cpu.as_secs_f64() * 1e6 / requests as f64);
+        let n = requests as f64;
+        let us = |d: Duration| d.as_secs_f64() * 1e6 / n;
+        self.per_sec.push(n / run.wall.as_secs_f64());
+        self.cpu_us.push(us(run.usage.user + run.usage.system));
+        self.user_us.push(us(run.usage.user));
+        self.system_us.push(us(run.usage.system));
+        self.voluntary.push(run.usage.voluntary as f64 / n);
+        self.involuntary.push(run.usage.involuntary as f64 / n);
     }
 }
 
 fn timed(f: impl FnOnce() -> Result<Duration, String>) -> Result<Run, String> {
-    let cpu0 = cpu_time().map_err(|e| e.to_string())?;
+    let before = usage().map_err(|e| e.to_string())?;
     let wall = f()?;
-    let cpu1 = cpu_time().map_err(|e| e.to_string())?;
+    let after = usage().map_err(|e| e.to_string())?;
     Ok(Run {
         wall,
-        cpu: cpu1.saturating_sub(cpu0),
+        usage: after.since(&before),
     })
 }
 
@@ -646,6 +656,48 @@ pub(crate) fn comparisons(
     out
 }
 
+/// How the CPU and context-switch rows are measured (items 2, 3, 8a, 8b).
+pub(crate) const CPU_NOTE: &str = "Client CPU per request is this process's user plus system CPU time over the run (`getrusage(RUSAGE_SELF)`, all its threads, in µs; the server is another process, so it is the client stack's own cost), divided by the requests; the last rows split it into user and system time (the kernel splits its exact sum by its tick samples) and give the process's voluntary (a thread waited) and involuntary (it was preempted) context switches per request.";
+
+/// Where [`comparisons`]' CPU time goes, at each concurrency: user and system CPU time and
+/// voluntary and involuntary context switches per request, this process's (`getrusage`), SDK
+/// beside baseline. Rows for information: at concurrency 1 a request is one loopback round
+/// trip, and what it costs the kernel (system calls, wake-ups) is where two clients doing about
+/// the same user-space work differ (issue 20).
+pub(crate) fn usage_rows(
+    label: &str,
+    concurrency: &[usize],
+    sdk: &[Side],
+    raw: &[Side],
+) -> Vec<Comparison> {
+    type Of = fn(&Side) -> &[f64];
+    let rows: [(&str, &str, Of); 4] = [
+        ("client user CPU per request", "µs", |s| &s.user_us),
+        ("client system CPU per request", "µs", |s| &s.system_us),
+        ("voluntary context switches per request", "switches", |s| {
+            &s.voluntary
+        }),
+        (
+            "involuntary context switches per request",
+            "switches",
+            |s| &s.involuntary,
+        ),
+    ];
+    let mut out = Vec::new();
+    for (what, unit, of) in rows {
+        for (i, c) in concurrency.iter().enumerate() {
+            out.push(Comparison::new(
+                format!("{label}, concurrency {c}: {what}"),
+                unit,
+                of(&sdk[i]),
+                of(&raw[i]),
+                Bar::Info,
+            ));
+        }
+    }
+    out
+}
+
 /// The two diagnostic rows of a by-hand client (items 2 and 3) at each concurrency, named
 /// after `(sdk, stack)`: the by-hand client over the raw one (what the protocol work costs),
 /// then the SDK over the by-hand client (what its own layer costs), held to `layer`.
@@ -733,6 +785,12 @@ pub fn bench_async(exe: &Path, params: &RequestParams, command: &str) -> Result<
         // nx-async's own layer (issue 20).
         Bar::AtLeast(0.97),
     ));
+    comparisons.extend(usage_rows(
+        "getMedia",
+        &params.concurrency,
+        sdk_sides,
+        raw_sides,
+    ));
     let measures = sans_io_measures(&base, params.runs, params.requests)?;
     let load = load_since(load_start);
     Ok(Section {
@@ -752,7 +810,7 @@ pub fn bench_async(exe: &Path, params: &RequestParams, command: &str) -> Result<
                 crate::server::MEDIA_ENVELOPE.len()
             ),
             "The SDK signs each request afresh (JSON serialization, MD5 signature, fresh `ts`), goes through its retry loop, timeout and tracing span, and parses the envelope and `MediaInfo`; the baseline clones a request signed once and only reads the answer's bytes.".into(),
-            "Client CPU per request is this process's user+system CPU time (from /proc/self/stat, 10 ms ticks) over the run, divided by the requests; the server is another process, so it is the client stack's own cost.".into(),
+            CPU_NOTE.into(),
             "Diagnostic rows: the first column is the named client, the second the named baseline, measured in the same runs (the by-hand client runs after each A/B pair). \"nx-protocol by hand\" is what a user of the sans-IO core with their own hyper client does: it splits the SDK's overhead into the protocol work every correct client must do and what nx-async adds around it.".into(),
         ],
     })
@@ -963,6 +1021,12 @@ pub fn bench_blocking(
             ));
         }
     }
+    comparisons.extend(usage_rows(
+        "getMedia",
+        &params.concurrency,
+        sdk_sides,
+        raw_sides,
+    ));
     let measures = sans_io_measures(&base, params.runs, params.requests)?;
     let load = load_since(load_start);
     Ok(Section {

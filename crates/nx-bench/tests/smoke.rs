@@ -15,14 +15,14 @@ fn exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_nx-bench"))
 }
 
-/// Every figure is finite and positive (CPU time, counted in 10 ms ticks, may be zero over a
-/// tiny run), there are as many rows as asked for, the Markdown has a row per figure with its
+/// Every figure is finite and positive (CPU time and context switches may be zero over a tiny
+/// run), there are as many rows as asked for, the Markdown has a row per figure with its
 /// verdict, and it gives the machine's load average at start and end of the run.
 fn check(section: &Section, comparisons: usize, measures: usize) {
     let markdown = section.markdown();
     let cpu_ok = |s: &Summary| s.n > 0 && s.min.is_finite() && s.max.is_finite() && s.min >= 0.0;
     for c in &section.comparisons {
-        if c.case.contains("CPU") {
+        if c.case.contains("CPU") || c.case.contains("context switches") {
             assert!(
                 cpu_ok(&c.sdk) && cpu_ok(&c.baseline),
                 "{}\n{markdown}",
@@ -109,6 +109,42 @@ fn request_params() -> RequestParams {
     }
 }
 
+/// From row `from` on, the rows of `requests::usage_rows`: user CPU, system CPU, voluntary
+/// and involuntary context switches, each at both of [`request_params`]' concurrencies, held to
+/// nothing; and user plus system time is the CPU time.
+fn usage_rows_follow(section: &Section, from: usize) {
+    let concurrency = request_params().concurrency;
+    let rows = &section.comparisons[from..];
+    let names: Vec<&str> = rows.iter().map(|c| c.case.as_str()).collect();
+    let mut expected = Vec::new();
+    for what in [
+        "client user CPU per request",
+        "client system CPU per request",
+        "voluntary context switches per request",
+        "involuntary context switches per request",
+    ] {
+        for c in &concurrency {
+            expected.push(format!("getMedia, concurrency {c}: {what}"));
+        }
+    }
+    assert_eq!(names, expected);
+    assert!(rows.iter().all(|c| c.bar == Bar::Info));
+    for (i, c) in concurrency.iter().enumerate() {
+        let cpu = section
+            .comparison(&format!(
+                "getMedia, concurrency {c}: client CPU per request"
+            ))
+            .unwrap();
+        let split = rows[i].sdk.median + rows[concurrency.len() + i].sdk.median;
+        // Two runs per figure in the smoke run: a median is their mean, which adds up.
+        assert!(
+            (split - cpu.sdk.median).abs() < 1e-6,
+            "{split} vs {}",
+            cpu.sdk.median
+        );
+    }
+}
+
 #[test]
 fn async_requests_smoke() {
     let section = nx_bench::requests::bench_async(
@@ -117,9 +153,11 @@ fn async_requests_smoke() {
         "cargo run --release -p nx-bench -- async",
     )
     .unwrap();
-    // Throughput and CPU at two concurrencies, and two diagnostics at each; build and parse,
-    // each with its floor, and the build floor's MD5 alone.
-    check(&section, 8, 5);
+    // Throughput and CPU at two concurrencies, and two diagnostics at each, then user and
+    // system CPU and both kinds of context switches at each; build and parse, each with its
+    // floor, and the build floor's MD5 alone.
+    check(&section, 16, 5);
+    usage_rows_follow(&section, 8);
     // Issue 20's bars: throughput 0.95 of the raw client at concurrency 1, 0.90 above; the
     // CPU rows held to nothing; nx-async's own layer 0.97 of the by-hand client.
     assert_eq!(section.comparisons[0].bar, Bar::AtLeast(0.95));
@@ -159,9 +197,11 @@ fn blocking_requests_smoke() {
     )
     .unwrap();
     // Throughput and CPU at two concurrencies, and four diagnostics at each (nx-protocol by
-    // hand vs raw, nx-blocking vs by hand, two raw ureq variants); build and parse, each with
-    // its floor, and the build floor's MD5 alone.
-    check(&section, 12, 5);
+    // hand vs raw, nx-blocking vs by hand, two raw ureq variants), then user and system CPU
+    // and both kinds of context switches at each; build and parse, each with its floor, and
+    // the build floor's MD5 alone.
+    check(&section, 20, 5);
+    usage_rows_follow(&section, 12);
     assert!(
         section.comparisons[..2]
             .iter()
@@ -270,8 +310,10 @@ fn peers_async_smoke() {
         "cargo run --release -p nx-bench -- peers-async",
     )
     .unwrap();
-    // Throughput and CPU at two concurrencies.
-    check(&section, 4, 0);
+    // Throughput and CPU at two concurrencies, then user and system CPU and both kinds of
+    // context switches.
+    check(&section, 12, 0);
+    usage_rows_follow(&section, 4);
     assert_eq!(section.comparisons[0].bar, Bar::AtLeast(1.0));
     assert_eq!(section.comparisons[2].bar, Bar::Info);
     assert!(
@@ -289,8 +331,10 @@ fn peers_blocking_smoke() {
         "cargo run --release -p nx-bench -- peers-blocking",
     )
     .unwrap();
-    // Throughput and CPU at two concurrencies, and the `timeout_global` diagnostic at each.
-    check(&section, 6, 0);
+    // Throughput and CPU at two concurrencies, and the `timeout_global` diagnostic at each,
+    // then user and system CPU and both kinds of context switches.
+    check(&section, 14, 0);
+    usage_rows_follow(&section, 6);
     assert_eq!(section.comparisons[1].bar, Bar::AtLeast(1.0));
     assert!(section.comparisons[5].case.contains("timeout_global"));
 }
