@@ -27,6 +27,15 @@ const POOL_IDLE: Duration = Duration::from_secs(60);
 /// (ureq keeps 3, so 64 threads opened a connection for about one call in twenty; hyper, under
 /// nx-async, keeps every one). An idle connection holds ureq's two 128 KiB buffers until
 /// [`POOL_IDLE`] drops it.
+///
+/// Why 32 (BENCHMARKS.md item 3, 64 threads): ureq scans its idle connections twice per request
+/// (`Pool::purge`), so what a request costs grows with how many are idle at once, not with this
+/// cap; the cap only decides what a burst of idle threads keeps. Under callgrind, whose
+/// serialized threads leave many idle at once, 16, 32 and 64 cost 59.3 k, 59.8 k and 60.1 k
+/// instructions per getMedia with 66, 50 and 20 new connections per 6 400 calls (8: 60.2 k,
+/// 119); run natively, even 8 reconnects almost never (the threads wait on the server, few are
+/// idle). A reconnect to the real API is a TLS handshake, far more than scanning 16 more idle
+/// entries on the requests around it, and 64 could hold another 8 MiB of buffers per host.
 const POOL_PER_HOST: usize = 32;
 
 /// Idle connections kept in all (the API's host and the object storage's, mostly).
