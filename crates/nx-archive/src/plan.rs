@@ -172,6 +172,8 @@ mod tests {
             phase: nx_async::Phase::Body,
             limit: nx_async::Limit::Call,
             after: Duration::from_secs(1),
+            host: Some("127.0.0.1:9000".into()),
+            proxy: None,
         };
         let cases = [
             (mismatch, FailureKind::Integrity, true),

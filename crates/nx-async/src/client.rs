@@ -59,7 +59,12 @@ pub(crate) struct Inner {
 }
 
 impl FromConfig<ClientConfig> for Client {
-    fn from_config(config: ClientConfig) -> Result<Self, Error> {
+    fn from_config(mut config: ClientConfig) -> Result<Self, Error> {
+        // The settings the client keeps say which proxy is used: the call machine names it
+        // in a timeout.
+        config
+            .transport
+            .resolve_proxy(|name| std::env::var(name).ok())?;
         config.check()?;
         let http = transport::http_client(&config.transport)?;
         Ok(Client {

@@ -100,6 +100,9 @@ impl Expected {
                 phase: nx_protocol::call::Phase::Notification,
                 limit: nx_protocol::call::Limit::Wait,
                 after: timeout,
+                // A notification comes from no server the client waits on.
+                host: None,
+                proxy: None,
             }),
         }
     }

@@ -70,7 +70,12 @@ struct Inner {
 }
 
 impl FromConfig<OnPremConfig> for OnPremClient {
-    fn from_config(config: OnPremConfig) -> Result<Self, Error> {
+    fn from_config(mut config: OnPremConfig) -> Result<Self, Error> {
+        // The settings the client keeps say which proxy is used: the call machine names it
+        // in a timeout.
+        config
+            .transport
+            .resolve_proxy(|name| std::env::var(name).ok())?;
         config.check()?;
         let http = Http::new(&config.transport)?;
         let given = match &config.login {

@@ -318,8 +318,16 @@ mod tests {
             phase: nx_protocol::call::Phase::Connect,
             limit: nx_protocol::call::Limit::Call,
             after: std::time::Duration::from_secs(1),
+            host: Some("127.0.0.1:8443".into()),
+            proxy: Some("127.0.0.1:3128".into()),
         };
-        assert_eq!(CliError::from(timeout).exit.code(), 4);
+        let cli = CliError::from(timeout);
+        assert_eq!(cli.exit.code(), 4);
+        // The message names who stalled: the server, and the proxy in between.
+        assert_eq!(
+            cli.message,
+            "timed out connecting to 127.0.0.1:8443 through proxy 127.0.0.1:3128: the call's deadline (overall_timeout) of 1s passed; the server or network is slow or stalled; retry later or raise the timeout"
+        );
 
         let integrity = Error::Integrity(IntegrityError::Sha256Mismatch {
             expected: Sha256Digest::of(b"a"),

@@ -339,9 +339,11 @@ pub enum Error {
     /// answer that is not valid).
     #[error(transparent)]
     Response(#[from] ResponseError),
-    /// A time limit passed: which one, after how long, and what the call was doing.
+    /// A time limit passed: which one, after how long, what the call was doing, and who it was
+    /// waiting on (the server, and the proxy the connection went through).
     #[error(
-        "timed out {phase}: {limit} of {after:?} passed; the server or network is slow or stalled; retry later or raise the timeout"
+        "timed out {phase}{}: {limit} of {after:?} passed; the server or network is slow or stalled; retry later or raise the timeout",
+        Waited { phase: *phase, host: host.as_deref(), proxy: proxy.as_deref() }
     )]
     Timeout {
         /// What the call was doing.
@@ -350,6 +352,13 @@ pub enum Error {
         limit: crate::call::Limit,
         /// How long that limit was.
         after: Duration,
+        /// The server the call was talking to, host and port as [`Error::Connect`] names it
+        /// ([`peer`]: the origin, also through a proxy): the API host, or a download URL's
+        /// host. `None` where no server was waited on ([`crate::call::Phase::Notification`]).
+        host: Option<String>,
+        /// The proxy the connection went through (its host and port, never its credentials:
+        /// [`crate::proxy::ProxyUrl::authority`]); `None` for a direct connection.
+        proxy: Option<String>,
     },
     /// No connection could be made.
     #[error("could not connect to {host}: {source}; check the base URL and the network")]
@@ -430,6 +439,28 @@ pub fn peer(uri: &http::Uri) -> String {
     match port {
         Some(port) => format!("{host}:{port}"),
         None => host.to_owned(),
+    }
+}
+
+/// The words of a [`Error::Timeout`] that name who was waited on: " to HOST" while connecting
+/// or sending, " from HOST" while the answer was awaited or read, then " through proxy PROXY".
+struct Waited<'a> {
+    phase: crate::call::Phase,
+    host: Option<&'a str>,
+    proxy: Option<&'a str>,
+}
+
+impl fmt::Display for Waited<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::call::Phase;
+        if let Some(host) = self.host {
+            let to = matches!(self.phase, Phase::Connect | Phase::Request);
+            write!(f, " {} {host}", if to { "to" } else { "from" })?;
+        }
+        if let Some(proxy) = self.proxy {
+            write!(f, " through proxy {proxy}")?;
+        }
+        Ok(())
     }
 }
 

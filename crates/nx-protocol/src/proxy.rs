@@ -134,6 +134,22 @@ impl ProxyUrl {
             .map(|(user, password)| (user.as_str(), password.expose()))
     }
 
+    /// `host:port` (an IPv6 address in brackets), without credentials: how an error names the
+    /// proxy.
+    ///
+    /// ```
+    /// use nx_protocol::proxy::ProxyUrl;
+    /// assert_eq!(ProxyUrl::parse("http://me:pw@10.0.0.1:3128").unwrap().authority(), "10.0.0.1:3128");
+    /// assert_eq!(ProxyUrl::parse("[::1]:8080").unwrap().authority(), "[::1]:8080");
+    /// ```
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
     /// `http://host:port`, without credentials: the address to connect to.
     pub fn uri(&self) -> http::Uri {
         http::Uri::try_from(self.to_string()).unwrap_or_else(|_| unreachable!("checked in parse"))
@@ -153,11 +169,7 @@ impl ProxyUrl {
 
 impl fmt::Display for ProxyUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "http://[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "http://{}:{}", self.host, self.port)
-        }
+        write!(f, "http://{}", self.authority())
     }
 }
 
@@ -416,6 +428,17 @@ pub enum ProxyConfig {
 }
 
 impl ProxyConfig {
+    /// The proxy a connection to `target` goes through under resolved settings
+    /// ([`ProxyConfig::Rules`]; `None` for [`ProxyConfig::Off`], and for
+    /// [`ProxyConfig::Environment`], which only a transport can read: the clients resolve it
+    /// when they are built, [`crate::config::TransportConfig::resolve_proxy`]).
+    pub fn proxy_for(&self, target: &http::Uri) -> Option<&ProxyUrl> {
+        match self {
+            ProxyConfig::Rules(rules) => rules.proxy_for(target),
+            ProxyConfig::Environment | ProxyConfig::Off => None,
+        }
+    }
+
     /// The rules to follow, reading the environment through `lookup` for
     /// [`ProxyConfig::Environment`].
     pub fn resolve(&self, lookup: impl Fn(&str) -> Option<String>) -> Result<ProxyRules, Error> {

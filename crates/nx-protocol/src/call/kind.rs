@@ -50,6 +50,13 @@ pub trait Kind: sealed::Sealed {
     fn url(&self) -> Option<&DownloadUrl> {
         None
     }
+    /// The URL the attempts go to (the download URL in force, or the base URL), for naming
+    /// the server in an error: built only then.
+    #[doc(hidden)]
+    fn origin(&self) -> Option<http::Uri>;
+    /// The transport settings of the call's client (its proxy, for naming it in an error).
+    #[doc(hidden)]
+    fn transport(&self) -> &TransportConfig;
     /// How to read the body of an answer with this head.
     #[doc(hidden)]
     fn head(&mut self, status: StatusCode, headers: &HeaderMap) -> Result<Read, Error>;
@@ -98,6 +105,14 @@ impl<O: Operation + ?Sized> Kind for Api<'_, O> {
             &config.credentials,
             ts,
         )?)
+    }
+
+    fn origin(&self) -> Option<http::Uri> {
+        self.config.base_url.join("/").ok()
+    }
+
+    fn transport(&self) -> &TransportConfig {
+        &self.config.transport
     }
 
     fn head(&mut self, _: StatusCode, _: &HeaderMap) -> Result<Read, Error> {
@@ -198,6 +213,14 @@ impl<O: OnPremOperation + ?Sized> Kind for OnPrem<'_, O> {
         matches!(self.credential, Credential::Bearer)
     }
 
+    fn origin(&self) -> Option<http::Uri> {
+        self.config.base_url.join("/").ok()
+    }
+
+    fn transport(&self) -> &TransportConfig {
+        &self.config.transport
+    }
+
     fn head(&mut self, _: StatusCode, _: &HeaderMap) -> Result<Read, Error> {
         Ok(Read::Whole {
             max: self.config.transport.max_answer_bytes,
@@ -281,6 +304,14 @@ impl Kind for Fetch<'_> {
         Some(self.info.url())
     }
 
+    fn origin(&self) -> Option<http::Uri> {
+        self.info.url().expose().parse().ok()
+    }
+
+    fn transport(&self) -> &TransportConfig {
+        self.transport
+    }
+
     /// Only `200` is the whole file; any other 2xx (`206 Partial Content`, `204 No Content`)
     /// is refused without reading its body; an error status's body is read (at most
     /// [`DOWNLOAD_ERROR_BODY`] bytes) for its message.
@@ -349,6 +380,14 @@ impl Kind for Retrieve<'_> {
 
     fn bearer(&self) -> bool {
         true
+    }
+
+    fn origin(&self) -> Option<http::Uri> {
+        self.config.base_url.join("/").ok()
+    }
+
+    fn transport(&self) -> &TransportConfig {
+        &self.config.transport
     }
 
     fn head(&mut self, status: StatusCode, headers: &HeaderMap) -> Result<Read, Error> {

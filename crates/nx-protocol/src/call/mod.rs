@@ -536,7 +536,45 @@ impl<K: Kind> Call<K> {
 
     fn fail(&mut self, error: Error, date: Option<String>) {
         if matches!(self.state, State::InFlight) {
-            self.state = State::Failed(error, date);
+            self.state = State::Failed(self.named(error), date);
+        }
+    }
+
+    /// `error` naming the attempt's server where it should and does not yet: a timeout's
+    /// host and proxy, and the host of a connect or TLS error a transport left empty (it need
+    /// not keep the request's URI for that). Built here, from the call's own URL, only when an
+    /// attempt failed: a call that succeeds never builds a host's name.
+    fn named(&self, error: Error) -> Error {
+        let target = || self.kind.origin();
+        match error {
+            Error::Timeout {
+                phase,
+                limit,
+                after,
+                host: None,
+                proxy: _,
+            } if phase != Phase::Notification => {
+                let target = target();
+                Error::Timeout {
+                    phase,
+                    limit,
+                    after,
+                    host: target.as_ref().map(crate::error::peer),
+                    proxy: target.as_ref().and_then(|target| {
+                        let proxy = self.kind.transport().proxy.proxy_for(target);
+                        proxy.map(crate::proxy::ProxyUrl::authority)
+                    }),
+                }
+            }
+            Error::Connect { host, source } if host.is_empty() => Error::Connect {
+                host: target().map_or(host, |target| crate::error::peer(&target)),
+                source,
+            },
+            Error::Tls { host, source } if host.is_empty() => Error::Tls {
+                host: target().map_or(host, |target| crate::error::peer(&target)),
+                source,
+            },
+            error => error,
         }
     }
 
@@ -753,7 +791,9 @@ impl<K: Kind> Call<K> {
 
     /// The attempt failed with `error` (the connection, the body's I/O, the writer). A
     /// transport's own error inside it is kept as a [`crate::error::RedactedError`]: HTTP stacks
-    /// may quote the URL, and a download URL's query is a secret.
+    /// may quote the URL, and a download URL's query is a secret. An [`Error::Connect`] or
+    /// [`Error::Tls`] whose `host` is empty gets the attempt's (its URL's host and port), as
+    /// every timeout gets its host and proxy.
     pub fn failed(&mut self, error: Error) {
         let error = error.with_redacted_source();
         if let State::Done(Ok(_)) = self.state {

@@ -206,7 +206,8 @@ fn no_wait_is_begun_past_the_call_deadline_and_attempts_end_at_it() {
             Error::Timeout {
                 phase: Phase::Headers,
                 limit: Limit::Call,
-                after
+                after,
+                ..
             } if after == secs(2)
         ),
         "{error:?}"
@@ -519,7 +520,8 @@ fn a_dripping_body_stalls_after_the_grace_period_a_steady_one_never() {
             Error::Timeout {
                 phase: Phase::Body,
                 limit: Limit::Stall,
-                after
+                after,
+                ..
             } if after == secs(20)
         ),
         "{error:?}"
@@ -780,7 +782,7 @@ fn assert_connect_timeout<K: Kind>(call: &Call<K>, limit: Limit, after: Duration
     assert!(
         matches!(
             failure,
-            Some(Error::Timeout { phase: Phase::Connect, limit: l, after: a })
+            Some(Error::Timeout { phase: Phase::Connect, limit: l, after: a, .. })
                 if *l == limit && *a == after
         ),
         "{failure:?}"
@@ -804,7 +806,7 @@ fn a_new_connection_is_bounded_by_connect_timeout_within_the_attempt() {
         call.failure()
             .unwrap()
             .to_string()
-            .starts_with("timed out connecting: the connect limit (connect_timeout) of 1s passed")
+            .starts_with("timed out connecting to api2.nxcloud.com:443: the connect limit (connect_timeout) of 1s passed")
     );
     // Nothing was sent: retried like a refused connection, a send included.
     assert!(matches!(
@@ -834,4 +836,90 @@ fn the_connect_limit_is_capped_by_the_deadline() {
     let mut idle = Call::api(&op, &config, Upload::default());
     idle.connect_timed_out();
     assert!(idle.failure().is_none());
+}
+
+/// The failure's host and proxy, if it is a timeout.
+fn peer_of<K: Kind>(call: &Call<K>) -> (Option<String>, Option<String>) {
+    match call.failure() {
+        Some(Error::Timeout { host, proxy, .. }) => (host.clone(), proxy.clone()),
+        other => panic!("not a timeout: {other:?}"),
+    }
+}
+
+#[test]
+fn a_timeout_names_the_server_and_the_proxy_it_waited_on() {
+    use crate::proxy::{NoProxy, ProxyConfig, ProxyRules, ProxyUrl};
+    let mut config = client();
+    config.base_url = BaseUrl::parse("https://api.example:8443/nx").unwrap();
+    let op = GetMedia::new("8615800001795", "m1");
+    // Direct: the API host; the watch's own error named none.
+    let mut call = Call::api(&op, &config, Upload::default());
+    send(&mut call, 0);
+    call.timed_out(secs(30));
+    assert_eq!(peer_of(&call), (Some("api.example:8443".into()), None));
+    // A download's stalled body names the download URL's host, not the API's, and never
+    // its query.
+    let mut call = download(&config, fresh(), false);
+    send(&mut call, 0);
+    assert_eq!(
+        call.head(StatusCode::OK, &media_head(None), secs(1)),
+        Read::Stream
+    );
+    call.stalled();
+    assert_eq!(peer_of(&call), (Some("oss.example:443".into()), None));
+    let shown = format!("{0} {0:?}", call.failure().unwrap());
+    assert!(
+        shown.contains("receiving the answer's body from oss.example:443"),
+        "{shown}"
+    );
+    assert!(!shown.contains("Signature"), "{shown}");
+    // Through a proxy with credentials: its host and port, never the credentials; a host
+    // its NO_PROXY exempts is reached directly.
+    let proxy = ProxyUrl::parse("http://user:pa55word@10.0.0.1:3128").unwrap();
+    let mut rules = ProxyRules::all(proxy);
+    rules.no_proxy = NoProxy::parse("oss.example");
+    config.transport.proxy = ProxyConfig::Rules(rules);
+    let mut call = Call::api(&op, &config, Upload::default());
+    send(&mut call, 0);
+    call.connect_timed_out();
+    assert_eq!(
+        peer_of(&call),
+        (
+            Some("api.example:8443".into()),
+            Some("10.0.0.1:3128".into())
+        )
+    );
+    let shown = format!("{0} {0:?}", call.failure().unwrap());
+    assert!(
+        shown.starts_with("timed out connecting to api.example:8443 through proxy 10.0.0.1:3128: "),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("pa55word") && !shown.contains("user"),
+        "{shown}"
+    );
+    let mut call = download(&config, fresh(), false);
+    send(&mut call, 0);
+    call.timed_out(secs(30));
+    assert_eq!(peer_of(&call), (Some("oss.example:443".into()), None));
+    // A transport's connect error without its host gets the attempt's; one with it keeps it.
+    let mut call = Call::api(&op, &config, Upload::default());
+    send(&mut call, 0);
+    call.failed(Error::Connect {
+        host: String::new(),
+        source: "refused".into(),
+    });
+    assert!(
+        matches!(call.failure(), Some(Error::Connect { host, .. }) if host == "api.example:8443"),
+        "{:?}",
+        call.failure()
+    );
+    let mut call = download(&config, fresh(), false);
+    send(&mut call, 0);
+    call.failed(connect());
+    assert!(
+        matches!(call.failure(), Some(Error::Connect { host, .. }) if host == "oss.example"),
+        "{:?}",
+        call.failure()
+    );
 }

@@ -30,8 +30,8 @@
 //!
 //! A transport hands the attempt's [`Watch::deadline`] to its HTTP stack as a hard limit (ureq's
 //! global timeout, a tokio timer) and wakes at [`Watch::wake_at`] to let the watch check the
-//! others, so a call ends with an [`Error::Timeout`] naming the phase and the limit soon after
-//! the limit passed, whatever the server does.
+//! others, so a call ends with an [`Error::Timeout`] naming the phase, the limit and the server
+//! soon after the limit passed, whatever the server does.
 
 use std::fmt;
 use std::time::Duration;
@@ -301,9 +301,8 @@ impl Watch {
 
     /// The error for a connection not ready by [`Watch::connect_deadline`]: a
     /// [`Phase::Connect`] timeout naming the connect limit, or the deadline's limit when that
-    /// was the nearer one. Like every timeout it names no host (the reading taken of "the error
-    /// names the host": [`Error::Timeout`] has no field for one, and adding it would change
-    /// every timeout's shape; the phase says the connection, not the answer, was awaited).
+    /// was the nearer one. The watch knows no server: the call names it (host, and proxy) as
+    /// the attempt fails, as for every timeout the watch makes.
     pub fn connect_expired(&self) -> Error {
         let (limit, after) = if self.connect_by <= self.deadline {
             (Limit::Connect, self.connect)
@@ -314,6 +313,8 @@ impl Watch {
             phase: Phase::Connect,
             limit,
             after,
+            host: None,
+            proxy: None,
         }
     }
 
@@ -448,6 +449,8 @@ impl Watch {
             phase: self.phase(),
             limit,
             after,
+            host: None,
+            proxy: None,
         }
     }
 }
