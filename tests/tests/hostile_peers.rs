@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use nx_conformance::proxy::ConnectProxy;
 use nx_conformance::{Driver, OnPremDriver, files_in};
-use nx_protocol::call::{Limit, Phase};
+use nx_protocol::call::{Limit, Phase, StallProtection};
 use nx_protocol::config::{ClientConfig, OnPremConfig, OnPremLogin, TransportConfig};
 use nx_protocol::download::{IntegrityError, Sha256Digest};
 use nx_protocol::error::Error;
@@ -1042,6 +1042,28 @@ fn silent_tls_peer_times_out<D: Driver>() {
         "{}: {error:?}",
         D::NAME
     );
+    assert_waited_on(&error, &peer, None);
+}
+
+/// A timeout's `host` is `peer` (host and port, as the client was given it), its `proxy`
+/// the proxy of `proxy_url` (host and port, without the credentials), and its message names
+/// both.
+fn assert_waited_on(error: &Error, peer: &Peer, proxy_url: Option<&str>) {
+    let want_host = peer.addr().to_string();
+    let want_proxy = proxy_url.map(|url| ProxyUrl::parse(url).expect("a proxy URL").authority());
+    let Error::Timeout { host, proxy, .. } = error else {
+        panic!("not a timeout: {error:?}");
+    };
+    assert_eq!(host.as_deref(), Some(want_host.as_str()), "{error}");
+    assert_eq!(proxy, &want_proxy, "{error}");
+    let shown = error.to_string();
+    assert!(shown.contains(&want_host), "{shown}");
+    if let Some(proxy) = &want_proxy {
+        assert!(
+            shown.contains(&format!("through proxy {proxy}:")),
+            "{shown}"
+        );
+    }
 }
 
 /// The connect limit of [`connect_limited`] clients.
@@ -1144,7 +1166,7 @@ fn hung_proxies<D: Driver>() {
 /// A getMedia to `peer` (through `proxy`) with [`connect_limited`] limits: a connect-phase
 /// timeout after the connect limit, well before the attempt's.
 fn connect_times_out<D: Driver>(what: &str, pki: &Pki, peer: &Peer, proxy: Option<String>) {
-    let client: D = connect_limited_client(pki, peer, proxy);
+    let client: D = connect_limited_client(pki, peer, proxy.clone());
     let (error, took) = timed(what, || client.get_media("8615800001795", "m"));
     assert!(
         took >= CONNECT_LIMIT.mul_f32(0.9) && took <= CONNECT_LIMIT + CONNECT_MARGIN,
@@ -1158,11 +1180,109 @@ fn connect_times_out<D: Driver>(what: &str, pki: &Pki, peer: &Peer, proxy: Optio
                 phase: Phase::Connect,
                 limit: Limit::Connect,
                 after: CONNECT_LIMIT,
+                ..
             }
         ),
         "{}, {what}: {error:?}",
         D::NAME
     );
+    assert_waited_on(&error, peer, proxy.as_deref());
+}
+
+/// The connect limit (5 s) capped by a nearer one (1 s): the attempt's limit, for a TLS peer
+/// that never answers, and the call's deadline, for a proxy that never answers `CONNECT`. Both
+/// end at that limit, in the connect phase (no connection was made, whichever of the timers
+/// that fire together is seen first), naming the limit that passed and who was waited on.
+fn capped_connects<D: Driver>() {
+    const NEAR: Duration = Duration::from_secs(1);
+    let pki = Pki::new();
+    let silent = Peer::start(Mode::Silent, always(""));
+    let target = Peer::start(pki.good(), downloads(|w, ctl| ctl.write(w, &file_answer())));
+    let unanswered = Peer::http(Arc::new(|wire, _, ctl| ctl.hold(wire).map(|()| false)));
+    let unanswered_url = format!("http://user:{PROXY_PASSWORD}@{}", unanswered.addr());
+    let cases = [
+        ("a silent TLS peer", &silent, None, Limit::Attempt),
+        (
+            "a CONNECT never answered",
+            &target,
+            Some(unanswered_url),
+            Limit::Call,
+        ),
+    ];
+    for (what, peer, proxy, limit) in cases {
+        let roots = pki.roots();
+        let client: D = nxcloud(&peer.base("https"), |t| {
+            t.connect_timeout = NEAR * 5;
+            (t.request_timeout, t.overall_timeout) = match limit {
+                Limit::Attempt => (NEAR, Duration::from_secs(60)),
+                _ => (Duration::from_secs(20), NEAR),
+            };
+            t.retry = RetryPolicy::none();
+            t.extra_roots_der = roots;
+            if let Some(proxy) = &proxy {
+                through(proxy)(t);
+            }
+        });
+        let (error, took) = timed(what, || client.get_media("8615800001795", "m"));
+        assert!(
+            took >= NEAR.mul_f32(0.9) && took <= Duration::from_secs(4),
+            "{}, {what}: took {took:?}: {error}",
+            D::NAME
+        );
+        assert!(
+            matches!(
+                &error,
+                Error::Timeout { phase: Phase::Connect, limit: l, after: NEAR, .. } if *l == limit
+            ),
+            "{}, {what}: {error:?}",
+            D::NAME
+        );
+        assert_waited_on(&error, peer, proxy.as_deref());
+    }
+    assert!(target.seen().is_empty(), "the target was reached");
+}
+
+/// A download URL on another host than the API's, whose body stalls: the timeout names the
+/// download's host, not the API's (nor the URL's signature).
+fn stalled_download_names_its_host<D: Driver>() {
+    let storage = Peer::http(downloads(|wire, ctl| {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {}\r\n\r\n",
+            FILE.len()
+        );
+        ctl.write(wire, head.as_bytes())?;
+        ctl.write(wire, &FILE[..4])?;
+        ctl.hold(wire)
+    }));
+    let url = download_url("http", storage.addr());
+    let api = Peer::http(always(json_answer(&format!(
+        r#"{{"code":0,"message":"ok","data":{{"mime_type":"image/png","file_name":"f.png","url":"{url}"}}}}"#
+    ))));
+    let client: D = nxcloud(&api.base("http"), |t| {
+        t.stalled_stream = Some(StallProtection::new(Duration::from_secs(1), 1));
+    });
+    let (error, took) = timed("a stalled download", || {
+        client.download_media("8615800001795", "m", None)
+    });
+    within("a stalled download", took, BOUND, &error);
+    assert!(
+        matches!(
+            error,
+            Error::Timeout {
+                phase: Phase::Body,
+                limit: Limit::Stall,
+                ..
+            }
+        ),
+        "{}: {error:?}",
+        D::NAME
+    );
+    assert_waited_on(&error, &storage, None);
+    assert!(
+        !error.to_string().contains(&api.addr().to_string()),
+        "{error}"
+    );
+    assert!(storage.seen().iter().any(Seen::is_download));
 }
 
 /// The contrast: once the handshake is done (directly and through the tunnel), the answer gets
@@ -1322,6 +1442,9 @@ fn hostile_proxies<D: Driver>() {
         let (error, took) = timed(what, || client.get_media("8615800001795", "m"));
         within(what, took, BOUND, &error);
         assert!(expect(&error), "{}, {what}: {error:?}", D::NAME);
+        if matches!(error, Error::Timeout { .. }) {
+            assert_waited_on(&error, &target, Some(&url));
+        }
         assert!(!proxy.seen().is_empty(), "{what}: the proxy was not asked");
         assert!(target.seen().is_empty(), "{what}: the target was reached");
         // What the client read of the proxy is bounded (not a deadline's worth of bytes).
@@ -1390,6 +1513,8 @@ nx_conformance::conformance! {
     a_silent_tls_peer_times_out => silent_tls_peer_times_out::<D>();
     hung_handshakes_end_at_the_connect_limit => hung_handshakes::<D>();
     hung_proxies_end_at_the_connect_limit => hung_proxies::<D>();
+    a_capped_connect_times_out_in_the_connect_phase => capped_connects::<D>();
+    a_stalled_download_names_its_host => stalled_download_names_its_host::<D>();
     a_slow_answer_after_the_handshake_gets_the_attempts_limit => slow_answer_after_handshake::<D>();
     truncation_without_close_notify_is_an_error => truncation_without_close_notify::<D>();
     hostile_proxies_end_with_typed_errors => hostile_proxies::<D>();

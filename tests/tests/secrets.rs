@@ -666,6 +666,39 @@ fn proxy_calls<D: Driver + std::fmt::Debug>() {
         )
         .is_none()
     );
+    // A download whose body stalls, through the proxy with credentials: the timeout names the
+    // storage's host and the proxy's host and port, never the credentials nor the URL's query.
+    let stalling = world.client_with(|c| {
+        through_proxy(&mut c.transport, &good);
+        c.transport.stalled_stream = Some(nx_protocol::call::StallProtection::new(
+            Duration::from_millis(500),
+            1,
+        ));
+        c.transport.overall_timeout = Duration::from_secs(5);
+    });
+    world
+        .sandbox
+        .faults()
+        .add(FaultRule::new(Route::OssDownload, Fault::Drip(Duration::from_secs(30))).first(1));
+    let error = stalling
+        .download_media(PHONE, &id, None)
+        .expect_err("a stalled download fails");
+    let shown = format!("{error} / {error:?}");
+    capture(&format!(
+        "{name} stalled download through the proxy: {shown}"
+    ));
+    let proxy_at = nx_protocol::proxy::ProxyUrl::parse(&good)
+        .unwrap()
+        .authority();
+    assert!(
+        matches!(&error, Error::Timeout { host: Some(_), proxy: Some(p), .. } if *p == proxy_at),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("through proxy {proxy_at}")),
+        "{shown}"
+    );
+    world.sandbox.faults().clear();
     assert!(proxy.connects().iter().any(|c| c.status == 407));
     assert!(proxy.tunnels() >= 1);
 }

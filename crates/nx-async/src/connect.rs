@@ -80,26 +80,59 @@ impl Service<Uri> for Connector {
     }
 }
 
+/// What the request being polled on this thread hands its connector, and hears back.
+#[derive(Clone, Copy)]
+struct Scope {
+    /// Its connect deadline.
+    by: Option<Instant>,
+    /// A new connection it waits for was polled, and is not ready yet.
+    waiting: bool,
+}
+
 thread_local! {
-    /// The connect deadline of the request being polled on this thread.
-    static CONNECT_BY: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// The scope of the request being polled on this thread.
+    static SCOPE: Cell<Scope> = const { Cell::new(Scope { by: None, waiting: false }) };
 }
 
 /// Runs `poll` (one poll of a request handed to hyper) with `deadline` as the connect deadline
-/// of a connection hyper opens meanwhile. hyper calls the connector while the request's future
-/// is polled (on the first poll, or a later one when it retries on a fresh connection), so the
-/// deadline reaches [`Bounded`] through the thread; a connection hyper then finishes in the
-/// background keeps the deadline it was given.
-pub(crate) fn polling<T>(deadline: Instant, poll: impl FnOnce() -> T) -> T {
-    /// Puts back the thread's earlier deadline, however `poll` ends.
-    struct Restore(Option<Instant>);
-    impl Drop for Restore {
+/// of a connection hyper opens meanwhile; also returns whether the request still waits for a
+/// new connection after it (a [`Bounded`] connection was polled and is not ready). hyper calls
+/// the connector while the request's future is polled (on the first poll, or a later one when
+/// it retries on a fresh connection), and polls that connection's future inside the request's
+/// as long as the request waits for it, so both pass through the thread; a connection hyper
+/// finishes in the background (the request got a pooled one meanwhile) keeps the deadline it
+/// was given and is not the request's any more.
+pub(crate) fn polling<T>(deadline: Instant, poll: impl FnOnce() -> T) -> (T, bool) {
+    /// Puts back the thread's earlier scope, however `poll` ends, and notes what the request's
+    /// said.
+    struct Restore<'a>(Scope, &'a mut bool);
+    impl Drop for Restore<'_> {
         fn drop(&mut self) {
-            CONNECT_BY.with(|by| by.set(self.0));
+            *self.1 = SCOPE.with(|scope| scope.replace(self.0)).waiting;
         }
     }
-    let _restore = Restore(CONNECT_BY.with(|by| by.replace(Some(deadline))));
-    poll()
+    let mut waiting = false;
+    let polled = {
+        let ours = Scope {
+            by: Some(deadline),
+            waiting: false,
+        };
+        let _restore = Restore(SCOPE.with(|scope| scope.replace(ours)), &mut waiting);
+        poll()
+    };
+    (polled, waiting)
+}
+
+/// A [`Bounded`] connection was polled and is not ready: the request being polled, if any,
+/// waits for it.
+fn still_connecting() {
+    SCOPE.with(|scope| {
+        let mut current = scope.get();
+        if current.by.is_some() {
+            current.waiting = true;
+            scope.set(current);
+        }
+    });
 }
 
 /// A connector (TCP or tunnel, then TLS) whose every connection is bounded by the connect
@@ -137,12 +170,20 @@ where
     }
 
     fn call(&mut self, target: Uri) -> Self::Future {
-        let by = CONNECT_BY
-            .with(Cell::get)
+        let by = SCOPE
+            .with(|scope| scope.get().by)
             .unwrap_or_else(|| Instant::now() + self.connect_timeout);
         let connecting = tokio::time::timeout_at(by, self.inner.call(target));
         Box::pin(async move {
-            match connecting.await {
+            let mut connecting = std::pin::pin!(connecting);
+            let connected = std::future::poll_fn(|cx| {
+                let polled = connecting.as_mut().poll(cx);
+                if polled.is_pending() {
+                    still_connecting();
+                }
+                polled
+            });
+            match connected.await {
                 Ok(Ok(connection)) => Ok(connection),
                 Ok(Err(e)) => {
                     let e: BoxError = e.into();
@@ -293,7 +334,7 @@ mod tests {
         // The attempt's deadline, not the connector's own `connect_timeout`.
         let mut bounded = Bounded::new(Never, Duration::from_secs(60));
         let started = Instant::now();
-        let connecting = polling(started + ms(50), || bounded.call(target.clone()));
+        let (connecting, _) = polling(started + ms(50), || bounded.call(target.clone()));
         let result = connecting.await;
         assert!(result.unwrap_err().is::<ConnectTimedOut>());
         assert!((ms(50)..ms(5000)).contains(&started.elapsed()));
@@ -379,7 +420,7 @@ mod tests {
         let ms = Duration::from_millis;
         let mut bounded = Bounded::new(Shared::new(Never), Duration::from_secs(60));
         let started = Instant::now();
-        let connecting = polling(started + ms(50), || bounded.call(target.clone()));
+        let (connecting, _) = polling(started + ms(50), || bounded.call(target.clone()));
         assert!(connecting.await.unwrap_err().is::<ConnectTimedOut>());
         assert!((ms(50)..ms(5000)).contains(&started.elapsed()));
     }

@@ -249,6 +249,10 @@ async fn watched<K: Kind, T, E: Into<SendError>>(
     let mut seen = 0;
     let mut sent = progress.is_none();
     let mut waited = false;
+    // The timer came: the limits are checked after `work` was polled once more, so that what
+    // it knows of that instant is heard first (a request still waiting for its new connection
+    // when a nearer limit capped the connect limit: a connect-phase timeout, not the answer's).
+    let mut due = false;
     poll_fn(|cx| {
         loop {
             if let Poll::Ready(result) = work.as_mut().poll(cx) {
@@ -268,6 +272,11 @@ async fn watched<K: Kind, T, E: Into<SendError>>(
                 });
             }
             waited = true;
+            if std::mem::take(&mut due)
+                && (!report(call, progress, &mut seen) || !call.tick(mono()))
+            {
+                return Poll::Ready(None);
+            }
             if !sent && body_out.as_mut().poll(cx).is_ready() {
                 sent = true;
                 report(call, progress, &mut seen);
@@ -276,9 +285,7 @@ async fn watched<K: Kind, T, E: Into<SendError>>(
             if timer.poll_at(wake, cx).is_pending() {
                 return Poll::Pending;
             }
-            if !report(call, progress, &mut seen) || !call.tick(mono()) {
-                return Poll::Ready(None);
-            }
+            due = true;
         }
     })
     .await

@@ -284,8 +284,10 @@ pub(crate) fn no_source() -> Error {
 }
 
 /// Sends `request` with the client's `User-Agent`, mapping hyper's errors to the shared kinds.
-/// The request is handed to hyper at once: the future holds only hyper's (boxed) one and the
-/// URI, not the request.
+/// The request is handed to hyper at once: the future holds only hyper's (boxed) one, not the
+/// request, nor its URI (the call machine names the host of a connect or TLS error from its
+/// own URL, [`nx_protocol::call::Call::failed`]: keeping a copy of the URI cost two atomics a
+/// call).
 pub(crate) fn send(
     http: &Http,
     mut request: http::Request<Body>,
@@ -294,11 +296,8 @@ pub(crate) fn send(
     request
         .headers_mut()
         .insert(http::header::USER_AGENT, http.user_agent.clone());
-    // The URI is cheap to keep (shared bytes); the host is copied only for an error message.
-    let uri = request.uri().clone();
     Sending {
         response: http.client.request(request),
-        uri,
         connect_by,
     }
 }
@@ -306,7 +305,6 @@ pub(crate) fn send(
 /// The answer's head of a request handed to hyper ([`send`]).
 pub(crate) struct Sending {
     response: ResponseFuture,
-    uri: http::Uri,
     /// When a connection hyper opens for it must be ready
     /// ([`nx_protocol::call::Watch::connect_deadline`]).
     connect_by: tokio::time::Instant,
@@ -318,7 +316,8 @@ pub(crate) enum SendError {
     /// With this error.
     Failed(Error),
     /// The new connection it waited for was not ready by the connect deadline: the call
-    /// machine names the limit.
+    /// machine names the limit (and the phase: no connection was made, whichever limit capped
+    /// the connect limit).
     ConnectTimedOut,
 }
 
@@ -331,16 +330,24 @@ impl From<Error> for SendError {
 impl Future for Sending {
     type Output = Result<http::Response<Incoming>, SendError>;
 
+    /// A request still waiting for its new connection once the connect deadline has passed is a
+    /// connect timeout, whichever timer woke it: when a nearer limit (the attempt's, the call's)
+    /// caps the connect limit, the connector's timer and the call's come at the same instant,
+    /// and the driver polls the request once more before it checks the call's limits.
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let polled =
+        let (polled, connecting) =
             crate::connect::polling(this.connect_by, || Pin::new(&mut this.response).poll(cx));
-        polled.map_err(|e| {
-            if e.is_connect() && has::<ConnectTimedOut>(&e) {
-                return SendError::ConnectTimedOut;
+        match polled {
+            Poll::Pending if connecting && tokio::time::Instant::now() >= this.connect_by => {
+                Poll::Ready(Err(SendError::ConnectTimedOut))
             }
-            SendError::Failed(classify(e, nx_protocol::error::peer(&this.uri)))
-        })
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) if e.is_connect() && has::<ConnectTimedOut>(&e) => {
+                Poll::Ready(Err(SendError::ConnectTimedOut))
+            }
+            Poll::Ready(result) => Poll::Ready(result.map_err(|e| SendError::Failed(classify(e)))),
+        }
     }
 }
 
@@ -356,7 +363,10 @@ fn has<E: StdError + 'static>(error: &(dyn StdError + 'static)) -> bool {
     false
 }
 
-fn classify(e: hyper_util::client::legacy::Error, host: String) -> Error {
+/// hyper's error as one of the shared kinds. A connect or TLS error's host is left empty: the
+/// call machine names it ([`nx_protocol::call::Call::failed`]).
+fn classify(e: hyper_util::client::legacy::Error) -> Error {
+    let host = String::new();
     let mut tls = false;
     let mut next: Option<&(dyn StdError + 'static)> = Some(&e);
     while let Some(cause) = next {

@@ -245,8 +245,6 @@ impl Http {
         parts
             .headers
             .insert(http::header::USER_AGENT, self.user_agent.clone());
-        // For an error's message; `peer` is built only if one names it.
-        let uri = parts.uri.clone();
         let (error, may_have_reached_server) = if matches!(outgoing, OutgoingBody::Empty) {
             // A GET or DELETE: no body, not even an empty one.
             match self.run(http::Request::from_parts(parts, ()), limits) {
@@ -272,7 +270,7 @@ impl Http {
                 }
             }
         };
-        Err(self.classify(error, &uri, may_have_reached_server))
+        Err(self.classify(error, may_have_reached_server))
     }
 
     fn run<S: ureq::AsSendBody>(
@@ -301,14 +299,11 @@ impl Http {
     /// Maps a ureq error from sending a request (up to the answer's head) to the shared kinds.
     /// `may_have_reached_server` is false when ureq had not yet read a byte of a non-empty
     /// request body, so at most the request's head went out and the server could not act on it.
-    fn classify(
-        &self,
-        error: ureq::Error,
-        uri: &http::Uri,
-        may_have_reached_server: bool,
-    ) -> SendError {
+    /// A connect or TLS error's host is left empty: the call machine names it from its own URL
+    /// ([`nx_protocol::call::Call::failed`]), so no request keeps a copy of its URI for that.
+    fn classify(&self, error: ureq::Error, may_have_reached_server: bool) -> SendError {
         let kind = kind_of(&error, may_have_reached_server);
-        let host = || nx_protocol::error::peer(uri);
+        let host = String::new;
         SendError::Failed(match kind {
             Kind::Connect => Error::Connect {
                 host: host(),
