@@ -95,14 +95,15 @@ thread_local! {
 }
 
 /// Runs `poll` (one poll of a request handed to hyper) with `deadline` as the connect deadline
-/// of a connection hyper opens meanwhile; also returns whether the request still waits for a
-/// new connection after it (a [`Bounded`] connection was polled and is not ready). hyper calls
+/// of a connection hyper opens meanwhile; sets `waiting` to whether the request still waits for
+/// a new connection after it (a [`Bounded`] connection was polled and is not ready). hyper calls
 /// the connector while the request's future is polled (on the first poll, or a later one when
 /// it retries on a fresh connection), and polls that connection's future inside the request's
 /// as long as the request waits for it, so both pass through the thread; a connection hyper
 /// finishes in the background (the request got a pooled one meanwhile) keeps the deadline it
 /// was given and is not the request's any more.
-pub(crate) fn polling<T>(deadline: Instant, poll: impl FnOnce() -> T) -> (T, bool) {
+#[inline]
+pub(crate) fn polling<T>(deadline: Instant, waiting: &mut bool, poll: impl FnOnce() -> T) -> T {
     /// Puts back the thread's earlier scope, however `poll` ends, and notes what the request's
     /// said.
     struct Restore<'a>(Scope, &'a mut bool);
@@ -111,16 +112,12 @@ pub(crate) fn polling<T>(deadline: Instant, poll: impl FnOnce() -> T) -> (T, boo
             *self.1 = SCOPE.with(|scope| scope.replace(self.0)).waiting;
         }
     }
-    let mut waiting = false;
-    let polled = {
-        let ours = Scope {
-            by: Some(deadline),
-            waiting: false,
-        };
-        let _restore = Restore(SCOPE.with(|scope| scope.replace(ours)), &mut waiting);
-        poll()
+    let ours = Scope {
+        by: Some(deadline),
+        waiting: false,
     };
-    (polled, waiting)
+    let _restore = Restore(SCOPE.with(|scope| scope.replace(ours)), waiting);
+    poll()
 }
 
 /// A [`Bounded`] connection was polled and is not ready: the request being polled, if any,
@@ -334,7 +331,9 @@ mod tests {
         // The attempt's deadline, not the connector's own `connect_timeout`.
         let mut bounded = Bounded::new(Never, Duration::from_secs(60));
         let started = Instant::now();
-        let (connecting, _) = polling(started + ms(50), || bounded.call(target.clone()));
+        let connecting = polling(started + ms(50), &mut false, || {
+            bounded.call(target.clone())
+        });
         let result = connecting.await;
         assert!(result.unwrap_err().is::<ConnectTimedOut>());
         assert!((ms(50)..ms(5000)).contains(&started.elapsed()));
@@ -420,9 +419,38 @@ mod tests {
         let ms = Duration::from_millis;
         let mut bounded = Bounded::new(Shared::new(Never), Duration::from_secs(60));
         let started = Instant::now();
-        let (connecting, _) = polling(started + ms(50), || bounded.call(target.clone()));
+        let connecting = polling(started + ms(50), &mut false, || {
+            bounded.call(target.clone())
+        });
         assert!(connecting.await.unwrap_err().is::<ConnectTimedOut>());
         assert!((ms(50)..ms(5000)).contains(&started.elapsed()));
+    }
+
+    #[tokio::test]
+    async fn a_poll_says_whether_its_request_still_waits_for_a_new_connection() {
+        let target: Uri = "https://127.0.0.1:9/".parse().unwrap();
+        let far = Instant::now() + Duration::from_secs(60);
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        // A connection that never comes, polled inside the request's poll: waiting.
+        let mut bounded = Bounded::new(Never, Duration::from_secs(60));
+        let mut waiting = false;
+        let mut connecting = polling(far, &mut waiting, || bounded.call(target.clone()));
+        assert!(!waiting, "asked for, not yet polled");
+        let polled = polling(far, &mut waiting, || connecting.as_mut().poll(&mut cx));
+        assert!(polled.is_pending() && waiting);
+        // The same connection polled elsewhere (hyper finishing it in the background) says
+        // nothing to a request; a poll that polls no connection is not waiting.
+        assert!(connecting.as_mut().poll(&mut cx).is_pending());
+        assert!(!polling(far, &mut waiting, || false) && !waiting);
+        // A connection that is ready at once: not waiting.
+        let mut ready = Bounded::new(Strict::default(), Duration::from_secs(60));
+        std::future::poll_fn(|cx| ready.poll_ready(cx))
+            .await
+            .unwrap();
+        let mut connecting = polling(far, &mut waiting, || ready.call(target.clone()));
+        let polled = polling(far, &mut waiting, || connecting.as_mut().poll(&mut cx));
+        assert!(matches!(polled, Poll::Ready(Ok(_))) && !waiting);
     }
 
     #[test]

@@ -336,8 +336,10 @@ impl Future for Sending {
     /// and the driver polls the request once more before it checks the call's limits.
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let (polled, connecting) =
-            crate::connect::polling(this.connect_by, || Pin::new(&mut this.response).poll(cx));
+        let mut connecting = false;
+        let polled = crate::connect::polling(this.connect_by, &mut connecting, || {
+            Pin::new(&mut this.response).poll(cx)
+        });
         match polled {
             Poll::Pending if connecting && tokio::time::Instant::now() >= this.connect_by => {
                 Poll::Ready(Err(SendError::ConnectTimedOut))
