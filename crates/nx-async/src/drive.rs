@@ -383,3 +383,75 @@ async fn pump<K: Kind>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nx_protocol::Credentials;
+    use nx_protocol::call::{Limit, Phase, Upload};
+    use nx_protocol::config::ClientConfig;
+    use nx_protocol::wa::GetMedia;
+
+    /// The capped connect's race, played out: the attempt's limit (200 ms) caps the connect
+    /// limit (5 s), and the request learns that its connection timed out only when polled at
+    /// or after that instant, as hyper's connector does. The poll just before it ends past the
+    /// deadline while another worker fires the call's timer meanwhile: the limits are checked
+    /// only after the request was polled once more, so the attempt fails in the connect phase,
+    /// not waiting for the answer's headers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_limit_is_checked_after_the_work_was_polled_once_more() {
+        let mut config = ClientConfig::new(Credentials::new("k", "s"), "test/1");
+        config.transport.connect_timeout = Duration::from_secs(5);
+        config.transport.request_timeout = Duration::from_millis(200);
+        let op = GetMedia::new("8615800001795", "m1");
+        let mut call = Call::api(&op, &config, Upload::default());
+        let Step::Send(_) = call.poll(Now {
+            at: mono(),
+            wall: now(),
+        }) else {
+            panic!("the call sends first");
+        };
+        let by = instant(call.watch().connect_deadline());
+        assert_eq!(call.watch().connect_deadline(), call.watch().wake_at());
+        let mut polls = 0;
+        let mut work = pin!(std::future::poll_fn(|cx| {
+            polls += 1;
+            match polls {
+                // The timer is armed; poll again at once.
+                1 => cx.waker().wake_by_ref(),
+                // Not timed out when it looked, but the deadline passed before it returned.
+                2 => std::thread::sleep(
+                    by.saturating_duration_since(std::time::Instant::now())
+                        + Duration::from_millis(300),
+                ),
+                _ if std::time::Instant::now() >= by => {
+                    return Poll::Ready(Err::<(), _>(SendError::ConnectTimedOut));
+                }
+                _ => {}
+            }
+            Poll::Pending
+        }));
+        let mut timer = Timer {
+            sleep: pin!(None),
+            at: Duration::ZERO,
+        };
+        let mut at = Duration::ZERO;
+        assert!(
+            watched(&mut call, &mut timer, work.as_mut(), None, &mut at)
+                .await
+                .is_none()
+        );
+        assert!(
+            matches!(
+                call.failure(),
+                Some(Error::Timeout {
+                    phase: Phase::Connect,
+                    limit: Limit::Attempt,
+                    ..
+                })
+            ),
+            "{:?}",
+            call.failure()
+        );
+    }
+}
