@@ -7,7 +7,9 @@
 //! TCP to the end of the TLS handshake, must be ready by the connect deadline of the attempt
 //! that asked for it ([`nx_protocol::call::Watch::connect_deadline`], handed down by
 //! [`polling`]), else it fails with [`ConnectTimedOut`], which the driver reports to the call
-//! machine. A pooled connection is reused without calling the connector: no bound, no phase.
+//! machine; a request still waiting for its new connection once that deadline passed is the
+//! same timeout, whichever timer woke it first ([`polling`] says whether it waits). A pooled
+//! connection is reused without calling the connector: no bound, no phase.
 
 use std::cell::Cell;
 use std::fmt;
