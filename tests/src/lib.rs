@@ -105,6 +105,71 @@ impl Change {
     }
 }
 
+/// A caller's writer that takes `room` bytes, then refuses every write as a full disk would:
+/// a `std::io::Write` for nx-blocking and a tokio `AsyncWrite` for nx-async.
+#[derive(Debug)]
+pub struct FullWriter {
+    /// What it took.
+    pub taken: Vec<u8>,
+    room: usize,
+}
+
+impl FullWriter {
+    /// Takes `room` bytes at most.
+    pub fn new(room: usize) -> Self {
+        Self {
+            taken: Vec::new(),
+            room,
+        }
+    }
+
+    fn take(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let n = bytes.len().min(self.room - self.taken.len());
+        if n == 0 && !bytes.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "the test's writer is full",
+            ));
+        }
+        self.taken.extend_from_slice(&bytes[..n]);
+        Ok(n)
+    }
+}
+
+impl std::io::Write for FullWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.take(bytes)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl tokio::io::AsyncWrite for FullWriter {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        bytes: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(self.get_mut().take(bytes))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
 /// One client, driven synchronously.
 pub trait Driver: Sized {
     /// The transport's name, for messages.
@@ -133,6 +198,13 @@ pub trait Driver: Sized {
         info: &MediaInfo,
         sha256: Option<Sha256Digest>,
     ) -> Result<(Vec<u8>, Verified), Error>;
+    /// Downloads by `MediaInfo` (no refresh) into `sink` (which may refuse to take it all).
+    fn download_into(
+        &self,
+        info: &MediaInfo,
+        sink: &mut FullWriter,
+        sha256: Option<Sha256Digest>,
+    ) -> Result<Verified, Error>;
     /// getMedia + download into memory (refreshing an expired URL once).
     fn download_media(
         &self,
@@ -219,6 +291,16 @@ impl Driver for AsyncDriver {
             self.rt
                 .block_on(self.client.download(info, &mut out, async_options(sha256)))?;
         Ok((out, verified))
+    }
+
+    fn download_into(
+        &self,
+        info: &MediaInfo,
+        sink: &mut FullWriter,
+        sha256: Option<Sha256Digest>,
+    ) -> Result<Verified, Error> {
+        self.rt
+            .block_on(self.client.download(info, sink, async_options(sha256)))
     }
 
     fn download_media(
@@ -343,6 +425,15 @@ impl Driver for BlockingDriver {
             .client
             .download(info, &mut out, blocking_options(sha256))?;
         Ok((out, verified))
+    }
+
+    fn download_into(
+        &self,
+        info: &MediaInfo,
+        sink: &mut FullWriter,
+        sha256: Option<Sha256Digest>,
+    ) -> Result<Verified, Error> {
+        self.client.download(info, sink, blocking_options(sha256))
     }
 
     fn download_media(

@@ -3,11 +3,12 @@
 use std::time::{Duration, Instant};
 
 use nx_conformance::{
-    AsyncDriver, BlockingDriver, Driver, PNG_1X1, Source, World, files_in, pattern,
+    AsyncDriver, BlockingDriver, Driver, FullWriter, PNG_1X1, Source, World, files_in, pattern,
 };
 use nx_protocol::download::{IntegrityError, Sha256Digest};
 use nx_protocol::error::Error;
 use nx_protocol::operation::{Operation, RequestBody, deserialize_data};
+use nx_protocol::wa::MediaInfo;
 use nx_protocol::{ApiCode, BizType, InvalidInput, ResponseError};
 use nx_sandbox::{DEMO_BUSINESS_PHONE as PHONE, Fault, FaultRule, Route, SandboxConfig};
 use serde_json::value::RawValue;
@@ -22,6 +23,17 @@ fn upload_png<D: Driver>(world: &World<D>) -> String {
         )
         .expect("upload")
         .id
+}
+
+/// `data` uploaded as a PDF, and its getMedia answer.
+fn uploaded_pdf<D: Driver>(world: &World<D>, data: &[u8]) -> MediaInfo {
+    let source = Source::Bytes(data.to_vec(), "d.pdf");
+    let id = world
+        .client
+        .upload_media(PHONE, "application/pdf", source)
+        .expect("upload")
+        .id;
+    world.client.get_media(PHONE, &id).expect("getMedia")
 }
 
 fn api_code(result: Result<impl std::fmt::Debug, Error>) -> i64 {
@@ -437,6 +449,59 @@ fn corrupt_download_leaves_no_file<D: Driver>() {
     }
 }
 
+/// A download into a caller's writer, small or large (nx-blocking hashes a large one on a
+/// thread of its own from its second megabyte on, while the caller's thread writes): every byte
+/// reaches the writer, in order, and the SHA-256 is checked before `Ok`; corrupt bytes fail it.
+fn downloads_into_a_writer_are_verified<D: Driver>() {
+    for len in [200_000, (5 << 20) + 12_345] {
+        let world = World::<D>::new();
+        let data = pattern(len);
+        let digest = Sha256Digest::of(&data);
+        let info = uploaded_pdf(&world, &data);
+        let mut sink = FullWriter::new(usize::MAX);
+        let verified = world
+            .client
+            .download_into(&info, &mut sink, Some(digest))
+            .unwrap();
+        assert_eq!((verified.len, verified.sha256), (len as u64, Some(digest)));
+        assert!(sink.taken == data, "{len}: the bytes differ");
+        world
+            .sandbox
+            .faults()
+            .add(FaultRule::new(Route::OssDownload, Fault::CorruptBody));
+        match world
+            .client
+            .download_into(&info, &mut FullWriter::new(usize::MAX), Some(digest))
+        {
+            Err(Error::Integrity(IntegrityError::Sha256Mismatch { .. })) => {}
+            other => panic!("{len}: {other:?}"),
+        }
+    }
+}
+
+/// A caller's writer that fails part-way (a full disk) fails the download with an I/O error
+/// carrying the writer's, after the bytes it took; and the download is not sent again: its
+/// bytes reached a writer that cannot be taken back.
+fn a_writer_failing_midway_is_an_io_error_and_not_resent<D: Driver>() {
+    for (len, room) in [(200_000, 100_000), ((5 << 20) + 12_345, 3 << 20)] {
+        let world = World::<D>::new();
+        let data = pattern(len);
+        let info = uploaded_pdf(&world, &data);
+        let mut sink = FullWriter::new(room);
+        match world
+            .client
+            .download_into(&info, &mut sink, Some(Sha256Digest::of(&data)))
+        {
+            Err(Error::Io { source, .. }) => {
+                assert_eq!(source.kind(), std::io::ErrorKind::StorageFull, "{len}");
+            }
+            other => panic!("{len}: {other:?}"),
+        }
+        assert!(sink.taken == data[..room], "{len}: the bytes taken differ");
+        assert_eq!(requests(&world, Route::OssDownload), 1, "{len}: resent");
+    }
+}
+
 /// A download cut short of its Content-Length fails and leaves no file behind, small or large
 /// (as above).
 fn truncated_download_leaves_no_file<D: Driver>() {
@@ -599,6 +664,8 @@ nx_conformance::conformance!(
     repeated_clock_skew_gives_up,
     corrupt_download_leaves_no_file,
     truncated_download_leaves_no_file,
+    downloads_into_a_writer_are_verified,
+    a_writer_failing_midway_is_an_io_error_and_not_resent,
     failed_download_keeps_existing_file,
     expired_urls_are_refreshed,
     download_redirects_are_not_followed,

@@ -138,7 +138,8 @@ fn attempt<K: Kind, W: Write + ?Sized>(
         ReadAs::Stream => match target {
             Target::None => call.failed(Error::Config("a streamed answer needs a target".into())),
             Target::Writer(sink) => {
-                if pump(call, &mut body, &mut Direct::new(&mut **sink))
+                let sha256 = call.take_sha256();
+                if pump(call, &mut body, &mut Direct::new(&mut **sink, sha256))
                     && let Err(e) = sink.flush()
                 {
                     call.failed(Error::io("writing the download", e));
@@ -222,7 +223,17 @@ fn pump<K: Kind>(call: &mut Call<K>, body: &mut impl Read, sink: &mut impl Sink)
                 failed(call, transport::body_error(cut_short()));
                 return false;
             }
-            Ok(0) => return call.end(mono()),
+            Ok(0) => {
+                match sink.sha256() {
+                    Ok(Some(sha256)) => call.give_sha256(sha256),
+                    Ok(None) => {}
+                    Err(e) => {
+                        call.failed(Error::io("hashing the download", e));
+                        return false;
+                    }
+                }
+                return call.end(mono());
+            }
             Ok(n) => {
                 deadline::body_read(n);
                 n

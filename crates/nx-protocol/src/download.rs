@@ -96,6 +96,12 @@ pub enum IntegrityError {
         /// Digest of what arrived.
         actual: Sha256Digest,
     },
+    /// The SHA-256 was taken out to be computed elsewhere ([`DownloadCheck::take_sha256`]) and
+    /// never handed back: the bytes cannot be said to be the expected ones.
+    #[error(
+        "the download's SHA-256 was not computed to its end (the transport's hashing stopped); it was not kept"
+    )]
+    Sha256NotComputed,
 }
 
 /// What a finished, verified download was.
@@ -115,6 +121,41 @@ impl Verified {
     }
 }
 
+/// A download's SHA-256 in progress, taken out of its [`DownloadCheck`] to be computed on
+/// another thread (nx-blocking hashes there while the caller's thread writes), then handed
+/// back with [`DownloadCheck::give_sha256`] before the check finishes.
+///
+/// ```
+/// use nx_protocol::download::{DownloadCheck, Sha256Digest};
+/// let mut check = DownloadCheck::new(1024).expect_sha256(Sha256Digest::of(b"hello"));
+/// check.begin(Some(5)).unwrap();
+/// let mut sha256 = check.take_sha256().unwrap();
+/// check.update(b"hello").unwrap(); // lengths only, now
+/// let sha256 = std::thread::spawn(move || {
+///     sha256.update(b"hello");
+///     sha256
+/// })
+/// .join()
+/// .unwrap();
+/// check.give_sha256(sha256);
+/// assert!(check.finish().is_ok());
+/// ```
+#[derive(Clone)]
+pub struct Sha256State(Sha256);
+
+impl Sha256State {
+    /// Feeds the next bytes, in the order they arrived.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+impl fmt::Debug for Sha256State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sha256State")
+    }
+}
+
 /// The checks a download must pass, fed chunk by chunk.
 ///
 /// ```
@@ -131,6 +172,8 @@ pub struct DownloadCheck {
     announced: Option<u64>,
     expected_sha256: Option<Sha256Digest>,
     hasher: Option<Sha256>,
+    /// The hasher is out ([`DownloadCheck::take_sha256`]): no digest until it is back.
+    hashing_elsewhere: bool,
     received: u64,
 }
 
@@ -142,6 +185,7 @@ impl DownloadCheck {
             announced: None,
             expected_sha256: None,
             hasher: None,
+            hashing_elsewhere: false,
             received: 0,
         }
     }
@@ -197,6 +241,22 @@ impl DownloadCheck {
         Ok(())
     }
 
+    /// Takes the running SHA-256 out (`None` when none is computed), for a driver that hashes
+    /// on a thread of its own: [`DownloadCheck::update`] then checks lengths only, and
+    /// [`DownloadCheck::finish`] fails with [`IntegrityError::Sha256NotComputed`] unless
+    /// [`DownloadCheck::give_sha256`] hands it back, fed every byte since, in order.
+    pub fn take_sha256(&mut self) -> Option<Sha256State> {
+        let hasher = self.hasher.take()?;
+        self.hashing_elsewhere = true;
+        Some(Sha256State(hasher))
+    }
+
+    /// Hands back the SHA-256 [`DownloadCheck::take_sha256`] took out.
+    pub fn give_sha256(&mut self, sha256: Sha256State) {
+        self.hasher = Some(sha256.0);
+        self.hashing_elsewhere = false;
+    }
+
     /// Bytes fed so far.
     pub fn received(&self) -> u64 {
         self.received
@@ -217,6 +277,9 @@ impl DownloadCheck {
                 expected,
                 received: self.received,
             });
+        }
+        if self.hashing_elsewhere {
+            return Err(IntegrityError::Sha256NotComputed);
         }
         let sha256 = self.hasher.map(|h| Sha256Digest(h.finalize().into()));
         if let (Some(expected), Some(actual)) = (self.expected_sha256, sha256)
@@ -434,6 +497,49 @@ mod tests {
             wrong.finish(),
             Err(IntegrityError::Sha256Mismatch { .. })
         ));
+    }
+
+    #[test]
+    fn a_digest_taken_out_must_come_back_fed_every_byte() {
+        let expected = Sha256Digest::of(b"abcdef");
+        let check = || {
+            let mut check = DownloadCheck::new(100).expect_sha256(expected);
+            check.begin(Some(6)).unwrap();
+            check
+        };
+        // Back, fed every byte: verified.
+        let mut whole = check();
+        let mut sha256 = whole.take_sha256().unwrap();
+        assert!(whole.take_sha256().is_none(), "taken once");
+        whole.update(b"abc").unwrap();
+        whole.update(b"def").unwrap();
+        sha256.update(b"abcdef");
+        whole.give_sha256(sha256);
+        assert_eq!(whole.finish().unwrap().sha256, Some(expected));
+        // Never back: refused, however right the lengths.
+        let mut lost = check();
+        let _ = lost.take_sha256();
+        lost.update(b"abcdef").unwrap();
+        assert_eq!(lost.finish(), Err(IntegrityError::Sha256NotComputed));
+        // Back, missing bytes: a mismatch.
+        let mut short = check();
+        let mut sha256 = short.take_sha256().unwrap();
+        short.update(b"abcdef").unwrap();
+        sha256.update(b"abc");
+        short.give_sha256(sha256);
+        assert!(matches!(
+            short.finish(),
+            Err(IntegrityError::Sha256Mismatch { .. })
+        ));
+        // Lengths are still checked while the digest is out.
+        let mut long = check();
+        let _ = long.take_sha256();
+        assert!(matches!(
+            long.update(b"abcdefg"),
+            Err(IntegrityError::LengthMismatch { .. })
+        ));
+        // Nothing to take when no digest is computed.
+        assert!(DownloadCheck::new(100).take_sha256().is_none());
     }
 
     #[test]

@@ -76,7 +76,7 @@ use http::{HeaderMap, StatusCode};
 
 use crate::body::OutgoingBody;
 use crate::config::{ClientConfig, OnPremConfig};
-use crate::download::{DownloadCheck, DownloadOptions};
+use crate::download::{DownloadCheck, DownloadOptions, Sha256State};
 use crate::error::{Error, ResponseError};
 use crate::onprem::{Login, OnPremOperation, RetrieveMedia, Token};
 use crate::operation::Operation;
@@ -751,6 +751,21 @@ impl<K: Kind> Call<K> {
         }
         self.delivered |= !self.rewindable;
         true
+    }
+
+    /// Takes the streamed download's running SHA-256 out (`None` when none is computed, or no
+    /// body is being read), for a driver that computes it on another thread: [`Call::chunk`]
+    /// then checks lengths and limits only, and [`Call::end`] fails the attempt unless
+    /// [`Call::give_sha256`] handed it back, fed every byte since, in order.
+    pub fn take_sha256(&mut self) -> Option<Sha256State> {
+        self.check.as_mut()?.take_sha256()
+    }
+
+    /// Hands back the SHA-256 [`Call::take_sha256`] took out, before [`Call::end`].
+    pub fn give_sha256(&mut self, sha256: Sha256State) {
+        if let Some(check) = &mut self.check {
+            check.give_sha256(sha256);
+        }
     }
 
     /// The driver's timer came ([`Watch::wake_at`]) with nothing new: `false` when a limit
