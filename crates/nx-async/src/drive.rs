@@ -109,6 +109,10 @@ pub(crate) async fn drive<K: Kind, W: AsyncWrite + Unpin + ?Sized>(
                 "attempt failed"
             ),
         }
+        // An answer that ended the call: its result, without another poll (and clock reading).
+        if let Some(result) = call.take_result() {
+            return Ended::Done(result);
+        }
     }
 }
 

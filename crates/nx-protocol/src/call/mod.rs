@@ -421,7 +421,8 @@ impl<K: Kind> Call<K> {
                 State::Done(result) => return Step::Done(result),
                 State::InFlight | State::Taken => {
                     return Step::Done(Err(Error::Config(
-                        "the call was polled while an attempt was in flight (a transport bug)"
+                        "the call was polled while an attempt was in flight, or after its \
+                         result was taken (a transport bug)"
                             .into(),
                     )));
                 }
@@ -623,6 +624,19 @@ impl<K: Kind> Call<K> {
                 false
             }
             Ok(()) => true,
+        }
+    }
+
+    /// The call's result, once it ended: what the next [`Call::poll`] would return as
+    /// [`Step::Done`], taken without one (so without reading the clock for it). A driver asks
+    /// after feeding an attempt's answer; `None` while the call goes on.
+    pub fn take_result(&mut self) -> Option<Result<K::Output, Error>> {
+        if !matches!(self.state, State::Done(_)) {
+            return None;
+        }
+        match std::mem::replace(&mut self.state, State::Taken) {
+            State::Done(result) => Some(result),
+            _ => None,
         }
     }
 
