@@ -389,11 +389,9 @@ impl<K: Kind> Call<K> {
     pub fn poll(&mut self, now: Now) -> Step<K::Output> {
         loop {
             match std::mem::replace(&mut self.state, State::Taken) {
-                State::Start => {
-                    self.started = Some(now.at);
-                    self.state = State::Ready;
-                }
-                State::Ready => {
+                // The first poll goes on to its first attempt in the same pass.
+                State::Start | State::Ready => {
+                    self.started.get_or_insert(now.at);
                     if self.kind.bearer() && self.token.is_none() {
                         self.state = State::NeedToken(None, None);
                         continue;
