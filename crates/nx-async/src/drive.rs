@@ -238,26 +238,26 @@ fn failed<K: Kind>(call: &mut Call<K>, error: Error) -> Option<Duration> {
 ///
 /// `at` is the clock when `work` ended: read afresh once it had to wait, else left as the
 /// caller's reading (nothing was awaited since).
-async fn watched<K: Kind, T, E: Into<SendError>>(
-    call: &mut Call<K>,
-    timer: &mut Timer<'_>,
-    mut work: Pin<&mut impl Future<Output = Result<T, E>>>,
-    progress: Option<&Progress>,
-    at: &mut Duration,
-) -> Option<T> {
-    let mut body_out = pin!(async {
-        if let Some(progress) = progress {
-            progress.sent().await;
-        }
-    });
+///
+/// A plain function around one [`poll_fn`], not an `async fn`: each API call awaits it twice
+/// (head, body), and an async layer's own state and moves cost more than the loop (issue 20).
+/// An upload's wait for its body to be all sent is boxed: one allocation per upload attempt.
+fn watched<'w, K: Kind, T, E: Into<SendError>>(
+    call: &'w mut Call<K>,
+    timer: &'w mut Timer<'_>,
+    mut work: Pin<&'w mut impl Future<Output = Result<T, E>>>,
+    progress: Option<&'w Progress>,
+    at: &'w mut Duration,
+) -> impl Future<Output = Option<T>> + 'w {
+    // Until the streamed body is all sent: the wait for it.
+    let mut body_out = progress.map(|progress| Box::pin(progress.sent()));
     let mut seen = 0;
-    let mut sent = progress.is_none();
     let mut waited = false;
     // The timer came: the limits are checked after `work` was polled once more, so that what
     // it knows of that instant is heard first (a request still waiting for its new connection
     // when a nearer limit capped the connect limit: a connect-phase timeout, not the answer's).
     let mut due = false;
-    poll_fn(|cx| {
+    poll_fn(move |cx| {
         loop {
             if let Poll::Ready(result) = work.as_mut().poll(cx) {
                 if waited {
@@ -281,8 +281,10 @@ async fn watched<K: Kind, T, E: Into<SendError>>(
             {
                 return Poll::Ready(None);
             }
-            if !sent && body_out.as_mut().poll(cx).is_ready() {
-                sent = true;
+            if let Some(out) = &mut body_out
+                && out.as_mut().poll(cx).is_ready()
+            {
+                body_out = None;
                 report(call, progress, &mut seen);
             }
             let wake = call.watch().wake_at();
@@ -292,7 +294,6 @@ async fn watched<K: Kind, T, E: Into<SendError>>(
             due = true;
         }
     })
-    .await
 }
 
 /// Feeds a streamed upload's progress to the call: `false` when a limit passed.

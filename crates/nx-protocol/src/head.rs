@@ -72,17 +72,19 @@ pub fn framing(headers: &HeaderMap) -> Result<(), &'static str> {
     let mut more_codings = false;
     let mut length: Option<&[u8]> = None;
     let mut lengths_differ = false;
+    fn parts(value: &http::HeaderValue) -> impl Iterator<Item = &[u8]> {
+        value.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii)
+    }
     for (name, value) in headers {
-        let parts = value.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii);
         if name == TRANSFER_ENCODING {
-            for part in parts.filter(|part| !part.is_empty()) {
+            for part in parts(value).filter(|part| !part.is_empty()) {
                 match coding {
                     None => coding = Some(part.eq_ignore_ascii_case(b"chunked")),
                     Some(_) => more_codings = true,
                 }
             }
         } else if name == CONTENT_LENGTH {
-            for part in parts {
+            for part in parts(value) {
                 match length {
                     None => length = Some(part),
                     Some(first) => lengths_differ |= part != first,
