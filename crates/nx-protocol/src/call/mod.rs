@@ -21,6 +21,7 @@
 //!             }
 //!             (any failure: call.failed(error); a timer or the stack's timeout: call.timed_out(now);
 //!              a new connection not ready by watch.connect_deadline(): call.connect_timed_out())
+//!             if let Some(result) = call.take_result() { return result }  -- ended: no poll needed
 //!         }
 //!         Step::Sleep(until) => sleep until then
 //!         Step::Token(rejected) => lock the client's TokenSlot, log in if it says so; call.token(..)
@@ -627,7 +628,8 @@ impl<K: Kind> Call<K> {
 
     /// The call's result, once it ended: what the next [`Call::poll`] would return as
     /// [`Step::Done`], taken without one (so without reading the clock for it). A driver asks
-    /// after feeding an attempt's answer; `None` while the call goes on.
+    /// after feeding an attempt's answer; `None` while the call goes on, and after a failed
+    /// attempt, which the next poll decides on (retry or end).
     pub fn take_result(&mut self) -> Option<Result<K::Output, Error>> {
         if !matches!(self.state, State::Done(_)) {
             return None;

@@ -111,6 +111,37 @@ fn an_api_call_retries_a_503_and_parses_the_answer() {
 }
 
 #[test]
+fn take_result_gives_an_ended_call_s_result_once_and_nothing_before() {
+    let config = client();
+    let op = GetMedia::new("8615800001795", "m1");
+    let mut call = Call::api(&op, &config, Upload::default());
+    call.set_seed(7);
+    assert!(call.take_result().is_none(), "before the first poll");
+    let (_, t) = send(&mut call, 0);
+    assert!(call.take_result().is_none(), "in flight");
+    answer(&mut call, 503, b"<html>busy</html>", t + 5);
+    assert!(
+        call.take_result().is_none(),
+        "a failed attempt that is retried"
+    );
+    let (_, t) = send(&mut call, 1_000);
+    answer(&mut call, 200, MEDIA_OK, t + 5);
+    let info = call.take_result().expect("ended").unwrap();
+    assert_eq!(info.mime_type(), "image/webp");
+    assert!(call.take_result().is_none(), "taken once");
+    let again = done(&mut call, t + 5).unwrap_err();
+    assert!(matches!(again, Error::Config(_)), "{again:?}");
+    // A failed attempt is decided at the next poll (whether to retry needs the clock): there
+    // is nothing to take before it, even when it ends the call.
+    let mut call = Call::api(&op, &config, Upload::default());
+    let (_, t) = send(&mut call, 0);
+    answer(&mut call, 400, b"{}", t + 5);
+    assert!(call.take_result().is_none());
+    let failed = done(&mut call, t + 5).unwrap_err();
+    assert_eq!(failed.status(), Some(StatusCode::BAD_REQUEST));
+}
+
+#[test]
 fn a_1004_corrects_the_clock_once_from_the_date_header() {
     let config = client();
     let op = GetMedia::new("8615800001795", "m1");
