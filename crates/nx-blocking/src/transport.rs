@@ -303,15 +303,14 @@ impl Http {
     /// ([`nx_protocol::call::Call::failed`]), so no request keeps a copy of its URI for that.
     fn classify(&self, error: ureq::Error, may_have_reached_server: bool) -> SendError {
         let kind = kind_of(&error, may_have_reached_server);
-        let host = String::new;
         SendError::Failed(match kind {
             Kind::Connect => Error::Connect {
-                host: host(),
+                host: String::new(),
                 source: Box::new(error),
             },
             Kind::ConnectTimeout => return SendError::ConnectTimedOut,
             Kind::Tls => Error::Tls {
-                host: host(),
+                host: String::new(),
                 source: Box::new(error),
             },
             Kind::Timeout { stall: false } => return SendError::Timeout,
