@@ -36,6 +36,9 @@ const POOL_IDLE: Duration = Duration::from_secs(60);
 /// 119); run natively, even 8 reconnects almost never (the threads wait on the server, few are
 /// idle). A reconnect to the real API is a TLS handshake, far more than scanning 16 more idle
 /// entries on the requests around it, and 64 could hold another 8 MiB of buffers per host.
+/// (To measure again: set this constant, `cargo build --profile profiling -p nx-bench`, then
+/// `valgrind --tool=callgrind target/profiling/nx-bench blocking --runs 1 --requests 6400
+/// --concurrency 64 --only sdk`, and the same with `--only none` to subtract.)
 const POOL_PER_HOST: usize = 32;
 
 /// Idle connections kept in all (the API's host and the object storage's, mostly).
